@@ -1,0 +1,9 @@
+"""Readers and their profiles: importing audiences, loading profiles, reader tokens."""
+
+from __future__ import annotations
+
+from pipeline.audience.importer import ImportReport, import_audience
+from pipeline.audience.profile import Profile, TopicSignal
+from pipeline.audience.records import ReaderRecord, read_audience_file
+
+__all__ = ["ImportReport", "Profile", "ReaderRecord", "TopicSignal", "import_audience", "read_audience_file"]

@@ -1,0 +1,288 @@
+"""Reading audience files (CSV or JSONL, our columns or a Mailchimp export) into checked records.
+
+Every row is checked and every problem is reported, each as `FILE:LINE: field=value: reason`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import zoneinfo
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from pipeline.content.topics import TOPIC_PATTERN
+from pipeline.errors import InputProblem
+
+__all__ = ["ReaderRecord", "ReadResult", "read_audience_file", "STATUSES", "DEFAULT_NEED_DAYS"]
+
+STATUSES = ("subscribed", "unsubscribed", "cleaned")
+DEFAULT_NEED_DAYS = 45
+MAX_NEED_DAYS = 366
+
+# Our columns, and the Mailchimp export headers that mean the same.
+_COLUMNS = ("email", "first_name", "last_name", "interests", "needs", "needs_until", "timezone", "status", "tags")
+_MAILCHIMP = {
+    "email address": "email",
+    "first name": "first_name",
+    "last name": "last_name",
+    "tags": "tags",
+    "timezone": "timezone",
+}
+_NAME_LIMIT = 200
+
+
+@dataclass
+class ReaderRecord:
+    """One valid row of an audience file."""
+
+    line: int
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+    interests: dict[str, float] | None = None  # None: the file says nothing about interests
+    needs: dict[str, dt.date] = field(default_factory=dict)
+    timezone: str = ""
+    status: str | None = None
+    tags: list[str] | None = None
+
+
+@dataclass
+class ReadResult:
+    """Valid records, the problems found, and the raw text of each rejected line."""
+
+    records: list[ReaderRecord]
+    problems: list[InputProblem]
+    rejected: list[tuple[int, str]]
+    source_format: str
+
+
+def _rows_csv(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any], str]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    headers = reader.fieldnames or []
+    mailchimp = any(h and h.strip().lower() == "email address" for h in headers)
+    mapping: dict[str, str] = {}
+    unknown = []
+    for header in headers:
+        key = (header or "").strip()
+        low = key.lower()
+        if mailchimp and low in _MAILCHIMP:
+            mapping[header] = _MAILCHIMP[low]
+        elif low in _COLUMNS:
+            mapping[header] = low
+        elif not mailchimp:
+            unknown.append(header)
+    if unknown:
+        raise _HeaderError(unknown)
+    if "email" not in mapping.values():
+        raise _HeaderError([], missing_email=True)
+    lines = text.splitlines()
+    start = 2
+    for row in reader:
+        end = reader.line_num
+        raw_text = "\n".join(lines[start - 1:end])
+        values = {mapping[k]: v for k, v in row.items() if k in mapping}
+        if None in row:  # more cells than headers
+            values["__extra__"] = row[None]
+        yield start, values, raw_text
+        start = end + 1
+
+
+class _HeaderError(Exception):
+    def __init__(self, unknown: list[str], *, missing_email: bool = False):
+        self.unknown = unknown
+        self.missing_email = missing_email
+
+
+def _rows_jsonl(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any] | str, str]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, f"not valid JSON: {exc.msg}", line
+            continue
+        if not isinstance(value, dict):
+            yield number, "each line must be a JSON object", line
+            continue
+        yield number, value, line
+
+
+def _parse_interests(value: Any, problem) -> dict[str, float] | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = [(str(v), None) for v in value]
+    else:
+        items = []
+        for part in str(value).split(";"):
+            part = part.strip()
+            if not part:
+                continue
+            topic, _, weight = part.partition(":")
+            items.append((topic.strip(), weight.strip() or None))
+    interests: dict[str, float] = {}
+    for topic, weight in items:
+        if not TOPIC_PATTERN.match(topic):
+            problem("interests", topic, "topics are lowercase letters, digits and dashes")
+            continue
+        try:
+            number = 1.0 if weight is None else float(weight)
+        except (TypeError, ValueError):
+            problem("interests", f"{topic}:{weight}", "weight must be a number from 0 to 1")
+            continue
+        if not 0.0 <= number <= 1.0:
+            problem("interests", f"{topic}:{weight}", "weight must be from 0 to 1")
+            continue
+        interests[topic] = number
+    return interests
+
+
+def _parse_date(value: Any) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value).strip())
+
+
+def _check_row(values: dict[str, Any], line: int, file: str, today: dt.date, problems: list[InputProblem]) -> ReaderRecord | None:
+    before = len(problems)
+
+    def problem(field_name: str, value: Any, reason: str) -> None:
+        problems.append(InputProblem(file, line, field_name, value, reason))
+
+    if "__extra__" in values:
+        problem("row", ",".join(values.pop("__extra__")), "more cells than there are columns")
+    unknown = sorted(set(values) - set(_COLUMNS))
+    for key in unknown:
+        problem(key, values[key], f"unknown field; use {', '.join(_COLUMNS)}")
+
+    raw_email = str(values.get("email") or "").strip()
+    email = ""
+    if not raw_email:
+        problem("email", "", "is required")
+    else:
+        try:
+            email = validate_email(raw_email, check_deliverability=False).normalized.lower()
+        except EmailNotValidError as exc:
+            problem("email", raw_email, str(exc))
+
+    names = {}
+    for key in ("first_name", "last_name", "timezone"):
+        value = values.get(key)
+        text = "" if value is None else str(value).strip()
+        if len(text) > _NAME_LIMIT:
+            problem(key, text, f"longer than {_NAME_LIMIT} characters")
+        if any(ord(ch) < 32 for ch in text):
+            problem(key, text, "contains control characters (line breaks, tabs)")
+        names[key] = text
+    if names["timezone"]:
+        try:
+            zoneinfo.ZoneInfo(names["timezone"])
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            problem("timezone", names["timezone"], "unknown time zone; use an IANA name such as Europe/London")
+
+    status = values.get("status")
+    status = str(status).strip().lower() if status not in (None, "") else None
+    if status is not None and status not in STATUSES:
+        problem("status", values.get("status"), f"unknown status; use {', '.join(STATUSES)}")
+
+    interests = _parse_interests(values.get("interests"), problem)
+
+    needs_raw = values.get("needs")
+    need_topics: list[str] = []
+    if isinstance(needs_raw, list):
+        need_topics = [str(t).strip() for t in needs_raw]
+    elif needs_raw not in (None, ""):
+        need_topics = [t.strip() for t in str(needs_raw).split(";") if t.strip()]
+    for topic in need_topics:
+        if not TOPIC_PATTERN.match(topic):
+            problem("needs", topic, "topics are lowercase letters, digits and dashes")
+    until = today + dt.timedelta(days=DEFAULT_NEED_DAYS)
+    until_raw = values.get("needs_until")
+    if until_raw not in (None, ""):
+        try:
+            until = _parse_date(until_raw)
+        except ValueError:
+            problem("needs_until", until_raw, "not a date; use YYYY-MM-DD")
+        else:
+            if until < today:
+                problem("needs_until", until_raw, f"is in the past (today is {today.isoformat()})")
+            elif (until - today).days > MAX_NEED_DAYS:
+                problem("needs_until", until_raw, f"is more than {MAX_NEED_DAYS} days ahead; needs are for the coming weeks")
+        if not need_topics:
+            problem("needs_until", until_raw, "given without any needs")
+
+    tags_raw = values.get("tags")
+    tags: list[str] | None = None
+    if isinstance(tags_raw, list):
+        tags = [str(t).strip() for t in tags_raw if str(t).strip()]
+    elif tags_raw not in (None, ""):
+        # Ours: "a;b". Mailchimp: "\"a\",\"b\"".
+        sep = ";" if ";" in str(tags_raw) else ","
+        tags = [t.strip().strip('"').strip() for t in str(tags_raw).split(sep) if t.strip().strip('"').strip()]
+
+    if len(problems) > before:
+        return None
+    return ReaderRecord(line=line, email=email, first_name=names["first_name"], last_name=names["last_name"],
+                        interests=interests, needs={t: until for t in need_topics}, timezone=names["timezone"],
+                        status=status, tags=tags)
+
+
+def read_audience_file(path: Path | str, *, today: dt.date | None = None) -> ReadResult:
+    """Read and check every row of a CSV or JSONL audience file."""
+    path = Path(path)
+    today = today or dt.date.today()
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        return ReadResult([], [InputProblem(file, 0, "file", file, "file not found")], [], "")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        return ReadResult([], [InputProblem(file, line, "file", "", "not UTF-8 text; save the file as UTF-8")], [], "")
+    is_jsonl = path.suffix.lower() in (".jsonl", ".ndjson", ".json")
+    records: list[ReaderRecord] = []
+    problems: list[InputProblem] = []
+    rejected: list[tuple[int, str]] = []
+    first_seen: dict[str, int] = {}
+    rows = _rows_jsonl(path, text) if is_jsonl else _rows_csv(path, text)
+    fmt = "jsonl" if is_jsonl else "csv"
+    try:
+        for line, values, raw_text in rows:
+            before = len(problems)
+            if isinstance(values, str):
+                problems.append(InputProblem(file, line, "line", raw_text, values))
+                record = None
+            else:
+                if not is_jsonl and "email" not in values and not values:
+                    continue
+                record = _check_row(values, line, file, today, problems)
+            if record is not None:
+                if record.email in first_seen:
+                    problems.append(InputProblem(file, line, "email", record.email,
+                                                 f"duplicate of line {first_seen[record.email]} (addresses compare case-insensitively)"))
+                else:
+                    first_seen[record.email] = line
+                    records.append(record)
+            if len(problems) > before:
+                rejected.append((line, raw_text))
+    except _HeaderError as exc:
+        known = ", ".join(_COLUMNS)
+        found = [InputProblem(file, 1, "header", h, f"unknown column; use {known} (or a Mailchimp export)")
+                 for h in exc.unknown]
+        if exc.missing_email:
+            found.append(InputProblem(file, 1, "header", text.splitlines()[0] if text else "",
+                                      "no email column (email, or Mailchimp's 'Email Address')"))
+        return ReadResult([], found, [], fmt)
+    if not records and not problems:
+        problems.append(InputProblem(file, 1, "file", "", "no readers in this file"))
+    return ReadResult(records, problems, rejected, fmt)

@@ -1,0 +1,61 @@
+"""The topic taxonomy: the topics sections and readers may name, with their labels."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from pipeline.errors import InputProblem, InvalidEdition
+
+__all__ = ["Taxonomy", "load_taxonomy", "TOPIC_PATTERN"]
+
+TOPIC_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """Known topics, slug to human label, in the editor's order."""
+
+    labels: dict[str, str]
+
+    def __contains__(self, topic: object) -> bool:
+        return topic in self.labels
+
+    def label(self, topic: str) -> str:
+        """The label readers see for `topic` (the slug itself if unknown)."""
+        return self.labels.get(topic, topic)
+
+    def suggest(self, topic: str) -> str:
+        """A 'did you mean' hint for an unknown topic, or an empty string."""
+        close = difflib.get_close_matches(topic, list(self.labels), n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""
+
+    def unknown_reason(self, topic: str) -> str:
+        """Why `topic` was refused, with a hint."""
+        return f"unknown topic{self.suggest(topic)}; known topics are listed in the taxonomy file"
+
+
+def load_taxonomy(path: Path) -> Taxonomy:
+    """Read a `topics.yaml` (`topics: {slug: Label}`); raises InvalidEdition naming the line."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise InvalidEdition([InputProblem(str(path), 1, "topics", str(path), "taxonomy file not found")])
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", 0) + 1
+        raise InvalidEdition([InputProblem(str(path), line, "topics", "", f"not valid YAML: {exc}")])
+    topics = data.get("topics") if isinstance(data, dict) else None
+    if not isinstance(topics, dict) or not topics:
+        raise InvalidEdition([InputProblem(str(path), 1, "topics", topics, "expected a mapping of topic slug to label")])
+    problems = [
+        InputProblem(str(path), 1, "topics", slug, "topic slugs are lowercase letters, digits and dashes")
+        for slug in topics
+        if not isinstance(slug, str) or not TOPIC_PATTERN.match(slug)
+    ]
+    if problems:
+        raise InvalidEdition(problems)
+    return Taxonomy({slug: str(label) for slug, label in topics.items()})

@@ -1,0 +1,93 @@
+"""The project's errors: one base, with built-in mix-ins so callers can catch either.
+
+Every error names what the user must fix. Configuration errors stand apart from
+transient ones so that a retry never swallows them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "PipelineError",
+    "ConfigurationError",
+    "InputProblem",
+    "InvalidAudience",
+    "InvalidEdition",
+    "TemplateError",
+    "RenderError",
+    "TransportError",
+    "TransientTransportError",
+    "UnknownReader",
+]
+
+
+class PipelineError(Exception):
+    """Base of every error readerfirst raises on purpose."""
+
+
+class ConfigurationError(PipelineError, ValueError):
+    """A setting is missing or wrong; retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """One bad value in an input file: where it is, what it is and why it is wrong."""
+
+    file: str
+    line: int
+    field: str
+    value: object
+    reason: str
+
+    def __str__(self) -> str:
+        value = self.value if isinstance(self.value, str) else repr(self.value)
+        if len(value) > 80:
+            value = value[:77] + "..."
+        return f"{self.file}:{self.line}: {self.field}={value}: {self.reason}"
+
+
+class _ProblemsError(PipelineError, ValueError):
+    """An input that failed validation, with every problem found (not just the first)."""
+
+    what = "input"
+    outcome = "nothing was changed"
+
+    def __init__(self, problems: list[InputProblem]):
+        self.problems = list(problems)
+        count = len(self.problems)
+        header = f"{count} problem{'s' if count != 1 else ''} in {self.what}; {self.outcome}:"
+        super().__init__("\n".join([header, *(f"  {p}" for p in self.problems)]))
+
+
+class InvalidAudience(_ProblemsError):
+    """An audience file has bad rows; the import changed nothing."""
+
+    what = "audience file"
+
+
+class InvalidEdition(_ProblemsError):
+    """An edition file is invalid; nothing was sent."""
+
+    what = "edition"
+    outcome = "nothing was sent"
+
+
+class TemplateError(PipelineError, ValueError):
+    """A template failed to render or compile; the message names the template and line."""
+
+
+class RenderError(PipelineError, ValueError):
+    """A rendered message broke a rule (such as Gmail's clipping size) and must not be sent."""
+
+
+class UnknownReader(PipelineError, LookupError):
+    """No reader with that address in that audience."""
+
+
+class TransportError(PipelineError):
+    """The transport refused a batch; retrying the same batch will not help."""
+
+
+class TransientTransportError(TransportError, OSError):
+    """The transport failed in a way that may pass (network, rate limit, server error)."""

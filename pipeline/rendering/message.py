@@ -1,0 +1,49 @@
+"""One reader's newsletter: the merge values of a variant, and the finished HTML and text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.audience.profile import Profile
+from pipeline.content.selection import Selection
+from pipeline.errors import RenderError
+from pipeline.rendering.layout import GMAIL_CLIP_BYTES, VariantBody
+from pipeline.rendering.merge import html_value, text_value
+
+__all__ = ["RenderedMessage", "merge_values", "personalise", "GREETING_FALLBACK"]
+
+GREETING_FALLBACK = "there"
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    """A finished newsletter for one reader."""
+
+    subject: str
+    html: str
+    text: str
+
+
+def merge_values(profile: Profile, selection: Selection, *, unsubscribe_url: str,
+                 preferences_url: str) -> dict[str, str]:
+    """The raw (unescaped) value of every merge tag for this reader."""
+    values = {
+        "first_name": profile.first_name.strip() or GREETING_FALLBACK,
+        "last_name": profile.last_name,
+        "email": profile.email,
+        "unsubscribe_url": unsubscribe_url,
+        "preferences_url": preferences_url,
+    }
+    for pick in selection.picks:
+        values[f"why:{pick.section_id}"] = pick.reason
+    return values
+
+
+def personalise(variant: VariantBody, values: dict[str, str], subject: str) -> RenderedMessage:
+    """Merge one reader's values into a variant; refuses HTML that Gmail would clip."""
+    html = variant.html.merge({k: html_value(v) for k, v in values.items()})
+    if len(html.encode()) > GMAIL_CLIP_BYTES:
+        raise RenderError(f"message for {values.get('email')} is {len(html.encode()) / 1024:.1f} KB,"
+                          f" above Gmail's {GMAIL_CLIP_BYTES // 1024} KB clipping threshold")
+    text = variant.text.merge({k: text_value(v) for k, v in values.items()})
+    return RenderedMessage(subject=subject, html=html, text=text)

@@ -1,0 +1,173 @@
+"""Tables of readerfirst.
+
+Readers belong to an audience. What a reader declared (interests, needs) sits beside
+what readerfirst learned (the Beta posterior of each topic), so that a re-import can
+update the one and never erase the other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "Base",
+    "Audience",
+    "Reader",
+    "ReaderInterest",
+    "ReaderNeed",
+    "SendLedgerEntry",
+    "LedgerState",
+    "EngagementEvent",
+    "utcnow",
+]
+
+
+def utcnow() -> dt.datetime:
+    """Now, in UTC, without tzinfo (the form every table stores)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _public_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+
+class Audience(Base):
+    """A named list of readers (one newsletter's subscribers)."""
+
+    __tablename__ = "audiences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Reader(Base):
+    """One recipient and their suppression state."""
+
+    __tablename__ = "readers"
+    __table_args__ = (UniqueConstraint("audience_id", "email", name="uq_readers_audience_email"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    audience_id: Mapped[int] = mapped_column(ForeignKey("audiences.id", ondelete="CASCADE"))
+    # Opaque id used in tokens and links, so that no sequential id is ever exposed.
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=_public_id)
+    email: Mapped[str] = mapped_column(String(320))
+    first_name: Mapped[str] = mapped_column(String(200), default="")
+    last_name: Mapped[str] = mapped_column(String(200), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(20), default="subscribed")
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    suppressed_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    suppressed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    interests: Mapped[list[ReaderInterest]] = relationship(cascade="all, delete-orphan")
+    needs: Mapped[list[ReaderNeed]] = relationship(cascade="all, delete-orphan")
+
+
+class ReaderInterest(Base):
+    """A reader's relation to one topic: declared weight and learned exposure/click posterior."""
+
+    __tablename__ = "reader_interests"
+
+    reader_id: Mapped[int] = mapped_column(
+        ForeignKey("readers.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic: Mapped[str] = mapped_column(String(64), primary_key=True)
+    declared_weight: Mapped[float | None] = mapped_column(Float, nullable=True)
+    learned_clicks: Mapped[float] = mapped_column(Float, default=0.0)
+    learned_exposures: Mapped[float] = mapped_column(Float, default=0.0)
+    learned_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ReaderNeed(Base):
+    """Something a reader needs help with soon; ignored once `until` has passed."""
+
+    __tablename__ = "reader_needs"
+
+    reader_id: Mapped[int] = mapped_column(
+        ForeignKey("readers.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic: Mapped[str] = mapped_column(String(64), primary_key=True)
+    until: Mapped[dt.date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(20), default="import")
+
+
+class LedgerState:
+    """States of a send-ledger entry, in the order they happen."""
+
+    PLANNED = "planned"  # sections chosen, nothing sent
+    SENDING = "sending"  # handed to the transport, not yet confirmed
+    SENT = "sent"  # the transport confirmed it
+    SKIPPED = "skipped"  # suppressed or unsubscribed when its turn came
+
+    ALL = (PLANNED, SENDING, SENT, SKIPPED)
+
+
+class SendLedgerEntry(Base):
+    """What one reader got from one edition, and how far its sending went."""
+
+    __tablename__ = "send_ledger"
+    __table_args__ = (
+        Index("ix_send_ledger_state", "edition_id", "state", "variant_id"),
+    )
+
+    edition_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    reader_id: Mapped[int] = mapped_column(
+        ForeignKey("readers.id", ondelete="CASCADE"), primary_key=True
+    )
+    audience_id: Mapped[int] = mapped_column(ForeignKey("audiences.id", ondelete="CASCADE"))
+    variant_id: Mapped[str] = mapped_column(String(32))
+    # [[section_id, reason], ...] in the order the reader sees them.
+    picks: Mapped[list[list[str]]] = mapped_column(JSON)
+    holdout: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(12), default=LedgerState.PLANNED)
+    batch_id: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    transport: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    planned_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    sending_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class EngagementEvent(Base):
+    """One normalised engagement event (delivered, open, click, bounce...), raw event kept."""
+
+    __tablename__ = "engagement_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider_event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    event_type: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    email: Mapped[str] = mapped_column(String(320))
+    reader_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    edition_id: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
+    section_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    variant_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    holdout: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    applied: Mapped[bool] = mapped_column(Boolean, default=False)
+    raw: Mapped[dict] = mapped_column(JSON)
