@@ -88,6 +88,9 @@ class UnknownReader(PipelineError, LookupError):
 class TransportError(PipelineError):
     """The transport refused a batch; retrying the same batch will not help."""
 
+    # True when the batch may have reached readers (a timeout after sending): never resend it blindly.
+    maybe_delivered = False
+
 
 class TransientTransportError(TransportError, OSError):
     """The transport failed in a way that may pass (network, rate limit, server error)."""

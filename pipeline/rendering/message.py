@@ -10,7 +10,7 @@ from pipeline.errors import RenderError
 from pipeline.rendering.layout import GMAIL_CLIP_BYTES, VariantBody
 from pipeline.rendering.merge import html_value, text_value
 
-__all__ = ["RenderedMessage", "merge_values", "personalise", "GREETING_FALLBACK"]
+__all__ = ["RenderedMessage", "merge_values", "merge_values_for", "personalise", "GREETING_FALLBACK"]
 
 GREETING_FALLBACK = "there"
 
@@ -24,19 +24,27 @@ class RenderedMessage:
     text: str
 
 
-def merge_values(profile: Profile, selection: Selection, *, unsubscribe_url: str,
-                 preferences_url: str) -> dict[str, str]:
-    """The raw (unescaped) value of every merge tag for this reader."""
+def merge_values_for(*, first_name: str, last_name: str, email: str, reasons: dict[str, str],
+                     unsubscribe_url: str, preferences_url: str) -> dict[str, str]:
+    """The raw (unescaped) value of every merge tag for one reader."""
     values = {
-        "first_name": profile.first_name.strip() or GREETING_FALLBACK,
-        "last_name": profile.last_name,
-        "email": profile.email,
+        "first_name": first_name.strip() or GREETING_FALLBACK,
+        "last_name": last_name,
+        "email": email,
         "unsubscribe_url": unsubscribe_url,
         "preferences_url": preferences_url,
     }
-    for pick in selection.picks:
-        values[f"why:{pick.section_id}"] = pick.reason
+    for section_id, reason in reasons.items():
+        values[f"why:{section_id}"] = reason
     return values
+
+
+def merge_values(profile: Profile, selection: Selection, *, unsubscribe_url: str,
+                 preferences_url: str) -> dict[str, str]:
+    """The merge values of `profile` for `selection`."""
+    return merge_values_for(first_name=profile.first_name, last_name=profile.last_name, email=profile.email,
+                            reasons=selection.reasons, unsubscribe_url=unsubscribe_url,
+                            preferences_url=preferences_url)
 
 
 def personalise(variant: VariantBody, values: dict[str, str], subject: str) -> RenderedMessage:

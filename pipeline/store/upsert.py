@@ -22,14 +22,18 @@ def _insert(connection: Connection, table: Table):
 
 
 def upsert_rows(connection: Connection, table: Table, rows: Sequence[dict], keys: Sequence[str],
-                update: Sequence[str]) -> None:
-    """Insert `rows`; where `keys` already exist, overwrite only the `update` columns."""
+                update: Sequence[str], where=None) -> None:
+    """Insert `rows`; where `keys` already exist, overwrite only the `update` columns.
+
+    With `where`, an existing row is overwritten only if it matches that condition.
+    """
     if not rows:
         return
     for start in range(0, len(rows), _BATCH):
         statement = _insert(connection, table)
         statement = statement.on_conflict_do_update(index_elements=list(keys),
-                                                    set_={c: statement.excluded[c] for c in update})
+                                                    set_={c: statement.excluded[c] for c in update},
+                                                    where=where)
         connection.execute(statement, list(rows[start:start + _BATCH]))
 
 

@@ -1,0 +1,80 @@
+"""Finding readers and loading their profiles from the database, a chunk at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from pipeline.audience.profile import Profile, TopicSignal
+from pipeline.errors import PipelineError, UnknownReader
+from pipeline.store.database import Database
+from pipeline.store.models import Audience, Reader, ReaderInterest, ReaderNeed
+
+__all__ = ["UnknownAudience", "audience_id", "sendable_reader_ids", "load_profiles", "find_reader_id", "sendable"]
+
+
+class UnknownAudience(PipelineError, LookupError):
+    """No audience of that name has been imported."""
+
+
+def sendable():
+    """The SQL condition for readers who may be sent to: subscribed and not suppressed."""
+    return (Reader.status == "subscribed") & Reader.suppressed_reason.is_(None)
+
+
+def audience_id(db: Database, name: str) -> int:
+    """The id of audience `name`; raises UnknownAudience listing the ones that exist."""
+    with db.session() as session:
+        found = session.scalar(select(Audience.id).where(Audience.name == name))
+        if found is None:
+            names = session.scalars(select(Audience.name).order_by(Audience.name)).all()
+            known = ", ".join(names) if names else "none yet: run `readerfirst audience import`"
+            raise UnknownAudience(f"no audience named {name!r} (audiences: {known})")
+        return found
+
+
+def find_reader_id(db: Database, audience: int, email: str) -> int:
+    """The id of the reader with `email` in `audience` (compared case-insensitively)."""
+    with db.session() as session:
+        found = session.scalar(select(Reader.id).where(Reader.audience_id == audience,
+                                                       Reader.email == email.strip().lower()))
+    if found is None:
+        raise UnknownReader(f"no reader {email!r} in this audience")
+    return found
+
+
+def sendable_reader_ids(db: Database, audience: int) -> list[int]:
+    """Ids of every reader of `audience` who may be sent to, in id order."""
+    with db.session() as session:
+        return list(session.scalars(select(Reader.id).where(Reader.audience_id == audience, sendable())
+                                    .order_by(Reader.id)))
+
+
+def load_profiles(db: Database, reader_ids: Sequence[int]) -> list[Profile]:
+    """Profiles of `reader_ids` (in that order), with interests, needs and learned signals."""
+    if not reader_ids:
+        return []
+    with db.session() as session:
+        readers = {r.id: r for r in session.execute(select(
+            Reader.id, Reader.email, Reader.public_id, Reader.first_name, Reader.last_name, Reader.timezone,
+            Reader.status).where(Reader.id.in_(reader_ids)))}
+        interests: dict[int, dict[str, float]] = {}
+        learned: dict[int, dict[str, TopicSignal]] = {}
+        opted_out: dict[int, set[str]] = {}
+        for row in session.execute(select(ReaderInterest).where(ReaderInterest.reader_id.in_(reader_ids))).scalars():
+            if row.declared_weight is not None:
+                interests.setdefault(row.reader_id, {})[row.topic] = row.declared_weight
+            if row.learned_exposures or row.learned_clicks:
+                learned.setdefault(row.reader_id, {})[row.topic] = TopicSignal(row.learned_clicks, row.learned_exposures)
+            if row.opted_out:
+                opted_out.setdefault(row.reader_id, set()).add(row.topic)
+        needs: dict[int, dict] = {}
+        for reader_id, topic, until in session.execute(
+                select(ReaderNeed.reader_id, ReaderNeed.topic, ReaderNeed.until).where(ReaderNeed.reader_id.in_(reader_ids))):
+            needs.setdefault(reader_id, {})[topic] = until
+    return [Profile(reader_id=r.id, email=r.email, public_id=r.public_id, first_name=r.first_name,
+                    last_name=r.last_name, timezone=r.timezone, status=r.status,
+                    interests=interests.get(r.id, {}), needs=needs.get(r.id, {}), learned=learned.get(r.id, {}),
+                    opted_out=frozenset(opted_out.get(r.id, ())))
+            for rid in reader_ids if (r := readers.get(rid)) is not None]

@@ -1,0 +1,82 @@
+"""Delivering planned batches: claim in the ledger, hand to the transport, confirm.
+
+The ledger entry is marked before the transport is called and confirmed after it answers,
+so a crash in between can never lead to a second copy: that batch stays unconfirmed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pipeline.audience.tokens import reader_links
+from pipeline.delivery.ledger import ClaimedEntry, SendLedger
+from pipeline.delivery.preparation import PreparedEdition
+from pipeline.delivery.transport import Envelope, OutgoingBatch, Transport
+from pipeline.errors import TransportError
+from pipeline.rendering.message import merge_values_for
+
+__all__ = ["DeliveryReport", "deliver_batch", "Sender"]
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who the newsletter is from, and the secrets and addresses its links need."""
+
+    from_email: str
+    from_name: str
+    public_url: str
+    secret: bytes
+
+
+@dataclass
+class DeliveryReport:
+    """What delivering some batches did."""
+
+    batches: int = 0
+    sent: int = 0
+    skipped: int = 0
+
+    def add(self, other: DeliveryReport) -> None:
+        """Fold another report into this one."""
+        self.batches += other.batches
+        self.sent += other.sent
+        self.skipped += other.skipped
+
+
+def _envelope(prepared: PreparedEdition, sender: Sender, entry: ClaimedEntry) -> Envelope:
+    unsubscribe_url, preferences_url = reader_links(sender.secret, sender.public_url, entry.public_id)
+    values = merge_values_for(first_name=entry.first_name, last_name=entry.last_name, email=entry.email,
+                              reasons={sid: reason for sid, reason in entry.picks},
+                              unsubscribe_url=unsubscribe_url, preferences_url=preferences_url)
+    subject = prepared.subject.render({"first_name": entry.first_name, "last_name": entry.last_name,
+                                       "email": entry.email})
+    name = " ".join(part for part in (entry.first_name, entry.last_name) if part)
+    return Envelope(reader_id=entry.reader_id, email=entry.email, name=name, subject=subject, values=values,
+                    unsubscribe_url=unsubscribe_url, holdout=entry.holdout)
+
+
+def deliver_batch(prepared: PreparedEdition, ledger: SendLedger, transport: Transport, sender: Sender,
+                  variant_id: str, reader_ids: Sequence[int]) -> DeliveryReport:
+    """Send one variant to `reader_ids` (at most one batch) and record the outcome."""
+    batch_id = f"{variant_id}-{uuid.uuid4().hex[:12]}"
+    claimed = ledger.claim(reader_ids, batch_id, transport.name)
+    report = DeliveryReport(skipped=len(reader_ids) - len(claimed))
+    if not claimed:
+        return report
+    section_ids = tuple(sid for sid, _ in claimed[0].picks)
+    batch = OutgoingBatch(
+        batch_id=batch_id, edition_id=prepared.edition.id, variant_id=variant_id,
+        body=prepared.layout.variant(section_ids),
+        envelopes=tuple(_envelope(prepared, sender, entry) for entry in claimed),
+        from_email=sender.from_email, from_name=sender.from_name, categories=(prepared.edition.id,))
+    try:
+        receipt = transport.send(batch)
+    except TransportError as exc:
+        if not getattr(exc, "maybe_delivered", False):
+            ledger.release(batch_id)  # certainly not delivered: safe to send again
+        raise
+    ledger.confirm(batch_id, receipt.message_id, receipt.per_reader)
+    report.batches, report.sent = 1, len(claimed)
+    return report

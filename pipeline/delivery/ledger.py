@@ -1,0 +1,179 @@
+"""The send ledger: per (edition, reader), what was chosen and how far sending went.
+
+planned -> sending (claimed by a batch, before the transport is called)
+        -> sent (the transport confirmed it, with its message id)
+A crash between the two leaves the batch `sending`: it is reported as unconfirmed and never
+sent again unless someone says so, because it may already be in the reader's inbox.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, bindparam, func, select, update
+
+from pipeline.audience.directory import sendable
+from pipeline.store.database import Database
+from pipeline.store.models import LedgerState, Reader, SendLedgerEntry, utcnow
+from pipeline.store.upsert import upsert_rows
+
+__all__ = ["SendLedger", "PlannedEntry", "ClaimedEntry", "UnconfirmedBatch"]
+
+_CHUNK = 900  # stay under SQLite's bound-parameter limits
+
+
+@dataclass(frozen=True)
+class PlannedEntry:
+    """One reader's chosen sections, before anything is sent."""
+
+    reader_id: int
+    variant_id: str
+    picks: list[list[str]]  # [[section_id, reason], ...]
+    holdout: bool = False
+
+
+@dataclass(frozen=True)
+class ClaimedEntry:
+    """A ledger entry claimed by a batch, with what the transport needs of the reader."""
+
+    reader_id: int
+    public_id: str
+    email: str
+    first_name: str
+    last_name: str
+    picks: list[list[str]]
+    holdout: bool
+
+
+@dataclass(frozen=True)
+class UnconfirmedBatch:
+    """A batch handed to the transport and never confirmed: it may or may not have been sent."""
+
+    batch_id: str
+    readers: int
+    since: dt.datetime
+    transport: str | None
+
+
+def _chunks(items: Sequence, size: int = _CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class SendLedger:
+    """The ledger of one edition."""
+
+    def __init__(self, db: Database, edition_id: str):
+        self.db = db
+        self.edition_id = edition_id
+        self._table = SendLedgerEntry.__table__
+
+    def readers_to_plan(self, audience_id: int, reader_ids: Sequence[int] | None = None) -> list[int]:
+        """Sendable readers of the audience not yet sending or sent for this edition."""
+        done = select(SendLedgerEntry.reader_id).where(
+            SendLedgerEntry.edition_id == self.edition_id,
+            SendLedgerEntry.state.in_((LedgerState.SENDING, LedgerState.SENT)))
+        query = (select(Reader.id).where(Reader.audience_id == audience_id, sendable(), Reader.id.not_in(done))
+                 .order_by(Reader.id))
+        if reader_ids is not None:
+            query = query.where(Reader.id.in_(list(reader_ids)))
+        with self.db.session() as session:
+            return list(session.scalars(query))
+
+    def record_plan(self, audience_id: int, entries: Sequence[PlannedEntry]) -> None:
+        """Store (or refresh) the plan of readers not yet claimed by a batch."""
+        now = utcnow()
+        rows = [{"edition_id": self.edition_id, "reader_id": e.reader_id, "audience_id": audience_id,
+                 "variant_id": e.variant_id, "picks": e.picks, "holdout": e.holdout,
+                 "state": LedgerState.PLANNED, "planned_at": now} for e in entries]
+        with self.db.session() as session:
+            upsert_rows(session.connection(), self._table, rows, ["edition_id", "reader_id"],
+                        ["variant_id", "picks", "holdout", "planned_at"],
+                        where=self._table.c.state == LedgerState.PLANNED)
+
+    def planned_batches(self, size: int, reader_ids: Sequence[int] | None = None) -> list[tuple[str, list[int]]]:
+        """Planned readers grouped by variant, in batches of at most `size`: (variant_id, reader ids)."""
+        query = (select(SendLedgerEntry.variant_id, SendLedgerEntry.reader_id)
+                 .where(SendLedgerEntry.edition_id == self.edition_id, SendLedgerEntry.state == LedgerState.PLANNED)
+                 .order_by(SendLedgerEntry.variant_id, SendLedgerEntry.reader_id))
+        if reader_ids is not None:
+            query = query.where(SendLedgerEntry.reader_id.in_(list(reader_ids)))
+        batches: list[tuple[str, list[int]]] = []
+        with self.db.session() as session:
+            for variant_id, reader_id in session.execute(query):
+                if not batches or batches[-1][0] != variant_id or len(batches[-1][1]) >= size:
+                    batches.append((variant_id, []))
+                batches[-1][1].append(reader_id)
+        return batches
+
+    def claim(self, reader_ids: Sequence[int], batch_id: str, transport: str) -> list[ClaimedEntry]:
+        """Move planned entries to `sending` under `batch_id`; returns those this call claimed.
+
+        Readers who unsubscribed or were suppressed since planning are marked skipped instead.
+        Entries another process claimed first are left to it.
+        """
+        now = utcnow()
+        t = self._table
+        with self.db.session() as session:
+            for part in _chunks(list(reader_ids)):
+                gone = select(Reader.id).where(Reader.id.in_(part), ~sendable())
+                session.execute(update(t).where(t.c.edition_id == self.edition_id, t.c.reader_id.in_(gone),
+                                                t.c.state == LedgerState.PLANNED).values(state=LedgerState.SKIPPED))
+                session.execute(update(t).where(t.c.edition_id == self.edition_id, t.c.reader_id.in_(part),
+                                                t.c.state == LedgerState.PLANNED)
+                                .values(state=LedgerState.SENDING, batch_id=batch_id, transport=transport,
+                                        sending_at=now))
+            rows = session.execute(
+                select(Reader.id, Reader.public_id, Reader.email, Reader.first_name, Reader.last_name,
+                       t.c.picks, t.c.holdout)
+                .join(Reader, Reader.id == t.c.reader_id)
+                .where(t.c.edition_id == self.edition_id, t.c.batch_id == batch_id, t.c.state == LedgerState.SENDING)
+                .order_by(Reader.id)).all()
+        return [ClaimedEntry(*row) for row in rows]
+
+    def confirm(self, batch_id: str, message_id: str, per_reader: dict[int, str] | None = None) -> None:
+        """Mark a batch sent, with the transport's message id(s)."""
+        now = utcnow()
+        t = self._table
+        where = and_(t.c.edition_id == self.edition_id, t.c.batch_id == batch_id, t.c.state == LedgerState.SENDING)
+        with self.db.session() as session:
+            if per_reader:
+                statement = (update(t).where(where, t.c.reader_id == bindparam("rid"))
+                             .values(state=LedgerState.SENT, message_id=bindparam("mid"), sent_at=now))
+                session.connection().execute(statement, [{"rid": r, "mid": m} for r, m in per_reader.items()])
+            session.execute(update(t).where(where).values(state=LedgerState.SENT, message_id=message_id, sent_at=now))
+
+    def release(self, batch_id: str) -> int:
+        """Put a batch that was certainly not delivered back to planned; returns how many readers."""
+        t = self._table
+        with self.db.session() as session:
+            result = session.execute(update(t).where(t.c.edition_id == self.edition_id, t.c.batch_id == batch_id,
+                                                     t.c.state == LedgerState.SENDING)
+                                     .values(state=LedgerState.PLANNED, batch_id=None, sending_at=None))
+            return result.rowcount
+
+    def unconfirmed(self) -> list[UnconfirmedBatch]:
+        """Batches stuck in `sending`: handed to the transport, never confirmed."""
+        t = self._table
+        with self.db.session() as session:
+            rows = session.execute(select(t.c.batch_id, func.count(), func.min(t.c.sending_at), func.min(t.c.transport))
+                                   .where(t.c.edition_id == self.edition_id, t.c.state == LedgerState.SENDING)
+                                   .group_by(t.c.batch_id).order_by(t.c.batch_id)).all()
+        return [UnconfirmedBatch(*row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Readers per state for this edition."""
+        t = self._table
+        with self.db.session() as session:
+            found = dict(session.execute(select(t.c.state, func.count()).where(t.c.edition_id == self.edition_id)
+                                         .group_by(t.c.state)).all())
+        return {state: found.get(state, 0) for state in LedgerState.ALL}
+
+    def variants(self) -> int:
+        """Distinct variants planned or sent for this edition."""
+        t = self._table
+        with self.db.session() as session:
+            return session.scalar(select(func.count(func.distinct(t.c.variant_id)))
+                                  .where(t.c.edition_id == self.edition_id)) or 0

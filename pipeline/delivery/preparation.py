@@ -1,0 +1,43 @@
+"""Preparing an edition for sending: validate, compile once, check sizes. Pure and cached."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from pipeline.content.edition import Edition, load_edition
+from pipeline.rendering.layout import EditionLayout
+from pipeline.rendering.subject import SubjectTemplate
+from pipeline.rendering.templates import TemplateSet
+
+__all__ = ["PreparedEdition", "prepare_edition"]
+
+
+@dataclass(frozen=True)
+class PreparedEdition:
+    """An edition validated and compiled, ready to select for and render."""
+
+    edition: Edition
+    layout: EditionLayout
+    subject: SubjectTemplate
+
+
+def _fingerprint(folder: Path) -> tuple:
+    return tuple(sorted((str(p), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()))
+
+
+@lru_cache(maxsize=8)
+def _prepare(path: str, mtime: int, templates: str, templates_fingerprint: tuple, newsletter_name: str) -> PreparedEdition:
+    edition = load_edition(Path(path))
+    layout = EditionLayout(edition, TemplateSet(Path(templates)), newsletter_name=newsletter_name)
+    layout.check_size()
+    return PreparedEdition(edition=edition, layout=layout, subject=SubjectTemplate(edition.subject))
+
+
+def prepare_edition(path: Path | str, templates: Path | str, *, newsletter_name: str = "readerfirst") -> PreparedEdition:
+    """Load, validate and compile the edition at `path` (cached while neither file changes)."""
+    path = Path(path).resolve()
+    templates = Path(templates).resolve()
+    mtime = path.stat().st_mtime_ns if path.exists() else 0
+    return _prepare(str(path), mtime, str(templates), _fingerprint(templates), newsletter_name)

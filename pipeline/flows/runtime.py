@@ -1,0 +1,45 @@
+"""What flows and the CLI share at run time: the database, the transport and the sender.
+
+Built from settings once per process, so that tasks receive only small, serialisable
+arguments (paths, ids) and each worker opens its own connections.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pipeline.delivery.dispatch import Sender
+from pipeline.delivery.outbox import OutboxTransport
+from pipeline.delivery.transport import Transport
+from pipeline.errors import ConfigurationError
+from pipeline.settings import Settings
+from pipeline.store.database import Database, open_database
+
+__all__ = ["database", "make_transport", "make_sender"]
+
+
+@lru_cache(maxsize=4)
+def _database(url: str) -> Database:
+    return open_database(url)
+
+
+def database(settings: Settings) -> Database:
+    """The database of these settings, migrated, shared within the process."""
+    return _database(settings.resolved_database_url)
+
+
+def make_transport(settings: Settings) -> Transport:
+    """SendGrid when SENDGRID_API_KEY is set, else the local outbox."""
+    if settings.sendgrid_api_key is not None:
+        try:
+            from pipeline.delivery.sendgrid import SendGridTransport
+        except ImportError as exc:  # pragma: no cover - shipped with the package
+            raise ConfigurationError(f"SendGrid transport unavailable: {exc}") from exc
+        return SendGridTransport.from_settings(settings)
+    return OutboxTransport(settings.resolved_outbox_dir)
+
+
+def make_sender(settings: Settings) -> Sender:
+    """Who newsletters come from and how their links are signed."""
+    return Sender(from_email=settings.from_email, from_name=settings.from_name, public_url=settings.public_url,
+                  secret=settings.signing_secret)

@@ -1,0 +1,168 @@
+"""Flow `send-edition`: load audience -> select -> render -> send -> record, over chunks of readers.
+
+Tasks work on chunks of readers (planning) and on groups of batches (delivery), never on
+one reader, and receive only paths and ids. Only I/O tasks retry, and only on errors that
+may pass. The send ledger, not Prefect, guarantees that nobody gets two copies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+from sqlalchemy.exc import OperationalError
+
+from pipeline.audience.directory import audience_id as find_audience, find_reader_id
+from pipeline.delivery.dispatch import DeliveryReport, deliver_batch
+from pipeline.delivery.ledger import SendLedger
+from pipeline.delivery.planning import PlanReport, plan_readers
+from pipeline.delivery.preparation import prepare_edition
+from pipeline.delivery.transport import MAX_BATCH
+from pipeline.errors import PipelineError, TransientTransportError
+from pipeline.flows.runtime import database, make_sender, make_transport
+from pipeline.settings import load_settings
+
+__all__ = ["send_edition", "retry_transient"]
+
+
+def retry_transient(task, task_run, state) -> bool:
+    """Retry only what may pass: network and rate limits, a busy database. Never bad input."""
+    try:
+        state.result()
+    except TransientTransportError:
+        return True
+    except OperationalError:
+        return True
+    except PipelineError:
+        return False
+    except OSError:
+        return True
+    except BaseException:  # noqa: BLE001 - anything else is a bug or bad input: do not retry
+        return False
+    return False
+
+
+_IO = dict(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 20], retry_jitter_factor=0.5,
+           retry_condition_fn=retry_transient)
+
+
+@task(name="prepare-edition", cache_policy=NO_CACHE)
+def check_edition(edition_path: str) -> dict:
+    """Validate and compile the edition (pure: a bad edition fails here and sends nothing)."""
+    settings = load_settings()
+    prepared = prepare_edition(edition_path, settings.templates_dir, newsletter_name=settings.from_name)
+    return {"id": prepared.edition.id, "sections": len(prepared.edition.sections),
+            "worst_case_kb": round(prepared.layout.worst_case_html_bytes / 1024, 1)}
+
+
+@task(name="load-audience", **_IO)
+def load_audience(edition_id: str, audience: str, limit: int | None, to: str | None) -> tuple[int, list[int]]:
+    """The audience id and the readers still to send to (all, the first `limit`, or one)."""
+    db = database(load_settings())
+    audience_id = find_audience(db, audience)
+    only = [find_reader_id(db, audience_id, to)] if to else None
+    reader_ids = SendLedger(db, edition_id).readers_to_plan(audience_id, only)
+    if to and not reader_ids:
+        raise PipelineError(f"{to} is unsubscribed, suppressed or already sent this edition")
+    return audience_id, reader_ids[:limit] if limit is not None else reader_ids
+
+
+@task(name="select-sections", **_IO)
+def select_chunk(edition_path: str, audience_id: int, reader_ids: list[int], today: dt.date,
+                 record: bool) -> PlanReport:
+    """Choose sections for a chunk of readers and record the plan in the ledger."""
+    settings = load_settings()
+    prepared = prepare_edition(edition_path, settings.templates_dir, newsletter_name=settings.from_name)
+    ledger = SendLedger(database(settings), prepared.edition.id)
+    return plan_readers(prepared, ledger, audience_id, reader_ids, today=today, record=record)
+
+
+@task(name="render-and-send", **_IO)
+def send_batches(edition_path: str, batches: list[tuple[str, list[int]]]) -> DeliveryReport:
+    """Render and send a group of batches (each one variant), confirming each in the ledger."""
+    settings = load_settings()
+    prepared = prepare_edition(edition_path, settings.templates_dir, newsletter_name=settings.from_name)
+    ledger = SendLedger(database(settings), prepared.edition.id)
+    transport = make_transport(settings)
+    sender = make_sender(settings)
+    report = DeliveryReport()
+    try:
+        for variant_id, reader_ids in batches:
+            report.add(deliver_batch(prepared, ledger, transport, sender, variant_id, reader_ids))
+    finally:
+        transport.close()
+    return report
+
+
+def _groups(batches: Sequence[tuple[str, list[int]]], readers_per_group: int) -> list[list[tuple[str, list[int]]]]:
+    groups: list[list[tuple[str, list[int]]]] = [[]]
+    size = 0
+    for batch in batches:
+        if groups[-1] and size + len(batch[1]) > readers_per_group:
+            groups.append([])
+            size = 0
+        groups[-1].append(batch)
+        size += len(batch[1])
+    return [g for g in groups if g]
+
+
+@flow(name="send-edition", task_runner=ThreadPoolTaskRunner(max_workers=load_settings().workers),
+      log_prints=False)
+def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int | None = None,
+                 to: str | None = None, today: dt.date | None = None) -> dict:
+    """Send `edition` to every reader of `audience` not yet sent it; returns the summary."""
+    logger = get_run_logger()
+    settings = load_settings()
+    started = time.perf_counter()
+    today = today or dt.date.today()
+    info = check_edition(edition)
+    audience_id, reader_ids = load_audience(info["id"], audience, limit, to)
+    logger.info("edition %s: %d readers to plan", info["id"], len(reader_ids))
+    chunk = settings.chunk_size
+    chunks = [reader_ids[i:i + chunk] for i in range(0, len(reader_ids), chunk)]
+    progress = create_progress_artifact(progress=0.0, key=None,
+                                        description=f"send-edition {info['id']}: selecting and sending")
+    steps = max(1, len(chunks)) * 2
+    done = 0
+
+    plan = PlanReport()
+    for future in as_completed([select_chunk.submit(edition, audience_id, c, today, not dry_run) for c in chunks]):
+        plan.add(future.result())
+        done += 1
+        update_progress_artifact(progress, progress=100.0 * done / steps)
+
+    delivery = DeliveryReport()
+    ledger = SendLedger(database(settings), info["id"])
+    if not dry_run:
+        batches = ledger.planned_batches(MAX_BATCH, reader_ids if (limit is not None or to) else None)
+        groups = _groups(batches, chunk)
+        for future in as_completed([send_batches.submit(edition, g) for g in groups]):
+            delivery.add(future.result())
+            done += steps / 2 / max(1, len(groups))
+            update_progress_artifact(progress, progress=min(100.0, 100.0 * done / steps))
+    update_progress_artifact(progress, progress=100.0)
+
+    seconds = time.perf_counter() - started
+    counts = ledger.counts()
+    unconfirmed = ledger.unconfirmed()
+    summary = {
+        "edition": info["id"], "audience": audience, "dry_run": dry_run,
+        "transport": "none (dry run)" if dry_run else make_transport(settings).name,
+        "readers_selected": plan.readers, "variants": len(plan.variants),
+        "batches": delivery.batches, "sent": delivery.sent, "skipped": delivery.skipped,
+        "sent_total": counts["sent"], "unconfirmed_batches": len(unconfirmed),
+        "unconfirmed_readers": sum(b.readers for b in unconfirmed),
+        "seconds": round(seconds, 2), "readers_per_second": round(plan.readers / seconds, 1) if seconds else 0.0,
+        "top_sections": ", ".join(f"{sid} ({n})" for sid, n in plan.sections.most_common(5)),
+    }
+    create_table_artifact(key="send-edition-summary", table=[{"metric": k, "value": str(v)} for k, v in summary.items()],
+                          description=f"send-edition {info['id']} to {audience}")
+    logger.info("sent %d readers in %d batches (%d variants) in %.1fs", delivery.sent, delivery.batches,
+                len(plan.variants), seconds)
+    return summary
