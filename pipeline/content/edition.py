@@ -19,7 +19,8 @@ from pipeline.content.topics import Taxonomy, load_taxonomy
 from pipeline.content.yamlsource import LinedYaml, read_lined_yaml
 from pipeline.errors import InputProblem, InvalidEdition
 
-__all__ = ["Edition", "Section", "Image", "Link", "KINDS", "load_edition", "DEFAULT_SECTIONS_PER_READER"]
+__all__ = ["Edition", "Section", "Image", "Link", "KINDS", "load_edition", "resolve_edition_path",
+           "DEFAULT_SECTIONS_PER_READER"]
 
 KINDS = ("lead", "article", "links", "event")
 KINDS_NEEDING_IMAGE = ("lead", "article")
@@ -300,3 +301,18 @@ def load_edition(path: Path | str, *, taxonomy: Taxonomy | None = None) -> Editi
         raise InvalidEdition(c.problems)
     return Edition(id=str(edition_id), subject=subject, preheader=preheader, sections=tuple(sections),
                    taxonomy=taxonomy, path=path, **limits)
+
+
+def resolve_edition_path(path: Path | str) -> Path:
+    """`path` itself, or for a folder its newest edition file (by name, e.g. `2026-12-07.yaml`).
+
+    A scheduled deployment points at `editions/` and so always sends the latest edition;
+    the send ledger makes a second run of the same edition send to nobody twice.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    candidates = sorted(p for p in path.glob("*.y*ml") if p.name not in ("topics.yaml", "topics.yml"))
+    if not candidates:
+        raise InvalidEdition([InputProblem(str(path), 0, "edition", str(path), "no edition files (*.yaml) in this folder")])
+    return candidates[-1]

@@ -19,6 +19,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from sqlalchemy.exc import OperationalError
 
 from pipeline.audience.directory import audience_id as find_audience, find_reader_id
+from pipeline.content.edition import resolve_edition_path
 from pipeline.delivery.dispatch import DeliveryReport, deliver_batch
 from pipeline.delivery.ledger import SendLedger
 from pipeline.delivery.planning import PlanReport, plan_readers
@@ -57,7 +58,7 @@ def check_edition(edition_path: str) -> dict:
     """Validate and compile the edition (pure: a bad edition fails here and sends nothing)."""
     settings = load_settings()
     prepared = prepare_edition(edition_path, settings.templates_dir, newsletter_name=settings.from_name)
-    return {"id": prepared.edition.id, "sections": len(prepared.edition.sections),
+    return {"id": prepared.edition.id, "path": str(prepared.edition.path), "sections": len(prepared.edition.sections),
             "worst_case_kb": round(prepared.layout.worst_case_html_bytes / 1024, 1)}
 
 
@@ -116,11 +117,13 @@ def _groups(batches: Sequence[tuple[str, list[int]]], readers_per_group: int) ->
       log_prints=False)
 def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int | None = None,
                  to: str | None = None, today: dt.date | None = None) -> dict:
-    """Send `edition` to every reader of `audience` not yet sent it; returns the summary."""
+    """Send `edition` (a file, or a folder for its newest edition) to every reader of `audience`
+    not yet sent it; returns the summary."""
     logger = get_run_logger()
     settings = load_settings()
     started = time.perf_counter()
     today = today or dt.date.today()
+    edition = str(resolve_edition_path(edition))
     info = check_edition(edition)
     audience_id, reader_ids = load_audience(info["id"], audience, limit, to)
     logger.info("edition %s: %d readers to plan", info["id"], len(reader_ids))

@@ -1,0 +1,70 @@
+"""`readerfirst audience ...`: importing and generating audiences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy import func, select
+
+from pipeline.audience.importer import import_audience
+from pipeline.audience.sample import write_sample_csv
+from pipeline.cli.console import console, err_console
+from pipeline.flows.runtime import database
+from pipeline.settings import PROJECT_ROOT, load_settings
+from pipeline.store.models import Audience, Reader
+
+app = typer.Typer(help="Audiences: import readers, list audiences, make a sample.", no_args_is_help=True)
+
+
+@app.command("import")
+def import_file(
+    file: Path = typer.Argument(..., help="CSV or JSONL file (readerfirst columns or a Mailchimp export)."),
+    audience: str = typer.Option(..., "--audience", "-a", help="Audience to import into (created if new)."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Import the good rows; write bad ones to a file."),
+    rejected_file: Path | None = typer.Option(None, "--rejected-file", help="Where --skip-invalid writes bad rows."),
+) -> None:
+    """Import readers; all or nothing unless --skip-invalid."""
+    report = import_audience(database(load_settings()), file, audience, skip_invalid=skip_invalid,
+                             rejected_file=rejected_file)
+    console.print(f"imported {report.imported} readers into [bold]{escape(audience)}[/]"
+                  f" ({report.created} new, {report.updated} updated)")
+    if report.kept_unsubscribed:
+        console.print(f"{report.kept_unsubscribed} readers who had unsubscribed stay unsubscribed"
+                      " (only they can resubscribe)")
+    if report.rejected:
+        err_console.print(f"[yellow]skipped {report.rejected} invalid rows[/], written to {report.rejected_file}:")
+        for problem in report.problems:
+            err_console.print(f"  {escape(str(problem))}")
+
+
+@app.command("list")
+def list_audiences() -> None:
+    """Audiences and their readers by status."""
+    db = database(load_settings())
+    table = Table("audience", "subscribed", "unsubscribed", "cleaned", "suppressed")
+    with db.session() as session:
+        rows = session.execute(select(Audience.name, Reader.status, Reader.suppressed_reason.is_not(None), func.count())
+                               .join(Reader, Reader.audience_id == Audience.id, isouter=True)
+                               .group_by(Audience.name, Reader.status, Reader.suppressed_reason.is_not(None))).all()
+    counts: dict[str, dict[str, int]] = {}
+    for name, status, suppressed, count in rows:
+        bucket = counts.setdefault(name, {})
+        key = "suppressed" if suppressed else (status or "subscribed")
+        bucket[key] = bucket.get(key, 0) + (count if status else 0)
+    for name, bucket in sorted(counts.items()):
+        table.add_row(name, *(str(bucket.get(k, 0)) for k in ("subscribed", "unsubscribed", "cleaned", "suppressed")))
+    console.print(table)
+
+
+@app.command("sample")
+def sample(
+    out: Path = typer.Option(PROJECT_ROOT / "audiences" / "sample.csv", "--out", help="File to write."),
+    readers: int = typer.Option(400, "--readers", min=1, help="How many fictional readers."),
+    seed: int = typer.Option(7, "--seed", help="Same seed, same file."),
+) -> None:
+    """Write a deterministic sample audience of fictional readers."""
+    write_sample_csv(out, readers, seed=seed)
+    console.print(f"wrote {readers} fictional readers to {out}")

@@ -1,0 +1,84 @@
+"""`readerfirst demo`: the whole job on embedded defaults, on a fresh machine, with nothing to set up."""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from pipeline.audience.importer import import_audience
+from pipeline.cli.console import console
+from pipeline.settings import PROJECT_ROOT, load_settings
+
+__all__ = ["register", "run_demo"]
+
+SAMPLE_AUDIENCE = PROJECT_ROOT / "audiences" / "sample.csv"
+SAMPLE_EDITION = PROJECT_ROOT / "editions" / "2026-12-07.yaml"
+PREVIEW_READERS = 3
+
+
+def _index_page(edition_id: str, previews: list[tuple[str, Path, list[tuple[str, str]]]]) -> str:
+    items = []
+    for email, path, picks in previews:
+        reasons = "".join(f"<li>{html.escape(title)}: <em>{html.escape(reason)}</em></li>" for title, reason in picks)
+        items.append(f'<section><h2><a href="{html.escape(path.name)}">{html.escape(email)}</a></h2><ol>{reasons}</ol></section>')
+    return (f"<!doctype html><html lang=en><meta charset=utf-8><title>readerfirst demo: {html.escape(edition_id)}</title>"
+            "<style>body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem}"
+            "em{color:#52606d}</style>"
+            f"<h1>Edition {html.escape(edition_id)}: three readers, three newsletters</h1>{''.join(items)}</html>")
+
+
+def run_demo(folder: Path) -> dict:
+    """Import the sample audience, send the sample edition to the outbox, write previews."""
+    from pipeline.cli.sending import run_send, write_preview  # after the environment is set
+
+    if folder.exists():
+        shutil.rmtree(folder)  # a demo always starts from nothing, so it can be run again
+    folder.mkdir(parents=True)
+    os.environ["READERFIRST_HOME"] = str(folder)
+    os.environ.pop("READERFIRST_DATABASE_URL", None)
+    os.environ.pop("SENDGRID_API_KEY", None)
+    os.environ.pop("READERFIRST_OUTBOX", None)
+    settings = load_settings()
+    from pipeline.flows.runtime import database
+
+    console.rule("1. import the sample audience")
+    report = import_audience(database(settings), SAMPLE_AUDIENCE, "sample")
+    console.print(f"{report.created} fictional readers from {SAMPLE_AUDIENCE} into {settings.resolved_database_url}")
+
+    console.rule("2. send the sample edition (Prefect flow send-edition, local outbox)")
+    console.print("[dim]starting Prefect (a temporary server, unless PREFECT_API_URL points at one)...[/]")
+    summary = run_send(SAMPLE_EDITION, "sample")
+    console.print(f"sent {summary['sent']} newsletters in {summary['variants']} variants to"
+                  f" {settings.resolved_outbox_dir / summary['edition']} ({summary['readers_per_second']} readers/s)")
+
+    console.rule("3. what three readers got, and why")
+    from pipeline.audience.records import read_audience_file
+
+    readers = [r for r in read_audience_file(SAMPLE_AUDIENCE).records if r.status != "unsubscribed"]
+    previews = []
+    for record in readers[:PREVIEW_READERS]:
+        html_path, _, picks = write_preview(SAMPLE_EDITION, record.email, "sample", None)
+        previews.append((record.email, html_path, picks))
+        console.print(f"[bold]{escape(record.email)}[/] follows {escape(str(record.interests or 'nothing yet'))}")
+        for title, reason in picks:
+            console.print(f"   {escape(title)}  [dim]({escape(reason)})[/]")
+    index = settings.previews_dir / summary["edition"] / "index.html"
+    index.write_text(_index_page(summary["edition"], previews), encoding="utf-8")
+    console.rule("done")
+    console.print(f"open the previews: {index.resolve().as_uri()}")
+    console.print(f"every message sent: {settings.resolved_outbox_dir / summary['edition'] / 'index.jsonl'}")
+    return {"summary": summary, "index": index, "previews": [p for _, p, _ in previews]}
+
+
+def register(app: typer.Typer) -> None:
+    """Add `demo` to `app`."""
+
+    @app.command()
+    def demo(folder: Path = typer.Option(None, "--folder", help="Where the demo writes (default: <home>/demo).")) -> None:
+        """Run the whole job on the sample audience and edition: no key, no server to start."""
+        run_demo((folder or load_settings().home / "demo").resolve())

@@ -1,0 +1,173 @@
+"""The send-edition flow under Prefect's own test harness, with the local outbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from email import message_from_bytes, policy
+
+import pytest
+from sqlalchemy import select
+
+from pipeline.audience.importer import import_audience
+from pipeline.delivery.ledger import SendLedger
+from pipeline.errors import InvalidEdition
+from pipeline.store.models import LedgerState, Reader
+from tests.conftest import SAMPLE_AUDIENCE
+
+TODAY = dt.date(2026, 12, 1)
+
+
+@pytest.fixture
+def audience(db):
+    """The sample audience imported into the test database."""
+    import_audience(db, SAMPLE_AUDIENCE, "sample", today=TODAY)
+    with db.session() as session:
+        readers = session.execute(select(Reader.email, Reader.status)).all()
+    return {email: status for email, status in readers}
+
+
+def _outbox(home, edition_id="2026-12-07"):
+    folder = home / "outbox" / edition_id
+    index = [json.loads(line) for line in (folder / "index.jsonl").read_text().splitlines()] if folder.exists() else []
+    return folder, index
+
+
+def test_send_reaches_every_subscribed_reader_once(prefect_harness, home, db, audience, edition_path):
+    """Every subscribed reader gets exactly one message; unsubscribed readers get none."""
+    from pipeline.flows.send_edition import send_edition
+
+    summary = send_edition(edition=str(edition_path), audience="sample", today=TODAY)
+    subscribed = {e for e, s in audience.items() if s == "subscribed"}
+    folder, index = _outbox(home)
+    sent_to = [entry["email"] for entry in index]
+    assert sorted(sent_to) == sorted(subscribed)
+    assert len(list(folder.glob("*.eml"))) == len(subscribed)
+    assert summary["sent"] == len(subscribed) and summary["unconfirmed_batches"] == 0
+    assert summary["batches"] == summary["variants"]  # every variant fits one batch of <= 1,000
+    counts = SendLedger(db, "2026-12-07").counts()
+    assert counts[LedgerState.SENT] == len(subscribed) and counts[LedgerState.PLANNED] == 0
+
+
+def test_rerun_sends_nobody_twice(prefect_harness, home, db, audience, edition_path):
+    """Running the same edition again sends to no one who already has it."""
+    from pipeline.flows.send_edition import send_edition
+
+    send_edition(edition=str(edition_path), audience="sample", today=TODAY)
+    again = send_edition(edition=str(edition_path), audience="sample", today=TODAY)
+    _, index = _outbox(home)
+    assert again["sent"] == 0
+    assert len(index) == len({entry["email"] for entry in index})
+
+
+def test_limit_then_rest_covers_everyone_once(prefect_harness, home, db, audience, edition_path):
+    """--limit sends to the first N readers; the next run sends to the rest, nobody twice."""
+    from pipeline.flows.send_edition import send_edition
+
+    first = send_edition(edition=str(edition_path), audience="sample", limit=25, today=TODAY)
+    assert first["sent"] == 25
+    rest = send_edition(edition=str(edition_path), audience="sample", today=TODAY)
+    _, index = _outbox(home)
+    emails = [entry["email"] for entry in index]
+    assert len(emails) == len(set(emails)) == first["sent"] + rest["sent"]
+    assert set(emails) == {e for e, s in audience.items() if s == "subscribed"}
+
+
+def test_to_sends_only_that_reader(prefect_harness, home, db, audience, edition_path):
+    """--to sends to that one reader and records it."""
+    from pipeline.flows.send_edition import send_edition
+
+    target = sorted(e for e, s in audience.items() if s == "subscribed")[3]
+    summary = send_edition(edition=str(edition_path), audience="sample", to=target.upper(), today=TODAY)
+    _, index = _outbox(home)
+    assert summary["sent"] == 1 and [entry["email"] for entry in index] == [target]
+
+
+def test_dry_run_selects_everyone_and_sends_nothing(prefect_harness, home, db, audience, edition_path):
+    """A dry run selects and renders for everyone but writes no message and no ledger entry."""
+    from pipeline.flows.send_edition import send_edition
+
+    summary = send_edition(edition=str(edition_path), audience="sample", dry_run=True, today=TODAY)
+    assert summary["readers_selected"] == sum(s == "subscribed" for s in audience.values())
+    assert summary["sent"] == 0
+    assert not (home / "outbox").exists()
+    assert sum(SendLedger(db, "2026-12-07").counts().values()) == 0
+
+
+def test_invalid_edition_sends_nothing(prefect_harness, home, db, audience, edition_dir):
+    """An edition that fails validation stops the flow before anything is planned or sent."""
+    from pipeline.flows.send_edition import send_edition
+
+    broken = edition_dir / "2026-12-07.yaml"
+    broken.write_text(broken.read_text().replace('alt: "Two heat pump units on an office roof under a grey sky"',
+                                                 'alt: ""'))
+    with pytest.raises(InvalidEdition, match="alt text is required"):
+        send_edition(edition=str(broken), audience="sample", today=TODAY)
+    assert not (home / "outbox").exists()
+    assert sum(SendLedger(db, "2026-12-07").counts().values()) == 0
+
+
+def test_unconfirmed_batch_is_reported_and_never_resent(prefect_harness, home, db, audience, edition_path):
+    """A batch claimed but never confirmed (a crash) is reported and not sent again by a rerun."""
+    from pipeline.delivery.planning import plan_readers
+    from pipeline.delivery.preparation import prepare_edition
+    from pipeline.flows.send_edition import send_edition
+    from tests.conftest import TEMPLATES
+
+    prepared = prepare_edition(edition_path, TEMPLATES)
+    ledger = SendLedger(db, prepared.edition.id)
+    audience_id = 1
+    plan_readers(prepared, ledger, audience_id, ledger.readers_to_plan(audience_id), today=TODAY)
+    variant_id, reader_ids = ledger.planned_batches(1000)[0]
+    claimed = ledger.claim(reader_ids, "crashed-batch", "outbox")  # the process died right after this
+
+    summary = send_edition(edition=str(edition_path), audience="sample", today=TODAY)
+    _, index = _outbox(home)
+    crashed = {entry.email for entry in claimed}
+    assert crashed and not crashed & {entry["email"] for entry in index}
+    assert summary["unconfirmed_batches"] == 1 and summary["unconfirmed_readers"] == len(crashed)
+    assert [b.batch_id for b in ledger.unconfirmed()] == ["crashed-batch"]
+
+
+def test_messages_are_complete_and_tagged(prefect_harness, home, db, audience, edition_path):
+    """Each .eml has text and HTML parts, one-click unsubscribe headers and tagged links."""
+    from pipeline.flows.send_edition import send_edition
+
+    send_edition(edition=str(edition_path), audience="sample", limit=5, today=TODAY)
+    folder, index = _outbox(home)
+    for entry in index:
+        mail = message_from_bytes((folder / entry["file"]).read_bytes(), policy=policy.default)
+        assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert mail["List-Unsubscribe"].startswith("<http")
+        html = mail.get_body(("html",)).get_content()
+        text = mail.get_body(("plain",)).get_content()
+        assert "rf_e=2026-12-07" in html and "rf_s=" in html
+        assert "Why you see this" in html and "Why you see this" in text
+        assert "%%rf:" not in html and "%%rf:" not in text
+
+
+def test_artifacts_published(prefect_harness, home, db, audience, edition_path):
+    """The flow publishes a summary table artifact."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from pipeline.flows.send_edition import send_edition
+
+    send_edition(edition=str(edition_path), audience="sample", limit=3, today=TODAY)
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["send-edition-summary"])))
+    assert artifacts and artifacts[0].type == "table"
+    assert "readers_per_second" in str(artifacts[0].data)
+
+
+def test_edition_folder_sends_newest(prefect_harness, home, db, audience, edition_dir):
+    """Given a folder, the flow sends its newest edition (what the weekly schedule does)."""
+    from pipeline.flows.send_edition import send_edition
+
+    newer = edition_dir / "2026-12-14.yaml"
+    shutil.copy(edition_dir / "2026-12-07.yaml", newer)
+    newer.write_text(newer.read_text().replace("id: 2026-12-07", "id: 2026-12-14"))
+    summary = send_edition(edition=str(edition_dir), audience="sample", limit=2, today=TODAY)
+    assert summary["edition"] == "2026-12-14"
