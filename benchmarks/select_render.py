@@ -32,7 +32,7 @@ from jinja2 import Environment, StrictUndefined
 from pipeline.audience.profile import Profile
 from pipeline.audience.sample import generate_profiles
 from pipeline.audience.tokens import reader_links
-from pipeline.content.selection import REASON_FILL, select_sections
+from pipeline.content.selection import REASON_FILL, select_sections, variant_id_of
 from pipeline.delivery.preparation import PreparedEdition, prepare_edition
 from pipeline.rendering.layout import VariantBody
 from pipeline.rendering.merge import MergeTemplate
@@ -47,7 +47,7 @@ PUBLIC_URL = "https://brief.example.com"
 CHUNK = 1_000  # readers generated (untimed) per timed batch
 GOAL = 2.0
 SIZES = (25_000, 50_000, 100_000)
-QUICK_SIZES = (2_000, 4_000)
+QUICK_SIZES = (5_000, 10_000)
 PATHS = ("baseline", "personalised")
 
 Render = Callable[[Profile], int]
@@ -66,15 +66,15 @@ def jinja_source(template: MergeTemplate) -> str:
     return "".join(out)
 
 
-def baseline_renderer(prepared: PreparedEdition) -> tuple[Render, dict[str, int]]:
+def baseline_renderer(prepared: PreparedEdition) -> tuple[Render, dict[str, VariantBody]]:
     """A plain, non-personalised mail merge of the first k sections, one template for every reader."""
     layout, edition = prepared.layout, prepared.edition
     first_k = tuple(s.id for s in edition.sections[:edition.sections_per_reader])
     html_tags = MergeTemplate.parse(layout.compile_document(first_k))
-    text_tags = layout.variant(first_k).text  # the text part has no separate compile step
+    body = layout.variant(first_k)  # the text part has no separate compile step
     env = Environment(autoescape=True, undefined=StrictUndefined, keep_trailing_newline=True)
     text_env = Environment(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True)
-    html, text = env.from_string(jinja_source(html_tags)), text_env.from_string(jinja_source(text_tags))
+    html, text = env.from_string(jinja_source(html_tags)), text_env.from_string(jinja_source(body.text))
     why = {sid: REASON_FILL for sid in first_k}
 
     def render(profile: Profile) -> int:
@@ -84,7 +84,7 @@ def baseline_renderer(prepared: PreparedEdition) -> tuple[Render, dict[str, int]
         values = dict(fields, unsubscribe_url=unsubscribe_url, preferences_url=preferences_url, why=why)
         return len(subject) + len(html.render(values)) + len(text.render(values))
 
-    return render, {}
+    return render, {variant_id_of(first_k): body}
 
 
 def personalised_renderer(prepared: PreparedEdition) -> tuple[Render, dict[str, VariantBody]]:
@@ -168,17 +168,16 @@ def print_table(results: list[dict], repeats: int) -> None:
     for result in results:
         for path in PATHS:
             r = result[path]
-            variants = str(r["variants"]) if path == "personalised" else "1"
             print(f"{result['readers']:>8,} {path:<13} {r['readers_per_s']:>10,.0f} {1e6 / r['readers_per_s']:>10.1f}"
                   f" {r['avg_chars']:>10,.0f} {r['rss_start_mb']:>8.1f}MB {r['rss_end_mb']:>6.1f}MB"
-                  f" {r['peak_rss_mb']:>7.1f}MB {variants:>9}")
+                  f" {r['peak_rss_mb']:>7.1f}MB {r['variants']:>9}")
         print(f"{'':>8} personalised/baseline cost per reader = {result['ratio']:.2f}x (goal <= {GOAL:.1f}x):"
               f" {'PASS' if result['pass'] else 'FAIL'}; {result['variants_per_1000']:.1f} distinct variants"
               " per 1,000 readers")
     if len(results) > 1:
         first, last = results[0], results[-1]
         for path in PATHS:
-            growth = last[path]["peak_rss_mb"] - first[path]["peak_rss_mb"]
+            growth = round(last[path]["peak_rss_mb"] - first[path]["peak_rss_mb"], 1) + 0.0  # no "-0.0"
             print(f"peak RSS {path}: {growth:+.1f} MB from {first['readers']:,} to {last['readers']:,} readers")
 
 
@@ -186,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     """Parse arguments; a child measures one path, the parent orchestrates and reports."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readers", type=int, nargs="+", help=f"audience sizes (default {SIZES})")
-    parser.add_argument("--quick", action="store_true", help=f"small run: sizes {QUICK_SIZES}, 1 repeat")
+    parser.add_argument("--quick", action="store_true", help=f"small run: sizes {QUICK_SIZES}")
     parser.add_argument("--repeats", type=int, help="fresh runs per path and size, best kept (default 3)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
@@ -195,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(measure(args.child, args.readers[0])))
         return
     sizes = args.readers or (QUICK_SIZES if args.quick else SIZES)
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or 3
     results = [benchmark(n, repeats) for n in sizes]
     if args.json:
         print(json.dumps({"edition": EDITION.name, "goal_ratio": GOAL, "repeats": repeats, "results": results},

@@ -1,0 +1,92 @@
+"""The installed `readerfirst` console script, run as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import EDITION, SAMPLE_AUDIENCE
+
+
+def run(home, *args, env=None, check=True):
+    """Run `readerfirst ARGS` with READERFIRST_HOME=home; returns the completed process."""
+    if shutil.which("readerfirst") is None:
+        pytest.fail("the readerfirst console script is not installed (pip install -e .)")
+    environment = {**os.environ, "READERFIRST_HOME": str(home), "READERFIRST_SECRET": "cli-secret",
+                   "COLUMNS": "200", **(env or {})}
+    environment.pop("SENDGRID_API_KEY", None)
+    environment.pop("READERFIRST_DATABASE_URL", None)
+    result = subprocess.run(["readerfirst", *args], capture_output=True, text=True, env=environment, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"readerfirst {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def test_db_upgrade_creates_and_reports(tmp_path):
+    """`db upgrade` creates the SQLite file and says it is up to date on the second run."""
+    first = run(tmp_path, "db", "upgrade")
+    assert "applied 0001" in first.stdout and (tmp_path / "readerfirst.db").exists()
+    assert "is up to date" in run(tmp_path, "db", "upgrade").stdout
+
+
+def test_import_bad_file_lists_every_row_and_imports_nothing(tmp_path):
+    """A bad audience file exits non-zero with FILE:LINE: field=value: reason per bad row, importing nothing."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("email,first_name,interests\nok@example.com,Ok,climate\nnot-an-email,X,\nb@example.com,B,ai:7\n")
+    result = run(tmp_path, "audience", "import", str(bad), "--audience", "main", check=False)
+    assert result.returncode == 2
+    assert f"{bad}:3: email=not-an-email:" in result.stderr
+    assert f"{bad}:4: interests=ai:7: weight must be from 0 to 1" in result.stderr
+    assert "nothing was changed" in result.stderr
+    assert "main" not in run(tmp_path, "audience", "list").stdout
+
+
+def test_import_skip_invalid_writes_rejected_rows(tmp_path):
+    """--skip-invalid imports the good rows and writes the bad ones to a file."""
+    bad = tmp_path / "mixed.csv"
+    bad.write_text("email,first_name\nok@example.com,Ok\nnope,X\n")
+    result = run(tmp_path, "audience", "import", str(bad), "--audience", "main", "--skip-invalid")
+    assert "imported 1 readers" in result.stdout
+    assert (tmp_path / "mixed.rejected.csv").read_text() == "email,first_name\nnope,X\n"
+
+
+def test_preview_prints_picks_and_writes_files(tmp_path):
+    """`preview` writes the reader's HTML and text and prints each pick with its reason."""
+    run(tmp_path, "audience", "import", str(SAMPLE_AUDIENCE), "--audience", "sample")
+    result = run(tmp_path, "preview", str(EDITION), "--email", "Kemi.Moreau.0@example.com")
+    assert "editor's pick for every reader" in result.stdout
+    assert "you follow Climate" in result.stdout
+    html = next((tmp_path / "previews" / "2026-12-07").glob("*.html")).read_text()
+    assert "Hi Kemi," in html and "%%rf:" not in html
+
+
+def test_check_reports_invalid_edition(tmp_path):
+    """`check` names the file, line and field of a broken edition."""
+    shutil.copytree(EDITION.parent, tmp_path / "editions")
+    broken = tmp_path / "editions" / "2026-12-07.yaml"
+    broken.write_text(broken.read_text().replace("kind: lead", "kind: leed"))
+    result = run(tmp_path, "check", str(broken), check=False)
+    assert result.returncode == 2
+    assert "kind=leed: unknown kind; use one of lead, article, links, event" in result.stderr
+    assert "2026-12-07.yaml:20: sections[heat-pumps-offices].kind=leed" in result.stderr
+
+
+def test_send_through_cli_with_progress_then_status(tmp_path, prefect_harness):
+    """`send` runs the flow (against the harness's server), shows progress and a summary; `status` agrees."""
+    env = {"PREFECT_API_URL": prefect_harness}
+    run(tmp_path, "audience", "import", str(SAMPLE_AUDIENCE), "--audience", "sample")
+    result = run(tmp_path, "send", str(EDITION), "--audience", "sample", "--limit", "40", env=env)
+    assert "40/40" in result.stdout and "sent_total" not in result.stdout
+    assert "sent total" in result.stdout
+    status = run(tmp_path, "status", str(EDITION)).stdout
+    assert "sent 40" in status and "planned 0" in status
+    assert len(list((tmp_path / "outbox" / "2026-12-07").glob("*.eml"))) == 40
+
+
+def test_unknown_audience_is_a_clear_error(tmp_path):
+    """Sending to an audience that was never imported says so and lists what exists."""
+    result = run(tmp_path, "send", str(EDITION), "--audience", "nobody", check=False)
+    assert result.returncode == 2 and "no audience named 'nobody'" in result.stderr

@@ -1,0 +1,138 @@
+"""The shipped templates: valid for the reference MJML, compiled by mjml-python, drawn by Chromium."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import zlib
+from html.parser import HTMLParser
+
+import pytest
+
+from pipeline.content.edition import load_edition
+from pipeline.errors import TemplateError
+from pipeline.rendering.layout import EditionLayout
+from pipeline.rendering.templates import TemplateSet
+from tests.conftest import EDITION, TEMPLATES
+from tests.tools import chromium_dom, chromium_screenshot, mjml_binary
+
+
+@pytest.fixture(scope="module")
+def layout():
+    """The sample edition compiled against the shipped templates."""
+    return EditionLayout(load_edition(EDITION), TemplateSet(TEMPLATES))
+
+
+def test_every_partial_passes_reference_mjml_strict_validation(layout, tmp_path):
+    """The full document, with every section kind, passes `mjml --validate strict` (the npm reference)."""
+    kinds = {s.kind for s in layout.edition.sections}
+    assert kinds == {"lead", "article", "links", "event"}
+    source = tmp_path / "edition.mjml"
+    source.write_text(layout.mjml_document([s.id for s in layout.edition.sections]))
+    result = subprocess.run([mjml_binary(), str(source), "--config.validationLevel=strict", "-s"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "<!doctype html>" in result.stdout.lower()
+
+
+def test_reference_mjml_rejects_a_broken_partial(tmp_path):
+    """The strict check can fail: an illegal attribute in a partial is reported by the reference MJML."""
+    folder = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, folder)
+    partial = folder / "sections" / "links.mjml.j2"
+    partial.write_text(partial.read_text().replace('font-size="19px"', 'font-sise="19px"', 1))
+    layout = EditionLayout(load_edition(EDITION), TemplateSet(folder))
+    source = tmp_path / "edition.mjml"
+    source.write_text(layout.mjml_document([s.id for s in layout.edition.sections]))
+    result = subprocess.run([mjml_binary(), str(source), "--config.validationLevel=strict", "-s"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "font-sise" in (result.stderr + result.stdout)
+
+
+def test_mjml_python_error_names_template_and_line(tmp_path):
+    """A partial that MRML cannot compile is reported with the template's name and the nearest line."""
+    folder = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, folder)
+    partial = folder / "sections" / "event.mjml.j2"
+    partial.write_text(partial.read_text().replace("</mj-column>\n</mj-section>", "</mj-section>"))
+    with pytest.raises(TemplateError) as caught:
+        EditionLayout(load_edition(EDITION), TemplateSet(folder))
+    message = str(caught.value)
+    assert "sections/event.mjml.j2" in message and "line" in message
+
+
+def test_jinja_syntax_error_names_template_and_line(tmp_path):
+    """A Jinja syntax error names the template file and its line."""
+    folder = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, folder)
+    (folder / "sections" / "article.mjml.j2").write_text("<mj-section>\n<mj-column>\n{% if %}\n</mj-column></mj-section>")
+    with pytest.raises(TemplateError, match=r"sections/article\.mjml\.j2:3:"):
+        EditionLayout(load_edition(EDITION), TemplateSet(folder))
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.text: list[str] = []
+        self.alts: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.alts.append(dict(attrs).get("alt", ""))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _png_is_blank(path) -> bool:
+    """True when every pixel of an 8-bit RGB(A) PNG has the same colour."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, offset = [], 8
+    width = height = colour = 0
+    while offset < len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        body = data[offset + 8:offset + 8 + length]
+        if kind == b"IHDR":
+            width, height, _, colour = struct.unpack(">IIBB", body[:10])
+        elif kind == b"IDAT":
+            chunks.append(body)
+        offset += 12 + length
+    raw = zlib.decompress(b"".join(chunks))
+    channels = 4 if colour == 6 else 3
+    stride = width * channels + 1
+    # Filter bytes make raw rows differ even for equal pixels; compare a sample of unfiltered-ish rows.
+    rows = {raw[r * stride + 1:(r + 1) * stride] for r in range(0, height, max(1, height // 50))}
+    return len(rows) <= 1
+
+
+@pytest.mark.browser
+def test_preview_renders_in_chromium(layout, tmp_path):
+    """A reader's HTML opens in headless Chromium, shows their sections in order with reasons and alt text."""
+    from pipeline.audience.profile import Profile
+    from pipeline.content.selection import select_sections
+    from pipeline.rendering.message import merge_values, personalise
+    import datetime as dt
+
+    profile = Profile(1, "ann@example.com", first_name="Ann <script>alert(1)</script>",
+                      interests={"security": 1.0, "ai": 0.6})
+    selection = select_sections(layout.edition, profile, today=dt.date(2026, 12, 1))
+    message = personalise(layout.variant(selection.section_ids),
+                          merge_values(profile, selection, unsubscribe_url="https://example.com/u/t",
+                                       preferences_url="https://example.com/p/t"), "subject")
+    page = tmp_path / "preview.html"
+    page.write_text(message.html)
+    dom = chromium_dom(page.as_uri(), tmp_path / "profile")
+    seen = _Collect()
+    seen.feed(dom)
+    text = " ".join(" ".join(seen.text).split())
+    titles = [layout.edition.section(sid).title for sid in selection.section_ids]
+    positions = [text.find(title) for title in titles]
+    assert all(p >= 0 for p in positions) and positions == sorted(positions)
+    assert "Hi Ann <script>alert(1)</script>," in text  # shown as text, never run as script
+    assert "<script>alert" not in dom
+    assert text.count("Why you see this:") == len(titles)
+    assert all(alt for alt in seen.alts)
+    shot = chromium_screenshot(page.as_uri(), tmp_path / "preview.png", tmp_path / "profile2")
+    assert not _png_is_blank(shot)
