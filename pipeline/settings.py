@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     from_name: str = Field(default="readerfirst", alias="READERFIRST_FROM_NAME")
     sendgrid_api_key: SecretStr | None = Field(default=None, alias="SENDGRID_API_KEY")
     sendgrid_api_host: str = Field(default="https://api.sendgrid.com", alias="SENDGRID_API_HOST")
+    sendgrid_timeout: float = Field(default=30.0, gt=0, alias="SENDGRID_TIMEOUT")
+    sendgrid_sandbox: bool = Field(default=False, alias="READERFIRST_SENDGRID_SANDBOX")
+    sendgrid_asm_group_id: int | None = Field(default=None, alias="SENDGRID_ASM_GROUP_ID")
+    sendgrid_parallel: int = Field(default=4, ge=1, le=32, alias="READERFIRST_SENDGRID_PARALLEL")
     chunk_size: int = Field(default=2000, ge=1, alias="READERFIRST_CHUNK_SIZE")
     workers: int = Field(default=2, ge=1, le=64, alias="READERFIRST_WORKERS")
 

@@ -31,7 +31,8 @@ def _prepared(edition: Path):
 
 
 def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int | None = None,
-             to: str | None = None, show_progress: bool = True) -> dict:
+             to: str | None = None, sandbox: bool = False, resend_unconfirmed: bool = False,
+             show_progress: bool = True) -> dict:
     """Run the send-edition flow with a progress bar fed by the send ledger."""
     settings = load_settings()
     prepared = _prepared(edition)  # fail fast, before Prefect starts, on a bad edition
@@ -39,6 +40,8 @@ def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int 
     audience_id = find_audience(db, audience)
     ledger = SendLedger(db, prepared.edition.id)
     total = len(ledger.readers_to_plan(audience_id))
+    if resend_unconfirmed:
+        total += sum(batch.readers for batch in ledger.unconfirmed())
     total = min(total, limit) if limit is not None else total
     total = 1 if to else total
     before = ledger.counts()["sent"]
@@ -50,7 +53,8 @@ def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int 
     def flow() -> None:
         try:
             outcome["summary"] = send_edition(edition=str(prepared.edition.path), audience=audience,
-                                              dry_run=dry_run, limit=limit, to=to)
+                                              dry_run=dry_run, limit=limit, to=to, sandbox=sandbox,
+                                              resend_unconfirmed=resend_unconfirmed)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread below
             outcome["error"] = exc
 
@@ -59,7 +63,8 @@ def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int 
                   + (" (dry run: nothing is sent)" if dry_run else ""))
     worker.start()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, disable=not show_progress or dry_run, transient=False) as progress:
+    with Progress(*columns, console=console, disable=not show_progress or dry_run or sandbox,
+                  transient=False) as progress:
         bar = progress.add_task("sent", total=total or 1)
         while worker.is_alive():
             worker.join(0.25)
@@ -123,9 +128,13 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(False, "--dry-run", help="Select and render for everyone, send nothing."),
         limit: int | None = typer.Option(None, "--limit", min=1, help="Send to at most N readers not yet sent."),
         to: str | None = typer.Option(None, "--to", help="Send only to this reader of the audience."),
+        sandbox: bool = typer.Option(False, "--sandbox", help="SendGrid validates every request, delivers nothing."),
+        resend_unconfirmed: bool = typer.Option(False, "--resend-unconfirmed",
+                                                help="Also resend batches a crash left unconfirmed (see status)."),
     ) -> None:
         """Send an edition: select -> render -> send -> record, as a Prefect flow run."""
-        summary = run_send(edition, audience, dry_run=dry_run, limit=limit, to=to)
+        summary = run_send(edition, audience, dry_run=dry_run, limit=limit, to=to, sandbox=sandbox,
+                           resend_unconfirmed=resend_unconfirmed)
         _print_summary(summary)
         if summary["unconfirmed_batches"]:
             console.print(f"[yellow]{summary['unconfirmed_readers']} readers are in unconfirmed batches:"
@@ -162,7 +171,8 @@ def register(app: typer.Typer) -> None:
                               batch.transport or "")
             console.print(table)
             console.print("[yellow]these batches may or may not have reached readers; they are never resent"
-                          " automatically[/]")
+                          " automatically. If you know they were not delivered (SendGrid's activity feed),"
+                          f" resend them with `readerfirst send {edition} --audience NAME --resend-unconfirmed`[/]")
 
     @app.command()
     def check(edition: Path = typer.Argument(..., help="Edition file (or folder: newest edition).")) -> None:

@@ -6,8 +6,10 @@ so a crash in between can never lead to a second copy: that batch stays unconfir
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pipeline.audience.tokens import reader_links
@@ -17,7 +19,7 @@ from pipeline.delivery.transport import Envelope, OutgoingBatch, Transport
 from pipeline.errors import TransportError
 from pipeline.rendering.message import merge_values_for
 
-__all__ = ["DeliveryReport", "deliver_batch", "Sender"]
+__all__ = ["DeliveryReport", "deliver_batch", "deliver_batches", "Sender"]
 
 
 @dataclass(frozen=True)
@@ -37,12 +39,18 @@ class DeliveryReport:
     batches: int = 0
     sent: int = 0
     skipped: int = 0
+    validated: int = 0
+    requests: int = 0
+    retries: int = 0
 
     def add(self, other: DeliveryReport) -> None:
         """Fold another report into this one."""
         self.batches += other.batches
         self.sent += other.sent
         self.skipped += other.skipped
+        self.validated += other.validated
+        self.requests += other.requests
+        self.retries += other.retries
 
 
 def _envelope(prepared: PreparedEdition, sender: Sender, entry: ClaimedEntry) -> Envelope:
@@ -77,6 +85,47 @@ def deliver_batch(prepared: PreparedEdition, ledger: SendLedger, transport: Tran
         if not getattr(exc, "maybe_delivered", False):
             ledger.release(batch_id)  # certainly not delivered: safe to send again
         raise
+    report.batches = 1
+    if not receipt.delivered:  # sandbox: validated by the provider, delivered to nobody
+        ledger.release(batch_id)
+        report.validated = len(claimed)
+        return report
     ledger.confirm(batch_id, receipt.message_id, receipt.per_reader)
-    report.batches, report.sent = 1, len(claimed)
+    report.sent = len(claimed)
+    return report
+
+
+def deliver_batches(prepared: PreparedEdition, ledger: SendLedger, transport: Transport, sender: Sender,
+                    batches: Sequence[tuple[str, Sequence[int]]], *, parallel: int = 1,
+                    halt: threading.Event | None = None) -> DeliveryReport:
+    """Send `batches` with up to `parallel` requests in flight.
+
+    The first error stops the rest: batches not yet started are left planned (a rerun sends
+    them), so after a refused request nothing more goes out. `halt` is shared between the
+    calls of one send so that one group's fatal error stops the others too.
+    """
+    halt = halt or threading.Event()
+    report = DeliveryReport()
+    lock = threading.Lock()
+
+    def one(batch: tuple[str, Sequence[int]]) -> None:
+        if halt.is_set():
+            return
+        try:
+            result = deliver_batch(prepared, ledger, transport, sender, batch[0], batch[1])
+        except BaseException:
+            halt.set()
+            raise
+        with lock:
+            report.add(result)
+
+    if parallel <= 1:
+        for batch in batches:
+            one(batch)
+        return report
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="send") as pool:
+        futures = [pool.submit(one, batch) for batch in batches]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]
     return report

@@ -54,6 +54,7 @@ class BatchReceipt:
 
     message_id: str
     per_reader: dict[int, str] = field(default_factory=dict)
+    delivered: bool = True  # False in sandbox mode: accepted, validated, sent to nobody
 
 
 @runtime_checkable

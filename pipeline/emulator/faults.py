@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from pipeline.errors import ConfigurationError
 
-__all__ = ["Fault", "FaultDecider", "FaultPlan", "SERVER_ERROR", "TOO_MANY_REQUESTS", "rate_limit_headers"]
+__all__ = ["Fault", "FaultDecider", "FaultPlan", "SERVER_ERROR_BODY", "TOO_MANY_REQUESTS_BODY", "rate_limit_headers"]
 
-TOO_MANY_REQUESTS = {"errors": [{"field": None, "message": "too many requests"}]}
-SERVER_ERROR = {"errors": [{"field": None, "message": "internal server error", "help": None}]}
+TOO_MANY_REQUESTS_BODY = {"errors": [{"field": None, "message": "too many requests"}]}
+SERVER_ERROR_BODY = {"errors": [{"field": None, "message": "internal server error", "help": None}]}
 
 
 class Fault(str, enum.Enum):

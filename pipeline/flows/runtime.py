@@ -6,6 +6,7 @@ arguments (paths, ids) and each worker opens its own connections.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 from pipeline.delivery.dispatch import Sender
@@ -15,7 +16,22 @@ from pipeline.errors import ConfigurationError
 from pipeline.settings import Settings
 from pipeline.store.database import Database, open_database
 
-__all__ = ["database", "make_transport", "make_sender"]
+__all__ = ["database", "make_transport", "make_sender", "halt_signal", "clear_halt"]
+
+_halts: dict[str, threading.Event] = {}
+_halts_lock = threading.Lock()
+
+
+def halt_signal(edition_id: str) -> threading.Event:
+    """The event that stops every delivery task of this edition's send in this process."""
+    with _halts_lock:
+        return _halts.setdefault(edition_id, threading.Event())
+
+
+def clear_halt(edition_id: str) -> None:
+    """Forget a previous send's halt, at the start of a new send of the edition."""
+    with _halts_lock:
+        _halts.pop(edition_id, None)
 
 
 @lru_cache(maxsize=4)
@@ -28,14 +44,14 @@ def database(settings: Settings) -> Database:
     return _database(settings.resolved_database_url)
 
 
-def make_transport(settings: Settings) -> Transport:
+def make_transport(settings: Settings, *, sandbox: bool = False) -> Transport:
     """SendGrid when SENDGRID_API_KEY is set, else the local outbox."""
     if settings.sendgrid_api_key is not None:
-        try:
-            from pipeline.delivery.sendgrid import SendGridTransport
-        except ImportError as exc:  # pragma: no cover - shipped with the package
-            raise ConfigurationError(f"SendGrid transport unavailable: {exc}") from exc
-        return SendGridTransport.from_settings(settings)
+        from pipeline.delivery.sendgrid import SendGridTransport
+
+        return SendGridTransport.from_settings(settings, sandbox=sandbox)
+    if sandbox:
+        raise ConfigurationError("--sandbox asks SendGrid to validate without delivering: set SENDGRID_API_KEY")
     return OutboxTransport(settings.resolved_outbox_dir)
 
 

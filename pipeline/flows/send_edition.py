@@ -20,13 +20,13 @@ from sqlalchemy.exc import OperationalError
 
 from pipeline.audience.directory import audience_id as find_audience, find_reader_id
 from pipeline.content.edition import resolve_edition_path
-from pipeline.delivery.dispatch import DeliveryReport, deliver_batch
+from pipeline.delivery.dispatch import DeliveryReport, deliver_batches
 from pipeline.delivery.ledger import SendLedger
 from pipeline.delivery.planning import PlanReport, plan_readers
 from pipeline.delivery.preparation import prepare_edition
 from pipeline.delivery.transport import MAX_BATCH
 from pipeline.errors import PipelineError, TransientTransportError
-from pipeline.flows.runtime import database, make_sender, make_transport
+from pipeline.flows.runtime import clear_halt, database, halt_signal, make_sender, make_transport
 from pipeline.settings import load_settings
 
 __all__ = ["send_edition", "retry_transient"]
@@ -84,20 +84,28 @@ def select_chunk(edition_path: str, audience_id: int, reader_ids: list[int], tod
     return plan_readers(prepared, ledger, audience_id, reader_ids, today=today, record=record)
 
 
+@task(name="release-unconfirmed", **_IO)
+def release_unconfirmed(edition_id: str) -> int:
+    """Put every unconfirmed batch of the edition back in the plan (explicit resend)."""
+    ledger = SendLedger(database(load_settings()), edition_id)
+    return sum(ledger.release(batch.batch_id) for batch in ledger.unconfirmed())
+
+
 @task(name="render-and-send", **_IO)
-def send_batches(edition_path: str, batches: list[tuple[str, list[int]]]) -> DeliveryReport:
+def send_batches(edition_path: str, batches: list[tuple[str, list[int]]], sandbox: bool = False) -> DeliveryReport:
     """Render and send a group of batches (each one variant), confirming each in the ledger."""
     settings = load_settings()
     prepared = prepare_edition(edition_path, settings.templates_dir, newsletter_name=settings.from_name)
     ledger = SendLedger(database(settings), prepared.edition.id)
-    transport = make_transport(settings)
-    sender = make_sender(settings)
-    report = DeliveryReport()
+    transport = make_transport(settings, sandbox=sandbox)
     try:
-        for variant_id, reader_ids in batches:
-            report.add(deliver_batch(prepared, ledger, transport, sender, variant_id, reader_ids))
+        report = deliver_batches(prepared, ledger, transport, make_sender(settings), batches,
+                                 parallel=settings.sendgrid_parallel if transport.name == "sendgrid" else 1,
+                                 halt=halt_signal(prepared.edition.id))
     finally:
         transport.close()
+    report.requests = getattr(transport, "requests", report.batches)
+    report.retries = getattr(transport, "retries", 0)
     return report
 
 
@@ -116,15 +124,25 @@ def _groups(batches: Sequence[tuple[str, list[int]]], readers_per_group: int) ->
 @flow(name="send-edition", task_runner=ThreadPoolTaskRunner(max_workers=load_settings().workers),
       log_prints=False)
 def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int | None = None,
-                 to: str | None = None, today: dt.date | None = None) -> dict:
+                 to: str | None = None, today: dt.date | None = None, sandbox: bool = False,
+                 resend_unconfirmed: bool = False) -> dict:
     """Send `edition` (a file, or a folder for its newest edition) to every reader of `audience`
-    not yet sent it; returns the summary."""
+    not yet sent it; returns the summary.
+
+    `sandbox` has SendGrid validate every request and deliver nothing (the ledger is left as
+    it was). `resend_unconfirmed` first puts batches left unconfirmed by a crash back in the
+    plan: only use it once you know those readers did not get the edition.
+    """
     logger = get_run_logger()
     settings = load_settings()
     started = time.perf_counter()
     today = today or dt.date.today()
     edition = str(resolve_edition_path(edition))
     info = check_edition(edition)
+    clear_halt(info["id"])
+    if resend_unconfirmed and not dry_run:
+        released = release_unconfirmed(info["id"])
+        logger.warning("resending %d readers of unconfirmed batches", released)
     audience_id, reader_ids = load_audience(info["id"], audience, limit, to)
     logger.info("edition %s: %d readers to plan", info["id"], len(reader_ids))
     chunk = settings.chunk_size
@@ -141,12 +159,16 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
         update_progress_artifact(progress, progress=100.0 * done / steps)
 
     delivery = DeliveryReport()
+    failure: BaseException | None = None
     ledger = SendLedger(database(settings), info["id"])
     if not dry_run:
         batches = ledger.planned_batches(MAX_BATCH, reader_ids if (limit is not None or to) else None)
         groups = _groups(batches, chunk)
-        for future in as_completed([send_batches.submit(edition, g) for g in groups]):
-            delivery.add(future.result())
+        for future in as_completed([send_batches.submit(edition, g, sandbox) for g in groups]):
+            try:
+                delivery.add(future.result())
+            except Exception as exc:  # noqa: BLE001 - reported in the summary, then re-raised
+                failure = failure or exc
             done += steps / 2 / max(1, len(groups))
             update_progress_artifact(progress, progress=min(100.0, 100.0 * done / steps))
     update_progress_artifact(progress, progress=100.0)
@@ -156,16 +178,22 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
     unconfirmed = ledger.unconfirmed()
     summary = {
         "edition": info["id"], "audience": audience, "dry_run": dry_run,
-        "transport": "none (dry run)" if dry_run else make_transport(settings).name,
+        "transport": "none (dry run)" if dry_run else make_transport(settings, sandbox=sandbox).name
+        + (" (sandbox)" if sandbox else ""),
         "readers_selected": plan.readers, "variants": len(plan.variants),
-        "batches": delivery.batches, "sent": delivery.sent, "skipped": delivery.skipped,
+        "batches": delivery.batches, "requests": delivery.requests, "retries": delivery.retries,
+        "sent": delivery.sent, "skipped": delivery.skipped, "sandbox_validated": delivery.validated,
         "sent_total": counts["sent"], "unconfirmed_batches": len(unconfirmed),
         "unconfirmed_readers": sum(b.readers for b in unconfirmed),
-        "seconds": round(seconds, 2), "readers_per_second": round(plan.readers / seconds, 1) if seconds else 0.0,
+        "seconds": round(seconds, 2), "readers_per_second": round((plan.readers if dry_run else delivery.sent) / seconds, 1)
+        if seconds else 0.0,
         "top_sections": ", ".join(f"{sid} ({n})" for sid, n in plan.sections.most_common(5)),
+        "failure": str(failure).splitlines()[0] if failure else "",
     }
     create_table_artifact(key="send-edition-summary", table=[{"metric": k, "value": str(v)} for k, v in summary.items()],
                           description=f"send-edition {info['id']} to {audience}")
     logger.info("sent %d readers in %d batches (%d variants) in %.1fs", delivery.sent, delivery.batches,
                 len(plan.variants), seconds)
+    if failure is not None:
+        raise failure
     return summary

@@ -1,0 +1,100 @@
+"""Building SendGrid v3 Mail Send payloads from batches, within every documented limit.
+
+One batch is one request: the variant's HTML and text are the content, each reader is one
+personalization whose `substitutions` fill the merge tags. HTML and text get different tag
+names because their values are escaped differently. Reader values are escaped so that they
+contain no `%%`: a value can never smuggle in another substitution tag.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from pipeline.delivery.transport import MAX_BATCH, Envelope, OutgoingBatch
+from pipeline.rendering.merge import MergeTemplate, html_value, text_value
+
+__all__ = ["build_payload", "html_key", "text_key", "SUBSTITUTIONS_LIMIT", "CUSTOM_ARGS_LIMIT",
+           "substitutions_size"]
+
+SUBSTITUTIONS_LIMIT = 10_000  # bytes per personalization (SendGrid's documented, safe figure)
+CUSTOM_ARGS_LIMIT = 10_000
+_SHRINKABLE = ("first_name", "last_name")  # reader-typed values; ours are short and bounded
+
+
+def html_key(name: str) -> str:
+    """The substitution key of merge field `name` in the HTML part."""
+    return f"%%rf:{name}%%"
+
+
+def text_key(name: str) -> str:
+    """The substitution key of merge field `name` in the plain-text part."""
+    return f"%%rft:{name}%%"
+
+
+def _content(template: MergeTemplate, key) -> str:
+    parts = list(template.parts)
+    for i in range(1, len(parts), 2):
+        parts[i] = key(parts[i])
+    return "".join(parts)
+
+
+def substitutions_size(substitutions: dict[str, str]) -> int:
+    """Bytes of a personalization's substitutions, keys and values, as SendGrid counts them."""
+    return sum(len(k.encode()) + len(v.encode()) for k, v in substitutions.items())
+
+
+def _substitutions(envelope: Envelope, html_tags: Iterable[str], text_tags: Iterable[str]) -> dict[str, str]:
+    values = dict(envelope.values)
+    for _ in range(8):
+        subs = {html_key(t): html_value(values.get(t, "")) for t in html_tags}
+        subs.update({text_key(t): text_value(values.get(t, "")) for t in text_tags})
+        if substitutions_size(subs) < SUBSTITUTIONS_LIMIT:
+            return subs
+        # Only an absurdly long name gets here: halve it rather than break the request.
+        for name in _SHRINKABLE:
+            values[name] = values.get(name, "")[: max(1, len(values.get(name, "")) // 2)]
+    raise ValueError(f"substitutions for {envelope.email} exceed {SUBSTITUTIONS_LIMIT} bytes")
+
+
+def _ascii_category(value: str) -> str:
+    return value.encode("ascii", "replace").decode()[:255]
+
+
+def build_payload(batch: OutgoingBatch, *, sandbox: bool = False, asm_group_id: int | None = None) -> dict:
+    """The JSON body of one POST /v3/mail/send for `batch`."""
+    if len(batch.envelopes) > MAX_BATCH:
+        raise ValueError(f"{len(batch.envelopes)} readers in one request; the limit is {MAX_BATCH}")
+    html_tags = sorted(set(batch.body.html.tags))
+    text_tags = sorted(set(batch.body.text.tags))
+    personalizations = []
+    for envelope in batch.envelopes:
+        to = {"email": envelope.email}
+        if envelope.name:
+            to["name"] = envelope.name
+        custom_args = {"edition_id": batch.edition_id, "reader_id": str(envelope.reader_id),
+                       "variant_id": batch.variant_id, "holdout": "1" if envelope.holdout else "0"}
+        if len(json.dumps(custom_args).encode()) >= CUSTOM_ARGS_LIMIT:
+            raise ValueError(f"custom_args of {envelope.email} exceed {CUSTOM_ARGS_LIMIT} bytes")
+        personalizations.append({
+            "to": [to],
+            "subject": envelope.subject,
+            "substitutions": _substitutions(envelope, html_tags, text_tags),
+            "custom_args": custom_args,
+            "headers": {"List-Unsubscribe": f"<{envelope.unsubscribe_url}>",
+                        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        })
+    categories = list(dict.fromkeys(_ascii_category(c) for c in batch.categories if c))[:10]
+    payload: dict = {
+        "personalizations": personalizations,
+        "from": {"email": batch.from_email, "name": batch.from_name} if batch.from_name else {"email": batch.from_email},
+        "content": [{"type": "text/plain", "value": _content(batch.body.text, text_key)},
+                    {"type": "text/html", "value": _content(batch.body.html, html_key)}],
+    }
+    if categories:
+        payload["categories"] = categories
+    if asm_group_id is not None:
+        payload["asm"] = {"group_id": int(asm_group_id)}
+    if sandbox:
+        payload["mail_settings"] = {"sandbox_mode": {"enable": True}}
+    return payload
