@@ -16,7 +16,8 @@ from sqlalchemy import and_, bindparam, func, select, update
 
 from pipeline.audience.directory import sendable
 from pipeline.store.database import Database
-from pipeline.store.models import LedgerState, Reader, SendLedgerEntry, utcnow
+from pipeline.content.edition import Edition
+from pipeline.store.models import EditionSection, LedgerState, Reader, SendLedgerEntry, utcnow
 from pipeline.store.upsert import upsert_rows
 
 __all__ = ["SendLedger", "PlannedEntry", "ClaimedEntry", "UnconfirmedBatch"]
@@ -69,6 +70,14 @@ class SendLedger:
         self.db = db
         self.edition_id = edition_id
         self._table = SendLedgerEntry.__table__
+
+    def record_sections(self, edition: Edition) -> None:
+        """Keep each section's kind, title and topics, for learning and reports after the send."""
+        rows = [{"edition_id": self.edition_id, "section_id": s.id, "position": i, "kind": s.kind, "title": s.title,
+                 "topics": list(s.topics), "pinned": s.pinned} for i, s in enumerate(edition.sections)]
+        with self.db.session() as session:
+            upsert_rows(session.connection(), EditionSection.__table__, rows, ["edition_id", "section_id"],
+                        ["position", "kind", "title", "topics", "pinned"])
 
     def readers_to_plan(self, audience_id: int, reader_ids: Sequence[int] | None = None) -> list[int]:
         """Sendable readers of the audience not yet sending or sent for this edition."""

@@ -63,12 +63,18 @@ def check_edition(edition_path: str) -> dict:
 
 
 @task(name="load-audience", **_IO)
-def load_audience(edition_id: str, audience: str, limit: int | None, to: str | None) -> tuple[int, list[int]]:
+def load_audience(edition_path: str, audience: str, limit: int | None, to: str | None,
+                  record: bool) -> tuple[int, list[int]]:
     """The audience id and the readers still to send to (all, the first `limit`, or one)."""
-    db = database(load_settings())
+    settings = load_settings()
+    db = database(settings)
     audience_id = find_audience(db, audience)
     only = [find_reader_id(db, audience_id, to)] if to else None
-    reader_ids = SendLedger(db, edition_id).readers_to_plan(audience_id, only)
+    prepared = prepare_edition(edition_path, settings.templates_dir, newsletter_name=settings.from_name)
+    ledger = SendLedger(db, prepared.edition.id)
+    if record:
+        ledger.record_sections(prepared.edition)
+    reader_ids = ledger.readers_to_plan(audience_id, only)
     if to and not reader_ids:
         raise PipelineError(f"{to} is unsubscribed, suppressed or already sent this edition")
     return audience_id, reader_ids[:limit] if limit is not None else reader_ids
@@ -143,7 +149,7 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
     if resend_unconfirmed and not dry_run:
         released = release_unconfirmed(info["id"])
         logger.warning("resending %d readers of unconfirmed batches", released)
-    audience_id, reader_ids = load_audience(info["id"], audience, limit, to)
+    audience_id, reader_ids = load_audience(edition, audience, limit, to, not dry_run)
     logger.info("edition %s: %d readers to plan", info["id"], len(reader_ids))
     chunk = settings.chunk_size
     chunks = [reader_ids[i:i + chunk] for i in range(0, len(reader_ids), chunk)]

@@ -34,6 +34,8 @@ __all__ = [
     "SendLedgerEntry",
     "LedgerState",
     "EngagementEvent",
+    "EditionSection",
+    "QuarantinedEvent",
     "utcnow",
 ]
 
@@ -78,6 +80,7 @@ class Reader(Base):
     status: Mapped[str] = mapped_column(String(20), default="subscribed")
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     suppressed_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    soft_bounces: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     suppressed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
@@ -150,6 +153,32 @@ class SendLedgerEntry(Base):
     planned_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     sending_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class EditionSection(Base):
+    """A section of an edition as it was sent: what learning and reports need to know of it."""
+
+    __tablename__ = "edition_sections"
+
+    edition_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    section_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(Text)
+    topics: Mapped[list[str]] = mapped_column(JSON, default=list)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class QuarantinedEvent(Base):
+    """An engagement event that could not be read, kept with the reason instead of being dropped."""
+
+    __tablename__ = "quarantined_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    source: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)
 
 
 class EngagementEvent(Base):
