@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     sendgrid_sandbox: bool = Field(default=False, alias="READERFIRST_SENDGRID_SANDBOX")
     sendgrid_asm_group_id: int | None = Field(default=None, alias="SENDGRID_ASM_GROUP_ID")
     sendgrid_parallel: int = Field(default=4, ge=1, le=32, alias="READERFIRST_SENDGRID_PARALLEL")
+    sendgrid_webhook_public_key: str | None = Field(default=None, alias="SENDGRID_WEBHOOK_PUBLIC_KEY")
+    webhook_max_age_seconds: int = Field(default=600, ge=1, alias="READERFIRST_WEBHOOK_MAX_AGE")
+    webhook_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, alias="READERFIRST_WEBHOOK_MAX_BYTES")
+    learning_half_life_days: float = Field(default=60.0, gt=0, alias="READERFIRST_HALF_LIFE_DAYS")
+    soft_bounce_limit: int = Field(default=3, ge=1, alias="READERFIRST_SOFT_BOUNCE_LIMIT")
+    # ASM (unsubscribe) group id -> topic, e.g. {"1201": "climate"}: a group unsubscribe opts out of that topic.
+    topic_groups: dict[str, str] = Field(default_factory=dict, alias="READERFIRST_TOPIC_GROUPS")
     chunk_size: int = Field(default=2000, ge=1, alias="READERFIRST_CHUNK_SIZE")
     workers: int = Field(default=2, ge=1, le=64, alias="READERFIRST_WORKERS")
 
