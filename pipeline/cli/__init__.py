@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from pipeline.cli import audience, demo, sending, store
+from pipeline.cli import audience, demo, sending, services, store
 from pipeline.cli.console import console, fail
 from pipeline.errors import PipelineError
 
@@ -18,6 +18,7 @@ app = typer.Typer(help="readerfirst: newsletters where every section serves the 
 app.add_typer(store.app, name="db")
 app.add_typer(audience.app, name="audience")
 sending.register(app)
+services.register(app)
 demo.register(app)
 
 
