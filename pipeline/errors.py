@@ -42,6 +42,8 @@ class InputProblem:
 
     def __str__(self) -> str:
         value = self.value if isinstance(self.value, str) else repr(self.value)
+        # One problem per line, whatever the value holds.
+        value = value.replace("\r", "\\r").replace("\n", "\\n")
         if len(value) > 80:
             value = value[:77] + "..."
         return f"{self.file}:{self.line}: {self.field}={value}: {self.reason}"

@@ -114,7 +114,8 @@ def test_blank_alt_text_is_reported_at_the_alt_line(edition_dir):
                               '    image:\n      src: https://images.example.com/a.jpg\n      alt: "   "\n')
     path = write(edition_dir, HEADER + section)
     problem = only_problem(path, "sections[good-article].image.alt")
-    assert_shape(problem, path, line_of(path, "alt:"), "sections[good-article].image.alt", "   ", "alt text is required")
+    assert_shape(problem, path, line_of(path, "alt:"), "sections[good-article].image.alt", "   ",
+                 "alt text is required")
 
 
 def test_article_without_image_is_reported(edition_dir):

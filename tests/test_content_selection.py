@@ -195,7 +195,7 @@ def test_variant_id_is_stable_and_order_sensitive():
 
 
 def test_selection_invariants_hold_for_many_random_readers(edition):
-    """For many random readers: pinned first, no duplicates, k picks, caps kept, scores non-increasing, opt-outs honoured."""
+    """For many random readers: pinned first, no repeats, caps kept, scores non-increasing, opt-outs honoured."""
     rng = random.Random(20261207)
     topics = list(edition.taxonomy.labels)
     for _ in range(300):

@@ -82,7 +82,8 @@ def _rows_csv(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any], str]
         raise _HeaderError(unknown)
     if "email" not in mapping.values():
         raise _HeaderError([], missing_email=True)
-    lines = text.splitlines()
+    # Physical lines as csv counts them: only \n ends a line (\f or U+2028 inside a cell do not).
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
     start = 2
     for row in reader:
         end = reader.line_num
@@ -101,7 +102,7 @@ class _HeaderError(Exception):
 
 
 def _rows_jsonl(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any] | str, str]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate((part.removesuffix("\r") for part in text.split("\n")), start=1):
         if not line.strip():
             continue
         try:
@@ -181,13 +182,13 @@ def _check_row(values: dict[str, Any], line: int, file: str, today: dt.date, pro
         text = "" if value is None else str(value).strip()
         if len(text) > _NAME_LIMIT:
             problem(key, text, f"longer than {_NAME_LIMIT} characters")
-        if any(ord(ch) < 32 for ch in text):
-            problem(key, text, "contains control characters (line breaks, tabs)")
+        if not text.isprintable():
+            problem(key, text, "contains control characters or line breaks")
         names[key] = text
     if names["timezone"]:
         try:
             zoneinfo.ZoneInfo(names["timezone"])
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Europe' is a folder
             problem("timezone", names["timezone"], "unknown time zone; use an IANA name such as Europe/London")
 
     status = values.get("status")
@@ -280,7 +281,7 @@ def read_audience_file(path: Path | str, *, today: dt.date | None = None) -> Rea
         found = [InputProblem(file, 1, "header", h, f"unknown column; use {known} (or a Mailchimp export)")
                  for h in exc.unknown]
         if exc.missing_email:
-            found.append(InputProblem(file, 1, "header", text.splitlines()[0] if text else "",
+            found.append(InputProblem(file, 1, "header", text.split("\n")[0].removesuffix("\r") if text else "",
                                       "no email column (email, or Mailchimp's 'Email Address')"))
         return ReadResult([], found, [], fmt)
     if not records and not problems:

@@ -28,7 +28,11 @@ def read_token(secret: bytes, token: str, purpose: str) -> str | None:
     public_id, _, mac = token.partition(".")
     if not public_id or not mac:
         return None
-    return public_id if hmac.compare_digest(mac, _mac(secret, public_id, purpose)) else None
+    try:
+        genuine = hmac.compare_digest(mac.encode("ascii"), _mac(secret, public_id, purpose).encode("ascii"))
+    except UnicodeEncodeError:  # an edited link with non-ASCII characters is simply not genuine
+        return None
+    return public_id if genuine else None
 
 
 def reader_links(secret: bytes, public_url: str, public_id: str) -> tuple[str, str]:

@@ -14,7 +14,6 @@ __all__ = ["render_markdown", "markdown_to_text"]
 # xhtmlOut: MRML needs well-formed HTML inside mj-text (<br />, not <br>).
 _MD = MarkdownIt("commonmark", {"html": False, "xhtmlOut": True, "linkify": False, "typographer": False})
 _MD.disable("image")  # images belong in the section's image field, which requires alt text
-_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 
 
 def render_markdown(body: str, tag: Callable[[str], str]) -> Markup:
@@ -31,5 +30,36 @@ def render_markdown(body: str, tag: Callable[[str], str]) -> Markup:
 
 
 def markdown_to_text(body: str, tag: Callable[[str], str]) -> str:
-    """Plain-text form of `body`: Markdown kept readable, links written out and tagged."""
-    return _LINK.sub(lambda m: f"{m.group(1)} <{tag(m.group(2))}>", body).strip()
+    """Plain-text form of `body`: paragraphs and list items kept, every link written out and tagged."""
+    blocks: list[str] = []
+    bullets: list[str] = []
+    for token in _MD.parse(body):
+        if token.type == "bullet_list_open":
+            bullets.append("-")
+        elif token.type == "ordered_list_open":
+            bullets.append("1.")
+        elif token.type in ("bullet_list_close", "ordered_list_close"):
+            bullets.pop()
+        elif token.type == "inline":
+            prefix = f"{'  ' * (len(bullets) - 1)}{bullets[-1]} " if bullets else ""
+            blocks.append(prefix + _inline_text(token.children or [], tag))
+    return "\n\n".join(blocks).strip()
+
+
+def _inline_text(children, tag: Callable[[str], str]) -> str:
+    out: list[str] = []
+    hrefs: list[str] = []
+    for child in children:
+        if child.type == "link_open":
+            hrefs.append(str(child.attrGet("href") or ""))
+        elif child.type == "link_close":
+            href = hrefs.pop() if hrefs else ""
+            if href.startswith(("http://", "https://")):
+                out.append(f" <{tag(href)}>")
+        elif child.type in ("softbreak", "hardbreak"):
+            out.append("\n")
+        elif child.type in ("text", "code_inline", "html_inline"):
+            out.append(child.content)
+    text = "".join(out)
+    # An autolink's text is its own URL: keep only the tagged form.
+    return re.sub(r"(https?://\S+) <(\1\S*)>", r"<\2>", text)
