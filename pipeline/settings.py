@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     sendgrid_timeout: float = Field(default=30.0, gt=0, alias="SENDGRID_TIMEOUT")
     sendgrid_sandbox: bool = Field(default=False, alias="READERFIRST_SENDGRID_SANDBOX")
     sendgrid_asm_group_id: int | None = Field(default=None, alias="SENDGRID_ASM_GROUP_ID")
+    sendgrid_attempts: int = Field(default=8, ge=1, le=50, alias="READERFIRST_SENDGRID_ATTEMPTS")
     sendgrid_parallel: int = Field(default=4, ge=1, le=32, alias="READERFIRST_SENDGRID_PARALLEL")
     sendgrid_webhook_public_key: str | None = Field(default=None, alias="SENDGRID_WEBHOOK_PUBLIC_KEY")
     webhook_max_age_seconds: int = Field(default=600, ge=1, alias="READERFIRST_WEBHOOK_MAX_AGE")

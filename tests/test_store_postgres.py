@@ -48,8 +48,8 @@ def test_migrations_import_and_ledger_on_postgres(pg_db):
     profiles = load_profiles(pg_db, ids[:10])
     assert [p.reader_id for p in profiles] == ids[:10]
     ledger.record_plan(aid, [PlannedEntry(i, "v1", [["s1", "why"]]) for i in ids[:10]])
-    claimed = ledger.claim(ids[:10], "b1", "outbox")
-    assert len(claimed) == 10
+    claimed, skipped = ledger.claim(ids[:10], "b1", "outbox")
+    assert len(claimed) == 10 and skipped == 0
     ledger.confirm("b1", "m1")
     assert ledger.counts()["sent"] == 10
     assert len(ledger.readers_to_plan(aid)) == len(ids) - 10

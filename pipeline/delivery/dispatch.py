@@ -16,7 +16,7 @@ from pipeline.audience.tokens import reader_links
 from pipeline.delivery.ledger import ClaimedEntry, SendLedger
 from pipeline.delivery.preparation import PreparedEdition
 from pipeline.delivery.transport import Envelope, OutgoingBatch, Transport
-from pipeline.errors import TransportError
+from pipeline.errors import TransientTransportError, TransportError
 from pipeline.rendering.message import merge_values_for
 
 __all__ = ["DeliveryReport", "deliver_batch", "deliver_batches", "Sender"]
@@ -69,8 +69,8 @@ def deliver_batch(prepared: PreparedEdition, ledger: SendLedger, transport: Tran
                   variant_id: str, reader_ids: Sequence[int]) -> DeliveryReport:
     """Send one variant to `reader_ids` (at most one batch) and record the outcome."""
     batch_id = f"{variant_id}-{uuid.uuid4().hex[:12]}"
-    claimed = ledger.claim(reader_ids, batch_id, transport.name)
-    report = DeliveryReport(skipped=len(reader_ids) - len(claimed))
+    claimed, skipped = ledger.claim(reader_ids, batch_id, transport.name)
+    report = DeliveryReport(skipped=skipped)
     if not claimed:
         return report
     section_ids = tuple(sid for sid, _ in claimed[0].picks)
@@ -113,8 +113,10 @@ def deliver_batches(prepared: PreparedEdition, ledger: SendLedger, transport: Tr
             return
         try:
             result = deliver_batch(prepared, ledger, transport, sender, batch[0], batch[1])
+        except TransientTransportError:
+            raise  # the rest may still go out; the task's retry picks this batch up again
         except BaseException:
-            halt.set()
+            halt.set()  # refused or broken: stop everything after it
             raise
         with lock:
             report.add(result)

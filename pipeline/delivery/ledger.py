@@ -117,30 +117,38 @@ class SendLedger:
                 batches[-1][1].append(reader_id)
         return batches
 
-    def claim(self, reader_ids: Sequence[int], batch_id: str, transport: str) -> list[ClaimedEntry]:
-        """Move planned entries to `sending` under `batch_id`; returns those this call claimed.
+    def claim(self, reader_ids: Sequence[int], batch_id: str, transport: str) -> tuple[list[ClaimedEntry], int]:
+        """Move planned entries to `sending` under `batch_id`; returns those this call claimed,
+        and how many were skipped.
 
         Readers who unsubscribed or were suppressed since planning are marked skipped instead.
         Entries another process claimed first are left to it.
         """
         now = utcnow()
         t = self._table
+        rows = []
+        skipped = 0
         with self.db.session() as session:
             for part in _chunks(list(reader_ids)):
-                gone = select(Reader.id).where(Reader.id.in_(part), ~sendable())
-                session.execute(update(t).where(t.c.edition_id == self.edition_id, t.c.reader_id.in_(gone),
-                                                t.c.state == LedgerState.PLANNED).values(state=LedgerState.SKIPPED))
+                # Every statement here goes through the primary key (edition_id, reader_id), so a
+                # claim costs the same whether the edition has a thousand readers or a million.
+                gone = list(session.scalars(select(Reader.id).where(Reader.id.in_(part), ~sendable())))
+                if gone:
+                    skipped += session.execute(update(t).where(t.c.edition_id == self.edition_id, t.c.reader_id.in_(gone),
+                                                    t.c.state == LedgerState.PLANNED)
+                                    .values(state=LedgerState.SKIPPED)).rowcount
                 session.execute(update(t).where(t.c.edition_id == self.edition_id, t.c.reader_id.in_(part),
                                                 t.c.state == LedgerState.PLANNED)
                                 .values(state=LedgerState.SENDING, batch_id=batch_id, transport=transport,
                                         sending_at=now))
-            rows = session.execute(
-                select(Reader.id, Reader.public_id, Reader.email, Reader.first_name, Reader.last_name,
-                       t.c.picks, t.c.holdout)
-                .join(Reader, Reader.id == t.c.reader_id)
-                .where(t.c.edition_id == self.edition_id, t.c.batch_id == batch_id, t.c.state == LedgerState.SENDING)
-                .order_by(Reader.id)).all()
-        return [ClaimedEntry(*row) for row in rows]
+                rows += session.execute(
+                    select(Reader.id, Reader.public_id, Reader.email, Reader.first_name, Reader.last_name,
+                           t.c.picks, t.c.holdout)
+                    .join(Reader, Reader.id == t.c.reader_id)
+                    .where(t.c.edition_id == self.edition_id, t.c.reader_id.in_(part), t.c.batch_id == batch_id,
+                           t.c.state == LedgerState.SENDING)).all()
+        rows.sort(key=lambda row: row[0])
+        return [ClaimedEntry(*row) for row in rows], skipped
 
     def confirm(self, batch_id: str, message_id: str, per_reader: dict[int, str] | None = None) -> None:
         """Mark a batch sent, with the transport's message id(s)."""

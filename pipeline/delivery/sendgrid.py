@@ -119,6 +119,7 @@ class SendGridTransport:
         """The transport configured by SENDGRID_API_KEY, SENDGRID_API_HOST and friends."""
         return cls(settings.sendgrid_api_key.get_secret_value(), settings.sendgrid_api_host,
                    timeout=settings.sendgrid_timeout, sandbox=sandbox or settings.sendgrid_sandbox,
+                   retry=RetryPolicy(attempts=settings.sendgrid_attempts),
                    asm_group_id=settings.sendgrid_asm_group_id)
 
     def _client(self):
@@ -146,7 +147,8 @@ class SendGridTransport:
                     raise SendGridRefused(status, _errors_of(exc.body), batch.batch_id) from None
                 last = f"HTTP {status}"
                 if status == 429:
-                    self._sleep(self._rate_limit_wait(exc.headers, attempt))
+                    if attempt < self.retry.attempts:
+                        self._sleep(self._rate_limit_wait(exc.headers, attempt))
                     continue
             except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError,
                     http.client.HTTPException) as exc:

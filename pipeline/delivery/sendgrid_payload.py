@@ -44,12 +44,18 @@ def substitutions_size(substitutions: dict[str, str]) -> int:
     return sum(len(k.encode()) + len(v.encode()) for k, v in substitutions.items())
 
 
+def _fits(substitutions: dict[str, str]) -> bool:
+    # A UTF-8 character is at most 4 bytes: most readers are decided without encoding anything.
+    chars = sum(map(len, substitutions)) + sum(map(len, substitutions.values()))
+    return chars * 4 < SUBSTITUTIONS_LIMIT or substitutions_size(substitutions) < SUBSTITUTIONS_LIMIT
+
+
 def _substitutions(envelope: Envelope, html_tags: Iterable[str], text_tags: Iterable[str]) -> dict[str, str]:
     values = dict(envelope.values)
     for _ in range(8):
         subs = {html_key(t): html_value(values.get(t, "")) for t in html_tags}
         subs.update({text_key(t): text_value(values.get(t, "")) for t in text_tags})
-        if substitutions_size(subs) < SUBSTITUTIONS_LIMIT:
+        if _fits(subs):
             return subs
         # Only an absurdly long name gets here: halve it rather than break the request.
         for name in _SHRINKABLE:

@@ -42,8 +42,12 @@ def build_parser(prog: str = "python -m pipeline.emulator") -> argparse.Argument
     parser.add_argument("--slow-seconds", type=float, default=0.3, help="how long a 'slow' fault waits before answering (default 0.3)")
     parser.add_argument("--seed", type=int, default=None, help="seed for the fault draws, to replay the same faults")
     parser.add_argument("--webhook-url", default=None, help="where to POST signed delivery events (none: no events)")
-    parser.add_argument("--bounce", nargs="+", action="extend", default=[], metavar="ADDR", help="addresses that bounce instead of being delivered")
-    parser.add_argument("--signing-key", type=Path, default=None, help="PEM file of the webhook's P-256 key (created if absent; default: a new key per run)")
+    parser.add_argument(
+        "--bounce", nargs="+", action="extend", default=[], metavar="ADDR", help="addresses that bounce instead of being delivered"
+    )
+    parser.add_argument(
+        "--signing-key", type=Path, default=None, help="PEM file of the webhook's P-256 key (created if absent; default: a new key per run)"
+    )
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
     return parser
 

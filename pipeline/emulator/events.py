@@ -10,7 +10,9 @@ the body ends with CRLF (which is part of what is signed).
 
 from __future__ import annotations
 
+import http.client
 import json
+import logging
 import queue
 import secrets
 import threading
@@ -25,6 +27,8 @@ from pipeline.emulator.signing import WebhookSigner
 from pipeline.emulator.store import Delivery
 
 __all__ = ["EventDispatcher", "delivery_events"]
+
+log = logging.getLogger("pipeline.emulator")
 
 _BOUNCE = {
     "type": "bounce",
@@ -98,7 +102,8 @@ class EventDispatcher:
         self.max_wait = max_wait
         self.timeout = timeout
         self.attempts = attempts
-        self.counts: Counter[str] = Counter()  # events posted, by type; plus batch outcomes
+        self._counts: Counter[str] = Counter()  # events posted, by type; plus batch outcomes
+        self._counts_lock = threading.Lock()
         self._queue: queue.Queue[_Accepted | None] = queue.Queue()
         self._pending = 0
         self._idle = threading.Condition()
@@ -113,6 +118,11 @@ class EventDispatcher:
         with self._idle:
             self._pending += 1
         self._queue.put(_Accepted(x_message_id, deliveries, categories, int(timestamp)))
+
+    def counts(self) -> dict[str, int]:
+        """Events posted by type, plus `batches_posted` and `batches_failed`."""
+        with self._counts_lock:
+            return dict(self._counts)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued event was posted or given up on; False if `timeout` ran out."""
@@ -144,11 +154,14 @@ class EventDispatcher:
                     stop = True
                     break
                 taken.append(item)
-            events = []
-            for item in taken:
-                events.extend(delivery_events(item.x_message_id, item.deliveries, item.categories, item.timestamp, self.bounces))
-            for start in range(0, len(events), self.batch_size):
-                self._post(events[start:start + self.batch_size])
+            try:
+                events = []
+                for item in taken:
+                    events.extend(delivery_events(item.x_message_id, item.deliveries, item.categories, item.timestamp, self.bounces))
+                for start in range(0, len(events), self.batch_size):
+                    self._post(events[start:start + self.batch_size])
+            except Exception:  # a bug here must not stop the thread, or flush() would wait forever
+                log.exception("the emulator could not post delivery events to %s", self.url)
             with self._idle:
                 self._pending -= len(taken)
                 self._idle.notify_all()
@@ -172,13 +185,16 @@ class EventDispatcher:
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                     answer.read()
-                self.counts["batches_posted"] += 1
-                self.counts.update(str(event["event"]) for event in events)
+                with self._counts_lock:
+                    self._counts["batches_posted"] += 1
+                    self._counts.update(str(event["event"]) for event in events)
                 return
-            except (urllib.error.URLError, OSError):
+            except (urllib.error.URLError, OSError, http.client.HTTPException):
                 # SendGrid retries a failing receiver for 24 hours; the emulator tries a few
                 # times with back-off, then gives up on the batch and counts it.
                 if self._stopping.is_set() or attempt == self.attempts - 1:
                     break
                 time.sleep(0.25 * 2**attempt)
-        self.counts["batches_failed"] += 1
+        log.warning("gave up posting %d delivery events to %s", len(events), self.url)
+        with self._counts_lock:
+            self._counts["batches_failed"] += 1

@@ -1,7 +1,7 @@
 """Fault injection: how often the emulator answers 429, 500, slowly, or drops the connection.
 
-A fault is decided once, when a mail-send request arrives, from a seeded generator, so a run
-with the same seed and the same request order meets the same faults. A 429, 500 or dropped
+A fault is decided once, when an authorised mail-send request arrives, from a seeded generator,
+so a run with the same seed and the same request order meets the same faults. A 429, 500 or dropped
 request stores nothing and emits no event, as a refused SendGrid request delivers nothing;
 a slow answer waits, then is processed normally.
 """

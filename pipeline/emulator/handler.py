@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -47,6 +48,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the benchmark's clients expect
     server_version = "readerfirst-sendgrid-emulator"
     timeout = 60  # an idle keep-alive connection frees its thread after this many seconds
+    # Headers and body go out in two writes; with Nagle on, the second waits for a delayed ACK.
+    disable_nagle_algorithm = True
     _unread = 0
 
     @property
@@ -57,21 +60,21 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
         """Mail send; anything else is 404 (405 for the inspection paths)."""
         self._unread = self._declared_length()
-        self._guarded(lambda: self._route_post())
+        self._guarded(self._route_post)
 
     def do_GET(self) -> None:  # noqa: N802
         """Inspection endpoints for tests and the demo."""
         self._unread = self._declared_length()
-        self._guarded(lambda: self._route_get())
+        self._guarded(self._route_get)
 
     def do_PUT(self) -> None:  # noqa: N802
         """SendGrid answers 405 to other methods on its paths; 404 elsewhere."""
         self._unread = self._declared_length()
-        self._guarded(lambda: self._not_allowed_or_found())
+        self._guarded(self._not_allowed_or_found)
 
     do_DELETE = do_PATCH = do_PUT  # noqa: N815
 
-    def _guarded(self, route: Any) -> None:
+    def _guarded(self, route: Callable[[], None]) -> None:
         try:
             route()
         except ExchangeRefused as refusal:
@@ -154,8 +157,14 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up (its timeout ran out during a slow answer): the request was
+            # still processed, as it would have been at SendGrid.
+            self.close_connection = True
+            log.debug("client %s left before its %d answer", self.address_string(), status)
 
     def drop(self) -> None:
         """Close the connection without a byte of answer, as a crashed or cut-off server would."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "ErrorWording",
     "FORBIDDEN_HEADERS",
     "MAIL_SETTINGS",
     "MAX_ARGS_BYTES",
@@ -66,6 +67,48 @@ TRACKING_SETTINGS: dict[str, dict[str, str]] = {
         "utm_campaign": "string",
     },
 }
+
+
+class ErrorWording:
+    """SendGrid's own error messages, so that one seen in the emulator can be searched in SendGrid's docs."""
+
+    # A fragment of the templates below, hence the doubled braces that str.format turns into one.
+    ADDRESS_EXAMPLE = 'e.g. {{"email": "example@example.com"}} or {{"email": "example@example.com", "name": "Example Recipient"}}'
+    CONTENT_ORDER = "If present, text/plain must be first, followed by text/html, followed by any other content."
+    FROM_REQUIRED = (
+        "The {field} object must be provided for every email send. It is an object that requires the email "
+        "parameter, but may also contain a name parameter. " + ADDRESS_EXAMPLE + "."
+    )
+    EMAIL_REQUIRED = "The {field} object must at least have an email address and may also contain a name. " + ADDRESS_EXAMPLE + "."
+    TOO_MANY_PERSONALIZATIONS = (
+        "The personalization block is limited to {limit} personalizations per API request. You have provided {count} "
+        "personalizations. Please consider splitting this into multiple requests and resending your request."
+    )
+    TO_REQUIRED = (
+        "The to array is required for all personalization objects, "
+        "and must have at least one email object with a valid email address."
+    )
+    DUPLICATE_IN_PERSONALIZATION = (
+        "Each email address in the personalization block should be unique between to, cc, and bcc. "
+        "We found the first duplicate instance of [{address}] in the {field} field."
+    )
+    DUPLICATE_IN_REQUEST = (
+        "Each unique email address in the personalizations array should only be included once. "
+        "You have included [{address}] more than once (first in personalizations.{first})."
+    )
+    SUBJECT_REQUIRED = (
+        "The subject is required. You can get around this requirement if you use a template with a subject defined "
+        "or if every personalization has a subject defined."
+    )
+    CONTENT_REQUIRED = (
+        "Unless a valid template_id is provided, the content parameter is required. There must be at least one defined "
+        "content block. We typically suggest both text/plain and text/html blocks are included, but only one block is required."
+    )
+    SECTIONS_REMOVED = (
+        "The sections feature was removed by SendGrid in 2020 and no longer renders; "
+        "use substitutions or content instead."
+    )
+
 
 _HELP_ROOT = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html"
 

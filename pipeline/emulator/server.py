@@ -16,7 +16,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
@@ -36,6 +36,7 @@ __all__ = ["EmulatorConfig", "SendGridEmulator", "run_emulator", "running_emulat
 
 log = logging.getLogger("pipeline.emulator")
 
+_POLL_SECONDS = 0.05  # how soon serve_forever notices stop(); the default 0.5 s slows every test
 _INVALID_KEY = "The provided authorization grant is invalid, expired, or revoked"
 
 
@@ -52,6 +53,9 @@ class EmulatorConfig:
     bounces: tuple[str, ...] = ()
     signing_key_path: Path | str | None = None
     event_batch_wait: float = 0.2  # seconds an event waits for others to share its POST
+    # Tests can see every decoded mail-send body (e.g. to check it against the official spec);
+    # if it raises, the request is refused 400 and running_emulator re-raises on exit.
+    payload_observer: Callable[[Any], None] | None = None
 
     def __post_init__(self) -> None:
         if not self.api_key:
@@ -60,29 +64,43 @@ class EmulatorConfig:
             raise ConfigurationError(f"--webhook-url must be an http(s) URL, not {self.webhook_url!r}")
 
 
+class _ThreadingServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a listen backlog for bursts of clients."""
+
+    # The default backlog of 5 drops SYNs when a benchmark opens many connections at once,
+    # and each dropped SYN costs the client a one-second retransmit.
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class SendGridEmulator:
     """A running SendGrid look-alike: `.url`, `.api_key`, `.store`, `.public_key`, `.stop()`."""
 
     def __init__(self, config: EmulatorConfig):
         self.config = config
         self.api_key = config.api_key
-        self.store = MessageStore(config.store_path)
         self.signer = WebhookSigner(load_signing_key(config.signing_key_path))
         self.public_key = self.signer.public_key
-        self.events = (
-            EventDispatcher(config.webhook_url, self.signer, config.bounces, max_wait=config.event_batch_wait)
-            if config.webhook_url
-            else None
-        )
         self._faults = FaultDecider(config.faults)
         self._counts: Counter[str] = Counter()
         self._faulted: Counter[str] = Counter({fault.value: 0 for fault in Fault})
         self._lock = threading.Lock()
         self._in_flight = 0
         self._thread: threading.Thread | None = None
-        self._http = ThreadingHTTPServer((config.host, config.port), EmulatorHandler)
-        self._http.daemon_threads = True
+        self.observer_failures: list[BaseException] = []
+        # Bind before opening the store, so a busy port leaves no file handle or thread behind.
+        self._http = _ThreadingServer((config.host, config.port), EmulatorHandler)
         self._http.emulator = self  # type: ignore[attr-defined]  # how handlers find their emulator
+        try:
+            self.store = MessageStore(config.store_path)
+        except Exception:
+            self._http.server_close()
+            raise
+        self.events = (
+            EventDispatcher(config.webhook_url, self.signer, config.bounces, max_wait=config.event_batch_wait)
+            if config.webhook_url
+            else None
+        )
         if not ipaddress.ip_address(self._http.server_address[0]).is_loopback:
             log.warning("the SendGrid emulator listens on %s, beyond loopback: anyone who can reach it can read its mail", config.host)
 
@@ -94,13 +112,13 @@ class SendGridEmulator:
 
     def start(self) -> SendGridEmulator:
         """Serve in a background thread (for tests); returns self."""
-        self._thread = threading.Thread(target=self._http.serve_forever, name="sendgrid-emulator", daemon=True)
+        self._thread = threading.Thread(target=self._http.serve_forever, args=(_POLL_SECONDS,), name="sendgrid-emulator", daemon=True)
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
         """Serve in this thread until `stop()` is called from another one (or an interrupt)."""
-        self._http.serve_forever()
+        self._http.serve_forever(_POLL_SECONDS)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop listening, let answers in progress finish, post queued events, close the store."""
@@ -132,7 +150,7 @@ class SendGridEmulator:
             "faults": faults,
             "recipients": self.store.total(),
             "messages": self.store.requests(),
-            "events": dict(self.events.counts) if self.events is not None else {},
+            "events": self.events.counts() if self.events is not None else {},
         }
 
     def count(self, name: str) -> None:
@@ -175,6 +193,7 @@ class SendGridEmulator:
         if fault is Fault.SLOW:
             time.sleep(self.config.faults.slow_seconds)
         payload = self._read_payload(exchange)
+        self._observe(payload)
         now = time.time()
         problems = validate_mail_send(payload, now=now)
         if problems:
@@ -191,6 +210,17 @@ class SendGridEmulator:
             self.events.accepted(x_message_id, deliveries, payload.get("categories"), now)
         self.count("accepted")
         exchange.answer(202, None, {"X-Message-Id": x_message_id})
+
+    def _observe(self, payload: Any) -> None:
+        observer = self.config.payload_observer
+        if observer is None:
+            return
+        try:
+            observer(payload)
+        except Exception as failure:  # any failure of the test's check must reach the test
+            with self._lock:
+                self.observer_failures.append(failure)
+            raise ExchangeRefused(400, error_body(f"payload_observer refused the payload: {failure}")) from failure
 
     def _authorize(self, header: str | None) -> None:
         if not header:
@@ -219,8 +249,10 @@ class SendGridEmulator:
 def running_emulator(api_key: str | None = None, **options: Any) -> Iterator[SendGridEmulator]:
     """An emulator serving on a free loopback port in a background thread, stopped on exit.
 
-    `options` are EmulatorConfig fields (store_path, faults, webhook_url, bounces, ...);
-    the API key defaults to a fresh random one, available as `.api_key`.
+    `options` are EmulatorConfig fields (store_path, faults, webhook_url, bounces,
+    payload_observer, ...); the API key defaults to a fresh random one, available as `.api_key`.
+    On exit, the first exception a payload_observer raised is raised again, so a check that
+    failed inside the server thread fails the test.
     """
     config = EmulatorConfig(api_key=api_key or f"SG.emulator.{secrets.token_urlsafe(24)}", **options)
     emulator = SendGridEmulator(config).start()
@@ -228,6 +260,8 @@ def running_emulator(api_key: str | None = None, **options: Any) -> Iterator[Sen
         yield emulator
     finally:
         emulator.stop()
+    if emulator.observer_failures:
+        raise emulator.observer_failures[0]
 
 
 def run_emulator(config: EmulatorConfig, *, announce: bool = True) -> None:

@@ -14,12 +14,12 @@ be checked in a few milliseconds, and because the cross-field limits need code a
 from __future__ import annotations
 
 import binascii
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipeline.emulator.rules import (
+    ErrorWording,
     FORBIDDEN_HEADERS,
     MAIL_SETTINGS,
     MAX_ARGS_BYTES,
@@ -38,10 +38,6 @@ from pipeline.emulator.rules import (
 __all__ = ["MailSendProblem", "validate_mail_send"]
 
 _MISSING = object()
-_ADDRESS_EXAMPLE = 'e.g. {"email": "example@example.com"} or {"email": "example@example.com", "name": "Example Recipient"}'
-_CONTENT_ORDER = "If present, text/plain must be first, followed by text/html, followed by any other content."
-
-
 @dataclass(frozen=True)
 class MailSendProblem:
     """One reason SendGrid would refuse a mail-send body, in SendGrid's error shape."""
@@ -62,12 +58,13 @@ class _Problems:
         self.found: list[MailSendProblem] = []
 
     def add(self, field: str | None, message: str) -> None:
+        """Record one problem on `field`, with the documentation link for it."""
         self.found.append(MailSendProblem(message, field, help_url(field)))
 
     def typed(self, value: object, expected: str, field: str) -> bool:
         """True when `value` has JSON type `expected`; records SendGrid's type error otherwise."""
         given = json_type(value)
-        if given == expected or (expected == "number" and given == "integer"):
+        if given == expected:
             return True
         self.add(field, f"Invalid type. Expected: {expected}, given: {given}.")
         return False
@@ -99,7 +96,8 @@ def validate_mail_send(payload: object, *, now: float | None = None) -> list[Mai
     top_args = payload.get("custom_args")
     _check_personalizations(problems, payload.get("personalizations", _MISSING), top_args, now)
     _check_address(problems, payload.get("from", _MISSING), "from", required=True)
-    _check_optional_address(problems, payload, "reply_to")
+    if "reply_to" in payload:
+        _check_address(problems, payload["reply_to"], "reply_to")
     _check_reply_to_list(problems, payload)
     _check_subject_and_content(problems, payload)
     _check_attachments(problems, payload.get("attachments", _MISSING))
@@ -118,7 +116,7 @@ def validate_mail_send(payload: object, *, now: float | None = None) -> list[Mai
     _check_settings(problems, payload.get("tracking_settings", _MISSING), "tracking_settings", TRACKING_SETTINGS)
     if "sections" in payload:
         # SendGrid removed sections in 2020: a payload using them would silently lose text.
-        problems.add("sections", "The sections feature was removed by SendGrid in 2020 and no longer renders; use substitutions or content instead.")
+        problems.add("sections", ErrorWording.SECTIONS_REMOVED)
     return problems.found
 
 
@@ -126,7 +124,7 @@ def _check_address(problems: _Problems, value: object, field: str, *, required: 
     """Check one `{"email", "name"}` object; returns the lower-cased address when it is valid."""
     if value is _MISSING:
         if required:
-            problems.add(field, f"The {field} object must be provided for every email send. It is an object that requires the email parameter, but may also contain a name parameter. {_ADDRESS_EXAMPLE}.")
+            problems.add(field, ErrorWording.FROM_REQUIRED.format(field=field))
         return None
     if not problems.typed(value, "object", field):
         return None
@@ -135,7 +133,7 @@ def _check_address(problems: _Problems, value: object, field: str, *, required: 
         problems.typed(value["name"], "string", f"{field}.name")
     email = value.get("email", _MISSING)
     if email is _MISSING:
-        problems.add(f"{field}.email", f"The {field} object must at least have an email address and may also contain a name. {_ADDRESS_EXAMPLE}.")
+        problems.add(f"{field}.email", ErrorWording.EMAIL_REQUIRED.format(field=field))
         return None
     if not problems.typed(email, "string", f"{field}.email"):
         return None
@@ -144,11 +142,6 @@ def _check_address(problems: _Problems, value: object, field: str, *, required: 
         problems.add(f"{field}.email", "Does not contain a valid address.")
         return None
     return email.lower()
-
-
-def _check_optional_address(problems: _Problems, parent: Mapping[str, object], name: str, prefix: str = "") -> None:
-    if name in parent:
-        _check_address(problems, parent[name], f"{prefix}{name}")
 
 
 def _check_personalizations(problems: _Problems, value: object, top_args: object, now: float) -> None:
@@ -162,10 +155,10 @@ def _check_personalizations(problems: _Problems, value: object, top_args: object
     if not value:
         problems.add(field, "You must have at least one personalization.")
     elif len(value) > MAX_PERSONALIZATIONS:
-        problems.add(field, f"The personalization block is limited to {MAX_PERSONALIZATIONS} personalizations per API request. You have provided {len(value)} personalizations. Please consider splitting this into multiple requests and resending your request.")
-    # address -> index of the personalization that first named it: duplicates are refused
-    # because SendGrid would otherwise deliver the same message twice to one reader.
-    seen: dict[str, tuple[int, str]] = {}
+        problems.add(field, ErrorWording.TOO_MANY_PERSONALIZATIONS.format(limit=MAX_PERSONALIZATIONS, count=len(value)))
+    # lower-cased address -> the personalization that first named it: SendGrid refuses a
+    # repeat, which would otherwise deliver the same message twice to one reader.
+    seen: dict[str, int] = {}
     recipients = 0
     for index, item in enumerate(value):
         base = f"{field}.{index}"
@@ -173,7 +166,8 @@ def _check_personalizations(problems: _Problems, value: object, top_args: object
             continue
         assert isinstance(item, dict)
         recipients += _check_recipients(problems, item, base, index, seen)
-        _check_optional_address(problems, item, "from", f"{base}.")
+        if "from" in item:
+            _check_address(problems, item["from"], f"{base}.from")
         if "subject" in item:
             problems.text(item["subject"], f"{base}.subject", min_length=1)
         _check_headers(problems, item.get("headers", _MISSING), f"{base}.headers")
@@ -189,10 +183,10 @@ def _check_personalizations(problems: _Problems, value: object, top_args: object
                 _check_custom_args(problems, merged, f"{base}.custom_args", strings_only=False, own=args)
         _check_send_at(problems, item.get("send_at", _MISSING), f"{base}.send_at", now)
     if recipients > MAX_RECIPIENTS:
-        problems.add(field, f"There is a limit of {MAX_RECIPIENTS} total recipients (to + cc + bcc) per request; this one has {recipients}.")
+        problems.add(field, f"There is a limit of {MAX_RECIPIENTS} total recipients (to + cc + bcc) per request; it has {recipients}.")
 
 
-def _check_recipients(problems: _Problems, item: dict[str, object], base: str, index: int, seen: dict[str, tuple[int, str]]) -> int:
+def _check_recipients(problems: _Problems, item: dict[str, object], base: str, index: int, seen: dict[str, int]) -> int:
     """Check to, cc and bcc of one personalization; returns how many recipients it names."""
     count = 0
     for kind in ("to", "cc", "bcc"):
@@ -200,13 +194,13 @@ def _check_recipients(problems: _Problems, item: dict[str, object], base: str, i
         field = f"{base}.{kind}"
         if listed is _MISSING:
             if kind == "to":
-                problems.add(field, "The to array is required for all personalization objects, and must have at least one email object with a valid email address.")
+                problems.add(field, ErrorWording.TO_REQUIRED)
             continue
         if not problems.typed(listed, "array", field):
             continue
         assert isinstance(listed, list)
         if kind == "to" and not listed:
-            problems.add(field, "The to array is required for all personalization objects, and must have at least one email object with a valid email address.")
+            problems.add(field, ErrorWording.TO_REQUIRED)
         elif kind != "to" and len(listed) > MAX_RECIPIENTS:
             problems.add(field, f"The {kind} array may not hold more than {MAX_RECIPIENTS} addresses.")
         count += len(listed)
@@ -216,12 +210,12 @@ def _check_recipients(problems: _Problems, item: dict[str, object], base: str, i
                 continue
             first = seen.get(address)
             if first is None:
-                seen[address] = (index, field)
+                seen[address] = index
                 continue
-            if first[0] == index:
-                problems.add(base, f"Each email address in the personalization block should be unique between to, cc, and bcc. We found the first duplicate instance of [{entry['email']}] in the {field} field.")
+            if first == index:
+                problems.add(base, ErrorWording.DUPLICATE_IN_PERSONALIZATION.format(address=entry["email"], field=field))
             else:
-                problems.add(f"{field}.{position}.email", f"Each unique email address in the personalizations array should only be included once. You have included [{entry['email']}] more than once (first in personalizations.{first[0]}).")
+                problems.add(f"{field}.{position}.email", ErrorWording.DUPLICATE_IN_REQUEST.format(address=entry["email"], first=first))
     return count
 
 
@@ -233,11 +227,11 @@ def _check_subject_and_content(problems: _Problems, payload: dict[str, object]) 
         people = payload.get("personalizations")
         every_has_subject = isinstance(people, list) and bool(people) and all(isinstance(p, dict) and "subject" in p for p in people)
         if not templated and not every_has_subject:
-            problems.add("subject", "The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined.")
+            problems.add("subject", ErrorWording.SUBJECT_REQUIRED)
     content = payload.get("content", _MISSING)
     if content is _MISSING or content == []:
         if not templated:
-            problems.add("content", "Unless a valid template_id is provided, the content parameter is required. There must be at least one defined content block. We typically suggest both text/plain and text/html blocks are included, but only one block is required.")
+            problems.add("content", ErrorWording.CONTENT_REQUIRED)
         return
     if not problems.typed(content, "array", "content"):
         return
@@ -266,7 +260,7 @@ def _check_content_order(problems: _Problems, kinds: list[str | None]) -> None:
     allowed_before = {"text/plain": set(), "text/html": {"text/plain"}}
     for index, kind in enumerate(kinds):
         if kind in allowed_before and any(k not in allowed_before[kind] | {kind} for k in kinds[:index] if k is not None):
-            problems.add(f"content.{index}.type", _CONTENT_ORDER)
+            problems.add(f"content.{index}.type", ErrorWording.CONTENT_ORDER)
 
 
 def _check_attachments(problems: _Problems, value: object) -> None:
@@ -317,7 +311,7 @@ def _check_headers(problems: _Problems, value: object, field: str) -> None:
     assert isinstance(value, dict)
     for name, header in value.items():
         if name.lower() in FORBIDDEN_HEADERS:
-            problems.add(f"{field}.{name}", f"The {name} header is reserved and cannot be set in headers; use the matching mail-send field instead.")
+            problems.add(f"{field}.{name}", f"The {name} header is reserved and cannot be set; use the matching mail-send field.")
         problems.typed(header, "string", f"{field}.{name}")
 
 
@@ -337,7 +331,7 @@ def _check_substitutions(problems: _Problems, value: object, field: str) -> None
         return
     assert isinstance(value, dict)
     if _string_pairs_bytes(problems, value, field, strings_only=True) >= MAX_SUBSTITUTION_BYTES:
-        problems.add(field, f"The total size of your substitutions must stay under {MAX_SUBSTITUTION_BYTES:,} bytes per personalization object.")
+        problems.add(field, f"The total size of substitutions must stay under {MAX_SUBSTITUTION_BYTES:,} bytes per personalization.")
 
 
 def _check_custom_args(problems: _Problems, value: object, field: str, *, strings_only: bool, own: dict[str, object] | None = None) -> None:

@@ -33,15 +33,24 @@ def merge_tag(name: str) -> str:
     return f"%%rf:{name}%%"
 
 
+_HTML_SPECIAL = re.compile(r"[&<>\"'%\r\n]")
+_TEXT_SPECIAL = re.compile(r"[%\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
 def html_value(value: str) -> str:
     """`value` ready to stand in HTML text or a quoted attribute."""
-    return html.escape(str(value)[:MAX_FIELD_CHARS], quote=True).replace("%", "&#37;").replace("\r", " ").replace("\n", " ")
+    value = str(value)[:MAX_FIELD_CHARS]
+    if not _HTML_SPECIAL.search(value):  # the common case: nothing to escape
+        return value
+    return html.escape(value, quote=True).replace("%", "&#37;").replace("\r", " ").replace("\n", " ")
 
 
 def text_value(value: str) -> str:
     """`value` ready for the plain-text part: one line, and no `%%` that could read as a tag."""
-    flat = " ".join(str(value)[:MAX_FIELD_CHARS].splitlines())
-    return flat.replace("%%", "%\u200b%")
+    value = str(value)[:MAX_FIELD_CHARS]
+    if not _TEXT_SPECIAL.search(value):
+        return value
+    return " ".join(value.splitlines()).replace("%%", "%\u200b%")
 
 
 class ReaderTags:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from jinja2 import StrictUndefined, TemplateError
+from functools import lru_cache
+
+from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from pipeline.audience.profile import READER_FIELDS
@@ -23,16 +25,27 @@ class SubjectTemplate:
     def __init__(self, source: str):
         self.source = source
         self._template = _ENV.from_string(source)
+        # Only the fields the subject uses matter: readers who share them share the subject.
+        self.fields = tuple(sorted(meta.find_undeclared_variables(_ENV.parse(source))))
+        self._render_fields = lru_cache(maxsize=4096)(self._render_uncached)
 
     @staticmethod
     def check(source: str) -> str | None:
         """Why `source` is not a usable subject template, or None."""
         try:
-            SubjectTemplate(source).render({f: "x" for f in READER_FIELDS})
+            template = SubjectTemplate(source)
+            unknown = sorted(set(template.fields) - set(READER_FIELDS))
+            if unknown:
+                names = ", ".join(f"'{name}'" for name in unknown)
+                return f"subject template error: {names} is undefined; reader fields are {', '.join(READER_FIELDS)}"
+            template.render({f: "x" for f in READER_FIELDS})
         except TemplateError as exc:
             return f"subject template error: {exc}; reader fields are {', '.join(READER_FIELDS)}"
         return None
 
     def render(self, fields: dict[str, str]) -> str:
         """The subject for one reader; reader values are data, never template code."""
-        return one_line(self._template.render({k: one_line(v) for k, v in fields.items()})).strip()
+        return self._render_fields(tuple(str(fields.get(name, "")) for name in self.fields))
+
+    def _render_uncached(self, values: tuple[str, ...]) -> str:
+        return one_line(self._template.render({k: one_line(v) for k, v in zip(self.fields, values)})).strip()

@@ -133,9 +133,9 @@ class SendLedgerEntry(Base):
     """What one reader got from one edition, and how far its sending went."""
 
     __tablename__ = "send_ledger"
-    __table_args__ = (
-        Index("ix_send_ledger_state", "edition_id", "state", "variant_id"),
-    )
+    # No index on state: SQLite would prefer it to the primary key for a claim's
+    # `reader_id IN (...) AND state = 'planned'` and scan every planned row of the edition.
+    __table_args__ = (Index("ix_send_ledger_batch", "batch_id"),)
 
     edition_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     reader_id: Mapped[int] = mapped_column(

@@ -1,0 +1,436 @@
+"""Learning from engagement: stored events become exposures, clicks, suppressions and opt-outs.
+
+Each reader and topic has a Beta posterior over "clicks a section of this topic when shown one":
+
+    alpha = prior_alpha + learned_clicks
+    beta  = prior_beta  + max(0, learned_exposures - learned_clicks)
+
+The prior's mean grows with the reader's declared weight (BASE_CTR undeclared, DECLARED_CTR at
+weight 1) and is worth PRIOR_STRENGTH exposures, so a few editions move it and many outweigh it.
+Counts are exponentially time-decayed: a count at time t is worth 0.5 ** ((T - t) / half_life)
+at T = learned_at, the newest event ever applied. That sum does not depend on the order events
+are folded in, so late events never move learned_at backwards: they are decayed to it instead.
+
+`apply_events` takes unapplied events in batches ordered by id. Each batch is one transaction:
+it claims its events (applied = true), reads only what the batch touches, aggregates in Python
+and writes with executemany, so a crash leaves no event half-applied and a rerun changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, bindparam, select, text, update
+
+from pipeline.engagement.events import SUPPRESSING, EventType
+from pipeline.errors import ConfigurationError, PipelineError
+from pipeline.store.database import Database
+from pipeline.store.models import EditionSection, EngagementEvent, Reader, ReaderInterest, utcnow
+from pipeline.store.upsert import upsert_rows
+
+__all__ = ["LearningReport", "apply_events", "topic_posterior", "expected_ctr",
+           "PRIOR_STRENGTH", "BASE_CTR", "DECLARED_CTR", "DEFAULT_BATCH"]
+
+PRIOR_STRENGTH = 20.0  # the prior is worth this many exposures
+BASE_CTR = 0.02  # prior click rate of a topic the reader never declared (or declared at 0)
+DECLARED_CTR = 0.12  # prior click rate of a topic declared at weight 1
+DEFAULT_BATCH = 20_000
+_CHUNK = 900  # ids per IN (...): under SQLite's bound-parameter limit
+_KNOWN_READERS = 500_000  # readers whose applied history a run keeps in memory
+_LOCK_KEY = 0x52464C4E  # PostgreSQL advisory lock: one applier at a time
+_EPOCH = dt.datetime(1970, 1, 1)
+_STATUS = {EventType.UNSUBSCRIBE: "unsubscribed", EventType.SPAM_REPORT: "unsubscribed",
+           EventType.HARD_BOUNCE: "cleaned"}
+_SEEN = (EventType.DELIVERED.value, EventType.OPEN.value, EventType.CLICK.value)  # proof a message was seen
+_GROUP = (EventType.GROUP_UNSUBSCRIBE.value, EventType.GROUP_RESUBSCRIBE.value)
+
+
+class _Signal(Protocol):
+    clicks: float
+    exposures: float
+
+
+def topic_posterior(declared_weight: float | None, signal: _Signal | None) -> tuple[float, float]:
+    """(alpha, beta) of a reader's Beta posterior for a topic, from declared weight and learned counts.
+
+    Decay weighs a late click less than the delivery it followed, so clicks may exceed exposures
+    by a little: beta never goes below its prior.
+    """
+    weight = min(1.0, max(0.0, declared_weight or 0.0))
+    mean = BASE_CTR + (DECLARED_CTR - BASE_CTR) * weight
+    clicks = signal.clicks if signal is not None else 0.0
+    exposures = signal.exposures if signal is not None else 0.0
+    return mean * PRIOR_STRENGTH + clicks, (1.0 - mean) * PRIOR_STRENGTH + max(0.0, exposures - clicks)
+
+
+def expected_ctr(declared_weight: float | None, signal: _Signal | None) -> float:
+    """The posterior mean click rate, alpha / (alpha + beta)."""
+    alpha, beta = topic_posterior(declared_weight, signal)
+    return alpha / (alpha + beta)
+
+
+@dataclass
+class LearningReport:
+    """What one `apply_events` run did."""
+
+    events: int = 0
+    batches: int = 0
+    by_type: Counter[str] = field(default_factory=Counter)
+    unattributed: int = 0  # no reader_id, or a reader that no longer exists
+    exposures: int = 0  # (edition, reader) pairs seen for the first time
+    clicks: int = 0  # (edition, reader, section) clicks counted
+    repeat_clicks: int = 0  # clicks on a section already counted for that reader and edition
+    machine_opens: int = 0  # Apple Mail Privacy Protection prefetches, never engagement
+    suppressed: int = 0  # readers suppressed (unsubscribe, spam report, bounces)
+    opt_outs: int = 0
+    opt_ins: int = 0
+    unmapped_groups: int = 0  # group events whose ASM group maps to no topic
+    interests_written: int = 0
+
+    def summary(self) -> dict[str, int]:
+        """Every count as one flat dict (event types as `events_<type>`)."""
+        flat = {k: v for k, v in vars(self).items() if k != "by_type"}
+        return flat | {f"events_{kind}": n for kind, n in sorted(self.by_type.items())}
+
+
+class _Contended(PipelineError):
+    """Another applier claimed some of this batch first; the batch is rolled back and re-read."""
+
+
+def _seconds(moment: dt.datetime) -> float:
+    return (moment - _EPOCH).total_seconds()
+
+
+def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class _Raw:
+    """The batch's DB-API cursor, for the hot reads and writes.
+
+    SQLAlchemy's per-row work (parameters, result rows) cost more than SQLite itself at a
+    million events; plain SQL valid on SQLite and PostgreSQL alike keeps the 60 s goal.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        dialect = connection.dialect
+        self.cursor = connection.connection.cursor()
+        self.mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        stamp = EngagementEvent.__table__.c.occurred_at.type.dialect_impl(dialect)
+        self.to_time = stamp.result_processor(dialect, None) or (lambda value: value)
+        self.from_time = stamp.bind_processor(dialect) or (lambda value: value)
+        if dialect.name == "sqlite":
+            # The exact text SQLAlchemy stores, made by C code instead of Python formatting.
+            self.from_time = lambda value: value.isoformat(" ", "microseconds")
+
+    def fetch(self, sql: str, params: list | tuple, ids: list | None = None) -> list[tuple]:
+        """Rows of `sql`, its `{in}` replaced by a list of `ids`' marks, one chunk at a time."""
+        rows: list[tuple] = []
+        for chunk in _chunks(ids) if ids is not None else [[]]:
+            self.cursor.execute(sql.format(m=self.mark, ids=",".join([self.mark] * len(chunk))), [*params, *chunk])
+            rows.extend(self.cursor.fetchall())
+        return rows
+
+    def count(self, sql: str, params: list | tuple, ids: list) -> int:
+        """Rows changed by `sql` over every chunk of `ids`."""
+        changed = 0
+        for chunk in _chunks(ids):
+            self.cursor.execute(sql.format(m=self.mark, ids=",".join([self.mark] * len(chunk))), [*params, *chunk])
+            changed += self.cursor.rowcount
+        return changed
+
+
+class _Learner:
+    """One run: settings, the report, and what the run remembers between its batches."""
+
+    def __init__(self, db: Database, half_life_days: float, soft_bounce_limit: int,
+                 topic_groups: Mapping[str, str], now: dt.datetime, batch_size: int) -> None:
+        self.db, self.limit, self.groups, self.now, self.batch = db, soft_bounce_limit, topic_groups, now, batch_size
+        self.rate = math.log(2.0) / (half_life_days * 86400.0)
+        self.report = LearningReport()
+        self.topics: dict[str, dict[str, tuple[str, ...]]] = {}  # edition -> section -> topics
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop the applied history of readers met so far (they are read again when met)."""
+        self.known: set[int] = set()
+        self.exposed: set[tuple[str, int]] = set()
+        self.clicked: set[tuple[str, int, str]] = set()
+
+    def run(self) -> LearningReport:
+        cursor = 0
+        while True:
+            try:
+                with self.db.engine.begin() as connection:
+                    last = self._batch(connection, cursor)
+            except _Contended:
+                self.forget()
+                continue
+            except BaseException:
+                self.forget()  # this batch's changes to the history were rolled back
+                raise
+            if last is None:
+                return self.report
+            cursor = last
+
+    def _batch(self, connection: Connection, cursor: int) -> int | None:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        elif connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA cache_size=-131072")  # 128 MB: the upserts hit pages all over
+        raw = _Raw(connection)
+        try:
+            return self._fold_batch(connection, raw, cursor)
+        finally:
+            raw.cursor.close()
+
+    def _fold_batch(self, connection: Connection, raw: _Raw, cursor: int) -> int | None:
+        events = raw.fetch("SELECT id, event_type, reader_id, edition_id, section_id, occurred_at "
+                           "FROM engagement_events WHERE applied = {m} AND id > {m} ORDER BY id LIMIT {m}",
+                           (False, cursor, self.batch))
+        if not events:
+            return None
+        ids = [e[0] for e in events]
+        # Claiming first takes SQLite's write lock; a shortfall means a concurrent applier won.
+        claimed = raw.count("UPDATE engagement_events SET applied = {m} WHERE applied = {m} AND id IN ({ids})",
+                            (True, False), ids)
+        if claimed != len(ids):
+            raise _Contended(f"{len(ids) - claimed} events of this batch were applied by another run")
+        if cursor and raw.fetch("SELECT count(*) FROM engagement_events WHERE id > {m} AND id < {m} AND applied = {m}",
+                                (cursor, ids[0], True))[0][0]:
+            self.forget()  # another run applied events in between: what we remember may be stale
+        if len(self.known) > _KNOWN_READERS:
+            self.forget()
+        _BatchWork(self, connection, raw, events).apply()
+        self.report.events += len(events)
+        self.report.batches += 1
+        return ids[-1]
+
+
+class _BatchWork:
+    """One batch of events folded in memory, then written."""
+
+    def __init__(self, run: _Learner, connection: Connection, raw: _Raw, events: list[tuple]) -> None:
+        self.run, self.connection, self.raw, self.report = run, connection, raw, run.report
+        self.events = [(i, kind, rid, edition, section, raw.to_time(at)) for i, kind, rid, edition, section, at in events]
+        self.readers: dict[int, list[Any]] = {}  # id -> [status, reason, suppressed_at, soft_bounces, dirty]
+        # (reader, topic) -> [clicks, exposures, newest seconds, newest time], counts valued at self.origin
+        self.learned: dict[tuple[int, str], list[Any]] = {}
+        self.origin = _seconds(max(min(e[5], run.now) for e in self.events))
+        self.opt: dict[tuple[int, str], bool] = {}
+        self.picks: dict[tuple[str, int], tuple[frozenset[str], list[str]]] = {}  # -> (sections, their topics)
+
+    def apply(self) -> None:
+        self._load_readers(sorted({e[2] for e in self.events if e[2] is not None}))
+        seen = [e for e in self.events if e[1] in _SEEN and e[3] and e[2] in self.readers]
+        self._load_topics({e[3] for e in seen})
+        self._load_history(sorted({e[2] for e in seen} - self.run.known), {e[0] for e in self.events})
+        # Picks of pairs seen for the first time, and of clicked pairs (was the section shown?).
+        self._load_picks({(e[3], e[2]) for e in seen if e[1] == EventType.CLICK or (e[3], e[2]) not in self.run.exposed})
+        groups = self._group_topics([e[0] for e in self.events if e[1] in _GROUP])
+        for event in self.events:
+            self._fold(event, groups)
+        self._write()
+
+    def _fold(self, event: tuple, groups: dict[int, str | None]) -> None:
+        event_id, kind, rid, edition, section, occurred = event
+        self.report.by_type[kind] += 1
+        reader = self.readers.get(rid) if rid is not None else None
+        if reader is None:
+            self.report.unattributed += 1
+        elif kind in _SEEN:
+            if kind == EventType.DELIVERED and reader[3]:
+                # A message got through: earlier soft bounces were passing trouble, not a dead address.
+                reader[3], reader[4] = 0, True
+            if edition:
+                moment = min(occurred, self.run.now)
+                t = _seconds(moment)
+                weight = math.exp(self.run.rate * (t - self.origin))
+                self._expose(edition, rid, t, moment, weight)
+                if kind == EventType.CLICK and section:
+                    self._click(edition, rid, section, t, moment, weight)
+        elif kind == EventType.MACHINE_OPEN:
+            self.report.machine_opens += 1
+        elif kind in SUPPRESSING:
+            self._suppress(reader, _STATUS[EventType(kind)], kind, occurred)
+        elif kind == EventType.SOFT_BOUNCE:
+            reader[3], reader[4] = reader[3] + 1, True
+            if reader[3] >= self.run.limit:
+                self._suppress(reader, "cleaned", "soft_bounces", occurred)
+        elif kind in _GROUP:
+            topic = groups.get(event_id)
+            if topic is None:
+                self.report.unmapped_groups += 1
+                return
+            out = kind == EventType.GROUP_UNSUBSCRIBE
+            self.opt[(rid, topic)] = out
+            self.report.opt_outs += out
+            self.report.opt_ins += not out
+
+    def _expose(self, edition: str, rid: int, t: float, moment: dt.datetime, weight: float) -> None:
+        key = (edition, rid)
+        if key in self.run.exposed:
+            return
+        self.run.exposed.add(key)
+        self.report.exposures += 1
+        learned = self.learned
+        for topic in self.picks.get(key, (None, ()))[1]:
+            state = learned.get((rid, topic))  # inlined _add: this loop runs for most topic updates
+            if state is None:
+                learned[(rid, topic)] = [0.0, weight, t, moment]
+            else:
+                state[1] += weight
+                if t > state[2]:
+                    state[2], state[3] = t, moment
+
+    def _click(self, edition: str, rid: int, section: str, t: float, moment: dt.datetime, weight: float) -> None:
+        key = (edition, rid, section)
+        if key in self.run.clicked:
+            self.report.repeat_clicks += 1
+            return
+        self.run.clicked.add(key)
+        self.report.clicks += 1
+        # A click on a section the ledger does not show (forwarded mail, no ledger row) proves it
+        # was seen: count the exposure too, so that clicks never outnumber exposures.
+        shown = self.picks.get((edition, rid))
+        exposure = 0.0 if shown is not None and section in shown[0] else weight
+        for topic in self.run.topics.get(edition, {}).get(section, ()):
+            self._add(rid, topic, t, moment, weight, exposure)
+
+    def _add(self, rid: int, topic: str, t: float, moment: dt.datetime, clicks: float, exposures: float) -> None:
+        state = self.learned.get((rid, topic))
+        if state is None:
+            self.learned[(rid, topic)] = [clicks, exposures, t, moment]
+            return
+        state[0] += clicks
+        state[1] += exposures
+        if t > state[2]:
+            state[2], state[3] = t, moment
+
+    def _suppress(self, reader: list[Any], status: str, reason: str, moment: dt.datetime) -> None:
+        if reader[1] is not None:
+            return  # the first suppression stands; later ones change nothing
+        if reader[0] == "subscribed":
+            reader[0] = status
+        reader[1], reader[2], reader[4] = reason, moment, True
+        self.report.suppressed += 1
+
+    # -- reads ---------------------------------------------------------------------------
+    def _load_readers(self, reader_ids: list[int]) -> None:
+        for rid, status, reason, at, bounces in self.raw.fetch(
+                "SELECT id, status, suppressed_reason, suppressed_at, soft_bounces FROM readers WHERE id IN ({ids})",
+                (), reader_ids):
+            self.readers[rid] = [status, reason, self.raw.to_time(at) if at is not None else None, bounces, False]
+
+    def _load_history(self, reader_ids: list[int], batch_ids: set[int]) -> None:
+        """Which (edition, reader) pairs and clicked sections earlier batches and runs counted."""
+        rows = self.raw.fetch("SELECT id, reader_id, edition_id, event_type, section_id FROM engagement_events "
+                              "WHERE applied = {m} AND edition_id IS NOT NULL AND event_type IN ({m}, {m}, {m}) "
+                              "AND reader_id IN ({ids})", (True, *_SEEN), reader_ids)
+        for event_id, rid, edition, kind, section in rows:
+            if event_id in batch_ids:
+                continue  # claimed by this batch a moment ago, not yet counted
+            self.run.exposed.add((edition, rid))
+            if kind == EventType.CLICK and section:
+                self.run.clicked.add((edition, rid, section))
+        self.run.known.update(reader_ids)
+
+    def _load_picks(self, pairs: set[tuple[str, int]]) -> None:
+        by_edition: dict[str, list[int]] = {}
+        for edition, rid in pairs:
+            by_edition.setdefault(edition, []).append(rid)
+        for edition, rids in by_edition.items():
+            topics = self.run.topics.get(edition, {})
+            for rid, picks in self.raw.fetch("SELECT reader_id, picks FROM send_ledger WHERE edition_id = {m} "
+                                             "AND reader_id IN ({ids})", (edition,), sorted(rids)):
+                sections = [pick[0] for pick in (json.loads(picks) if isinstance(picks, str) else picks or ())]
+                # One exposure per topic of each section: two sections on a topic are two chances to click.
+                self.picks[(edition, rid)] = (frozenset(sections), [t for s in sections for t in topics.get(s, ())])
+
+    def _load_topics(self, editions: set[str]) -> None:
+        s = EditionSection.__table__.c
+        for edition in sorted(editions - self.run.topics.keys()):
+            self.run.topics[edition] = {section: tuple(topics or ()) for section, topics in self.connection.execute(
+                select(s.section_id, s.topics).where(s.edition_id == edition))}
+
+    def _group_topics(self, ids: list[int]) -> dict[int, str | None]:
+        e = EngagementEvent.__table__.c
+        found: dict[int, str | None] = {}
+        for chunk in _chunks(ids):
+            for event_id, raw in self.connection.execute(select(e.id, e.raw).where(e.id.in_(chunk))):
+                group = raw.get("asm_group_id") if isinstance(raw, dict) else None
+                found[event_id] = self.run.groups.get(str(group)) if group is not None else None
+        return found
+
+    # -- writes --------------------------------------------------------------------------
+    def _write(self) -> None:
+        rows = self._learned_rows()
+        self.raw.cursor.executemany(
+            "INSERT INTO reader_interests (reader_id, topic, learned_clicks, learned_exposures, learned_at, opted_out) "
+            "VALUES ({m}, {m}, {m}, {m}, {m}, {m}) ON CONFLICT (reader_id, topic) DO UPDATE SET "
+            "learned_clicks = excluded.learned_clicks, learned_exposures = excluded.learned_exposures, "
+            "learned_at = excluded.learned_at".format(m=self.raw.mark), rows)
+        self.report.interests_written += len(rows)
+        table = ReaderInterest.__table__
+        outs = [{"reader_id": r, "topic": t, "opted_out": True, "learned_clicks": 0.0, "learned_exposures": 0.0}
+                for (r, t), out in self.opt.items() if out]
+        upsert_rows(self.connection, table, outs, ["reader_id", "topic"], ["opted_out"])
+        ins = [{"b_reader": r, "b_topic": t} for (r, t), out in self.opt.items() if not out]
+        if ins:
+            self.connection.execute(update(table).where(table.c.reader_id == bindparam("b_reader"),
+                                                        table.c.topic == bindparam("b_topic")).values(opted_out=False),
+                                    ins)
+        readers = [{"b_id": rid, "status": s[0], "suppressed_reason": s[1], "suppressed_at": s[2],
+                    "soft_bounces": s[3]} for rid, s in self.readers.items() if s[4]]
+        if readers:
+            r = Reader.__table__
+            self.connection.execute(update(r).where(r.c.id == bindparam("b_id")).values(
+                status=bindparam("status"), suppressed_reason=bindparam("suppressed_reason"),
+                suppressed_at=bindparam("suppressed_at"), soft_bounces=bindparam("soft_bounces")), readers)
+
+    def _learned_rows(self) -> list[tuple]:
+        """Batch sums folded into the stored counts, both decayed to the newer of their times."""
+        stored = {(rid, topic): (clicks, exposures, at) for rid, topic, clicks, exposures, at in self.raw.fetch(
+            "SELECT reader_id, topic, learned_clicks, learned_exposures, learned_at FROM reader_interests "
+            "WHERE reader_id IN ({ids})", (), sorted({rid for rid, _ in self.learned}))}
+        rate, origin, to_time, from_time = self.run.rate, self.origin, self.raw.to_time, self.raw.from_time
+        rows = []
+        for key in sorted(self.learned):  # in key order: neighbouring rows share pages
+            clicks, exposures, t, moment = self.learned[key]
+            old_clicks, old_exposures, old_at = stored.get(key, (0.0, 0.0, None))
+            if old_at is not None:
+                old_at = to_time(old_at)
+                old_t = _seconds(old_at)
+                if old_t > t:
+                    t, moment = old_t, old_at
+                keep = math.exp(-rate * (t - old_t))
+                old_clicks, old_exposures = old_clicks * keep, old_exposures * keep
+            factor = math.exp(-rate * (t - origin))
+            rows.append((key[0], key[1], old_clicks + clicks * factor, old_exposures + exposures * factor,
+                         from_time(moment), False))
+        return rows
+
+
+def apply_events(db: Database, *, half_life_days: float, soft_bounce_limit: int, topic_groups: Mapping[str, str],
+                 now: dt.datetime | None = None, batch_size: int = DEFAULT_BATCH) -> LearningReport:
+    """Apply every stored event not yet applied to readers and their topics; returns what it did.
+
+    `now` (naive UTC, default: the current time) caps event times, so that a provider's clock
+    skew never pushes learned_at into the future. Run one applier at a time: a second one is
+    detected per batch and never double-counts an event, but it only slows both down.
+    """
+    if half_life_days <= 0:
+        raise ConfigurationError(f"READERFIRST_HALF_LIFE_DAYS={half_life_days!r}: must be more than 0")
+    if soft_bounce_limit < 1:
+        raise ConfigurationError(f"READERFIRST_SOFT_BOUNCE_LIMIT={soft_bounce_limit!r}: must be at least 1")
+    if batch_size < 1:
+        raise ConfigurationError(f"batch_size={batch_size!r}: must be at least 1")
+    learner = _Learner(db, half_life_days, soft_bounce_limit, dict(topic_groups), now or utcnow(), batch_size)
+    return learner.run()

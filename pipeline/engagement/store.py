@@ -1,0 +1,172 @@
+"""Storing normalised events once each, with the malformed ones quarantined, in one transaction.
+
+A batch is stored all or nothing: the webhook answers 2xx only after this returns, so a batch
+that failed halfway must leave no trace, or SendGrid's retry would find half of it already
+there. Events are deduplicated on `provider_event_id` (SendGrid's `sg_event_id`) by an
+insert that skips existing ids, within the batch and across batches alike.
+
+Attribution: an event keeps the `reader_id` its custom_args claim only if a reader with that
+id exists *and* has the event's address. Otherwise it is stored with no reader (the claimed id
+stays in `raw`): ids of deleted readers can be reused by SQLite, and an event must never be
+credited to someone else. Events for editions readerfirst does not know are stored as they
+are; nothing that SendGrid reports is dropped.
+
+Rows go in through SQLAlchemy Core, many per statement, and never as ORM objects: the webhook
+has to keep up with SendGrid's batches of ~1,500 events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, DateTime, select
+from sqlalchemy.dialects import postgresql
+
+from pipeline.engagement.events import NormalisedEvent
+from pipeline.store.database import Database
+from pipeline.store.models import EngagementEvent, QuarantinedEvent, Reader, utcnow
+
+__all__ = ["StoreReport", "store_events", "event_row", "quarantine_row"]
+
+_LOOKUP_CHUNK = 500  # reader ids per IN (...) query, well under every dialect's parameter limit
+_SOURCE_WIDTH = 40  # quarantined_events.source
+_DATETIME = DateTime()
+_COLUMNS = ("provider_event_id", "event_type", "reason", "email", "reader_id", "edition_id", "section_id",
+            "variant_id", "holdout", "occurred_at", "received_at", "applied", "raw")
+_SQLITE_INSERT = (f"INSERT INTO engagement_events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+                  "ON CONFLICT (provider_event_id) DO NOTHING")
+_SQLITE_READERS = "SELECT id, email FROM readers WHERE id IN (SELECT value FROM json_each(?))"
+
+
+@dataclass(frozen=True)
+class StoreReport:
+    """What one store did: new events, events seen before, events quarantined, events unattributed."""
+
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    # Stored without a reader: the claimed reader does not exist or has another address.
+    unattributed: int = 0
+
+    def __add__(self, other: StoreReport) -> StoreReport:
+        return StoreReport(self.stored + other.stored, self.duplicates + other.duplicates,
+                           self.quarantined + other.quarantined, self.unattributed + other.unattributed)
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts, for a JSON answer or a log line."""
+        return {"stored": self.stored, "duplicates": self.duplicates, "quarantined": self.quarantined,
+                "unattributed": self.unattributed}
+
+
+def event_row(event: NormalisedEvent, reader_id: int | None, received_at: dt.datetime) -> dict:
+    """The engagement_events row of `event`, attributed to `reader_id`."""
+    return {
+        "provider_event_id": event.provider_event_id,
+        "event_type": event.event_type.value,
+        "reason": event.reason,
+        "email": event.email,
+        "reader_id": reader_id,
+        "edition_id": event.edition_id,
+        "section_id": event.section_id,
+        "variant_id": event.variant_id,
+        "holdout": event.holdout,
+        "occurred_at": event.occurred_at,
+        "received_at": received_at,
+        "applied": False,
+        "raw": event.raw,
+    }
+
+
+def quarantine_row(raw: dict | str, reason: str, source: str, received_at: dt.datetime) -> dict:
+    """The quarantined_events row of one malformed event."""
+    if not isinstance(raw, str):
+        # default=repr: a quarantined value must be kept even when it is not JSON-serialisable.
+        raw = json.dumps(raw, ensure_ascii=False, default=repr)
+    # PostgreSQL text cannot hold NUL; the escape keeps the event readable.
+    return {"source": source[:_SOURCE_WIDTH], "reason": reason.replace("\x00", "\\0"),
+            "raw": raw.replace("\x00", "\\u0000"), "received_at": received_at}
+
+
+def _known_addresses(connection: Connection, reader_ids: Iterable[int]) -> dict[int, str]:
+    """Reader id -> lowercased address, for those of `reader_ids` that exist."""
+    ids = sorted(set(reader_ids))
+    if not ids:
+        return {}
+    if connection.dialect.name == "sqlite":
+        # One statement with one parameter, however many readers the batch names.
+        rows = connection.exec_driver_sql(_SQLITE_READERS, (json.dumps(ids),))
+        return {reader_id: email.lower() for reader_id, email in rows}
+    found: dict[int, str] = {}
+    for start in range(0, len(ids), _LOOKUP_CHUNK):
+        chunk = ids[start:start + _LOOKUP_CHUNK]
+        for reader_id, email in connection.execute(select(Reader.id, Reader.email).where(Reader.id.in_(chunk))):
+            found[reader_id] = email.lower()
+    return found
+
+
+def _sqlite_values(connection: Connection, rows: Sequence[dict]) -> list[tuple]:
+    """`rows` as the driver's parameters, converted as SQLAlchemy's column types would."""
+    dialect = connection.dialect
+    as_text = _DATETIME.dialect_impl(dialect).bind_processor(dialect)
+    received = {}
+    values = []
+    for row in rows:
+        stamp = row["received_at"]
+        if stamp not in received:
+            received[stamp] = as_text(stamp)
+        values.append((row["provider_event_id"], row["event_type"], row["reason"], row["email"], row["reader_id"],
+                       row["edition_id"], row["section_id"], row["variant_id"], row["holdout"],
+                       as_text(row["occurred_at"]), received[stamp], row["applied"], json.dumps(row["raw"])))
+    return values
+
+
+def _insert_new(connection: Connection, rows: Sequence[dict]) -> int:
+    """Insert `rows`, skipping ids already stored; returns how many were new."""
+    if not rows:
+        return 0
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        # The driver's executemany, without SQLAlchemy's per-row machinery: the webhook's hot path.
+        # SQLite sums the rows each statement changed, and a skipped duplicate changes none.
+        return connection.exec_driver_sql(_SQLITE_INSERT, _sqlite_values(connection, rows)).rowcount
+    if dialect != "postgresql":
+        raise NotImplementedError(f"storing events is not implemented for {dialect}")
+    table = EngagementEvent.__table__
+    # RETURNING lists only the rows really inserted, so the count is exact even when another
+    # process stores the same events at the same moment.
+    statement = (postgresql.insert(table).on_conflict_do_nothing(index_elements=["provider_event_id"])
+                 .returning(table.c.provider_event_id))
+    return len(connection.execute(statement, list(rows)).all())
+
+
+def store_events(db: Database, events: Sequence[NormalisedEvent], quarantined: Sequence[tuple[dict | str, str]],
+                 *, source: str, received_at: dt.datetime | None = None) -> StoreReport:
+    """Store `events` once each and quarantine `quarantined`, all in one transaction.
+
+    Raises the database's error (SQLAlchemyError) when the batch cannot be stored; then
+    nothing of it was stored, and the caller must make the sender retry.
+    """
+    received_at = received_at or utcnow()
+    unique: dict[str, NormalisedEvent] = {}
+    for event in events:
+        unique.setdefault(event.provider_event_id, event)
+    with db.engine.begin() as connection:
+        addresses = _known_addresses(connection, (e.reader_id for e in unique.values() if e.reader_id is not None))
+        attributed, disowned = [], []
+        for event in unique.values():
+            if event.reader_id is None or addresses.get(event.reader_id) == event.email.lower():
+                attributed.append(event_row(event, event.reader_id, received_at))
+            else:
+                disowned.append(event_row(event, None, received_at))
+        # Two inserts, so that the count of new unattributed events is exact.
+        stored = _insert_new(connection, attributed)
+        unattributed = _insert_new(connection, disowned)
+        if quarantined:
+            connection.execute(QuarantinedEvent.__table__.insert(),
+                               [quarantine_row(raw, reason, source, received_at) for raw, reason in quarantined])
+    stored += unattributed
+    return StoreReport(stored=stored, duplicates=len(events) - stored, quarantined=len(quarantined),
+                       unattributed=unattributed)

@@ -1,0 +1,151 @@
+"""The web service: SendGrid's Event Webhook, one-click unsubscribe and the preference centre.
+
+`create_app()` builds the Starlette application from the settings; `serve()` runs it with
+uvicorn; `running_server()` runs an application on a free loopback port in a thread (tests,
+demos). The service opens its own database connection pool with a short SQLite busy timeout:
+a webhook request that waited 30 s for a lock would be timed out by SendGrid anyway, and a
+quick 503 gets the batch retried sooner.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from sqlalchemy import event, text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from pipeline.content.topics import Taxonomy, load_taxonomy
+from pipeline.settings import PROJECT_ROOT, Settings, load_settings
+from pipeline.store.database import Database, open_database
+from pipeline.web.preferences import preferences_page, preferences_submit
+from pipeline.web.unsubscribe import unsubscribe_now, unsubscribe_page
+from pipeline.web.webhook import SignatureCheck, receive_sendgrid_events
+
+__all__ = ["WebState", "create_app", "serve", "open_web_database", "running_server", "DEFAULT_TAXONOMY",
+           "WEB_BUSY_TIMEOUT_MS"]
+
+DEFAULT_TAXONOMY = PROJECT_ROOT / "editions" / "topics.yaml"
+WEB_BUSY_TIMEOUT_MS = 5_000
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WebState:
+    """What every request handler needs: settings, database, signing secret, taxonomy, the clock."""
+
+    settings: Settings
+    db: Database
+    secret: bytes
+    taxonomy: Taxonomy
+    signature_check: SignatureCheck
+    today: Callable[[], dt.date]
+
+
+def open_web_database(url: str, *, busy_timeout_ms: int = WEB_BUSY_TIMEOUT_MS) -> Database:
+    """The database for the web service: migrated, and on SQLite with a busy timeout of `busy_timeout_ms`."""
+    db = open_database(url)
+    if db.dialect == "sqlite":
+        def _busy_timeout(dbapi_connection, _record) -> None:
+            # Registered after the store's own pragmas, so this value wins.
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cursor.close()
+
+        event.listen(db.engine, "connect", _busy_timeout)
+        db.engine.dispose()  # connections made while migrating have the store's 30 s timeout
+    return db
+
+
+async def _health(request: Request) -> Response:
+    """200 when the database answers, 503 when it does not."""
+    def ping() -> None:
+        with request.app.state.web.db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    try:
+        await run_in_threadpool(ping)
+    except SQLAlchemyError:
+        return PlainTextResponse("database unavailable\n", status_code=503)
+    return PlainTextResponse("ok\n")
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None, *,
+               taxonomy_path: Path | None = None, today: Callable[[], dt.date] | None = None) -> Starlette:
+    """The web application; with no arguments everything comes from the environment.
+
+    A database passed in is used as it is and left open; one opened here is closed on shutdown.
+    """
+    settings = settings or load_settings()
+    owned = db is None
+    database = db if db is not None else open_web_database(settings.resolved_database_url)
+    check = SignatureCheck(settings.sendgrid_webhook_public_key, settings.webhook_max_age_seconds)
+    if check.problem:
+        # The pages still work: a webhook key mistake must not stop readers unsubscribing.
+        log.error("the SendGrid webhook will answer 503: %s", check.problem)
+    state = WebState(settings=settings, db=database, secret=settings.signing_secret,
+                     taxonomy=load_taxonomy(taxonomy_path or DEFAULT_TAXONOMY), signature_check=check,
+                     today=today or (lambda: dt.datetime.now(dt.UTC).date()))
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        if owned:
+            database.dispose()
+
+    app = Starlette(routes=[
+        Route("/webhooks/sendgrid", receive_sendgrid_events, methods=["POST"]),
+        Route("/u/{token}", unsubscribe_page, methods=["GET"]),
+        Route("/u/{token}", unsubscribe_now, methods=["POST"]),
+        Route("/p/{token}", preferences_page, methods=["GET"]),
+        Route("/p/{token}", preferences_submit, methods=["POST"]),
+        Route("/healthz", _health, methods=["GET"]),
+    ], lifespan=lifespan)
+    app.state.web = state
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 8025, *, workers: int = 1, log_level: str = "info") -> None:
+    """Run the web service until interrupted; settings come from the environment.
+
+    With several workers each process opens its own pool; on SQLite they take turns to write.
+    """
+    uvicorn.run("pipeline.web.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level, proxy_headers=True, server_header=False)
+
+
+@contextmanager
+def running_server(app: Starlette, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve `app` on a free port of `host` in a background thread; yields its base URL."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="readerfirst-web", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the web service did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        listener.close()

@@ -1,0 +1,216 @@
+"""SendGrid delivery end to end: the official client over HTTP to the emulator on loopback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import random
+import signal
+import re
+import subprocess
+
+import pytest
+from sqlalchemy import insert, select
+
+from pipeline.audience.importer import import_audience
+from pipeline.audience.sample import write_sample_csv
+from pipeline.delivery.ledger import SendLedger
+from pipeline.delivery.sendgrid import SendGridRefused
+from pipeline.emulator import FaultPlan, running_emulator
+from pipeline.store.models import LedgerState, Reader
+from tests.conftest import EDITION, SAMPLE_AUDIENCE
+from tests.sendgrid_spec import assert_payload_valid
+
+TODAY = dt.date(2026, 12, 1)
+
+
+@pytest.fixture
+def sendgrid_env(monkeypatch, home):
+    """Point readerfirst at a fresh emulator (SENDGRID_API_KEY/HOST); every payload is checked against the spec."""
+
+    def start(check_payloads: bool = True, **options):
+        observer = assert_payload_valid if check_payloads else None
+        context = running_emulator(store_path=home / "emulator.db", payload_observer=observer, **options)
+        emulator = context.__enter__()
+        started.append(context)
+        monkeypatch.setenv("SENDGRID_API_KEY", emulator.api_key)
+        monkeypatch.setenv("SENDGRID_API_HOST", emulator.url)
+        monkeypatch.setenv("READERFIRST_SENDGRID_PARALLEL", "2")
+        return emulator
+
+    started: list = []
+    yield start
+    for context in started:
+        context.__exit__(None, None, None)
+
+
+def _subscribed(db) -> set[str]:
+    with db.session() as session:
+        return set(session.scalars(select(Reader.email).where(Reader.status == "subscribed")))
+
+
+def test_every_reader_gets_one_personalised_message(prefect_harness, db, sendgrid_env):
+    """Each subscribed reader receives exactly one message, with their name, reasons and headers merged."""
+    from pipeline.flows.send_edition import send_edition
+
+    emulator = sendgrid_env()
+    import_audience(db, SAMPLE_AUDIENCE, "sample", today=TODAY)
+    summary = send_edition(edition=str(EDITION), audience="sample", today=TODAY)
+    counts = emulator.store.count_by_recipient()
+    assert set(counts) == _subscribed(db) and set(counts.values()) == {1}
+    # The minimum number of requests: one per variant (no variant here has more than 1,000 readers).
+    assert summary["requests"] == summary["variants"] == emulator.stats()["accepted"]
+    (message,) = emulator.store.messages_for("kemi.moreau.0@example.com")
+    assert message.subject == "Kemi, your brief for the week of 7 December"
+    assert "Hi Kemi," in message.html and "Hi Kemi," in message.text
+    assert "you follow Climate" in message.html and "%%rf" not in message.html + message.text
+    assert message.custom_args["edition_id"] == "2026-12-07" and message.custom_args["holdout"] == "0"
+    assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    ledger = SendLedger(db, "2026-12-07")
+    assert ledger.counts()[LedgerState.SENT] == len(counts)
+
+
+def test_reader_data_cannot_smuggle_substitution_tags(prefect_harness, db, sendgrid_env, tmp_path):
+    """A reader named like a substitution tag, HTML or a template gets only their own text, escaped."""
+    from pipeline.flows.send_edition import send_edition
+
+    emulator = sendgrid_env()
+    people = tmp_path / "people.csv"
+    people.write_text("email,first_name,interests\n"
+                      "evil@example.com,%%rf:unsubscribe_url%% -first_name- <b>x</b> {{ 7*7 }},climate\n"
+                      "plain@example.com,Plain,climate\n")
+    import_audience(db, people, "tricky", today=TODAY)
+    send_edition(edition=str(EDITION), audience="tricky", today=TODAY)
+    (evil,) = emulator.store.messages_for("evil@example.com")
+    (plain,) = emulator.store.messages_for("plain@example.com")
+    assert "&lt;b&gt;x&lt;/b&gt;" in evil.html and "<b>x</b>" not in evil.html
+    assert "{{ 7*7 }}" in evil.html and "49" not in evil.subject
+    assert "Hi &#37;&#37;rf:unsubscribe_url&#37;&#37; -first_name-" in evil.html
+    # Apart from their own name, address and tokens, both readers got exactly the same message.
+    evil_name = "&#37;&#37;rf:unsubscribe_url&#37;&#37; -first_name- &lt;b&gt;x&lt;/b&gt; {{ 7*7 }}"
+
+    def normalised(html: str, name: str, email: str) -> str:
+        return re.sub(r"/[up]/[0-9a-f]+\.[0-9a-f]+", "/TOKEN", html.replace(name, "NAME").replace(email, "EMAIL"))
+
+    assert normalised(evil.html, evil_name, "evil@example.com") == normalised(plain.html, "Plain", "plain@example.com")
+
+
+def test_faults_still_deliver_every_reader_exactly_once(prefect_harness, db, sendgrid_env):
+    """With 30% of requests answered 429, 500, slowly or by a dropped connection, everyone gets one copy."""
+    from pipeline.flows.send_edition import send_edition
+
+    emulator = sendgrid_env(faults=FaultPlan.spread(0.3, slow_seconds=0.2, seed=11))
+    import_audience(db, SAMPLE_AUDIENCE, "sample", today=TODAY)
+    summary = send_edition(edition=str(EDITION), audience="sample", today=TODAY)
+    stats = emulator.stats()
+    assert sum(stats["faults"].values()) > 10  # the faults really happened
+    assert all(stats["faults"][kind] > 0 for kind in ("429", "500", "slow", "drop"))
+    counts = emulator.store.count_by_recipient()
+    assert set(counts) == _subscribed(db) and set(counts.values()) == {1}
+    assert summary["retries"] > 0 and summary["unconfirmed_batches"] == 0
+
+
+def test_refused_request_stops_the_send_and_shows_sendgrids_errors(prefect_harness, db, sendgrid_env, monkeypatch):
+    """A 400 stops the send with SendGrid's message and field; nothing after it is sent."""
+    from pipeline.flows.send_edition import send_edition
+
+    emulator = sendgrid_env(check_payloads=False)  # this test sends a payload SendGrid must refuse
+    monkeypatch.setenv("READERFIRST_SENDGRID_PARALLEL", "1")
+    import_audience(db, SAMPLE_AUDIENCE, "sample", today=TODAY)
+    with db.session() as session:  # bad data that slipped past import, e.g. written by another tool
+        session.execute(insert(Reader).values(audience_id=1, public_id="f" * 32, email="broken@@example.com",
+                                              first_name="", last_name="", timezone="", status="subscribed", tags=[]))
+    with pytest.raises(SendGridRefused) as refused:
+        send_edition(edition=str(EDITION), audience="sample", today=TODAY)
+    message = str(refused.value)
+    assert "HTTP 400" in message and re.search(r"\(field: personalizations\.\d+\.to\.0\.email\)", message)
+    assert emulator.api_key not in message
+    ledger = SendLedger(db, "2026-12-07")
+    counts = ledger.counts()
+    assert counts[LedgerState.SENDING] == 0  # the refused batch went back to planned: it was not sent
+    assert counts[LedgerState.PLANNED] > 0 and counts[LedgerState.SENT] == emulator.store.total()
+    assert "broken@@example.com" not in emulator.store.count_by_recipient()
+
+
+def test_api_key_never_logged_or_shown(prefect_harness, db, sendgrid_env, monkeypatch, caplog):
+    """A wrong key gives SendGrid's 401 message; the key appears in no log line or error."""
+    from pipeline.flows.send_edition import send_edition
+
+    sendgrid_env()
+    secret_key = "SG.wrong-key-" + "x" * 30
+    monkeypatch.setenv("SENDGRID_API_KEY", secret_key)
+    import_audience(db, SAMPLE_AUDIENCE, "sample", today=TODAY)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(SendGridRefused) as refused:
+        send_edition(edition=str(EDITION), audience="sample", limit=3, today=TODAY)
+    assert "HTTP 401" in str(refused.value)
+    assert secret_key not in str(refused.value) and secret_key not in caplog.text
+    assert secret_key not in repr(refused.value)
+
+
+def test_sandbox_validates_and_delivers_nothing(prefect_harness, db, sendgrid_env):
+    """--sandbox sends every request in sandbox mode: accepted (200), nothing delivered, ledger unchanged."""
+    from pipeline.flows.send_edition import send_edition
+
+    emulator = sendgrid_env()
+    import_audience(db, SAMPLE_AUDIENCE, "sample", today=TODAY)
+    summary = send_edition(edition=str(EDITION), audience="sample", sandbox=True, today=TODAY)
+    assert summary["sandbox_validated"] == len(_subscribed(db)) and summary["sent"] == 0
+    assert emulator.store.total() == 0 and emulator.stats()["sandbox"] == summary["requests"]
+    assert SendLedger(db, "2026-12-07").counts()[LedgerState.SENT] == 0
+
+
+def test_kill_nine_at_random_points_never_sends_twice(prefect_harness, home, db, sendgrid_env, tmp_path):
+    """Killing the sender with SIGKILL at random points, then resuming, never gives anyone two copies."""
+    emulator = sendgrid_env(faults=FaultPlan.spread(0.15, kinds=("slow",), slow_seconds=0.15, seed=3))
+    audience_file = write_sample_csv(tmp_path / "five-thousand.csv", 5000, seed=21)
+    import_audience(db, audience_file, "big", today=TODAY)
+    env = {**os.environ, "PREFECT_API_URL": prefect_harness, "READERFIRST_CHUNK_SIZE": "500"}
+    rng = random.Random(5)
+    kills = 0
+    for attempt in range(12):
+        process = subprocess.Popen(["readerfirst", "send", str(EDITION), "--audience", "big"], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            process.wait(timeout=rng.uniform(3.0, 9.0))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            kills += 1
+            continue
+        assert process.returncode == 0, process.stderr.read().decode()[-3000:]
+        break
+    else:
+        pytest.fail("the send never completed")
+    assert kills >= 2, "the test must actually interrupt sends"
+    ledger = SendLedger(db, "2026-12-07")
+    unconfirmed = {entry for batch in ledger.unconfirmed() for entry in _batch_emails(db, batch.batch_id)}
+    counts = emulator.store.count_by_recipient()
+    subscribed = _subscribed(db)
+    assert max(counts.values()) == 1  # nobody ever got two copies
+    assert {e for e in subscribed if counts.get(e) != 1} <= unconfirmed
+    assert set(counts) <= subscribed
+
+
+def _batch_emails(db, batch_id: str) -> set[str]:
+    from pipeline.store.models import SendLedgerEntry
+
+    with db.session() as session:
+        return set(session.scalars(select(Reader.email).join(SendLedgerEntry, SendLedgerEntry.reader_id == Reader.id)
+                                   .where(SendLedgerEntry.batch_id == batch_id)))
+
+
+def test_rate_limit_waits_for_reset(db, sendgrid_env):
+    """A 429 makes the transport wait until X-RateLimit-Reset before trying again."""
+    from pipeline.delivery.sendgrid import SendGridTransport
+
+    emulator = sendgrid_env(faults=FaultPlan.spread(1.0, kinds=("429",), seed=1))
+    waits: list[float] = []
+    transport = SendGridTransport(emulator.api_key, emulator.url, sleep=waits.append, timeout=5)
+    from tests.test_delivery_sendgrid_payload import sample_batch
+
+    with pytest.raises(Exception, match="failed after 6 attempts"):
+        transport.send(sample_batch())
+    assert len(waits) == 5 and all(0 <= w <= 2.5 for w in waits)  # no pointless wait after the last try
+    assert emulator.store.total() == 0

@@ -1,0 +1,104 @@
+"""Building Mail Send payloads: one request per batch, within SendGrid's limits and the official spec."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.content.edition import load_edition
+from pipeline.delivery.sendgrid_payload import SUBSTITUTIONS_LIMIT, build_payload, html_key, substitutions_size, text_key
+from pipeline.delivery.transport import Envelope, OutgoingBatch
+from pipeline.rendering.layout import EditionLayout
+from pipeline.rendering.templates import TemplateSet
+from tests.conftest import EDITION, TEMPLATES
+from tests.sendgrid_spec import assert_payload_valid
+
+_LAYOUT = None
+
+
+def _layout() -> EditionLayout:
+    global _LAYOUT
+    if _LAYOUT is None:
+        _LAYOUT = EditionLayout(load_edition(EDITION), TemplateSet(TEMPLATES))
+    return _LAYOUT
+
+
+def sample_batch(readers: int = 3, first_name: str = "Ann", holdout: bool = False) -> OutgoingBatch:
+    """A batch of the sample edition's first five sections for `readers` readers."""
+    layout = _layout()
+    ids = tuple(s.id for s in layout.edition.sections[:5])
+    envelopes = tuple(
+        Envelope(reader_id=i + 1, email=f"reader{i}@example.com", name=f"{first_name} {i}", subject=f"Hello {first_name}",
+                 values={"first_name": first_name, "last_name": "Reader", "email": f"reader{i}@example.com",
+                         "unsubscribe_url": f"https://rf.example.com/u/t{i}", "preferences_url": f"https://rf.example.com/p/t{i}",
+                         **{f"why:{sid}": "you follow Climate" for sid in ids}},
+                 unsubscribe_url=f"https://rf.example.com/u/t{i}", holdout=holdout)
+        for i in range(readers))
+    return OutgoingBatch(batch_id="b-1", edition_id="2026-12-07", variant_id="v1", body=layout.variant(ids),
+                         envelopes=envelopes, from_email="news@example.com", from_name="The Brief",
+                         categories=("2026-12-07",))
+
+
+def test_payload_is_valid_for_the_spec_and_limits():
+    """A built payload passes the official schema (with its known defects corrected) and the limits."""
+    payload = build_payload(sample_batch(readers=50))
+    assert_payload_valid(payload)
+    assert len(payload["personalizations"]) == 50
+
+
+def test_one_personalization_per_reader_with_attribution():
+    """Each reader is one personalization with custom_args mapping every event back, and one-click headers."""
+    payload = build_payload(sample_batch(readers=2, holdout=True))
+    first = payload["personalizations"][0]
+    assert first["to"] == [{"email": "reader0@example.com", "name": "Ann 0"}]
+    assert first["custom_args"] == {"edition_id": "2026-12-07", "reader_id": "1", "variant_id": "v1", "holdout": "1"}
+    assert first["headers"] == {"List-Unsubscribe": "<https://rf.example.com/u/t0>",
+                                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    assert payload["categories"] == ["2026-12-07"]
+    assert "sections" not in payload  # SendGrid removed top-level sections: never used
+
+
+def test_html_and_text_use_separate_keys_with_their_own_escaping():
+    """The HTML part's tags get HTML-escaped values, the text part's tags plain ones."""
+    payload = build_payload(sample_batch(readers=1, first_name="Ann & <Bo>"))
+    subs = payload["personalizations"][0]["substitutions"]
+    assert subs[html_key("first_name")] == "Ann &amp; &lt;Bo&gt;"
+    assert subs[text_key("first_name")] == "Ann & <Bo>"
+    text, html = payload["content"]
+    assert text["type"] == "text/plain" and html["type"] == "text/html"
+    assert text_key("first_name") in text["value"] and html_key("first_name") in html["value"]
+    assert text_key("first_name") not in html["value"]
+
+
+def test_values_cannot_contain_a_substitution_tag():
+    """A value that looks like a tag is neutralised in both parts, so SendGrid cannot expand it."""
+    payload = build_payload(sample_batch(readers=1, first_name="%%rf:unsubscribe_url%%"))
+    subs = payload["personalizations"][0]["substitutions"]
+    for key, value in subs.items():
+        assert "%%" not in value, (key, value)
+
+
+def test_substitutions_stay_under_the_byte_limit_for_absurd_names():
+    """A 200-character name of characters that escape to 5-6 bytes is shortened to fit 10,000 bytes."""
+    payload = build_payload(sample_batch(readers=1, first_name="<&\"'>" * 40))
+    subs = payload["personalizations"][0]["substitutions"]
+    assert substitutions_size(subs) < SUBSTITUTIONS_LIMIT
+    assert_payload_valid(payload)
+
+
+def test_sandbox_and_asm_group():
+    """--sandbox sets mail_settings.sandbox_mode and an ASM group is passed through."""
+    payload = build_payload(sample_batch(readers=1), sandbox=True, asm_group_id=1201)
+    assert payload["mail_settings"] == {"sandbox_mode": {"enable": True}}
+    assert payload["asm"] == {"group_id": 1201}
+    assert_payload_valid(payload)
+
+
+def test_batches_hold_at_most_a_thousand_readers():
+    """A batch of more than 1,000 readers cannot be built (SendGrid's per-request limit)."""
+    with pytest.raises(ValueError, match="1 to 1000"):
+        sample_batch(readers=1001)
+    payload = build_payload(sample_batch(readers=1000))
+    assert len(json.dumps(payload)) < 30 * 1024 * 1024
+    assert_payload_valid(payload)
