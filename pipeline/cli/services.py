@@ -22,3 +22,14 @@ def register(app: typer.Typer) -> None:
         from pipeline.emulator.command import main as emulator_main
 
         sys.exit(emulator_main(list(ctx.args)))
+
+    @app.command()
+    def web(
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+        port: int = typer.Option(8025, "--port", help="Port to listen on."),
+        workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    ) -> None:
+        """The web service: SendGrid event webhook, one-click unsubscribe, preference centre."""
+        from pipeline.web import serve
+
+        serve(host, port, workers=workers)

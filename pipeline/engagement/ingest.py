@@ -21,9 +21,9 @@ from pipeline.engagement.sendgrid_events import (
     InvalidEventBody,
     MalformedEvent,
     Quarantined,
+    STRICT_JSON,
     decode_body,
     parse_event,
-    reject_constant,
 )
 from pipeline.engagement.store import StoreReport, store_events
 from pipeline.errors import InputProblem, PipelineError
@@ -104,14 +104,13 @@ def _array_items(path: Path) -> Iterator[tuple[int, object, str | None]]:
 
     # Element by element, so that a malformed event can be named by its line; all of them are
     # decoded before any is stored, because an array that does not parse is loaded not at all.
-    decoder = json.JSONDecoder(parse_constant=reject_constant)
     items: list[tuple[int, object, str | None]] = []
     position = _skip_space(text, text.index("[") + 1)
     line, counted = 1, 0
     if not text.startswith("]", position):
         while True:
             try:
-                item, after = decoder.raw_decode(text, position)
+                item, after = STRICT_JSON.raw_decode(text, position)
             except (ValueError, RecursionError) as exc:
                 raise broken(position, f"not JSON: {exc}") from None
             line, counted = line + text.count("\n", counted, position), position

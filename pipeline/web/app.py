@@ -9,6 +9,7 @@ quick 503 gets the batch retried sooner.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import socket
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 from sqlalchemy import event, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
@@ -119,13 +121,20 @@ def create_app(settings: Settings | None = None, db: Database | None = None, *,
     return app
 
 
-def serve(host: str = "127.0.0.1", port: int = 8025, *, workers: int = 1, log_level: str = "info") -> None:
+def serve(host: str = "127.0.0.1", port: int = 8025, *, workers: int = 1, log_level: str = "info",
+          access_log: bool = False) -> None:
     """Run the web service until interrupted; settings come from the environment.
 
     With several workers each process opens its own pool; on SQLite they take turns to write.
+    The access log is off by default: its lines would hold readers' unsubscribe and preference
+    tokens, and anyone who reads them could use them.
     """
+    # uvicorn's own logging set-up, extended so that readerfirst's lines are printed the same way.
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["pipeline"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
     uvicorn.run("pipeline.web.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, proxy_headers=True, server_header=False)
+                log_level=log_level, log_config=log_config, access_log=access_log, proxy_headers=True,
+                server_header=False)
 
 
 @contextmanager

@@ -15,6 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
 
+from pipeline.errors import PipelineError
+
 __all__ = ["FORM_TOKEN_MAX_AGE", "FormTooLarge", "make_form_token", "check_form_token", "same_origin", "read_form"]
 
 FORM_TOKEN_MAX_AGE = 4 * 3600  # long enough to read a page and come back to it, short enough to expire
@@ -24,7 +26,7 @@ _MAX_FORM_BYTES = 64 * 1024  # the preference form is well under 4 KB
 _MAX_FIELDS = 200
 
 
-class FormTooLarge(ValueError):
+class FormTooLarge(PipelineError, ValueError):
     """A form body over the limit; answered 413 and never parsed."""
 
 

@@ -81,7 +81,7 @@ def read_choices(form: dict[str, list[str]], taxonomy: Taxonomy, today: dt.date,
         if topic not in taxonomy:
             errors.append(f"Need {number}: choose a topic from the list.")
         elif any(topic == chosen for chosen, _ in needs):
-            errors.append(f"Need {number}: {taxonomy.label(topic)} is already need 1; choose another topic.")
+            errors.append(f"Need {number}: {taxonomy.label(topic)} is already chosen above; choose another topic.")
         elif until is None:
             errors.append(f"Need {number}: give the date as YYYY-MM-DD.")
         elif not earliest <= until <= latest and current_needs.get(topic) != until:

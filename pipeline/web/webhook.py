@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from pipeline.engagement.sendgrid_events import InvalidEventBody, parse_events
 from pipeline.engagement.store import StoreReport, store_events
+from pipeline.errors import PipelineError
 from pipeline.store.database import Database
 
 __all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WEBHOOK_SOURCE", "SignatureCheck", "receive_sendgrid_events",
@@ -42,8 +43,8 @@ _RETRY_AFTER = "30"
 log = logging.getLogger(__name__)
 
 
-class BodyTooLarge(ValueError):
-    """A request body over the configured limit."""
+class BodyTooLarge(PipelineError, ValueError):
+    """A request body over the configured limit; answered 413 and never parsed."""
 
 
 @dataclass
@@ -162,6 +163,7 @@ async def receive_sendgrid_events(request: Request) -> Response:
         log.error("could not store a webhook batch of %d bytes; SendGrid will retry it: %s", len(body), exc)
         return PlainTextResponse("the database cannot take events now; retry later\n", status_code=503,
                                  headers={"Retry-After": _RETRY_AFTER})
-    if report.quarantined:
-        log.warning("webhook batch: %d events quarantined", report.quarantined)
+    log.log(logging.WARNING if report.quarantined else logging.INFO,
+            "webhook batch stored: %(stored)d new, %(duplicates)d duplicates, %(quarantined)d quarantined, "
+            "%(unattributed)d unattributed", report.as_dict())
     return JSONResponse(report.as_dict())

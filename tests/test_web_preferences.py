@@ -1,0 +1,288 @@
+"""The preference centre over real HTTP and in headless Chromium: topics, needs, unsubscribe, CSRF, escaping."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import struct
+import time
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from pipeline.audience.tokens import make_token
+from pipeline.settings import Settings
+from pipeline.store.models import Reader, ReaderInterest, ReaderNeed
+from pipeline.web import create_app, running_server
+from pipeline.web.forms import make_form_token
+from tests.test_engagement_store import add_reader
+from tests.tools import chromium_dom, chromium_screenshot
+
+SECRET = b"test-secret"  # READERFIRST_SECRET set by the `home` fixture
+TODAY = dt.date(2026, 12, 7)
+TAXONOMY = ["climate", "hiring", "ai", "security", "design", "funding", "remote-work", "product", "data", "leadership"]
+
+
+def days(n: int) -> str:
+    """The ISO date `n` days after TODAY."""
+    return (TODAY + dt.timedelta(days=n)).isoformat()
+
+
+@pytest.fixture
+def site(db) -> str:
+    """The web service on loopback, its clock fixed at TODAY."""
+    with running_server(create_app(Settings(), db, today=lambda: TODAY)) as base:
+        yield base
+
+
+@pytest.fixture
+def reader(db) -> Reader:
+    """A reader who declared ai and climate, learned about ai and security, opted out of design, and has an imported need."""
+    reader_id = add_reader(db, "ann@example.com")
+    with db.session() as session:
+        session.add_all([
+            ReaderInterest(reader_id=reader_id, topic="ai", declared_weight=1.0, learned_clicks=3.0, learned_exposures=10.0),
+            ReaderInterest(reader_id=reader_id, topic="climate", declared_weight=0.6, learned_clicks=0.0,
+                           learned_exposures=0.0),
+            ReaderInterest(reader_id=reader_id, topic="security", declared_weight=None, learned_clicks=2.0,
+                           learned_exposures=5.0),
+            ReaderInterest(reader_id=reader_id, topic="design", declared_weight=1.0, learned_clicks=0.0,
+                           learned_exposures=0.0, opted_out=True),
+            ReaderNeed(reader_id=reader_id, topic="leadership", until=TODAY + dt.timedelta(days=10), source="import"),
+        ])
+    with db.session() as session:
+        return session.get(Reader, reader_id)
+
+
+def page_url(site: str, reader: Reader) -> str:
+    """The reader's preference-centre URL."""
+    return f"{site}/p/{make_token(SECRET, reader.public_id, 'p')}"
+
+
+def form_token(html: str) -> str:
+    """The form token the page embedded."""
+    return re.search(r'name="form_token" value="([^"]+)"', html).group(1)
+
+
+def interests(db, reader_id: int) -> dict[str, tuple]:
+    """topic -> (declared_weight, learned_clicks, learned_exposures, opted_out)."""
+    with db.session() as session:
+        return {r.topic: (r.declared_weight, r.learned_clicks, r.learned_exposures, r.opted_out)
+                for r in session.scalars(select(ReaderInterest).where(ReaderInterest.reader_id == reader_id))}
+
+
+def needs(db, reader_id: int) -> dict[str, tuple[dt.date, str]]:
+    """topic -> (until, source)."""
+    with db.session() as session:
+        return {n.topic: (n.until, n.source)
+                for n in session.scalars(select(ReaderNeed).where(ReaderNeed.reader_id == reader_id))}
+
+
+class _Inputs(HTMLParser):
+    """Collects forms, inputs, options and labels of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict] = []
+        self.inputs: list[dict] = []
+        self.labels: list[str] = []
+        self._in_label = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.forms.append(attrs)
+        elif tag in ("input", "select"):
+            self.inputs.append({"tag": tag, **attrs})
+        elif tag == "label":
+            self._in_label = True
+            self.labels.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "label":
+            self._in_label = False
+
+    def handle_data(self, data):
+        if self._in_label:
+            self.labels[-1] += data
+
+
+def png_is_blank(path: Path) -> bool:
+    """True when sampled rows of an 8-bit RGB(A) PNG are all alike (nothing drawn)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, offset, width, height, colour = [], 8, 0, 0, 0
+    while offset < len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        body = data[offset + 8:offset + 8 + length]
+        if kind == b"IHDR":
+            width, height, _, colour = struct.unpack(">IIBB", body[:10])
+        elif kind == b"IDAT":
+            chunks.append(body)
+        offset += 12 + length
+    raw = zlib.decompress(b"".join(chunks))
+    stride = width * (4 if colour == 6 else 3) + 1
+    rows = {raw[r * stride + 1:(r + 1) * stride] for r in range(0, height, max(1, height // 50))}
+    return len(rows) <= 1
+
+
+@pytest.mark.browser
+def test_page_in_chromium_shows_the_form_with_declared_topics_ticked(site, reader, tmp_path):
+    """In Chromium the page has the form, every topic with a label, declared topics ticked, two need rows."""
+    url = page_url(site, reader)
+    found = _Inputs()
+    found.feed(chromium_dom(url, tmp_path / "profile"))
+    assert any(f.get("method") == "post" and f.get("id") == "preferences" for f in found.forms)
+    boxes = {i["value"]: "checked" in i for i in found.inputs if i.get("type") == "checkbox"}
+    assert list(boxes) == TAXONOMY
+    assert {topic for topic, ticked in boxes.items() if ticked} == {"ai", "climate"}  # design was opted out
+    assert {"Climate", "AI", "Remote work"} <= {label.strip() for label in found.labels}
+    dates = [i for i in found.inputs if i.get("type") == "date"]
+    assert [(d["value"], d["min"], d["max"]) for d in dates] == [(days(45), days(30), days(60))] * 2
+    assert sum(1 for i in found.inputs if i["tag"] == "select") == 2
+    shot = chromium_screenshot(url, tmp_path / "preferences.png", tmp_path / "profile2", width=390, height=1400)
+    assert not png_is_blank(shot)
+
+
+def test_saving_topics_changes_declared_weights_and_keeps_learned_ones(site, db, reader):
+    """Ticked topics are declared (new ones at 1.0), unticked ones undeclared, learned columns untouched."""
+    url = page_url(site, reader)
+    token = form_token(httpx.get(url).text)
+    answer = httpx.post(url, data={"form_token": token, "action": "save", "topic": ["ai", "data", "security"]})
+    assert answer.status_code == 200 and "Saved." in answer.text
+    after = interests(db, reader.id)
+    assert after["ai"] == (1.0, 3.0, 10.0, False)
+    assert after["climate"] == (None, 0.0, 0.0, False)
+    assert after["security"] == (1.0, 2.0, 5.0, False)
+    assert after["data"] == (1.0, 0.0, 0.0, False)
+    assert after["design"] == (None, 0.0, 0.0, True)  # still opted out: not ticked
+
+
+def test_ticking_an_opted_out_topic_opts_back_in(site, db, reader):
+    """A topic the reader had opted out of is declared again, and no longer opted out, when they tick it."""
+    url = page_url(site, reader)
+    httpx.post(url, data={"form_token": form_token(httpx.get(url).text), "topic": ["design"]})
+    assert interests(db, reader.id)["design"] == (1.0, 0.0, 0.0, False)
+
+
+def test_needs_are_saved_for_30_to_60_days_at_most_two(site, db, reader):
+    """Up to two needs are stored from the preference centre with their date; a third field is ignored."""
+    url = page_url(site, reader)
+    token = form_token(httpx.get(url).text)
+    form = {"form_token": token, "topic": ["ai"], "need_topic_1": "hiring", "need_until_1": days(45),
+            "need_topic_2": "funding", "need_until_2": days(30), "need_topic_3": "data", "need_until_3": days(40)}
+    assert httpx.post(url, data=form).status_code == 200
+    assert needs(db, reader.id) == {
+        "hiring": (TODAY + dt.timedelta(days=45), "preference_centre"),
+        "funding": (TODAY + dt.timedelta(days=30), "preference_centre"),
+        "leadership": (TODAY + dt.timedelta(days=10), "import"),  # the imported need is left alone
+    }
+    page = httpx.get(url).text
+    assert re.search(r'<option value="funding" selected>', page) and f'value="{days(30)}"' in page
+    # Saving again with one row cleared removes that need.
+    form.update({"need_topic_2": "", "form_token": form_token(page)})
+    httpx.post(url, data=form)
+    assert set(needs(db, reader.id)) == {"hiring", "leadership"}
+
+
+def test_an_aging_need_can_be_saved_unchanged(site, db, reader):
+    """A need stated weeks ago, now under 30 days away, stays valid when the form is saved unchanged."""
+    with db.session() as session:
+        session.add(ReaderNeed(reader_id=reader.id, topic="hiring", until=TODAY + dt.timedelta(days=12),
+                               source="preference_centre"))
+    url = page_url(site, reader)
+    page = httpx.get(url).text
+    assert f'value="{days(12)}" min="{days(12)}"' in page
+    answer = httpx.post(url, data={"form_token": form_token(page), "topic": ["ai"],
+                                   "need_topic_1": "hiring", "need_until_1": days(12)})
+    assert answer.status_code == 200
+    assert needs(db, reader.id)["hiring"] == (TODAY + dt.timedelta(days=12), "preference_centre")
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"need_topic_1": "hiring", "need_until_1": days(61)}, "choose a date between"),
+    ({"need_topic_1": "hiring", "need_until_1": days(29)}, "choose a date between"),
+    ({"need_topic_1": "hiring", "need_until_1": "next month"}, "YYYY-MM-DD"),
+    ({"need_topic_1": "astrology", "need_until_1": days(40)}, "choose a topic from the list"),
+    ({"need_topic_1": "hiring", "need_until_1": days(40), "need_topic_2": "hiring", "need_until_2": days(50)},
+     "already chosen above"),
+])
+def test_invalid_form_is_refused_and_changes_nothing(site, db, reader, fields, message):
+    """A need outside 30-60 days, a bad date, an unknown or repeated topic: 400 with the reason, nothing saved."""
+    url = page_url(site, reader)
+    before = (interests(db, reader.id), needs(db, reader.id))
+    answer = httpx.post(url, data={"form_token": form_token(httpx.get(url).text), "topic": ["data"], **fields})
+    assert answer.status_code == 400 and message in answer.text and "Nothing was changed" in answer.text
+    assert (interests(db, reader.id), needs(db, reader.id)) == before
+
+
+def test_post_without_a_valid_form_token_is_refused(site, db, reader):
+    """Without a form token, or with a forged, foreign or expired one, the POST is refused 403 and changes nothing."""
+    url = page_url(site, reader)
+    other = add_reader(db, "bob@example.com")
+    with db.session() as session:
+        other_public_id = session.get(Reader, other).public_id
+    before = (interests(db, reader.id), needs(db, reader.id))
+    tokens = [None, "", "123.abc", f"{int(time.time())}.{'0' * 32}",
+              make_form_token(SECRET, other_public_id),
+              make_form_token(b"another-secret", reader.public_id),
+              make_form_token(SECRET, reader.public_id, now=time.time() - 5 * 3600)]
+    for token in tokens:
+        form = {"topic": ["data"], "action": "save"}
+        if token is not None:
+            form["form_token"] = token
+        assert httpx.post(url, data=form).status_code == 403, token
+        unsubscribe = {"action": "unsubscribe", **({"form_token": token} if token is not None else {})}
+        assert httpx.post(url, data=unsubscribe).status_code == 403, token
+    assert (interests(db, reader.id), needs(db, reader.id)) == before
+    with db.session() as session:
+        assert session.get(Reader, reader.id).status == "subscribed"
+
+
+def test_post_from_another_site_is_refused_even_with_a_token(site, db, reader):
+    """A POST whose browser Origin is another site is refused 403; the same POST from this site is saved."""
+    url = page_url(site, reader)
+    form = {"form_token": form_token(httpx.get(url).text), "topic": ["data"]}
+    assert httpx.post(url, data=form, headers={"Origin": "https://evil.example"}).status_code == 403
+    assert httpx.post(url, data=form, headers={"Referer": "https://evil.example/x"}).status_code == 403
+    assert interests(db, reader.id)["ai"][0] == 1.0
+    assert httpx.post(url, data=form, headers={"Origin": site}).status_code == 200
+    assert interests(db, reader.id)["ai"][0] is None
+
+
+def test_unsubscribing_from_the_preference_centre(site, db, reader):
+    """The page's unsubscribe button, with its form token, unsubscribes the reader at once."""
+    url = page_url(site, reader)
+    answer = httpx.post(url, data={"form_token": form_token(httpx.get(url).text), "action": "unsubscribe"})
+    assert answer.status_code == 200 and "You are unsubscribed" in answer.text
+    with db.session() as session:
+        after = session.get(Reader, reader.id)
+    assert (after.status, after.suppressed_reason) == ("unsubscribed", "unsubscribe")
+    assert "you receive no editions" in httpx.get(url).text
+
+
+def test_names_and_topic_labels_are_escaped(db, home, tmp_path):
+    """A reader's name and the taxonomy's labels are shown as text, never as markup."""
+    taxonomy = tmp_path / "topics.yaml"
+    taxonomy.write_text('topics:\n  ai: "<b>AI</b> & \\"ML\\""\n  data: "Data <img src=x onerror=alert(1)>"\n')
+    reader_id = add_reader(db, "mal@example.com")
+    with db.session() as session:
+        reader = session.get(Reader, reader_id)
+        reader.first_name = "<script>alert(1)</script>"
+    with running_server(create_app(Settings(), db, taxonomy_path=taxonomy, today=lambda: TODAY)) as base:
+        page = httpx.get(page_url(base, reader)).text
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<b>AI</b>" not in page and "&lt;b&gt;AI&lt;/b&gt; &amp; &#34;ML&#34;" in page
+    assert "<img" not in page
+
+
+def test_forged_or_wrong_purpose_tokens_get_404(site, reader):
+    """An altered preference token, or the reader's unsubscribe token, gets the plain 404 page."""
+    genuine = make_token(SECRET, reader.public_id, "p")
+    for token in (genuine[:-1] + ("0" if genuine[-1] != "0" else "1"), make_token(SECRET, reader.public_id, "u")):
+        assert httpx.get(f"{site}/p/{token}").status_code == 404
+        assert httpx.post(f"{site}/p/{token}", data={"topic": ["data"]}).status_code == 404
