@@ -14,8 +14,9 @@ def test_serve_registers_weekly_send_with_its_schedule(prefect_harness):
     """The weekly deployment reaches the Prefect API with its cron schedule and parameters."""
     from prefect.client.orchestration import get_client
 
-    (deployment,) = build_deployments(editions="/srv/editions", audience="main", cron="30 6 * * 2",
-                                      timezone="Europe/London")
+    deployment, learning = build_deployments(editions="/srv/editions", audience="main", cron="30 6 * * 2",
+                                             timezone="Europe/London")
+    assert learning.name == "every-15-minutes"
     deployment_id = deployment.apply()
     with get_client(sync_client=True) as client:
         stored = client.read_deployment(deployment_id)
@@ -28,14 +29,17 @@ def test_serve_registers_weekly_send_with_its_schedule(prefect_harness):
 
 def test_default_schedule_is_weekly():
     """By default the send runs once a week."""
-    (deployment,) = build_deployments(editions="editions", audience="sample")
+    deployment, learning = build_deployments(editions="editions", audience="sample")
     assert deployment.schedules[0].schedule.cron == DEFAULT_SEND_CRON == "0 7 * * 1"
+    assert learning.schedules[0].schedule.interval.total_seconds() == 900
 
 
 def test_prefect_yaml_points_at_the_flow():
     """prefect.yaml's entrypoint resolves to the send-edition flow and its cron is weekly."""
     config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-    (deployment,) = config["deployments"]
+    deployment, learning = config["deployments"]
+    assert learning["schedules"][0]["interval"] == 900
+    assert learning["entrypoint"] == "pipeline/flows/apply_engagement.py:apply_engagement"
     path, name = deployment["entrypoint"].split(":")
     module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
     assert getattr(module, name).name == "send-edition"

@@ -62,13 +62,17 @@ def load_profiles(db: Database, reader_ids: Sequence[int]) -> list[Profile]:
         interests: dict[int, dict[str, float]] = {}
         learned: dict[int, dict[str, TopicSignal]] = {}
         opted_out: dict[int, set[str]] = {}
-        for row in session.execute(select(ReaderInterest).where(ReaderInterest.reader_id.in_(reader_ids))).scalars():
-            if row.declared_weight is not None:
-                interests.setdefault(row.reader_id, {})[row.topic] = row.declared_weight
-            if row.learned_exposures or row.learned_clicks:
-                learned.setdefault(row.reader_id, {})[row.topic] = TopicSignal(row.learned_clicks, row.learned_exposures)
-            if row.opted_out:
-                opted_out.setdefault(row.reader_id, set()).add(row.topic)
+        # Plain rows, not ORM objects: this runs for every reader of every send.
+        for reader_id, topic, declared, clicks, exposures, out in session.execute(
+                select(ReaderInterest.reader_id, ReaderInterest.topic, ReaderInterest.declared_weight,
+                       ReaderInterest.learned_clicks, ReaderInterest.learned_exposures, ReaderInterest.opted_out)
+                .where(ReaderInterest.reader_id.in_(reader_ids))):
+            if declared is not None:
+                interests.setdefault(reader_id, {})[topic] = declared
+            if exposures or clicks:
+                learned.setdefault(reader_id, {})[topic] = TopicSignal(clicks, exposures)
+            if out:
+                opted_out.setdefault(reader_id, set()).add(topic)
         needs: dict[int, dict] = {}
         for reader_id, topic, until in session.execute(
                 select(ReaderNeed.reader_id, ReaderNeed.topic, ReaderNeed.until).where(ReaderNeed.reader_id.in_(reader_ids))):

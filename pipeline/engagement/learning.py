@@ -12,8 +12,22 @@ at T = learned_at, the newest event ever applied. That sum does not depend on th
 are folded in, so late events never move learned_at backwards: they are decayed to it instead.
 
 `apply_events` takes unapplied events in batches ordered by id. Each batch is one transaction:
-it claims its events (applied = true), reads only what the batch touches, aggregates in Python
-and writes with executemany, so a crash leaves no event half-applied and a rerun changes nothing.
+it claims its events (applied = true), reads only what the batch touches, turns events into
+(reader, topic, clicks, exposures, time) contributions in Python, and has the database fold each
+one into its row with the decay above (one executemany upsert), so a crash leaves no event
+half-applied and a rerun changes nothing.
+
+Rules, per event type:
+- delivered exposes the reader, once per (edition, reader), to every section of their ledger
+  picks: +1 exposure per topic of each section. Without a delivered event the first open or
+  click does it instead. machine_open (Apple MPP prefetch) never counts.
+- click: +1 click per topic of the section, once per (edition, reader, section).
+- unsubscribe and spam_report unsubscribe the reader, hard_bounce cleans them; the first
+  suppression stands (reason and time are not overwritten by later ones).
+- soft_bounce counts up to soft_bounce_limit, which cleans the reader ('soft_bounces'). A later
+  delivered event resets the count to 0: only consecutive soft bounces show a dead address.
+- group_unsubscribe / group_resubscribe set or clear opted_out on the ASM group's topic.
+- events with no reader, or a reader since deleted, are applied and counted as unattributed.
 """
 
 from __future__ import annotations
@@ -27,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, bindparam, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from pipeline.engagement.events import SUPPRESSING, EventType
 from pipeline.errors import ConfigurationError, PipelineError
@@ -42,9 +57,9 @@ BASE_CTR = 0.02  # prior click rate of a topic the reader never declared (or dec
 DECLARED_CTR = 0.12  # prior click rate of a topic declared at weight 1
 DEFAULT_BATCH = 20_000
 _CHUNK = 900  # ids per IN (...): under SQLite's bound-parameter limit
-_KNOWN_READERS = 500_000  # readers whose applied history a run keeps in memory
+_REMEMBERED = 1_000_000  # seen pairs and clicks a run keeps in memory (about 100 MB) before forgetting
+_VARIANTS = 50_000  # distinct picks a run keeps parsed
 _LOCK_KEY = 0x52464C4E  # PostgreSQL advisory lock: one applier at a time
-_EPOCH = dt.datetime(1970, 1, 1)
 _STATUS = {EventType.UNSUBSCRIBE: "unsubscribed", EventType.SPAM_REPORT: "unsubscribed",
            EventType.HARD_BOUNCE: "cleaned"}
 _SEEN = (EventType.DELIVERED.value, EventType.OPEN.value, EventType.CLICK.value)  # proof a message was seen
@@ -91,7 +106,7 @@ class LearningReport:
     opt_outs: int = 0
     opt_ins: int = 0
     unmapped_groups: int = 0  # group events whose ASM group maps to no topic
-    interests_written: int = 0
+    topic_updates: int = 0  # (reader, topic) contributions folded into reader_interests
 
     def summary(self) -> dict[str, int]:
         """Every count as one flat dict (event types as `events_<type>`)."""
@@ -101,10 +116,6 @@ class LearningReport:
 
 class _Contended(PipelineError):
     """Another applier claimed some of this batch first; the batch is rolled back and re-read."""
-
-
-def _seconds(moment: dt.datetime) -> float:
-    return (moment - _EPOCH).total_seconds()
 
 
 def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
@@ -131,7 +142,7 @@ class _Raw:
             self.from_time = lambda value: value.isoformat(" ", "microseconds")
 
     def fetch(self, sql: str, params: list | tuple, ids: list | None = None) -> list[tuple]:
-        """Rows of `sql`, its `{in}` replaced by a list of `ids`' marks, one chunk at a time."""
+        """Rows of `sql` (`{m}`: a mark, `{ids}`: one mark per id), over chunks of `ids`."""
         rows: list[tuple] = []
         for chunk in _chunks(ids) if ids is not None else [[]]:
             self.cursor.execute(sql.format(m=self.mark, ids=",".join([self.mark] * len(chunk))), [*params, *chunk])
@@ -153,9 +164,11 @@ class _Learner:
     def __init__(self, db: Database, half_life_days: float, soft_bounce_limit: int,
                  topic_groups: Mapping[str, str], now: dt.datetime, batch_size: int) -> None:
         self.db, self.limit, self.groups, self.now, self.batch = db, soft_bounce_limit, topic_groups, now, batch_size
-        self.rate = math.log(2.0) / (half_life_days * 86400.0)
+        self.half_life = float(half_life_days)
         self.report = LearningReport()
         self.topics: dict[str, dict[str, tuple[str, ...]]] = {}  # edition -> section -> topics
+        # (edition, picks as stored) -> (sections, one topic per section and topic): variants repeat a lot.
+        self.variants: dict[tuple[str, Any], tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self.forget()
 
     def forget(self) -> None:
@@ -184,7 +197,8 @@ class _Learner:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         elif connection.dialect.name == "sqlite":
-            connection.exec_driver_sql("PRAGMA cache_size=-131072")  # 128 MB: the upserts hit pages all over
+            connection.exec_driver_sql("PRAGMA cache_size=-65536")  # 128 MB: the upserts hit pages all over
+            _ensure_power(connection)
         raw = _Raw(connection)
         try:
             return self._fold_batch(connection, raw, cursor)
@@ -206,8 +220,10 @@ class _Learner:
         if cursor and raw.fetch("SELECT count(*) FROM engagement_events WHERE id > {m} AND id < {m} AND applied = {m}",
                                 (cursor, ids[0], True))[0][0]:
             self.forget()  # another run applied events in between: what we remember may be stale
-        if len(self.known) > _KNOWN_READERS:
+        if len(self.exposed) + len(self.clicked) > _REMEMBERED:
             self.forget()
+        if len(self.variants) > _VARIANTS:
+            self.variants.clear()
         _BatchWork(self, connection, raw, events).apply()
         self.report.events += len(events)
         self.report.batches += 1
@@ -219,13 +235,12 @@ class _BatchWork:
 
     def __init__(self, run: _Learner, connection: Connection, raw: _Raw, events: list[tuple]) -> None:
         self.run, self.connection, self.raw, self.report = run, connection, raw, run.report
-        self.events = [(i, kind, rid, edition, section, raw.to_time(at)) for i, kind, rid, edition, section, at in events]
+        # (id, event_type, reader_id, edition_id, section_id, occurred_at), as the batch query reads them
+        self.events = [(*event[:5], raw.to_time(event[5])) for event in events]
         self.readers: dict[int, list[Any]] = {}  # id -> [status, reason, suppressed_at, soft_bounces, dirty]
-        # (reader, topic) -> [clicks, exposures, newest seconds, newest time], counts valued at self.origin
-        self.learned: dict[tuple[int, str], list[Any]] = {}
-        self.origin = _seconds(max(min(e[5], run.now) for e in self.events))
+        self.learned: list[tuple] = []  # (reader, topic, clicks, exposures, time): the database folds them
         self.opt: dict[tuple[int, str], bool] = {}
-        self.picks: dict[tuple[str, int], tuple[frozenset[str], list[str]]] = {}  # -> (sections, their topics)
+        self.picks: dict[tuple[str, int], tuple[tuple[str, ...], tuple[str, ...]]] = {}  # -> (sections, topics)
 
     def apply(self) -> None:
         self._load_readers(sorted({e[2] for e in self.events if e[2] is not None}))
@@ -233,7 +248,8 @@ class _BatchWork:
         self._load_topics({e[3] for e in seen})
         self._load_history(sorted({e[2] for e in seen} - self.run.known), {e[0] for e in self.events})
         # Picks of pairs seen for the first time, and of clicked pairs (was the section shown?).
-        self._load_picks({(e[3], e[2]) for e in seen if e[1] == EventType.CLICK or (e[3], e[2]) not in self.run.exposed})
+        self._load_picks({(e[3], e[2]) for e in seen
+                          if e[1] == EventType.CLICK or (e[3], e[2]) not in self.run.exposed})
         groups = self._group_topics([e[0] for e in self.events if e[1] in _GROUP])
         for event in self.events:
             self._fold(event, groups)
@@ -250,12 +266,10 @@ class _BatchWork:
                 # A message got through: earlier soft bounces were passing trouble, not a dead address.
                 reader[3], reader[4] = 0, True
             if edition:
-                moment = min(occurred, self.run.now)
-                t = _seconds(moment)
-                weight = math.exp(self.run.rate * (t - self.origin))
-                self._expose(edition, rid, t, moment, weight)
+                stamp = self.raw.from_time(min(occurred, self.run.now))
+                self._expose(edition, rid, stamp)
                 if kind == EventType.CLICK and section:
-                    self._click(edition, rid, section, t, moment, weight)
+                    self._click(edition, rid, section, stamp)
         elif kind == EventType.MACHINE_OPEN:
             self.report.machine_opens += 1
         elif kind in SUPPRESSING:
@@ -274,23 +288,17 @@ class _BatchWork:
             self.report.opt_outs += out
             self.report.opt_ins += not out
 
-    def _expose(self, edition: str, rid: int, t: float, moment: dt.datetime, weight: float) -> None:
+    def _expose(self, edition: str, rid: int, stamp: Any) -> None:
         key = (edition, rid)
         if key in self.run.exposed:
             return
         self.run.exposed.add(key)
         self.report.exposures += 1
-        learned = self.learned
-        for topic in self.picks.get(key, (None, ()))[1]:
-            state = learned.get((rid, topic))  # inlined _add: this loop runs for most topic updates
-            if state is None:
-                learned[(rid, topic)] = [0.0, weight, t, moment]
-            else:
-                state[1] += weight
-                if t > state[2]:
-                    state[2], state[3] = t, moment
+        shown = self.picks.get(key)
+        if shown is not None:
+            self.learned.extend([(rid, topic, 0.0, 1.0, stamp) for topic in shown[1]])
 
-    def _click(self, edition: str, rid: int, section: str, t: float, moment: dt.datetime, weight: float) -> None:
+    def _click(self, edition: str, rid: int, section: str, stamp: Any) -> None:
         key = (edition, rid, section)
         if key in self.run.clicked:
             self.report.repeat_clicks += 1
@@ -300,19 +308,9 @@ class _BatchWork:
         # A click on a section the ledger does not show (forwarded mail, no ledger row) proves it
         # was seen: count the exposure too, so that clicks never outnumber exposures.
         shown = self.picks.get((edition, rid))
-        exposure = 0.0 if shown is not None and section in shown[0] else weight
-        for topic in self.run.topics.get(edition, {}).get(section, ()):
-            self._add(rid, topic, t, moment, weight, exposure)
-
-    def _add(self, rid: int, topic: str, t: float, moment: dt.datetime, clicks: float, exposures: float) -> None:
-        state = self.learned.get((rid, topic))
-        if state is None:
-            self.learned[(rid, topic)] = [clicks, exposures, t, moment]
-            return
-        state[0] += clicks
-        state[1] += exposures
-        if t > state[2]:
-            state[2], state[3] = t, moment
+        exposure = 0.0 if shown is not None and section in shown[0] else 1.0
+        self.learned.extend([(rid, topic, 1.0, exposure, stamp)
+                             for topic in self.run.topics.get(edition, {}).get(section, ())])
 
     def _suppress(self, reader: list[Any], status: str, reason: str, moment: dt.datetime) -> None:
         if reader[1] is not None:
@@ -346,13 +344,21 @@ class _BatchWork:
         by_edition: dict[str, list[int]] = {}
         for edition, rid in pairs:
             by_edition.setdefault(edition, []).append(rid)
+        variants = self.run.variants
         for edition, rids in by_edition.items():
-            topics = self.run.topics.get(edition, {})
             for rid, picks in self.raw.fetch("SELECT reader_id, picks FROM send_ledger WHERE edition_id = {m} "
                                              "AND reader_id IN ({ids})", (edition,), sorted(rids)):
-                sections = [pick[0] for pick in (json.loads(picks) if isinstance(picks, str) else picks or ())]
-                # One exposure per topic of each section: two sections on a topic are two chances to click.
-                self.picks[(edition, rid)] = (frozenset(sections), [t for s in sections for t in topics.get(s, ())])
+                key = (edition, picks if isinstance(picks, str) else json.dumps(picks))
+                shown = variants.get(key)
+                if shown is None:
+                    shown = variants[key] = self._variant(edition, picks)
+                self.picks[(edition, rid)] = shown
+
+    def _variant(self, edition: str, picks: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        sections = [pick[0] for pick in (json.loads(picks) if isinstance(picks, str) else picks or ())]
+        topics = self.run.topics.get(edition, {})
+        # One exposure per topic of each section: two sections on a topic are two chances to click.
+        return tuple(sections), tuple(topic for section in sections for topic in topics.get(section, ()))
 
     def _load_topics(self, editions: set[str]) -> None:
         s = EditionSection.__table__.c
@@ -371,13 +377,10 @@ class _BatchWork:
 
     # -- writes --------------------------------------------------------------------------
     def _write(self) -> None:
-        rows = self._learned_rows()
-        self.raw.cursor.executemany(
-            "INSERT INTO reader_interests (reader_id, topic, learned_clicks, learned_exposures, learned_at, opted_out) "
-            "VALUES ({m}, {m}, {m}, {m}, {m}, {m}) ON CONFLICT (reader_id, topic) DO UPDATE SET "
-            "learned_clicks = excluded.learned_clicks, learned_exposures = excluded.learned_exposures, "
-            "learned_at = excluded.learned_at".format(m=self.raw.mark), rows)
-        self.report.interests_written += len(rows)
+        self.learned.sort(key=lambda row: (row[0], row[1]))  # neighbouring rows share pages
+        self.raw.cursor.executemany(_fold_sql(self.connection.dialect.name, self.raw.mark, self.run.half_life),
+                                    [(*row, False) for row in self.learned])
+        self.report.topic_updates += len(self.learned)
         table = ReaderInterest.__table__
         outs = [{"reader_id": r, "topic": t, "opted_out": True, "learned_clicks": 0.0, "learned_exposures": 0.0}
                 for (r, t), out in self.opt.items() if out]
@@ -395,27 +398,38 @@ class _BatchWork:
                 status=bindparam("status"), suppressed_reason=bindparam("suppressed_reason"),
                 suppressed_at=bindparam("suppressed_at"), soft_bounces=bindparam("soft_bounces")), readers)
 
-    def _learned_rows(self) -> list[tuple]:
-        """Batch sums folded into the stored counts, both decayed to the newer of their times."""
-        stored = {(rid, topic): (clicks, exposures, at) for rid, topic, clicks, exposures, at in self.raw.fetch(
-            "SELECT reader_id, topic, learned_clicks, learned_exposures, learned_at FROM reader_interests "
-            "WHERE reader_id IN ({ids})", (), sorted({rid for rid, _ in self.learned}))}
-        rate, origin, to_time, from_time = self.run.rate, self.origin, self.raw.to_time, self.raw.from_time
-        rows = []
-        for key in sorted(self.learned):  # in key order: neighbouring rows share pages
-            clicks, exposures, t, moment = self.learned[key]
-            old_clicks, old_exposures, old_at = stored.get(key, (0.0, 0.0, None))
-            if old_at is not None:
-                old_at = to_time(old_at)
-                old_t = _seconds(old_at)
-                if old_t > t:
-                    t, moment = old_t, old_at
-                keep = math.exp(-rate * (t - old_t))
-                old_clicks, old_exposures = old_clicks * keep, old_exposures * keep
-            factor = math.exp(-rate * (t - origin))
-            rows.append((key[0], key[1], old_clicks + clicks * factor, old_exposures + exposures * factor,
-                         from_time(moment), False))
-        return rows
+
+def _fold_sql(dialect: str, mark: str, half_life_days: float) -> str:
+    """The upsert that folds one contribution into its row, decaying the older side to the newer time.
+
+    Doing it in the database spares reading every row back: that read cost more than the writes.
+    """
+    if dialect == "sqlite":
+        age = "(julianday(excluded.learned_at) - julianday(reader_interests.learned_at))"
+    else:
+        age = ("(CAST(EXTRACT(EPOCH FROM (excluded.learned_at - reader_interests.learned_at)) AS DOUBLE PRECISION)"
+               " / 86400.0)")
+    half = f"CAST({half_life_days!r} AS DOUBLE PRECISION)"
+
+    def fold(column: str) -> str:
+        old, new = f"reader_interests.{column}", f"excluded.{column}"
+        return (f"CASE WHEN reader_interests.learned_at IS NULL THEN {old} + {new} "
+                f"WHEN {age} >= 0 THEN {old} * power(0.5, {age} / {half}) + {new} "
+                f"ELSE {old} + {new} * power(0.5, -{age} / {half}) END")
+
+    return ("INSERT INTO reader_interests (reader_id, topic, learned_clicks, learned_exposures, learned_at, opted_out) "
+            f"VALUES ({', '.join([mark] * 6)}) ON CONFLICT (reader_id, topic) DO UPDATE SET "
+            f"learned_clicks = {fold('learned_clicks')}, learned_exposures = {fold('learned_exposures')}, "
+            f"learned_at = CASE WHEN reader_interests.learned_at IS NULL OR {age} > 0 "
+            "THEN excluded.learned_at ELSE reader_interests.learned_at END")
+
+
+def _ensure_power(connection: Connection) -> None:
+    """Give SQLite builds without the math functions a power() of their own."""
+    try:
+        connection.exec_driver_sql("SELECT power(0.5, 1.0)")
+    except OperationalError:
+        connection.connection.driver_connection.create_function("power", 2, math.pow, deterministic=True)
 
 
 def apply_events(db: Database, *, half_life_days: float, soft_bounce_limit: int, topic_groups: Mapping[str, str],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["send_edition"]
+__all__ = ["send_edition", "apply_engagement"]
 
 
 def __getattr__(name: str):
@@ -11,4 +11,8 @@ def __getattr__(name: str):
         from pipeline.flows.send_edition import send_edition
 
         return send_edition
+    if name == "apply_engagement":
+        from pipeline.flows.apply_engagement import apply_engagement
+
+        return apply_engagement
     raise AttributeError(name)

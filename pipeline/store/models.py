@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -185,6 +186,11 @@ class EngagementEvent(Base):
     """One normalised engagement event (delivered, open, click, bounce...), raw event kept."""
 
     __tablename__ = "engagement_events"
+    __table_args__ = (
+        # Learning reads only events not yet applied: a partial index keeps that cheap forever.
+        Index("ix_engagement_events_unapplied", "id", sqlite_where=text("applied = 0"),
+              postgresql_where=text("NOT applied")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     provider_event_id: Mapped[str] = mapped_column(String(100), unique=True)

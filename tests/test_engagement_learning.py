@@ -1,0 +1,344 @@
+"""Learning from stored engagement events: exposures, clicks, decay, suppressions and opt-outs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+import uuid
+
+import pytest
+from sqlalchemy import insert, select, text
+
+from pipeline.audience.profile import TopicSignal
+from pipeline.engagement.learning import (BASE_CTR, PRIOR_STRENGTH, apply_events, expected_ctr,
+                                          topic_posterior)
+from pipeline.errors import ConfigurationError
+from pipeline.store.database import open_database
+from pipeline.store.models import (Audience, EditionSection, EngagementEvent, Reader, ReaderInterest,
+                                   SendLedgerEntry)
+from tests.tools import missing
+
+T0 = dt.datetime(2026, 12, 7, 8, 0)
+NOW = dt.datetime(2027, 6, 1)
+HALF_LIFE = 60.0
+GROUPS = {"1201": "climate"}
+_ids = itertools.count(1)
+
+
+def seed(db):
+    """Three readers; editions e1 and e2 with four sections; readers 1 and 2 were sent intro, climate and ai+data."""
+    with db.session() as session:
+        session.add(Audience(id=1, name="main"))
+        session.flush()
+        for rid in (1, 2, 3):
+            session.add(Reader(id=rid, audience_id=1, email=f"r{rid}@example.com"))
+        session.flush()
+        for position, (sid, topics) in enumerate([("s-climate", ["climate"]), ("s-ai", ["ai", "data"]),
+                                                  ("s-security", ["security"]), ("s-intro", [])]):
+            for edition in ("e1", "e2"):
+                session.add(EditionSection(edition_id=edition, section_id=sid, position=position, kind="story",
+                                           title=sid, topics=topics, pinned=sid == "s-intro"))
+        for edition in ("e1", "e2"):
+            for rid in (1, 2):
+                session.add(SendLedgerEntry(edition_id=edition, reader_id=rid, audience_id=1, variant_id="v",
+                                            picks=[["s-intro", "pinned"], ["s-climate", "you follow climate"],
+                                                   ["s-ai", "you follow ai"]], state="sent"))
+        session.add(ReaderInterest(reader_id=1, topic="ai", declared_weight=0.8, learned_clicks=0.0,
+                                   learned_exposures=0.0))
+    return db
+
+
+@pytest.fixture
+def world(db):
+    """The seeded SQLite database."""
+    return seed(db)
+
+
+@pytest.fixture
+def pg_world():
+    """The same world in a fresh schema of the test PostgreSQL database (READERFIRST_TEST_POSTGRES_URL)."""
+    url = os.environ.get("READERFIRST_TEST_POSTGRES_URL")
+    if not url:
+        missing("PostgreSQL (READERFIRST_TEST_POSTGRES_URL)")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = open_database(url, migrate=False)
+    with admin.engine.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    db = open_database(f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}")
+    yield seed(db)
+    db.dispose()
+    with admin.engine.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+def add(db, kind: str, reader: int | None = 1, *, edition: str | None = "e1", section: str | None = None,
+        at: dt.datetime = T0, raw: dict | None = None) -> None:
+    """Store one event as the ingest step would (applied = false)."""
+    with db.session() as session:
+        session.execute(insert(EngagementEvent), [{
+            "provider_event_id": f"ev-{next(_ids)}", "event_type": kind, "email": f"r{reader}@example.com",
+            "reader_id": reader, "edition_id": edition, "section_id": section, "occurred_at": at,
+            "received_at": at, "applied": False, "raw": raw or {}}])
+
+
+def learn(db, **overrides):
+    """apply_events with the test settings."""
+    options = dict(half_life_days=HALF_LIFE, soft_bounce_limit=3, topic_groups=GROUPS, now=NOW) | overrides
+    return apply_events(db, **options)
+
+
+def interests(db, reader: int = 1) -> dict[str, tuple]:
+    """topic -> (clicks, exposures, learned_at, opted_out) of one reader."""
+    with db.session() as session:
+        rows = session.scalars(select(ReaderInterest).where(ReaderInterest.reader_id == reader)).all()
+        return {r.topic: (round(r.learned_clicks, 9), round(r.learned_exposures, 9), r.learned_at, r.opted_out)
+                for r in rows}
+
+
+def reader(db, rid: int) -> Reader:
+    """The stored reader `rid`."""
+    with db.session() as session:
+        return session.get(Reader, rid)
+
+
+def snapshot(db) -> tuple:
+    """Every row learning writes, for before/after comparisons."""
+    with db.session() as session:
+        return tuple(sorted(map(tuple, session.execute(text(f"SELECT * FROM {table}")).all()), key=repr)
+                     for table in ("reader_interests", "readers", "engagement_events"))
+
+
+def test_delivered_exposes_every_topic_of_the_picked_sections(world):
+    """A delivered event adds one exposure per topic of each section in the reader's picks, and no click."""
+    add(world, "delivered")
+    report = learn(world)
+    assert interests(world) == {"climate": (0, 1, T0, False), "ai": (0, 1, T0, False), "data": (0, 1, T0, False)}
+    assert report.exposures == 1 and report.events == 1
+
+
+def test_open_or_click_without_delivered_exposes_once(world):
+    """Without a delivered event, the first open exposes the reader once; later opens and deliveries add nothing."""
+    add(world, "open")
+    add(world, "open", at=T0 + dt.timedelta(hours=1))
+    learn(world)
+    add(world, "delivered")
+    report = learn(world)
+    assert interests(world)["climate"][:2] == (0, 1) and interests(world)["ai"][:2] == (0, 1)
+    assert report.exposures == 0
+
+
+def test_click_raises_the_clicked_sections_topics_once(world):
+    """A click adds one click to each topic of its section, once per edition, reader and section."""
+    add(world, "delivered")
+    add(world, "click", section="s-ai")
+    add(world, "click", section="s-ai")
+    first = learn(world)
+    add(world, "click", section="s-ai")
+    second = learn(world)
+    learned = interests(world)
+    assert learned["ai"][:2] == (1, 1) and learned["data"][:2] == (1, 1) and learned["climate"][:2] == (0, 1)
+    assert (first.clicks, first.repeat_clicks, second.clicks, second.repeat_clicks) == (1, 1, 0, 1)
+
+
+def test_click_on_a_section_never_shown_counts_as_seen(world):
+    """A click on a section missing from the reader's picks also counts as its exposure (clicks <= exposures)."""
+    add(world, "click", reader=3, section="s-security")
+    learn(world)
+    assert interests(world, 3) == {"security": (1, 1, T0, False)}
+
+
+def test_sections_seen_and_not_clicked_lower_their_topics(world):
+    """Exposures without clicks lower a topic's expected click rate; a click raises it above the prior."""
+    add(world, "delivered")
+    add(world, "click", section="s-ai")
+    learn(world)
+    learned = {topic: TopicSignal(c, e) for topic, (c, e, _, _) in interests(world).items()}
+    assert expected_ctr(None, learned["climate"]) < expected_ctr(None, None)
+    assert expected_ctr(None, learned["data"]) > expected_ctr(None, None)
+
+
+def test_posterior_prior_comes_from_declared_weight():
+    """alpha = prior_alpha + clicks, beta = prior_beta + exposures - clicks; a higher weight gives a higher prior."""
+    prior_alpha, prior_beta = topic_posterior(None, None)
+    assert prior_alpha + prior_beta == pytest.approx(PRIOR_STRENGTH)
+    assert prior_alpha / PRIOR_STRENGTH == pytest.approx(BASE_CTR)
+    assert topic_posterior(None, TopicSignal(2.0, 5.0)) == pytest.approx((prior_alpha + 2, prior_beta + 3))
+    assert expected_ctr(1.0, None) > expected_ctr(0.5, None) > expected_ctr(0.0, None) == expected_ctr(None, None)
+    assert topic_posterior(None, TopicSignal(1.0, 0.7))[1] == pytest.approx(prior_beta)  # never below the prior
+
+
+def test_machine_opens_never_count_as_engagement(world):
+    """Apple Mail Privacy Protection opens give neither exposure nor click, alone or after a delivery."""
+    add(world, "machine_open", reader=2)
+    add(world, "delivered")
+    add(world, "machine_open")
+    report = learn(world)
+    assert interests(world, 2) == {}
+    assert {t: v[:2] for t, v in interests(world).items()} == {"climate": (0, 1), "ai": (0, 1), "data": (0, 1)}
+    assert report.machine_opens == 2 and report.exposures == 1
+
+
+def test_hard_bounce_spam_report_and_unsubscribe_suppress_at_once(world):
+    """Unsubscribe and spam report unsubscribe the reader, a hard bounce cleans them, each at the event's time."""
+    add(world, "unsubscribe", reader=1, at=T0 + dt.timedelta(minutes=1))
+    add(world, "spam_report", reader=2, at=T0 + dt.timedelta(minutes=2))
+    add(world, "hard_bounce", reader=3, at=T0 + dt.timedelta(minutes=3))
+    report = learn(world)
+    found = [(r.status, r.suppressed_reason, r.suppressed_at) for r in (reader(world, i) for i in (1, 2, 3))]
+    assert found == [("unsubscribed", "unsubscribe", T0 + dt.timedelta(minutes=1)),
+                     ("unsubscribed", "spam_report", T0 + dt.timedelta(minutes=2)),
+                     ("cleaned", "hard_bounce", T0 + dt.timedelta(minutes=3))]
+    assert report.suppressed == 3
+
+
+def test_group_unsubscribe_opts_out_of_its_topic_and_resubscribe_clears_it(world):
+    """A group unsubscribe opts the reader out of the group's topic (making the row); a resubscribe clears it."""
+    add(world, "group_unsubscribe", reader=2, edition=None, raw={"asm_group_id": 1201})
+    add(world, "group_unsubscribe", reader=2, edition=None, raw={"asm_group_id": 9999})
+    report = learn(world)
+    assert interests(world, 2) == {"climate": (0, 0, None, True)}
+    assert report.opt_outs == 1 and report.unmapped_groups == 1
+    add(world, "group_resubscribe", reader=2, edition=None, raw={"asm_group_id": "1201"})
+    learn(world)
+    assert interests(world, 2) == {"climate": (0, 0, None, False)}
+
+
+def test_soft_bounces_reaching_the_limit_clean_the_reader(world):
+    """The third soft bounce in a row cleans the reader with reason soft_bounces."""
+    for minute in range(3):
+        add(world, "soft_bounce", at=T0 + dt.timedelta(minutes=minute))
+    learn(world)
+    found = reader(world, 1)
+    assert (found.status, found.suppressed_reason, found.soft_bounces) == ("cleaned", "soft_bounces", 3)
+    assert found.suppressed_at == T0 + dt.timedelta(minutes=2)
+
+
+def test_delivery_resets_the_soft_bounce_count(world):
+    """A delivered event after soft bounces resets the count, so bounces must be consecutive to clean."""
+    add(world, "soft_bounce")
+    add(world, "soft_bounce")
+    add(world, "delivered")
+    add(world, "soft_bounce", edition="e2")
+    learn(world)
+    found = reader(world, 1)
+    assert (found.status, found.suppressed_reason, found.soft_bounces) == ("subscribed", None, 1)
+
+
+def test_unknown_readers_are_applied_and_counted_as_unattributed(world):
+    """Events with no reader, or a reader that does not exist, are marked applied and counted, changing nothing."""
+    add(world, "click", reader=None, section="s-ai")
+    add(world, "unsubscribe", reader=404)
+    report = learn(world)
+    with world.session() as session:
+        assert session.scalars(select(EngagementEvent.applied)).all() == [True, True]
+    assert report.unattributed == 2 and interests(world) == {"ai": (0, 0, None, False)}
+
+
+def test_applying_twice_changes_nothing(world):
+    """A second apply of the same events finds nothing to do and leaves every row as it was."""
+    add(world, "delivered")
+    add(world, "click", section="s-ai")
+    add(world, "soft_bounce", reader=2)
+    add(world, "group_unsubscribe", reader=2, edition=None, raw={"asm_group_id": 1201})
+    learn(world)
+    before = snapshot(world)
+    report = learn(world)
+    assert snapshot(world) == before and report.events == 0
+
+
+def test_batches_learn_what_one_pass_learns(world):
+    """Applying one event per batch gives the same rows as one batch for all."""
+    def feed():
+        add(world, "open", reader=2)
+        add(world, "delivered", reader=2)
+        add(world, "click", reader=2, section="s-ai")
+        add(world, "click", reader=2, section="s-ai", at=T0 + dt.timedelta(days=30))
+        add(world, "delivered", reader=2, edition="e2", at=T0 + dt.timedelta(days=7))
+        add(world, "click", reader=2, edition="e2", section="s-climate", at=T0 + dt.timedelta(days=8))
+
+    feed()
+    learn(world, batch_size=1000)
+    together = interests(world, 2)
+    with world.session() as session:
+        session.execute(text("DELETE FROM reader_interests WHERE reader_id = 2"))
+        session.execute(text("DELETE FROM engagement_events"))
+    feed()
+    report = learn(world, batch_size=1)
+    assert interests(world, 2) == together and report.batches == 6
+
+
+def test_two_clicks_a_half_life_apart(world):
+    """A click one half-life older than the newest counts half; learned_at is the newest event's time."""
+    later = T0 + dt.timedelta(days=HALF_LIFE)
+    add(world, "delivered", reader=2)
+    add(world, "click", reader=2, section="s-climate")
+    add(world, "delivered", reader=2, edition="e2", at=later)
+    add(world, "click", reader=2, edition="e2", section="s-climate", at=later)
+    learn(world)
+    assert interests(world, 2)["climate"] == (1.5, 1.5, later, False)
+
+
+def test_late_events_are_decayed_to_learned_at(world):
+    """An event older than learned_at is weighed down to it and never moves learned_at back."""
+    later = T0 + dt.timedelta(days=HALF_LIFE)
+    add(world, "delivered", reader=2, edition="e2", at=later)
+    add(world, "click", reader=2, edition="e2", section="s-climate", at=later)
+    learn(world)
+    add(world, "delivered", reader=2)
+    add(world, "click", reader=2, section="s-climate")
+    learn(world)
+    assert interests(world, 2)["climate"] == (1.5, 1.5, later, False)
+
+
+def test_future_event_times_are_capped_at_now(world):
+    """An event stamped after `now` (clock skew) is learned at `now`, never later."""
+    add(world, "delivered", at=NOW + dt.timedelta(days=3))
+    learn(world)
+    assert interests(world)["climate"][2] == NOW
+
+
+def test_a_failing_batch_leaves_its_events_unapplied(world):
+    """When a batch fails, its events stay unapplied and nothing it learned is written; earlier batches stay."""
+    add(world, "delivered", reader=1)
+    add(world, "delivered", reader=1, edition="e2")
+    add(world, "unsubscribe", reader=2)
+    add(world, "delivered", reader=2)
+    with world.session() as session:
+        session.execute(text("CREATE TRIGGER refuse BEFORE UPDATE OF status ON readers WHEN NEW.id = 2 "
+                             "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"))
+    with pytest.raises(Exception, match="disk on fire"):
+        learn(world, batch_size=2)
+    with world.session() as session:
+        applied = session.scalars(select(EngagementEvent.applied).order_by(EngagementEvent.id)).all()
+        assert applied == [True, True, False, False]
+        session.execute(text("DROP TRIGGER refuse"))
+    assert interests(world, 2) == {} and reader(world, 2).status == "subscribed"
+    assert interests(world)["climate"][:2] == (0, 2)
+    learn(world, batch_size=2)
+    assert reader(world, 2).status == "unsubscribed" and interests(world, 2)["climate"][:2] == (0, 1)
+
+
+def test_bad_settings_are_refused(world):
+    """A half-life of zero is a configuration error that names the setting."""
+    with pytest.raises(ConfigurationError, match="READERFIRST_HALF_LIFE_DAYS"):
+        learn(world, half_life_days=0)
+
+
+def test_learning_on_postgres(pg_world):
+    """On PostgreSQL the same events give the same decayed counts, suppressions and opt-outs as on SQLite."""
+    later = T0 + dt.timedelta(days=HALF_LIFE)
+    add(pg_world, "delivered", reader=2, edition="e2", at=later)
+    add(pg_world, "click", reader=2, edition="e2", section="s-climate", at=later)
+    add(pg_world, "unsubscribe", reader=3)
+    add(pg_world, "group_unsubscribe", reader=1, edition=None, raw={"asm_group_id": 1201})
+    first = learn(pg_world, batch_size=3)
+    add(pg_world, "delivered", reader=2)
+    add(pg_world, "click", reader=2, section="s-climate")
+    add(pg_world, "click", reader=2, section="s-climate")
+    second = learn(pg_world)
+    assert interests(pg_world, 2)["climate"] == (1.5, 1.5, later, False)
+    assert interests(pg_world)["climate"] == (0, 0, None, True)
+    assert reader(pg_world, 3).status == "unsubscribed"
+    assert (first.events, first.batches, second.events, second.repeat_clicks) == (4, 2, 3, 1)
