@@ -70,10 +70,11 @@ def upgrade_database(engine: Engine, url: str) -> list[str]:
         current = set(MigrationContext.configure(connection).get_current_heads())
     if current == heads:
         return []
+    pending = [rev.revision for rev in script.iterate_revisions("heads", tuple(current) or "base")]
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
-    return sorted(heads - current)
+    return sorted(pending)
 
 
 @dataclass
