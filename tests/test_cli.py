@@ -90,3 +90,18 @@ def test_unknown_audience_is_a_clear_error(tmp_path):
     """Sending to an audience that was never imported says so and lists what exists."""
     result = run(tmp_path, "send", str(EDITION), "--audience", "nobody", check=False)
     assert result.returncode == 2 and "no audience named 'nobody'" in result.stderr
+
+
+def test_demo_runs_the_whole_job(tmp_path, prefect_harness):
+    """`demo` imports, sends through the emulator, receives signed delivery events and writes previews."""
+    import sqlite3
+
+    folder = tmp_path / "demo"
+    result = run(tmp_path, "demo", "--folder", str(folder), env={"PREFECT_API_URL": prefect_harness})
+    assert "open the previews: file://" in result.stdout
+    index = folder / "previews" / "2026-12-07" / "index.html"
+    assert index.exists() and "editor&#x27;s pick for every reader" in index.read_text()
+    with sqlite3.connect(folder / "readerfirst.db") as connection:
+        events = dict(connection.execute("SELECT event_type, count(*) FROM engagement_events GROUP BY 1").fetchall())
+        sent = connection.execute("SELECT count(*) FROM send_ledger WHERE state = 'sent'").fetchone()[0]
+    assert sent > 300 and events.get("delivered") == sent

@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -32,17 +34,40 @@ def _index_page(edition_id: str, previews: list[tuple[str, Path, list[tuple[str,
             f"<h1>Edition {html.escape(edition_id)}: three readers, three newsletters</h1>{''.join(items)}</html>")
 
 
+@contextmanager
+def _local_services(folder: Path) -> Iterator[tuple[str, str]]:
+    """The web service and the SendGrid-compatible emulator on loopback, wired to each other.
+
+    The emulator signs its delivery events with a key whose public half the web service checks,
+    exactly as with SendGrid's signed Event Webhook.
+    """
+    from pipeline.emulator import WebhookSigner, load_signing_key, running_emulator
+    from pipeline.web import create_app, running_server
+
+    key_file = folder / "emulator-webhook-key.pem"
+    os.environ["SENDGRID_WEBHOOK_PUBLIC_KEY"] = WebhookSigner(load_signing_key(key_file)).public_key
+    with running_server(create_app()) as web_url:
+        os.environ["READERFIRST_PUBLIC_URL"] = web_url
+        with running_emulator(store_path=folder / "sendgrid-emulator.db", signing_key_path=key_file,
+                              webhook_url=f"{web_url}/webhooks/sendgrid") as emulator:
+            os.environ["SENDGRID_API_KEY"] = emulator.api_key
+            os.environ["SENDGRID_API_HOST"] = emulator.url
+            try:
+                yield web_url, emulator
+            finally:
+                emulator.flush_events(timeout=10)
+
+
 def run_demo(folder: Path) -> dict:
-    """Import the sample audience, send the sample edition to the outbox, write previews."""
+    """Import the sample audience, send the sample edition through the SendGrid emulator, learn, preview."""
     from pipeline.cli.sending import run_send, write_preview  # after the environment is set
 
     if folder.exists():
         shutil.rmtree(folder)  # a demo always starts from nothing, so it can be run again
     folder.mkdir(parents=True)
     os.environ["READERFIRST_HOME"] = str(folder)
-    os.environ.pop("READERFIRST_DATABASE_URL", None)
-    os.environ.pop("SENDGRID_API_KEY", None)
-    os.environ.pop("READERFIRST_OUTBOX", None)
+    for name in ("READERFIRST_DATABASE_URL", "SENDGRID_API_KEY", "SENDGRID_API_HOST", "READERFIRST_OUTBOX"):
+        os.environ.pop(name, None)
     settings = load_settings()
     from pipeline.flows.runtime import database
 
@@ -50,11 +75,15 @@ def run_demo(folder: Path) -> dict:
     report = import_audience(database(settings), SAMPLE_AUDIENCE, "sample")
     console.print(f"{report.created} fictional readers from {SAMPLE_AUDIENCE} into {settings.resolved_database_url}")
 
-    console.rule("2. send the sample edition (Prefect flow send-edition, local outbox)")
-    console.print("[dim]starting Prefect (a temporary server, unless PREFECT_API_URL points at one)...[/]")
-    summary = run_send(SAMPLE_EDITION, "sample")
-    console.print(f"sent {summary['sent']} newsletters in {summary['variants']} variants to"
-                  f" {settings.resolved_outbox_dir / summary['edition']} ({summary['readers_per_second']} readers/s)")
+    with _local_services(folder) as (web_url, emulator):
+        console.rule("2. send the sample edition (flow send-edition -> SendGrid-compatible emulator)")
+        console.print(f"[dim]web service (webhook, unsubscribe, preferences) on {web_url};"
+                      f" SendGrid emulator on {emulator.url}[/]")
+        console.print("[dim]starting Prefect (a temporary server, unless PREFECT_API_URL points at one)...[/]")
+        summary = run_send(SAMPLE_EDITION, "sample")
+        console.print(f"sent {summary['sent']} newsletters in {summary['requests']} SendGrid requests"
+                      f" ({summary['variants']} variants), {summary['readers_per_second']} readers/s")
+    settings = load_settings()
 
     console.rule("3. what three readers got, and why")
     from pipeline.audience.records import read_audience_file
@@ -64,14 +93,15 @@ def run_demo(folder: Path) -> dict:
     for record in readers[:PREVIEW_READERS]:
         html_path, _, picks = write_preview(SAMPLE_EDITION, record.email, "sample", None)
         previews.append((record.email, html_path, picks))
-        console.print(f"[bold]{escape(record.email)}[/] follows {escape(str(record.interests or 'nothing yet'))}")
+        follows = ", ".join(f"{topic} {weight:g}" for topic, weight in (record.interests or {}).items())
+        console.print(f"[bold]{escape(record.email)}[/] follows {escape(follows or 'nothing yet')}")
         for title, reason in picks:
             console.print(f"   {escape(title)}  [dim]({escape(reason)})[/]")
     index = settings.previews_dir / summary["edition"] / "index.html"
     index.write_text(_index_page(summary["edition"], previews), encoding="utf-8")
     console.rule("done")
     console.print(f"open the previews: {index.resolve().as_uri()}")
-    console.print(f"every message sent: {settings.resolved_outbox_dir / summary['edition'] / 'index.jsonl'}")
+    console.print(f"every message SendGrid received, with substitutions applied: {folder / 'sendgrid-emulator.db'}")
     return {"summary": summary, "index": index, "previews": [p for _, p, _ in previews]}
 
 
