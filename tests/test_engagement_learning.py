@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import os
-import uuid
 
 import pytest
 from sqlalchemy import insert, select, text
@@ -14,10 +12,9 @@ from pipeline.audience.profile import TopicSignal
 from pipeline.engagement.learning import (BASE_CTR, PRIOR_STRENGTH, apply_events, expected_ctr,
                                           topic_posterior)
 from pipeline.errors import ConfigurationError
-from pipeline.store.database import open_database
 from pipeline.store.models import (Audience, EditionSection, EngagementEvent, Reader, ReaderInterest,
                                    SendLedgerEntry)
-from tests.tools import missing
+from tests.tools import postgres_database
 
 T0 = dt.datetime(2026, 12, 7, 8, 0)
 NOW = dt.datetime(2027, 6, 1)
@@ -58,19 +55,8 @@ def world(db):
 @pytest.fixture
 def pg_world():
     """The same world in a fresh schema of the test PostgreSQL database (READERFIRST_TEST_POSTGRES_URL)."""
-    url = os.environ.get("READERFIRST_TEST_POSTGRES_URL")
-    if not url:
-        missing("PostgreSQL (READERFIRST_TEST_POSTGRES_URL)")
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = open_database(url, migrate=False)
-    with admin.engine.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    db = open_database(f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}")
-    yield seed(db)
-    db.dispose()
-    with admin.engine.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with postgres_database() as db:
+        yield seed(db)
 
 
 def add(db, kind: str, reader: int | None = 1, *, edition: str | None = "e1", section: str | None = None,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import uuid
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
@@ -12,10 +10,10 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from pipeline.engagement.sendgrid_events import parse_events
 from pipeline.engagement.store import StoreReport, store_events
-from pipeline.store.database import Database, open_database
+from pipeline.store.database import Database
 from pipeline.store.models import Audience, EngagementEvent, QuarantinedEvent, Reader
 from tests.test_engagement_sendgrid_events import sendgrid_event
-from tests.tools import missing
+from tests.tools import postgres_database
 
 
 def add_reader(db: Database, email: str = "ann@example.com") -> int:
@@ -138,15 +136,7 @@ def test_a_locked_database_raises_and_stores_nothing(db, home):
 
 def test_events_are_stored_once_on_postgres():
     """On PostgreSQL the same batch twice is stored once, with exact counts and attribution."""
-    url = os.environ.get("READERFIRST_TEST_POSTGRES_URL")
-    if not url:
-        missing("PostgreSQL (READERFIRST_TEST_POSTGRES_URL)")
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = open_database(url, migrate=False)
-    with admin.engine.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    pg = open_database(f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}")
-    try:
+    with postgres_database() as pg:
         reader_id = add_reader(pg)
         events, quarantined = parse_events([sendgrid_event("open", sg_event_id=f"p{i}", reader_id=str(reader_id))
                                             for i in range(3)] + [sendgrid_event(event="teleported")])
@@ -155,8 +145,3 @@ def test_events_are_stored_once_on_postgres():
         assert (first.stored, first.duplicates, first.quarantined) == (3, 1, 1)
         assert (again.stored, again.duplicates) == (0, 3)
         assert {e.reader_id for e in stored_events(pg)} == {reader_id}
-    finally:
-        pg.dispose()
-        with admin.engine.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
-import zlib
 from html.parser import HTMLParser
 
 import pytest
@@ -15,7 +13,7 @@ from pipeline.errors import TemplateError
 from pipeline.rendering.layout import EditionLayout
 from pipeline.rendering.templates import TemplateSet
 from tests.conftest import EDITION, TEMPLATES
-from tests.tools import chromium_dom, chromium_screenshot, mjml_binary
+from tests.tools import chromium_dom, chromium_screenshot, mjml_binary, png_is_blank
 
 
 @pytest.fixture(scope="module")
@@ -85,28 +83,6 @@ class _Collect(HTMLParser):
         self.text.append(data)
 
 
-def _png_is_blank(path) -> bool:
-    """True when every pixel of an 8-bit RGB(A) PNG has the same colour."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    chunks, offset = [], 8
-    width = height = colour = 0
-    while offset < len(data):
-        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
-        body = data[offset + 8:offset + 8 + length]
-        if kind == b"IHDR":
-            width, height, _, colour = struct.unpack(">IIBB", body[:10])
-        elif kind == b"IDAT":
-            chunks.append(body)
-        offset += 12 + length
-    raw = zlib.decompress(b"".join(chunks))
-    channels = 4 if colour == 6 else 3
-    stride = width * channels + 1
-    # Filter bytes make raw rows differ even for equal pixels; compare a sample of unfiltered-ish rows.
-    rows = {raw[r * stride + 1:(r + 1) * stride] for r in range(0, height, max(1, height // 50))}
-    return len(rows) <= 1
-
-
 @pytest.mark.browser
 def test_preview_renders_in_chromium(layout, tmp_path):
     """A reader's HTML opens in headless Chromium, shows their sections in order with reasons and alt text."""
@@ -135,4 +111,4 @@ def test_preview_renders_in_chromium(layout, tmp_path):
     assert text.count("Why you see this:") == len(titles)
     assert all(alt for alt in seen.alts)
     shot = chromium_screenshot(page.as_uri(), tmp_path / "preview.png", tmp_path / "profile2")
-    assert not _png_is_blank(shot)
+    assert not png_is_blank(shot)

@@ -3,37 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 
 import pytest
-from sqlalchemy import text
 
 from pipeline.audience.directory import audience_id, load_profiles
 from pipeline.audience.importer import import_audience
 from pipeline.delivery.ledger import PlannedEntry, SendLedger
-from pipeline.store.database import open_database
 from tests.conftest import SAMPLE_AUDIENCE
-from tests.tools import missing
+from tests.tools import postgres_database
 
 
 @pytest.fixture
 def pg_db():
-    """A fresh schema in the test PostgreSQL database (READERFIRST_TEST_POSTGRES_URL)."""
-    url = os.environ.get("READERFIRST_TEST_POSTGRES_URL")
-    if not url:
-        missing("PostgreSQL (READERFIRST_TEST_POSTGRES_URL)")
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = open_database(url, migrate=False)
-    with admin.engine.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    scoped = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    db = open_database(scoped)
-    yield db
-    db.dispose()
-    with admin.engine.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    """A fresh schema in the test PostgreSQL database."""
+    with postgres_database() as db:
+        yield db
 
 
 def test_migrations_import_and_ledger_on_postgres(pg_db):

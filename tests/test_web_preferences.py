@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import struct
 import time
-import zlib
 from html.parser import HTMLParser
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,7 +17,7 @@ from pipeline.store.models import Reader, ReaderInterest, ReaderNeed
 from pipeline.web import create_app, running_server
 from pipeline.web.forms import make_form_token
 from tests.test_engagement_store import add_reader
-from tests.tools import chromium_dom, chromium_screenshot
+from tests.tools import chromium_dom, chromium_screenshot, png_is_blank
 
 SECRET = b"test-secret"  # READERFIRST_SECRET set by the `home` fixture
 TODAY = dt.date(2026, 12, 7)
@@ -109,25 +106,6 @@ class _Inputs(HTMLParser):
     def handle_data(self, data):
         if self._in_label:
             self.labels[-1] += data
-
-
-def png_is_blank(path: Path) -> bool:
-    """True when sampled rows of an 8-bit RGB(A) PNG are all alike (nothing drawn)."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    chunks, offset, width, height, colour = [], 8, 0, 0, 0
-    while offset < len(data):
-        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
-        body = data[offset + 8:offset + 8 + length]
-        if kind == b"IHDR":
-            width, height, _, colour = struct.unpack(">IIBB", body[:10])
-        elif kind == b"IDAT":
-            chunks.append(body)
-        offset += 12 + length
-    raw = zlib.decompress(b"".join(chunks))
-    stride = width * (4 if colour == 6 else 3) + 1
-    rows = {raw[r * stride + 1:(r + 1) * stride] for r in range(0, height, max(1, height // 50))}
-    return len(rows) <= 1
 
 
 @pytest.mark.browser

@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-__all__ = ["mjml_binary", "chromium_binary", "chromium_screenshot", "chromium_dom", "missing"]
+__all__ = ["mjml_binary", "chromium_binary", "chromium_screenshot", "chromium_dom", "missing", "png_is_blank",
+           "postgres_database"]
 
 
 def missing(what: str) -> None:
@@ -62,3 +64,51 @@ def chromium_dom(url: str, profile: Path) -> str:
     result = _chromium(url, profile, "--dump-dom", "--virtual-time-budget=2000")
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
+
+
+def png_is_blank(path: Path) -> bool:
+    """True when sampled rows of an 8-bit RGB(A) PNG are all alike (nothing drawn)."""
+    import struct
+    import zlib
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    chunks, offset, width, height, colour = [], 8, 0, 0, 0
+    while offset < len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        body = data[offset + 8:offset + 8 + length]
+        if kind == b"IHDR":
+            width, height, _, colour = struct.unpack(">IIBB", body[:10])
+        elif kind == b"IDAT":
+            chunks.append(body)
+        offset += 12 + length
+    raw = zlib.decompress(b"".join(chunks))
+    stride = width * (4 if colour == 6 else 3) + 1
+    rows = {raw[r * stride + 1:(r + 1) * stride] for r in range(0, height, max(1, height // 50))}
+    return len(rows) <= 1
+
+
+@contextmanager
+def postgres_database():
+    """A migrated database in a fresh schema of the test PostgreSQL (READERFIRST_TEST_POSTGRES_URL)."""
+    import uuid
+
+    from sqlalchemy import text
+
+    from pipeline.store.database import open_database
+
+    url = os.environ.get("READERFIRST_TEST_POSTGRES_URL")
+    if not url:
+        missing("PostgreSQL (READERFIRST_TEST_POSTGRES_URL)")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = open_database(url, migrate=False)
+    with admin.engine.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    db = open_database(f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}")
+    try:
+        yield db
+    finally:
+        db.dispose()
+        with admin.engine.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
