@@ -85,15 +85,18 @@ def test_reader_data_cannot_smuggle_substitution_tags(prefect_harness, db, sendg
     (evil,) = emulator.store.messages_for("evil@example.com")
     (plain,) = emulator.store.messages_for("plain@example.com")
     assert "&lt;b&gt;x&lt;/b&gt;" in evil.html and "<b>x</b>" not in evil.html
-    assert "{{ 7*7 }}" in evil.html and "49" not in evil.subject
-    assert "Hi &#37;&#37;rf:unsubscribe_url&#37;&#37; -first_name-" in evil.html
-    # Apart from their own name, address and tokens, both readers got exactly the same message.
-    evil_name = "&#37;&#37;rf:unsubscribe_url&#37;&#37; -first_name- &lt;b&gt;x&lt;/b&gt; {{ 7*7 }}"
-
-    def normalised(html: str, name: str, email: str) -> str:
-        return re.sub(r"/[up]/[0-9a-f]+\.[0-9a-f]+", "/TOKEN", html.replace(name, "NAME").replace(email, "EMAIL"))
-
-    assert normalised(evil.html, evil_name, "evil@example.com") == normalised(plain.html, "Plain", "plain@example.com")
+    assert "{{ 7*7 }}" in evil.html
+    # SendGrid substitutes in subjects too: the reader's own tag-like text stays inert there.
+    assert evil.subject == ("%\u200b%rf:unsubscribe_url%\u200b% -first_name- <b>x</b> {{ 7*7 }},"
+                            " your brief for the week of 7 December")
+    assert ("Hi &#37;&#37;rf:unsubscribe_url&#37;&#37; -first_name- &lt;b&gt;x&lt;/b&gt; {{ 7*7 }},"
+            " here is what we picked for you") in evil.html
+    # The tag-like name expanded nowhere: each reader's own unsubscribe link appears as often as
+    # in a plain reader's message, and never inside the greeting.
+    evil_link = evil.headers["List-Unsubscribe"].strip("<>")
+    plain_link = plain.headers["List-Unsubscribe"].strip("<>")
+    assert evil.html.count(evil_link) == plain.html.count(plain_link) == 1
+    assert evil.text.count(evil_link) == plain.text.count(plain_link) == 1
 
 
 def test_faults_still_deliver_every_reader_exactly_once(prefect_harness, db, sendgrid_env):

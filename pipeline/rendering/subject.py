@@ -19,6 +19,11 @@ def one_line(value: str) -> str:
     return " ".join(str(value).splitlines()).replace("\r", " ").replace("\n", " ")
 
 
+def _reader_value(value: str) -> str:
+    # SendGrid applies substitutions to the subject too: a reader's `%%` must never start a tag.
+    return one_line(value).replace("%%", "%\u200b%")
+
+
 class SubjectTemplate:
     """A subject such as `{{ first_name or "Hi" }}, your week in climate`."""
 
@@ -48,4 +53,4 @@ class SubjectTemplate:
         return self._render_fields(tuple(str(fields.get(name, "")) for name in self.fields))
 
     def _render_uncached(self, values: tuple[str, ...]) -> str:
-        return one_line(self._template.render({k: one_line(v) for k, v in zip(self.fields, values)})).strip()
+        return one_line(self._template.render({k: _reader_value(v) for k, v in zip(self.fields, values)})).strip()
