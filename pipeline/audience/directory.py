@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from pipeline.audience.profile import Profile, TopicSignal
 from pipeline.errors import PipelineError, UnknownReader
 from pipeline.store.database import Database
 from pipeline.store.models import Audience, Reader, ReaderInterest, ReaderNeed
 
-__all__ = ["UnknownAudience", "audience_id", "sendable_reader_ids", "load_profiles", "find_reader_id", "sendable"]
+__all__ = ["UnknownAudience", "audience_id", "sendable_reader_ids", "load_profiles", "find_reader_id", "sendable",
+           "population_prior"]
 
 
 class UnknownAudience(PipelineError, LookupError):
@@ -82,3 +83,20 @@ def load_profiles(db: Database, reader_ids: Sequence[int]) -> list[Profile]:
                     interests=interests.get(r.id, {}), needs=needs.get(r.id, {}), learned=learned.get(r.id, {}),
                     opted_out=frozenset(opted_out.get(r.id, ())))
             for rid in reader_ids if (r := readers.get(rid)) is not None]
+
+
+def population_prior(db: Database, audience: int) -> dict[str, TopicSignal]:
+    """Per topic, the learned clicks and exposures summed over every reader of `audience`.
+
+    What the audience as a whole clicks: the starting point of readers with no history and no
+    declared interests. Readers who left still count, since what they clicked was real. Each
+    row's counts are decayed to its own learned_at, so the sum mixes moments a little; as a
+    prior that is close enough, and it costs one query per send instead of a decay per row.
+    """
+    i = ReaderInterest
+    query = (select(i.topic, func.sum(i.learned_clicks), func.sum(i.learned_exposures))
+             .join(Reader, Reader.id == i.reader_id).where(Reader.audience_id == audience)
+             .group_by(i.topic).order_by(i.topic))
+    with db.session() as session:
+        return {topic: TopicSignal(float(clicks or 0.0), float(exposures or 0.0))
+                for topic, clicks, exposures in session.execute(query) if exposures}

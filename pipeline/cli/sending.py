@@ -15,8 +15,8 @@ from pipeline.audience.directory import audience_id as find_audience, find_reade
 from pipeline.audience.tokens import reader_links
 from pipeline.cli.console import console, fail
 from pipeline.content.edition import resolve_edition_path
-from pipeline.content.selection import select_sections
 from pipeline.delivery.ledger import SendLedger
+from pipeline.delivery.planning import choose_for_reader, plan_settings, send_population
 from pipeline.delivery.preparation import prepare_edition
 from pipeline.flows.runtime import database
 from pipeline.rendering.message import merge_values, personalise
@@ -90,7 +90,10 @@ def write_preview(edition: Path, email: str, audience: str | None, out: Path | N
     db = database(settings)
     audience_id = find_audience(db, audience) if audience else _audience_of(db, email)
     profile = load_profiles(db, [find_reader_id(db, audience_id, email)])[0]
-    selection = select_sections(prepared.edition, profile, today=today or dt.date.today())
+    # The same choice the send makes (policy, seed, holdout), so the preview shows what is sent.
+    selection, holdout = choose_for_reader(prepared.edition, profile, today=today or dt.date.today(),
+                                           settings=plan_settings(),
+                                           population=send_population(db, audience_id, prepared.edition.id))
     unsubscribe_url, preferences_url = reader_links(settings.signing_secret, settings.public_url, profile.public_id)
     values = merge_values(profile, selection, unsubscribe_url=unsubscribe_url, preferences_url=preferences_url)
     subject = prepared.subject.render({"first_name": profile.first_name, "last_name": profile.last_name,
@@ -103,6 +106,8 @@ def write_preview(edition: Path, email: str, audience: str | None, out: Path | N
     html_path.write_text(message.html, encoding="utf-8")
     text_path.write_text(f"Subject: {message.subject}\n\n{message.text}", encoding="utf-8")
     picks = [(prepared.edition.section(p.section_id).title, p.reason) for p in selection.picks]
+    if holdout:
+        picks.append(("(this reader is in the holdout group: they get the editor's selection)", ""))
     return html_path, text_path, picks
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pipeline.content.edition import Edition, Image, Link, Section, load_edition
+from pipeline.content.policy import PolicySettings, choose_sections, editorial_sections
 from pipeline.content.selection import Pick, Selection, select_sections
 from pipeline.content.topics import Taxonomy, load_taxonomy
 
@@ -10,10 +11,13 @@ __all__ = [
     "Edition",
     "Image",
     "Link",
+    "PolicySettings",
     "Pick",
     "Section",
     "Selection",
     "Taxonomy",
+    "choose_sections",
+    "editorial_sections",
     "load_edition",
     "load_taxonomy",
     "select_sections",

@@ -102,6 +102,18 @@ class SendLedger:
                         ["variant_id", "picks", "holdout", "planned_at"],
                         where=self._table.c.state == LedgerState.PLANNED)
 
+    def entries(self, reader_ids: Sequence[int] | None = None) -> list[PlannedEntry]:
+        """What was chosen for each reader of this edition (any state), in reader order."""
+        t = self._table
+        query = (select(t.c.reader_id, t.c.variant_id, t.c.picks, t.c.holdout)
+                 .where(t.c.edition_id == self.edition_id).order_by(t.c.reader_id))
+        found: list[PlannedEntry] = []
+        with self.db.session() as session:
+            for part in _chunks(list(reader_ids)) if reader_ids is not None else [None]:
+                scoped = query if part is None else query.where(t.c.reader_id.in_(part))
+                found += [PlannedEntry(r, v, list(p or []), bool(h)) for r, v, p, h in session.execute(scoped)]
+        return sorted(found, key=lambda entry: entry.reader_id)
+
     def planned_batches(self, size: int, reader_ids: Sequence[int] | None = None) -> list[tuple[str, list[int]]]:
         """Planned readers grouped by variant, in batches of at most `size`: (variant_id, reader ids)."""
         query = (select(SendLedgerEntry.variant_id, SendLedgerEntry.reader_id)

@@ -186,7 +186,7 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
         "edition": info["id"], "audience": audience, "dry_run": dry_run,
         "transport": "none (dry run)" if dry_run else make_transport(settings, sandbox=sandbox).name
         + (" (sandbox)" if sandbox else ""),
-        "readers_selected": plan.readers, "variants": len(plan.variants),
+        "readers_selected": plan.readers, "holdout": plan.holdout, "variants": len(plan.variants),
         "batches": delivery.batches, "requests": delivery.requests, "retries": delivery.retries,
         "sent": delivery.sent, "skipped": delivery.skipped, "sandbox_validated": delivery.validated,
         "sent_total": counts["sent"], "unconfirmed_batches": len(unconfirmed),

@@ -1,0 +1,278 @@
+"""Thompson sampling over topic posteriors: determinism, caps, needs, exploration, learning, cold start."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from pipeline.audience.directory import population_prior
+from pipeline.audience.importer import import_audience
+from pipeline.audience.profile import Profile, TopicSignal
+from pipeline.content.edition import load_edition
+from pipeline.content.policy import (
+    EDITORIAL,
+    REASON_EDITORIAL,
+    REASON_POPULAR,
+    RULE,
+    PolicySettings,
+    choose_sections,
+    editorial_sections,
+)
+from pipeline.content.selection import REASON_FILL, REASON_PINNED, select_sections
+from pipeline.errors import ConfigurationError
+from pipeline.store.models import Reader, ReaderInterest
+from tests.conftest import ROOT, SAMPLE_AUDIENCE
+
+TODAY = dt.date(2026, 12, 7)
+SEEDS = range(400)
+
+
+@pytest.fixture
+def edition(edition_path):
+    """The sample edition: 14 sections over 10 topics, editors-note pinned, 5 per reader, at most 2 per topic."""
+    return load_edition(edition_path)
+
+
+def reader(reader_id: int = 1, **fields) -> Profile:
+    """A reader profile with the given fields and a public id of its own."""
+    return Profile(reader_id=reader_id, email=f"r{reader_id}@example.com", public_id=f"{reader_id:032x}", **fields)
+
+
+def topics_of(edition, selection) -> list[str]:
+    """Every topic of every picked section, with repeats."""
+    return [t for sid in selection.section_ids for t in edition.section(sid).topics]
+
+
+def shown(times: float, clicks: float) -> TopicSignal:
+    """A learned signal: `clicks` clicks over `times` exposures."""
+    return TopicSignal(clicks=clicks, exposures=times)
+
+
+def share_with(edition, profile, topic: str, population=None, exploration: float = 0.1) -> float:
+    """How often, over many seeds, the reader's copy has a section on `topic`."""
+    settings = PolicySettings(exploration=exploration)
+    hits = sum(topic in topics_of(edition, choose_sections(edition, profile, today=TODAY, seed=seed,
+                                                           policy_settings=settings, population=population))
+               for seed in SEEDS)
+    return hits / len(SEEDS)
+
+
+def test_same_edition_reader_and_seed_give_the_same_sections(edition):
+    """Choosing twice for the same (edition, reader, seed) gives the same sections, reasons and scores."""
+    profile = reader(interests={"climate": 0.6, "ai": 0.4}, learned={"security": shown(10, 3)})
+    first = choose_sections(edition, profile, today=TODAY, seed=3)
+    assert all(choose_sections(edition, profile, today=TODAY, seed=3) == first for _ in range(5))
+
+
+def test_selection_is_the_same_in_a_new_process(edition):
+    """A process with another hash seed (a resumed send) picks the same sections: no salted hash() is used."""
+    profile = reader(7, interests={"design": 0.8})
+    here = [choose_sections(edition, profile, today=TODAY, seed=s).variant_id for s in range(5)]
+    code = ("import datetime as dt\n"
+            "from pipeline.audience.profile import Profile\n"
+            "from pipeline.content.edition import load_edition\n"
+            "from pipeline.content.policy import choose_sections\n"
+            f"e = load_edition({str(ROOT / 'editions' / '2026-12-07.yaml')!r})\n"
+            f"p = Profile(reader_id=7, email='r7@example.com', public_id={profile.public_id!r},\n"
+            "            interests={'design': 0.8})\n"
+            "print(' '.join(choose_sections(e, p, today=dt.date(2026, 12, 7), seed=s).variant_id for s in range(5)))\n")
+    there = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONHASHSEED="12345")).stdout.split()
+    assert there == here
+
+
+def test_selection_varies_across_seeds_and_readers(edition):
+    """Other seeds, or other readers with the same profile, get other draws and so other copies."""
+    profile = reader(interests={"climate": 0.6})
+    by_seed = {choose_sections(edition, profile, today=TODAY, seed=s).variant_id for s in range(50)}
+    by_reader = {choose_sections(edition, dataclasses.replace(profile, reader_id=i, public_id=f"{i:032x}"),
+                                 today=TODAY, seed=0).variant_id for i in range(50)}
+    assert len(by_seed) >= 10 and len(by_reader) >= 10
+
+
+def test_invariants_hold_for_many_random_readers(edition):
+    """For many random readers: pinned first, k places, no repeats, m per topic, no opted-out topic, reasons."""
+    rng = random.Random(20261207)
+    topics = list(edition.taxonomy.labels)
+    for index in range(400):
+        interests = {t: rng.choice((0.2, 0.6, 1.0)) for t in rng.sample(topics, rng.randint(0, 4))}
+        needs = {t: TODAY + dt.timedelta(days=rng.randint(-5, 30)) for t in rng.sample(topics, rng.randint(0, 2))}
+        learned = {t: shown(e := rng.uniform(1, 30), e * rng.uniform(0, 0.4))
+                   for t in rng.sample(topics, rng.randint(0, 8))}
+        opted_out = frozenset(rng.sample(topics, rng.randint(0, 2)))
+        profile = reader(index, interests=interests, needs=needs, learned=learned, opted_out=opted_out)
+        k, m = rng.randint(1, 9), rng.randint(1, 3)
+        settings = PolicySettings(exploration=rng.choice((0.0, 0.1, 0.5)), k=k, max_per_topic=m)
+        selection = choose_sections(edition, profile, today=TODAY, seed=index, policy_settings=settings)
+        ids = selection.section_ids
+        eligible = [s for s in edition.sections if not opted_out & set(s.topics)]
+        assert ids[0] == "editors-note" and selection.picks[0].reason == REASON_PINNED
+        assert len(ids) == len(set(ids)) and 1 <= len(ids) <= min(k, len(eligible))
+        counts = Counter(topics_of(edition, selection))
+        assert not opted_out & set(counts) and max(counts.values(), default=0) <= m
+        assert all(p.reason for p in selection.picks)
+
+
+def test_a_full_copy_when_enough_sections_fit(edition):
+    """With the default k and m, every reader gets exactly sections_per_reader sections."""
+    for seed in range(100):
+        profile = reader(seed, interests={"security": 1.0}, learned={"security": shown(20, 15)})
+        assert len(choose_sections(edition, profile, today=TODAY, seed=seed).picks) == edition.sections_per_reader
+
+
+def test_pinned_section_comes_first_even_for_a_strong_interest(edition):
+    """The pinned editor's note leads the copy, before sections on a topic the reader clicks every time."""
+    profile = reader(learned={"funding": shown(30, 30)}, interests={"funding": 1.0})
+    for seed in range(50):
+        selection = choose_sections(edition, profile, today=TODAY, seed=seed)
+        assert selection.section_ids[:2] == ("editors-note", "seed-terms")
+
+
+def test_unexpired_need_comes_before_every_interest(edition):
+    """A current need puts its sections right after the pinned one, with the dated need reason, for every seed."""
+    profile = reader(interests={"climate": 1.0}, learned={"climate": shown(20, 18)},
+                     needs={"hiring": dt.date(2026, 12, 31)})
+    for seed in range(50):
+        selection = choose_sections(edition, profile, today=TODAY, seed=seed)
+        assert set(selection.section_ids[1:3]) == {"first-engineer-hire", "hiring-clinic"}
+        assert selection.reasons["hiring-clinic"] == "you said you need help with Hiring until 2026-12-31"
+
+
+def test_expired_need_is_not_boosted(edition):
+    """A need that ended yesterday no longer puts its topic first."""
+    profile = reader(interests={"climate": 1.0}, learned={"climate": shown(20, 18)},
+                     needs={"hiring": dt.date(2026, 12, 6)})
+    assert share_with(edition, profile, "hiring") < 0.5
+
+
+def test_exploration_gives_its_share_of_places_to_unseen_topics(edition):
+    """Over many readers, about the exploration share of non-pinned places goes to never-shown topics, by sampling."""
+    seen = ["hiring", "ai", "security", "funding", "remote-work", "product", "data", "leadership"]
+
+    def explored(exploration: float) -> tuple[float, Counter]:
+        places, tried = 0, Counter()
+        settings = PolicySettings(exploration=exploration)
+        for i in range(3000):
+            profile = reader(i, learned={t: shown(30, 9) for t in seen})
+            picks = choose_sections(edition, profile, today=TODAY, seed=1, policy_settings=settings).picks[1:]
+            places += len(picks)
+            tried.update(p.reason for p in picks if p.reason.startswith("something new to try"))
+        return sum(tried.values()) / places, tried
+
+    # Readers who click what they are shown: without exploration the sampler rarely leaves those topics.
+    assert explored(0.0)[0] < 0.02
+    share, tried = explored(0.1)
+    assert 0.085 <= share <= 0.115
+    assert set(tried) == {"something new to try: Climate", "something new to try: Design"}
+    assert min(tried.values()) > 0.3 * max(tried.values())  # the draw spreads tries over both unseen topics
+    assert 0.24 <= explored(0.25)[0] <= 0.26  # four places: exactly one of them for every reader
+
+
+def test_exploration_leaves_declared_topics_to_the_posterior(edition):
+    """A declared topic the reader was never shown is not labelled new: it keeps the 'you follow' reason."""
+    profile = reader(interests={"design": 1.0}, learned={t: shown(30, 9) for t in ("ai", "security", "data")})
+    for seed in range(100):
+        selection = choose_sections(edition, profile, today=TODAY, seed=seed,
+                                    policy_settings=PolicySettings(exploration=0.5))
+        assert "something new to try: Design" not in selection.reasons.values()
+
+
+def test_clicked_topic_is_chosen_more_often_than_for_a_fresh_reader(edition):
+    """A reader who clicked Funding a lot gets it far more often than a reader with no history, and is told why."""
+    fresh = reader(2, interests={"climate": 0.4})
+    clicker = reader(3, interests={"climate": 0.4}, learned={"funding": shown(20, 12), "climate": shown(20, 1)})
+    assert share_with(edition, clicker, "funding") > 0.9
+    assert share_with(edition, fresh, "funding") < 0.4
+    assert choose_sections(edition, clicker, today=TODAY, seed=0).reasons["seed-terms"] == "you often read Funding"
+
+
+def test_ignored_topic_fades(edition):
+    """A declared topic shown many times and never clicked is chosen much less often than before it was shown."""
+    before = reader(4, interests={"design": 1.0})
+    after = reader(4, interests={"design": 1.0}, learned={"design": shown(100, 0)})
+    assert share_with(edition, after, "design") < share_with(edition, before, "design") - 0.3
+
+
+def test_cold_start_reader_follows_the_population_prior(edition):
+    """A reader with no history and no interests gets what the audience clicks, told it is popular."""
+    population = {t: shown(10_000, 100) for t in edition.taxonomy.labels} | {"funding": shown(10_000, 2_500)}
+    newcomer = reader(5)
+    assert share_with(edition, newcomer, "funding", population) > 0.95
+    assert share_with(edition, newcomer, "funding", None) < 0.5
+    selection = choose_sections(edition, newcomer, today=TODAY, seed=0, population=population)
+    assert selection.reasons["seed-terms"] == REASON_POPULAR
+    # A reader with history is judged on it, not on the audience.
+    reader_with_history = reader(5, learned={"ai": shown(20, 10)})
+    assert share_with(edition, reader_with_history, "funding", population) < 0.5
+
+
+def test_opted_out_topics_are_never_chosen(edition):
+    """No policy picks a section on a topic the reader opted out of, pinned or explored."""
+    pinned = dataclasses.replace(edition, sections=tuple(
+        dataclasses.replace(s, pinned=True) if s.id == "seed-terms" else s for s in edition.sections))
+    profile = reader(opted_out=frozenset({"funding", "climate"}), needs={"climate": dt.date(2026, 12, 31)},
+                     learned={"funding": shown(30, 30)})
+    population = {"funding": shown(100, 90)}
+    for name in (EDITORIAL, RULE, "thompson"):
+        for seed in range(100):
+            selection = choose_sections(pinned, profile, today=TODAY, seed=seed, population=population,
+                                        policy_settings=PolicySettings(name=name, exploration=0.5))
+            assert not {"funding", "climate"} & set(topics_of(pinned, selection))
+
+
+def test_sections_without_a_topic_fill_the_copy(edition):
+    """When opt-outs leave too few sections, topic-less sections fill in with the top-stories reason."""
+    untagged = dataclasses.replace(edition, sections=(*edition.sections, dataclasses.replace(
+        edition.sections[1], id="untagged-note", topics=())))
+    profile = reader(opted_out=frozenset(edition.taxonomy.labels) - {"climate"})
+    selection = choose_sections(untagged, profile, today=TODAY, seed=0)
+    assert selection.section_ids == ("editors-note", "heat-pumps-offices", "climate-links", "untagged-note")
+    assert selection.reasons["untagged-note"] == REASON_FILL
+
+
+def test_editorial_selection_is_the_same_for_everyone(edition):
+    """The editorial policy gives every reader pinned first, then file order within the caps, whatever they like."""
+    expected = ("editors-note", "heat-pumps-offices", "first-engineer-hire", "ai-evals", "passkeys-rollout")
+    readers = (reader(1), reader(2, interests={"funding": 1.0}, learned={"design": shown(9, 9)}))
+    for index, profile in enumerate(readers):
+        selection = choose_sections(edition, profile, today=TODAY, seed=index,
+                                    policy_settings=PolicySettings(name=EDITORIAL))
+        assert selection.section_ids == expected
+        assert [p.reason for p in selection.picks] == [REASON_PINNED] + [REASON_EDITORIAL] * 4
+    capped = editorial_sections(edition, k=9, max_per_topic=1).section_ids
+    assert "data-reading-list" not in capped and "climate-links" not in capped  # ai-evals took data; climate once
+
+
+def test_rule_policy_is_the_first_scoring_rule(edition):
+    """The 'rule' policy returns exactly what select_sections returns."""
+    profile = reader(interests={"climate": 0.4, "funding": 1.0}, needs={"ai": dt.date(2026, 12, 20)})
+    assert (choose_sections(edition, profile, today=TODAY, seed=9, policy_settings=PolicySettings(name=RULE))
+            == select_sections(edition, profile, today=TODAY))
+
+
+def test_policy_settings_reject_unknown_names_and_shares():
+    """An unknown policy or an exploration share outside 0-1 is a configuration error naming the value."""
+    with pytest.raises(ConfigurationError, match="policy='bandit'"):
+        PolicySettings(name="bandit")
+    with pytest.raises(ConfigurationError, match="exploration=1.5"):
+        PolicySettings(exploration=1.5)
+
+
+def test_population_prior_sums_the_audience_signals(db):
+    """population_prior adds up learned clicks and exposures per topic over the audience's readers only."""
+    import_audience(db, SAMPLE_AUDIENCE, "sample", today=TODAY)
+    with db.session() as session:
+        first, second = session.scalars(select(Reader.id).order_by(Reader.id).limit(2)).all()
+        for rid, clicks, exposures in ((first, 2.0, 10.0), (second, 3.0, 5.0)):
+            session.merge(ReaderInterest(reader_id=rid, topic="funding", learned_clicks=clicks,
+                                         learned_exposures=exposures))
+    assert population_prior(db, 1) == {"funding": TopicSignal(5.0, 15.0)}
+    assert population_prior(db, 999) == {}
