@@ -164,6 +164,7 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
         done += 1
         update_progress_artifact(progress, progress=100.0 * done / steps)
 
+    planned_at = time.perf_counter()
     delivery = DeliveryReport()
     failure: BaseException | None = None
     ledger = SendLedger(database(settings), info["id"])
@@ -191,7 +192,8 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
         "sent": delivery.sent, "skipped": delivery.skipped, "sandbox_validated": delivery.validated,
         "sent_total": counts["sent"], "unconfirmed_batches": len(unconfirmed),
         "unconfirmed_readers": sum(b.readers for b in unconfirmed),
-        "seconds": round(seconds, 2), "readers_per_second": round((plan.readers if dry_run else delivery.sent) / seconds, 1)
+        "seconds": round(seconds, 2), "plan_seconds": round(planned_at - started, 2),
+        "send_seconds": round(time.perf_counter() - planned_at, 2), "readers_per_second": round((plan.readers if dry_run else delivery.sent) / seconds, 1)
         if seconds else 0.0,
         "top_sections": ", ".join(f"{sid} ({n})" for sid, n in plan.sections.most_common(5)),
         "failure": str(failure).splitlines()[0] if failure else "",
