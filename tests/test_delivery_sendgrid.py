@@ -9,6 +9,7 @@ import random
 import signal
 import re
 import subprocess
+import time
 
 import pytest
 from sqlalchemy import insert, select
@@ -170,24 +171,28 @@ def test_kill_nine_at_random_points_never_sends_twice(prefect_harness, home, db,
     audience_file = write_sample_csv(tmp_path / "five-thousand.csv", 5000, seed=21)
     import_audience(db, audience_file, "big", today=TODAY)
     env = {**os.environ, "PREFECT_API_URL": prefect_harness, "READERFIRST_CHUNK_SIZE": "500"}
+    ledger = SendLedger(db, "2026-12-07")
     rng = random.Random(5)
     kills = 0
-    for attempt in range(12):
+    while True:
         process = subprocess.Popen(["readerfirst", "send", str(EDITION), "--audience", "big"], env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-        try:
-            process.wait(timeout=rng.uniform(3.0, 9.0))
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            kills += 1
-            continue
+        if kills < 4:
+            # Kill at a random moment once this run is really sending (its ledger is moving).
+            before = ledger.counts()[LedgerState.SENT]
+            deadline = time.monotonic() + 120
+            while process.poll() is None and ledger.counts()[LedgerState.SENT] == before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 0.6))
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                kills += 1
+                continue
+        process.wait(timeout=300)
         assert process.returncode == 0, process.stderr.read().decode()[-3000:]
         break
-    else:
-        pytest.fail("the send never completed")
     assert kills >= 2, "the test must actually interrupt sends"
-    ledger = SendLedger(db, "2026-12-07")
     unconfirmed = {entry for batch in ledger.unconfirmed() for entry in _batch_emails(db, batch.batch_id)}
     counts = emulator.store.count_by_recipient()
     subscribed = _subscribed(db)

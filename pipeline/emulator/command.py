@@ -48,6 +48,11 @@ def build_parser(prog: str = "python -m pipeline.emulator") -> argparse.Argument
     parser.add_argument(
         "--signing-key", type=Path, default=None, help="PEM file of the webhook's P-256 key (created if absent; default: a new key per run)"
     )
+    parser.add_argument("--reader-model", type=Path, default=None,
+                        help="reader model YAML (audiences/reader-models/): simulated readers open, click, unsubscribe")
+    parser.add_argument("--reader-seed", type=int, default=0, help="seed of the simulated readers (default 0)")
+    parser.add_argument("--reader-editions", type=Path, default=None,
+                        help="folder of edition files giving each section's topics (default: the project's editions/)")
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
     return parser
 
@@ -68,6 +73,9 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         webhook_url=args.webhook_url,
         bounces=tuple(args.bounce),
         signing_key_path=args.signing_key,
+        reader_model=getattr(args, "reader_model", None),
+        reader_seed=getattr(args, "reader_seed", 0),
+        reader_editions=getattr(args, "reader_editions", None),
     )
 
 

@@ -6,6 +6,9 @@ signed JSON arrays, batched, so a slow receiver never slows the mail-send answer
 SendGrid, custom_args come back as top-level keys, `category` is as sent, each event has a
 unique `sg_event_id` and an `sg_message_id` that starts with the request's X-Message-Id, and
 the body ends with CRLF (which is part of what is signed).
+
+Hook: an `engagement` callable (the simulated readers of `pipeline.emulator.readers`) is given
+each request's `delivered` events and HTML, and its events (opens, clicks, ...) are posted too.
 """
 
 from __future__ import annotations
@@ -20,13 +23,16 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from pipeline.emulator.signing import WebhookSigner
 from pipeline.emulator.store import Delivery
 
-__all__ = ["EventDispatcher", "delivery_events"]
+__all__ = ["Engagement", "EventDispatcher", "delivery_events"]
+
+# Given one request's `delivered` events and its HTML, the events its readers then cause.
+Engagement = Callable[[list[dict[str, object]], str | None], list[dict[str, object]]]
 
 log = logging.getLogger("pipeline.emulator")
 
@@ -46,6 +52,7 @@ class _Accepted:
     deliveries: Sequence[Delivery]
     categories: Sequence[str] | None
     timestamp: int
+    html: str | None = None
 
 
 def delivery_events(
@@ -94,6 +101,7 @@ class EventDispatcher:
         max_wait: float = 0.2,
         timeout: float = 5.0,
         attempts: int = 4,
+        engagement: Engagement | None = None,
     ):
         self.url = url
         self.signer = signer
@@ -102,6 +110,7 @@ class EventDispatcher:
         self.max_wait = max_wait
         self.timeout = timeout
         self.attempts = attempts
+        self.engagement = engagement
         self._counts: Counter[str] = Counter()  # events posted, by type; plus batch outcomes
         self._counts_lock = threading.Lock()
         self._queue: queue.Queue[_Accepted | None] = queue.Queue()
@@ -111,13 +120,14 @@ class EventDispatcher:
         self._thread = threading.Thread(target=self._run, name="emulator-event-webhook", daemon=True)
         self._thread.start()
 
-    def accepted(self, x_message_id: str, deliveries: Sequence[Delivery], categories: Sequence[str] | None, timestamp: float) -> None:
-        """Queue the events of one accepted request; returns at once."""
+    def accepted(self, x_message_id: str, deliveries: Sequence[Delivery], categories: Sequence[str] | None, timestamp: float,
+                 html: str | None = None) -> None:
+        """Queue the events of one accepted request (`html`: its HTML, for simulated readers); returns at once."""
         if not deliveries:
             return
         with self._idle:
             self._pending += 1
-        self._queue.put(_Accepted(x_message_id, deliveries, categories, int(timestamp)))
+        self._queue.put(_Accepted(x_message_id, deliveries, categories, int(timestamp), html))
 
     def counts(self) -> dict[str, int]:
         """Events posted by type, plus `batches_posted` and `batches_failed`."""
@@ -157,7 +167,10 @@ class EventDispatcher:
             try:
                 events = []
                 for item in taken:
-                    events.extend(delivery_events(item.x_message_id, item.deliveries, item.categories, item.timestamp, self.bounces))
+                    sent = delivery_events(item.x_message_id, item.deliveries, item.categories, item.timestamp, self.bounces)
+                    events.extend(sent)
+                    if self.engagement is not None:
+                        events.extend(self.engagement([e for e in sent if e["event"] == "delivered"], item.html))
                 for start in range(0, len(events), self.batch_size):
                     self._post(events[start:start + self.batch_size])
             except Exception:  # a bug here must not stop the thread, or flush() would wait forever

@@ -23,7 +23,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from pipeline.emulator.events import EventDispatcher
+from pipeline.emulator.events import Engagement, EventDispatcher
 from pipeline.emulator.faults import SERVER_ERROR_BODY, TOO_MANY_REQUESTS_BODY, Fault, FaultDecider, FaultPlan, rate_limit_headers
 from pipeline.emulator.handler import EmulatorHandler, ExchangeRefused, error_body
 from pipeline.emulator.rules import MAX_BODY_BYTES
@@ -53,6 +53,11 @@ class EmulatorConfig:
     bounces: tuple[str, ...] = ()
     signing_key_path: Path | str | None = None
     event_batch_wait: float = 0.2  # seconds an event waits for others to share its POST
+    # Simulated readers (pipeline/emulator/readers.py): a reader model file, its seed, and the
+    # folder of edition files that says which topics each section has. Needs webhook_url.
+    reader_model: Path | str | None = None
+    reader_seed: int = 0
+    reader_editions: Path | str | None = None
     # Tests can see every decoded mail-send body (e.g. to check it against the official spec);
     # if it raises, the request is refused 400 and running_emulator re-raises on exit.
     payload_observer: Callable[[Any], None] | None = None
@@ -62,6 +67,8 @@ class EmulatorConfig:
             raise ConfigurationError("the emulator needs an API key (--api-key) for clients to present")
         if self.webhook_url is not None and not self.webhook_url.startswith(("http://", "https://")):
             raise ConfigurationError(f"--webhook-url must be an http(s) URL, not {self.webhook_url!r}")
+        if self.reader_model is not None and self.webhook_url is None:
+            raise ConfigurationError("--reader-model needs --webhook-url: simulated readers report through the webhook")
 
 
 class _ThreadingServer(ThreadingHTTPServer):
@@ -80,6 +87,7 @@ class SendGridEmulator:
         self.config = config
         self.api_key = config.api_key
         self.signer = WebhookSigner(load_signing_key(config.signing_key_path))
+        engagement = _simulated_readers(config)  # before binding: a bad reader model leaves nothing open
         self.public_key = self.signer.public_key
         self._faults = FaultDecider(config.faults)
         self._counts: Counter[str] = Counter()
@@ -97,7 +105,8 @@ class SendGridEmulator:
             self._http.server_close()
             raise
         self.events = (
-            EventDispatcher(config.webhook_url, self.signer, config.bounces, max_wait=config.event_batch_wait)
+            EventDispatcher(config.webhook_url, self.signer, config.bounces, max_wait=config.event_batch_wait,
+                            engagement=engagement)
             if config.webhook_url
             else None
         )
@@ -207,7 +216,9 @@ class SendGridEmulator:
         x_message_id = secrets.token_urlsafe(16)
         deliveries = self.store.record(x_message_id, payload, now)
         if self.events is not None:
-            self.events.accepted(x_message_id, deliveries, payload.get("categories"), now)
+            html = next((block.get("value") for block in payload.get("content") or ()
+                         if str(block.get("type", "")).lower() == "text/html"), None)
+            self.events.accepted(x_message_id, deliveries, payload.get("categories"), now, html=html)
         self.count("accepted")
         exchange.answer(202, None, {"X-Message-Id": x_message_id})
 
@@ -243,6 +254,17 @@ class SendGridEmulator:
             return json.loads(raw)
         except (UnicodeDecodeError, ValueError) as error:
             raise ExchangeRefused(400, error_body(f"Bad Request: the body is not valid JSON ({error})")) from error
+
+
+def _simulated_readers(config: EmulatorConfig) -> Engagement | None:
+    """The simulated readers' event maker, or None when no reader model is configured."""
+    if config.reader_model is None:
+        return None
+    from pipeline.emulator.readers import SimulatedReaders
+    from pipeline.settings import PROJECT_ROOT
+
+    editions = config.reader_editions if config.reader_editions is not None else PROJECT_ROOT / "editions"
+    return SimulatedReaders.from_files(config.reader_model, config.reader_seed, editions).events_for
 
 
 @contextmanager
