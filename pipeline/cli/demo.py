@@ -21,6 +21,9 @@ __all__ = ["register", "run_demo"]
 SAMPLE_AUDIENCE = PROJECT_ROOT / "audiences" / "sample.csv"
 SAMPLE_EDITION = PROJECT_ROOT / "editions" / "2026-12-07.yaml"
 PREVIEW_READERS = 3
+READER_MODEL = PROJECT_ROOT / "audiences" / "reader-models" / "focused.yaml"
+SIMULATED_EDITIONS = 4
+SIMULATED_READERS = 400
 
 
 def _index_page(edition_id: str, previews: list[tuple[str, Path, list[tuple[str, str]]]]) -> str:
@@ -99,10 +102,42 @@ def run_demo(folder: Path) -> dict:
             console.print(f"   {escape(title)}  [dim]({escape(reason)})[/]")
     index = settings.previews_dir / summary["edition"] / "index.html"
     index.write_text(_index_page(summary["edition"], previews), encoding="utf-8")
+
+    simulation = _simulate_editions(folder / "simulation")
     console.rule("done")
     console.print(f"open the previews: {index.resolve().as_uri()}")
     console.print(f"every message SendGrid received, with substitutions applied: {folder / 'sendgrid-emulator.db'}")
-    return {"summary": summary, "index": index, "previews": [p for _, p, _ in previews]}
+    return {"summary": summary, "index": index, "previews": [p for _, p, _ in previews], "simulation": simulation}
+
+
+def _simulate_editions(folder: Path) -> Path:
+    """Several editions in simulated weeks: send -> simulated engagement -> learning -> next edition."""
+    from sqlalchemy import create_engine, text
+
+    from pipeline.simulation.evaluate import run_evaluation
+
+    console.rule(f"4. {SIMULATED_EDITIONS} editions in simulated weeks: send -> engagement -> learning")
+    console.print(f"[dim]simulated readers ({READER_MODEL.name}) open, click and unsubscribe; learning updates"
+                  " their profiles before the next edition; 10% holdout gets the editor's selection[/]")
+
+    def show(measure) -> None:
+        console.print(f"edition {measure.edition}: click-through personalised {measure.ctr_personalised:.1%},"
+                      f" editor's selection {measure.ctr_editorial:.1%}, oracle {measure.ctr_oracle:.1%}"
+                      f" (lift {measure.lift:+.0%})")
+
+    run_evaluation(READER_MODEL, editions=SIMULATED_EDITIONS, readers=SIMULATED_READERS, seed=7,
+                   transport="outbox", folder=folder, on_edition=show)
+    engine = create_engine(f"sqlite:///{folder / 'simulation.db'}")
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT topic, count(*), sum(learned_clicks), sum(learned_exposures) FROM reader_interests"
+            " WHERE learned_exposures > 0 GROUP BY topic ORDER BY sum(learned_clicks) / sum(learned_exposures) DESC"
+        )).all()
+    engine.dispose()
+    console.print("how profiles moved: what readers showed they want, per topic (learned clicks per exposure)")
+    for topic, readers, clicks, exposures in rows:
+        console.print(f"   {topic:<12} {clicks / exposures:6.1%} over {readers} readers")
+    return folder
 
 
 def register(app: typer.Typer) -> None:
