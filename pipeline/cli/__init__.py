@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from pipeline.cli import audience, demo, engagement, evaluate, sending, services, store
+from pipeline.cli import audience, demo, engagement, evaluate, report, sending, services, store
 from pipeline.cli.console import console, fail
 from pipeline.errors import PipelineError
 
@@ -22,6 +22,7 @@ app.add_typer(engagement.engagement_app, name="engagement")
 sending.register(app)
 services.register(app)
 evaluate.register(app)
+report.register(app)
 demo.register(app)
 
 

@@ -37,8 +37,12 @@ def apply_stored_events(batch_size: int | None = None) -> dict[str, int]:
 
 
 @flow(name="apply-engagement", log_prints=False)
-def apply_engagement(batch_size: int | None = None) -> dict[str, int | float]:
-    """Apply stored engagement events to readers (suppressions, opt-outs) and their topics; returns the summary."""
+def apply_engagement(batch_size: int | None = None, report: bool = True) -> dict[str, int | float]:
+    """Apply stored engagement events to readers (suppressions, opt-outs) and their topics; returns the summary.
+
+    Then, unless `report` is false, runs the engagement-report flow so that its artifacts always
+    show what the latest events did.
+    """
     started = time.perf_counter()
     summary: dict[str, int | float] = dict(apply_stored_events(batch_size))
     summary["seconds"] = round(time.perf_counter() - started, 2)
@@ -48,6 +52,10 @@ def apply_engagement(batch_size: int | None = None) -> dict[str, int | float]:
     get_run_logger().info("applied %d events: %d exposures, %d clicks, %d readers suppressed in %.1fs",
                           summary["events"], summary["exposures"], summary["clicks"], summary["suppressed"],
                           summary["seconds"])
+    if report:
+        from pipeline.flows.engagement_report import engagement_report
+
+        engagement_report()
     return summary
 
 

@@ -190,6 +190,8 @@ class EngagementEvent(Base):
         # Learning reads only events not yet applied: a partial index keeps that cheap forever.
         Index("ix_engagement_events_unapplied", "id", sqlite_where=text("applied = 0"),
               postgresql_where=text("NOT applied")),
+        # The report folds events to one row per (edition, reader, type, section).
+        Index("ix_engagement_events_report", "edition_id", "reader_id", "event_type", "section_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -198,7 +200,7 @@ class EngagementEvent(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     email: Mapped[str] = mapped_column(String(320))
     reader_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
-    edition_id: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
+    edition_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     section_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     variant_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     holdout: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
