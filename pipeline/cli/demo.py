@@ -104,10 +104,41 @@ def run_demo(folder: Path) -> dict:
     index.write_text(_index_page(summary["edition"], previews), encoding="utf-8")
 
     simulation = _simulate_editions(folder / "simulation")
+    report = _write_report(simulation)
     console.rule("done")
     console.print(f"open the previews: {index.resolve().as_uri()}")
+    console.print(f"open the engagement report: {report.resolve().as_uri()}")
     console.print(f"every message SendGrid received, with substitutions applied: {folder / 'sendgrid-emulator.db'}")
-    return {"summary": summary, "index": index, "previews": [p for _, p, _ in previews], "simulation": simulation}
+    return {"summary": summary, "index": index, "previews": [p for _, p, _ in previews], "simulation": simulation,
+            "report": report}
+
+
+def _write_report(simulation: Path) -> Path:
+    """The engagement report of the simulated editions, as one self-contained HTML file."""
+    from pipeline.report import build_report, render_html
+    from pipeline.store.database import open_database
+
+    console.rule("5. the engagement report: what each edition did, and whether personalisation helped")
+    db = open_database(f"sqlite:///{simulation / 'simulation.db'}")
+    try:
+        report = build_report(db)
+    finally:
+        db.dispose()
+    out = simulation.parent / "report.html"
+    out.write_text(render_html(report), encoding="utf-8")
+    data = report.as_dict()
+    lifts = {entry["edition_id"]: entry for entry in data["lift"]}
+    for row in data["editions"]:
+        lift = lifts.get(row["edition_id"], {})
+        interval = (f" (95% CI {lift['lift_low']:+.0%} to {lift['lift_high']:+.0%})"
+                    if lift.get("lift_low") is not None else "")
+        versus = f", personalised vs holdout {lift['lift']:+.0%}{interval}" if lift.get("lift") is not None else ""
+        console.print(f"{row['edition_id']}: delivered {row['delivered']}, click-through {row['ctr']:.1%},"
+                      f" click-to-open {row['ctor']:.1%}{versus}")
+    holdout = max((entry["holdout"]["delivered"] for entry in data["lift"]), default=0)
+    console.print(f"[dim]the holdout is {holdout} of {SIMULATED_READERS} readers: the intervals are wide,"
+                  " as they should be with so few[/]")
+    return out
 
 
 def _simulate_editions(folder: Path) -> Path:
