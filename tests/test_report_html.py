@@ -5,9 +5,7 @@ from __future__ import annotations
 import html as markup
 import json
 import re
-import struct
 import subprocess
-import zlib
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 from pipeline.report import build_report, render_html, render_json
 from pipeline.report.model import Report
 from tests.test_report_metrics import NOW, load_world
-from tests.tools import chromium_binary
+from tests.tools import chromium_binary, png_is_blank
 
 _FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
           "--disable-component-update", "--disable-sync",
@@ -85,24 +83,6 @@ def _probe(page: Path, profile: Path, width: int) -> dict:
     found = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout, re.DOTALL)
     assert found, result.stdout[-2000:]
     return json.loads(markup.unescape(found.group(1)))
-
-
-def _png_is_blank(path: Path) -> bool:
-    """True when sampled rows of an 8-bit RGB(A) PNG are all alike (nothing drawn)."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    chunks, offset, width, height, colour = [], 8, 0, 0, 0
-    while offset < len(data):
-        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
-        body = data[offset + 8:offset + 8 + length]
-        if kind == b"IHDR":
-            width, height, _, colour = struct.unpack(">IIBB", body[:10])
-        elif kind == b"IDAT":
-            chunks.append(body)
-        offset += 12 + length
-    raw = zlib.decompress(b"".join(chunks))
-    stride = width * (4 if colour == 6 else 3) + 1
-    return len({raw[r * stride + 1:(r + 1) * stride] for r in range(0, height, max(1, height // 50))}) <= 1
 
 
 class _Metrics(HTMLParser):
@@ -238,7 +218,7 @@ def test_screenshots_show_the_charts_at_phone_and_laptop_width(pages, tmp_path, 
         result = _chromium(page.as_uri(), tmp_path / f"profile-{name}", f"--window-size={width},1600",
                            f"--screenshot={shots[name]}")
         assert shots[name].exists(), result.stderr[-2000:]
-    assert not _png_is_blank(shots["report"])
+    assert not png_is_blank(shots["report"])
     # The same page twice gives the same image, so a difference is the charts' doing.
     assert shots["report"].read_bytes() == shots["again"].read_bytes()
     assert shots["report"].read_bytes() != shots["hidden"].read_bytes()

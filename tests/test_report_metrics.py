@@ -16,21 +16,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from pipeline.engagement.events import EventType, NormalisedEvent
 from pipeline.engagement.store import StoreReport, store_events
 from pipeline.report import InvalidThreshold, UnknownEdition, build_report, render_json, render_markdown
 from pipeline.report.stats import estimate_lift
-from pipeline.store.database import open_database
 from pipeline.store.models import (Audience, EditionSection, EngagementEvent, Reader, ReaderInterest,
                                    SendLedgerEntry)
-from tests.tools import missing
+from tests.tools import postgres_database
 
 WORLD = Path(__file__).resolve().parent / "fixtures" / "report" / "world.json"
 NOW = dt.datetime(2026, 12, 20, 12, 0)
@@ -291,20 +288,9 @@ def test_markdown_shows_the_numbers_and_flags(report):
 @pytest.fixture
 def pg_world():
     """The same world in a fresh schema of the test PostgreSQL database (READERFIRST_TEST_POSTGRES_URL)."""
-    url = os.environ.get("READERFIRST_TEST_POSTGRES_URL")
-    if not url:
-        missing("PostgreSQL (READERFIRST_TEST_POSTGRES_URL)")
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = open_database(url, migrate=False)
-    with admin.engine.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    db = open_database(f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}")
-    load_world(db)
-    yield db
-    db.dispose()
-    with admin.engine.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with postgres_database() as db:
+        load_world(db)
+        yield db
 
 
 def test_postgresql_gives_the_same_report(pg_world, world):
