@@ -106,7 +106,9 @@ def send_batches(edition_path: str, batches: list[tuple[str, list[int]]], sandbo
     transport = make_transport(settings, sandbox=sandbox)
     try:
         report = deliver_batches(prepared, ledger, transport, make_sender(settings), batches,
-                                 parallel=settings.sendgrid_parallel if transport.name == "sendgrid" else 1,
+                                 # The setting is the total in flight: tasks run `workers` at a time.
+                                 parallel=max(1, settings.sendgrid_parallel // settings.workers)
+                                 if transport.name == "sendgrid" else 1,
                                  halt=halt_signal(prepared.edition.id))
     finally:
         transport.close()
