@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import insert, select, text
 
 from pipeline.audience.profile import TopicSignal
-from pipeline.engagement.learning import (BASE_CTR, PRIOR_STRENGTH, apply_events, expected_ctr,
+from pipeline.engagement.learning import (BASE_CTR, DECLARED_CTR, PRIOR_STRENGTH, apply_events, expected_ctr,
                                           topic_posterior)
 from pipeline.errors import ConfigurationError
 from pipeline.store.models import (Audience, EditionSection, EngagementEvent, Reader, ReaderInterest,
@@ -153,6 +153,17 @@ def test_posterior_prior_comes_from_declared_weight():
     assert topic_posterior(None, TopicSignal(2.0, 5.0)) == pytest.approx((prior_alpha + 2, prior_beta + 3))
     assert expected_ctr(1.0, None) > expected_ctr(0.5, None) > expected_ctr(0.0, None) == expected_ctr(None, None)
     assert topic_posterior(None, TopicSignal(1.0, 0.7))[1] == pytest.approx(prior_beta)  # never below the prior
+
+
+def test_undeclared_prior_can_come_from_the_audience():
+    """An audience rate sets the undeclared prior mean; a declaration raises it to DECLARED_CTR, never lowers it."""
+    assert expected_ctr(None, None, undeclared_mean=0.05) == pytest.approx(0.05)
+    assert sum(topic_posterior(None, None, undeclared_mean=0.05)) == pytest.approx(PRIOR_STRENGTH)
+    assert expected_ctr(1.0, None, undeclared_mean=0.05) == pytest.approx(DECLARED_CTR)
+    assert expected_ctr(0.5, None, undeclared_mean=0.05) == pytest.approx((0.05 + DECLARED_CTR) / 2)
+    assert expected_ctr(1.0, None, undeclared_mean=0.3) == pytest.approx(0.3)
+    assert topic_posterior(None, TopicSignal(1.0, 4.0), undeclared_mean=0.05) == pytest.approx(
+        (0.05 * PRIOR_STRENGTH + 1, 0.95 * PRIOR_STRENGTH + 3))
 
 
 def test_machine_opens_never_count_as_engagement(world):

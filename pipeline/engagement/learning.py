@@ -5,8 +5,9 @@ Each reader and topic has a Beta posterior over "clicks a section of this topic 
     alpha = prior_alpha + learned_clicks
     beta  = prior_beta  + max(0, learned_exposures - learned_clicks)
 
-The prior's mean grows with the reader's declared weight (BASE_CTR undeclared, DECLARED_CTR at
-weight 1) and is worth PRIOR_STRENGTH exposures, so a few editions move it and many outweigh it.
+The prior's mean grows with the reader's declared weight (BASE_CTR undeclared, or the audience's
+rate for the topic when the caller gives it; DECLARED_CTR at weight 1) and is worth
+PRIOR_STRENGTH exposures, so a few editions move it and many outweigh it.
 Counts are exponentially time-decayed: a count at time t is worth 0.5 ** ((T - t) / half_life)
 at T = learned_at, the newest event ever applied. That sum does not depend on the order events
 are folded in, so late events never move learned_at backwards: they are decayed to it instead.
@@ -71,22 +72,28 @@ class _Signal(Protocol):
     exposures: float
 
 
-def topic_posterior(declared_weight: float | None, signal: _Signal | None) -> tuple[float, float]:
+def topic_posterior(declared_weight: float | None, signal: _Signal | None, *,
+                    undeclared_mean: float | None = None) -> tuple[float, float]:
     """(alpha, beta) of a reader's Beta posterior for a topic, from declared weight and learned counts.
 
-    Decay weighs a late click less than the delivery it followed, so clicks may exceed exposures
-    by a little: beta never goes below its prior.
+    `undeclared_mean` is the prior click rate of the topic for a reader who declared nothing
+    (BASE_CTR when None; the policy passes what the whole audience clicks). A declared weight
+    moves the prior mean from there towards DECLARED_CTR (never down: a declaration is never
+    worth less than silence). Decay weighs a late click less than the delivery it followed, so
+    clicks may exceed exposures by a little: beta never goes below its prior.
     """
     weight = min(1.0, max(0.0, declared_weight or 0.0))
-    mean = BASE_CTR + (DECLARED_CTR - BASE_CTR) * weight
+    base = BASE_CTR if undeclared_mean is None else min(1.0, max(0.0, undeclared_mean))
+    mean = base + (max(DECLARED_CTR, base) - base) * weight
     clicks = signal.clicks if signal is not None else 0.0
     exposures = signal.exposures if signal is not None else 0.0
     return mean * PRIOR_STRENGTH + clicks, (1.0 - mean) * PRIOR_STRENGTH + max(0.0, exposures - clicks)
 
 
-def expected_ctr(declared_weight: float | None, signal: _Signal | None) -> float:
+def expected_ctr(declared_weight: float | None, signal: _Signal | None, *,
+                 undeclared_mean: float | None = None) -> float:
     """The posterior mean click rate, alpha / (alpha + beta)."""
-    alpha, beta = topic_posterior(declared_weight, signal)
+    alpha, beta = topic_posterior(declared_weight, signal, undeclared_mean=undeclared_mean)
     return alpha / (alpha + beta)
 
 
