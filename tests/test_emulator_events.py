@@ -5,11 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import stat
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,49 +26,9 @@ from pipeline.emulator import (
 from pipeline.emulator.signing import WebhookSigner
 from pipeline.emulator.store import Delivery
 from pipeline.errors import ConfigurationError
+from tests.conftest import Receiver
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "sendgrid" / "mail_send_personalized.json"
-
-
-@dataclass
-class Receiver:
-    """A local webhook endpoint that keeps each POST's headers and raw body."""
-
-    url: str
-    posts: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    statuses: list[int] = field(default_factory=list)  # answers to give first; 200 afterwards
-
-    def events(self) -> list[dict[str, Any]]:
-        """Every event received, in arrival order."""
-        return [event for _, body in self.posts for event in json.loads(body)]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A stdlib HTTP server on loopback standing in for the readerfirst webhook endpoint."""
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            with lock:
-                status = state.statuses.pop(0) if state.statuses else 200
-                if status == 200:
-                    state.posts.append((dict(self.headers), body))
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}/webhooks/sendgrid")
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
 
 
 def payload() -> dict[str, Any]:

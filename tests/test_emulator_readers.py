@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -21,7 +15,12 @@ from pipeline.delivery.ledger import SendLedger
 from pipeline.delivery.planning import plan_readers
 from pipeline.delivery.preparation import prepare_edition
 from pipeline.delivery.sendgrid import SendGridTransport
-from pipeline.emulator import SIGNATURE_HEADER, TIMESTAMP_HEADER, SendGridEmulator, running_emulator
+from pipeline.emulator import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    SendGridEmulator,
+    running_emulator,
+)
 from pipeline.emulator.command import build_parser, config_from_args
 from pipeline.emulator.readers import SimulatedReaders
 from pipeline.emulator.server import EmulatorConfig
@@ -48,44 +47,6 @@ engagement: {open_rate: 0.9, click_rate: 1.0, position_decay: 0.9, machine_open_
 unsubscribe: {base: 0.3, poorly_served: 0.6}
 complaint: {base: 0.05, poorly_served: 0.1}
 """
-
-
-@dataclass
-class Receiver:
-    """A local webhook endpoint that keeps each POST's headers and raw body."""
-
-    url: str
-    posts: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-
-    def events(self) -> list[dict[str, Any]]:
-        """Every event received, in arrival order."""
-        return [event for _, body in self.posts for event in json.loads(body)]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A stdlib HTTP server on loopback standing in for readerfirst's webhook endpoint."""
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            with lock:
-                state.posts.append((dict(self.headers), body))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}/webhooks/sendgrid")
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
