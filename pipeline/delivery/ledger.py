@@ -123,7 +123,8 @@ class SendLedger:
             query = query.where(SendLedgerEntry.reader_id.in_(list(reader_ids)))
         batches: list[tuple[str, list[int]]] = []
         with self.db.session() as session:
-            for variant_id, reader_id in session.execute(query):
+            # Streamed, not buffered: a million planned readers must not be held as rows at once.
+            for variant_id, reader_id in session.execute(query.execution_options(yield_per=5000)):
                 if not batches or batches[-1][0] != variant_id or len(batches[-1][1]) >= size:
                     batches.append((variant_id, []))
                 batches[-1][1].append(reader_id)
