@@ -38,6 +38,8 @@ def sendgrid_env(monkeypatch, home):
         monkeypatch.setenv("SENDGRID_API_KEY", emulator.api_key)
         monkeypatch.setenv("SENDGRID_API_HOST", emulator.url)
         monkeypatch.setenv("READERFIRST_SENDGRID_PARALLEL", "2")
+        # Personalised readers only, so assertions on one reader's reasons cannot meet the holdout.
+        monkeypatch.setenv("READERFIRST_HOLDOUT_SHARE", "0")
         return emulator
 
     started: list = []
