@@ -20,7 +20,7 @@ from pipeline.store.database import Database
 from pipeline.store.models import Audience, Reader, ReaderInterest, ReaderNeed, utcnow
 from pipeline.store.upsert import upsert_rows
 
-__all__ = ["ImportReport", "import_audience", "get_or_create_audience"]
+__all__ = ["ImportReport", "import_audience"]
 
 
 @dataclass
@@ -39,18 +39,6 @@ class ImportReport:
     def imported(self) -> int:
         """Readers created or updated."""
         return self.created + self.updated
-
-
-def get_or_create_audience(db: Database, name: str) -> int:
-    """The id of audience `name`, created if new."""
-    with db.session() as session:
-        found = session.scalar(select(Audience.id).where(Audience.name == name))
-        if found is not None:
-            return found
-        audience = Audience(name=name)
-        session.add(audience)
-        session.flush()
-        return audience.id
 
 
 def _write_rejected(path: Path, out: Path, rejected: list[tuple[int, str]], fmt: str) -> None:

@@ -14,11 +14,9 @@ from rich.table import Table
 from pipeline.audience.directory import audience_id as find_audience, find_reader_id, load_profiles
 from pipeline.audience.tokens import reader_links
 from pipeline.cli.console import console, fail
-from pipeline.content.edition import resolve_edition_path
 from pipeline.delivery.ledger import SendLedger
 from pipeline.delivery.planning import choose_for_reader, plan_settings, send_population
-from pipeline.delivery.preparation import prepare_edition
-from pipeline.flows.runtime import database
+from pipeline.flows.runtime import database, prepared_edition
 from pipeline.rendering.message import merge_values, personalise
 from pipeline.settings import load_settings
 
@@ -26,8 +24,7 @@ __all__ = ["register", "run_send", "write_preview"]
 
 
 def _prepared(edition: Path):
-    settings = load_settings()
-    return prepare_edition(resolve_edition_path(edition), settings.templates_dir, newsletter_name=settings.from_name)
+    return prepared_edition(load_settings(), edition)
 
 
 def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int | None = None,

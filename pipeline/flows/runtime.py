@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
+from pathlib import Path
 
+from pipeline.content.edition import resolve_edition_path
 from pipeline.delivery.dispatch import Sender
 from pipeline.delivery.outbox import OutboxTransport
+from pipeline.delivery.preparation import PreparedEdition, prepare_edition
 from pipeline.delivery.transport import Transport
 from pipeline.errors import ConfigurationError
 from pipeline.settings import Settings
 from pipeline.store.database import Database, open_database
 
-__all__ = ["database", "make_transport", "make_sender", "halt_signal", "clear_halt"]
+__all__ = ["database", "make_transport", "make_sender", "prepared_edition", "halt_signal", "clear_halt"]
 
 _halts: dict[str, threading.Event] = {}
 _halts_lock = threading.Lock()
@@ -42,6 +45,12 @@ def _database(url: str) -> Database:
 def database(settings: Settings) -> Database:
     """The database of these settings, migrated, shared within the process."""
     return _database(settings.resolved_database_url)
+
+
+def prepared_edition(settings: Settings, edition: Path | str) -> PreparedEdition:
+    """The edition at `edition` (a file, or a folder for its newest edition), validated and compiled
+    with the templates and sender name of these settings (cached while nothing changes)."""
+    return prepare_edition(resolve_edition_path(edition), settings.templates_dir, newsletter_name=settings.from_name)
 
 
 def make_transport(settings: Settings, *, sandbox: bool = False) -> Transport:

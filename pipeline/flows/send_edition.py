@@ -23,10 +23,9 @@ from pipeline.content.edition import resolve_edition_path
 from pipeline.delivery.dispatch import DeliveryReport, deliver_batches
 from pipeline.delivery.ledger import SendLedger
 from pipeline.delivery.planning import PlanReport, plan_readers
-from pipeline.delivery.preparation import prepare_edition
 from pipeline.delivery.transport import MAX_BATCH
 from pipeline.errors import PipelineError, TransientTransportError
-from pipeline.flows.runtime import clear_halt, database, halt_signal, make_sender, make_transport
+from pipeline.flows.runtime import clear_halt, database, halt_signal, make_sender, make_transport, prepared_edition
 from pipeline.settings import load_settings
 
 __all__ = ["send_edition", "retry_transient"]
@@ -57,7 +56,7 @@ _IO = dict(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 20], ret
 def check_edition(edition_path: str) -> dict:
     """Validate and compile the edition (pure: a bad edition fails here and sends nothing)."""
     settings = load_settings()
-    prepared = prepare_edition(edition_path, settings.templates_dir, newsletter_name=settings.from_name)
+    prepared = prepared_edition(settings, edition_path)
     return {"id": prepared.edition.id, "path": str(prepared.edition.path), "sections": len(prepared.edition.sections),
             "worst_case_kb": round(prepared.layout.worst_case_html_bytes / 1024, 1)}
 
@@ -70,7 +69,7 @@ def load_audience(edition_path: str, audience: str, limit: int | None, to: str |
     db = database(settings)
     audience_id = find_audience(db, audience)
     only = [find_reader_id(db, audience_id, to)] if to else None
-    prepared = prepare_edition(edition_path, settings.templates_dir, newsletter_name=settings.from_name)
+    prepared = prepared_edition(settings, edition_path)
     ledger = SendLedger(db, prepared.edition.id)
     if record:
         ledger.record_sections(prepared.edition)
@@ -85,7 +84,7 @@ def select_chunk(edition_path: str, audience_id: int, reader_ids: list[int], tod
                  record: bool) -> PlanReport:
     """Choose sections for a chunk of readers and record the plan in the ledger."""
     settings = load_settings()
-    prepared = prepare_edition(edition_path, settings.templates_dir, newsletter_name=settings.from_name)
+    prepared = prepared_edition(settings, edition_path)
     ledger = SendLedger(database(settings), prepared.edition.id)
     return plan_readers(prepared, ledger, audience_id, reader_ids, today=today, record=record)
 
@@ -101,7 +100,7 @@ def release_unconfirmed(edition_id: str) -> int:
 def send_batches(edition_path: str, batches: list[tuple[str, list[int]]], sandbox: bool = False) -> DeliveryReport:
     """Render and send a group of batches (each one variant), confirming each in the ledger."""
     settings = load_settings()
-    prepared = prepare_edition(edition_path, settings.templates_dir, newsletter_name=settings.from_name)
+    prepared = prepared_edition(settings, edition_path)
     ledger = SendLedger(database(settings), prepared.edition.id)
     transport = make_transport(settings, sandbox=sandbox)
     try:

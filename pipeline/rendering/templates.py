@@ -12,7 +12,6 @@ from pathlib import Path
 
 import jinja2
 import mjml
-from markupsafe import Markup
 
 from pipeline.errors import TemplateError
 
@@ -107,7 +106,3 @@ def compile_mjml(parts: list[MjmlPart], folder: Path) -> str:
     except ValueError as exc:
         raise TemplateError(f"MJML compile failed ({exc}) near {_locate(parts, folder)}") from exc
 
-
-def markup(value: str) -> Markup:
-    """Mark already-safe HTML so that autoescape leaves it alone."""
-    return Markup(value)
