@@ -77,6 +77,7 @@ def child(readers: int, parallel: int) -> dict:
     minimum = sum(math.ceil(count / 1000) for _, count in per_variant)
     return {
         "readers": readers, "sent": summary["sent"], "seconds": summary["seconds"],
+        "plan_seconds": summary["plan_seconds"], "send_seconds": summary["send_seconds"],
         "readers_per_second": summary["sent"] / summary["seconds"],
         "requests": summary["requests"], "retries": summary["retries"], "minimum_requests": minimum,
         "requests_per_1000": 1000 * summary["requests"] / summary["sent"],
@@ -105,11 +106,11 @@ def main() -> int:
     else:
         print(f"send-edition -> SendGrid emulator (loopback), {args.parallel} parallel requests")
         print(f"{'readers':>8} {'readers/s':>10} {'seconds':>8} {'requests':>9} {'minimum':>8} {'req/1k':>7}"
-              f" {'variants/1k':>11} {'retries':>7} {'peak RSS':>9}")
+              f" {'variants/1k':>11} {'retries':>7} {'peak RSS':>9} {'plan s':>7} {'send s':>7}")
         for r in results:
             print(f"{r['readers']:>8,} {r['readers_per_second']:>10,.0f} {r['seconds']:>8.1f} {r['requests']:>9,}"
                   f" {r['minimum_requests']:>8,} {r['requests_per_1000']:>7.2f} {r['variants_per_1000']:>11.2f}"
-                  f" {r['retries']:>7} {r['peak_rss_mb']:>7.0f}MB")
+                  f" {r['retries']:>7} {r['peak_rss_mb']:>7.0f}MB {r['plan_seconds']:>7.1f} {r['send_seconds']:>7.1f}")
         for r in results:
             verdict = "PASS" if r["readers_per_second"] >= GOAL_READERS_PER_SECOND else "FAIL"
             at_minimum = "at the minimum" if r["requests"] == r["minimum_requests"] else "ABOVE the minimum"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from pipeline.audience.profile import Profile, TopicSignal
 from pipeline.errors import PipelineError, UnknownReader
@@ -52,32 +52,41 @@ def sendable_reader_ids(db: Database, audience: int) -> list[int]:
                                     .order_by(Reader.id)))
 
 
+_IDS = bindparam("ids", expanding=True)
+# Built once: a send loads profiles a chunk at a time, and an IN list of literal values per
+# query cost more to build than SQLite took to answer it.
+_READERS = select(Reader.id, Reader.email, Reader.public_id, Reader.first_name, Reader.last_name, Reader.timezone,
+                  Reader.status).where(Reader.id.in_(_IDS))
+_INTERESTS = select(ReaderInterest.reader_id, ReaderInterest.topic, ReaderInterest.declared_weight,
+                    ReaderInterest.learned_clicks, ReaderInterest.learned_exposures,
+                    ReaderInterest.opted_out).where(ReaderInterest.reader_id.in_(_IDS))
+_NEEDS = select(ReaderNeed.reader_id, ReaderNeed.topic, ReaderNeed.until).where(ReaderNeed.reader_id.in_(_IDS))
+_CHUNK = 900  # ids per statement: under SQLite's bound-parameter limit on every version
+
+
 def load_profiles(db: Database, reader_ids: Sequence[int]) -> list[Profile]:
     """Profiles of `reader_ids` (in that order), with interests, needs and learned signals."""
     if not reader_ids:
         return []
-    with db.session() as session:
-        readers = {r.id: r for r in session.execute(select(
-            Reader.id, Reader.email, Reader.public_id, Reader.first_name, Reader.last_name, Reader.timezone,
-            Reader.status).where(Reader.id.in_(reader_ids)))}
-        interests: dict[int, dict[str, float]] = {}
-        learned: dict[int, dict[str, TopicSignal]] = {}
-        opted_out: dict[int, set[str]] = {}
-        # Plain rows, not ORM objects: this runs for every reader of every send.
-        for reader_id, topic, declared, clicks, exposures, out in session.execute(
-                select(ReaderInterest.reader_id, ReaderInterest.topic, ReaderInterest.declared_weight,
-                       ReaderInterest.learned_clicks, ReaderInterest.learned_exposures, ReaderInterest.opted_out)
-                .where(ReaderInterest.reader_id.in_(reader_ids))):
-            if declared is not None:
-                interests.setdefault(reader_id, {})[topic] = declared
-            if exposures or clicks:
-                learned.setdefault(reader_id, {})[topic] = TopicSignal(clicks, exposures)
-            if out:
-                opted_out.setdefault(reader_id, set()).add(topic)
-        needs: dict[int, dict] = {}
-        for reader_id, topic, until in session.execute(
-                select(ReaderNeed.reader_id, ReaderNeed.topic, ReaderNeed.until).where(ReaderNeed.reader_id.in_(reader_ids))):
-            needs.setdefault(reader_id, {})[topic] = until
+    readers: dict[int, object] = {}
+    interests: dict[int, dict[str, float]] = {}
+    learned: dict[int, dict[str, TopicSignal]] = {}
+    opted_out: dict[int, set[str]] = {}
+    needs: dict[int, dict] = {}
+    with db.transaction() as connection:
+        for start in range(0, len(reader_ids), _CHUNK):
+            ids = {"ids": list(reader_ids[start:start + _CHUNK])}
+            readers.update((r.id, r) for r in connection.execute(_READERS, ids))
+            # Plain rows, not ORM objects: this runs for every reader of every send.
+            for reader_id, topic, declared, clicks, exposures, out in connection.execute(_INTERESTS, ids):
+                if declared is not None:
+                    interests.setdefault(reader_id, {})[topic] = declared
+                if exposures or clicks:
+                    learned.setdefault(reader_id, {})[topic] = TopicSignal(clicks, exposures)
+                if out:
+                    opted_out.setdefault(reader_id, set()).add(topic)
+            for reader_id, topic, until in connection.execute(_NEEDS, ids):
+                needs.setdefault(reader_id, {})[topic] = until
     return [Profile(reader_id=r.id, email=r.email, public_id=r.public_id, first_name=r.first_name,
                     last_name=r.last_name, timezone=r.timezone, status=r.status,
                     interests=interests.get(r.id, {}), needs=needs.get(r.id, {}), learned=learned.get(r.id, {}),

@@ -24,6 +24,28 @@ __all__ = ["SendLedger", "PlannedEntry", "ClaimedEntry", "UnconfirmedBatch"]
 
 _CHUNK = 900  # stay under SQLite's bound-parameter limits
 
+# The statements of claim and confirm, built once: a send runs them for every batch, and
+# building an IN list of literal values per call cost more than SQLite's own work.
+_T = SendLedgerEntry.__table__
+_IDS = bindparam("ids", expanding=True)
+_OF_EDITION = _T.c.edition_id == bindparam("edition")
+_GONE = select(Reader.id).where(Reader.id.in_(_IDS), ~sendable())
+_SKIP = (update(_T).where(_OF_EDITION, _T.c.reader_id.in_(_IDS), _T.c.state == LedgerState.PLANNED)
+         .values(state=LedgerState.SKIPPED))
+_CLAIM = (update(_T).where(_OF_EDITION, _T.c.reader_id.in_(_IDS), _T.c.state == LedgerState.PLANNED)
+          .values(state=LedgerState.SENDING, batch_id=bindparam("batch"), transport=bindparam("transport"),
+                  sending_at=bindparam("now")))
+_CLAIMED = (select(Reader.id, Reader.public_id, Reader.email, Reader.first_name, Reader.last_name,
+                   _T.c.picks, _T.c.holdout)
+            .join(Reader, Reader.id == _T.c.reader_id)
+            .where(_OF_EDITION, _T.c.reader_id.in_(_IDS), _T.c.batch_id == bindparam("batch"),
+                   _T.c.state == LedgerState.SENDING))
+_OF_BATCH = and_(_OF_EDITION, _T.c.batch_id == bindparam("batch"), _T.c.state == LedgerState.SENDING)
+_CONFIRM = update(_T).where(_OF_BATCH).values(state=LedgerState.SENT, message_id=bindparam("message"),
+                                               sent_at=bindparam("now"))
+_CONFIRM_READER = (update(_T).where(_OF_BATCH, _T.c.reader_id == bindparam("rid"))
+                   .values(state=LedgerState.SENT, message_id=bindparam("mid"), sent_at=bindparam("now")))
+
 
 @dataclass(frozen=True)
 class PlannedEntry:
@@ -97,8 +119,8 @@ class SendLedger:
         rows = [{"edition_id": self.edition_id, "reader_id": e.reader_id, "audience_id": audience_id,
                  "variant_id": e.variant_id, "picks": e.picks, "holdout": e.holdout,
                  "state": LedgerState.PLANNED, "planned_at": now} for e in entries]
-        with self.db.session() as session:
-            upsert_rows(session.connection(), self._table, rows, ["edition_id", "reader_id"],
+        with self.db.write_transaction() as connection:
+            upsert_rows(connection, self._table, rows, ["edition_id", "reader_id"],
                         ["variant_id", "picks", "holdout", "planned_at"],
                         where=self._table.c.state == LedgerState.PLANNED)
 
@@ -138,48 +160,35 @@ class SendLedger:
         Entries another process claimed first are left to it.
         """
         now = utcnow()
-        t = self._table
         rows = []
         skipped = 0
-        with self.db.session() as session:
+        with self.db.write_transaction() as connection:
             for part in _chunks(list(reader_ids)):
                 # Every statement here goes through the primary key (edition_id, reader_id), so a
                 # claim costs the same whether the edition has a thousand readers or a million.
-                gone = list(session.scalars(select(Reader.id).where(Reader.id.in_(part), ~sendable())))
+                found = {"edition": self.edition_id, "ids": part}
+                gone = list(connection.execute(_GONE, found).scalars())
                 if gone:
-                    skipped += session.execute(update(t).where(t.c.edition_id == self.edition_id, t.c.reader_id.in_(gone),
-                                                    t.c.state == LedgerState.PLANNED)
-                                    .values(state=LedgerState.SKIPPED)).rowcount
-                session.execute(update(t).where(t.c.edition_id == self.edition_id, t.c.reader_id.in_(part),
-                                                t.c.state == LedgerState.PLANNED)
-                                .values(state=LedgerState.SENDING, batch_id=batch_id, transport=transport,
-                                        sending_at=now))
-                rows += session.execute(
-                    select(Reader.id, Reader.public_id, Reader.email, Reader.first_name, Reader.last_name,
-                           t.c.picks, t.c.holdout)
-                    .join(Reader, Reader.id == t.c.reader_id)
-                    .where(t.c.edition_id == self.edition_id, t.c.reader_id.in_(part), t.c.batch_id == batch_id,
-                           t.c.state == LedgerState.SENDING)).all()
+                    skipped += connection.execute(_SKIP, {"edition": self.edition_id, "ids": gone}).rowcount
+                connection.execute(_CLAIM, {**found, "batch": batch_id, "transport": transport, "now": now})
+                rows += connection.execute(_CLAIMED, {**found, "batch": batch_id}).all()
         rows.sort(key=lambda row: row[0])
         return [ClaimedEntry(*row) for row in rows], skipped
 
     def confirm(self, batch_id: str, message_id: str, per_reader: dict[int, str] | None = None) -> None:
         """Mark a batch sent, with the transport's message id(s)."""
         now = utcnow()
-        t = self._table
-        where = and_(t.c.edition_id == self.edition_id, t.c.batch_id == batch_id, t.c.state == LedgerState.SENDING)
-        with self.db.session() as session:
+        batch = {"edition": self.edition_id, "batch": batch_id, "now": now}
+        with self.db.write_transaction() as connection:
             if per_reader:
-                statement = (update(t).where(where, t.c.reader_id == bindparam("rid"))
-                             .values(state=LedgerState.SENT, message_id=bindparam("mid"), sent_at=now))
-                session.connection().execute(statement, [{"rid": r, "mid": m} for r, m in per_reader.items()])
-            session.execute(update(t).where(where).values(state=LedgerState.SENT, message_id=message_id, sent_at=now))
+                connection.execute(_CONFIRM_READER, [{**batch, "rid": r, "mid": m} for r, m in per_reader.items()])
+            connection.execute(_CONFIRM, {**batch, "message": message_id})
 
     def release(self, batch_id: str) -> int:
         """Put a batch that was certainly not delivered back to planned; returns how many readers."""
         t = self._table
-        with self.db.session() as session:
-            result = session.execute(update(t).where(t.c.edition_id == self.edition_id, t.c.batch_id == batch_id,
+        with self.db.write_transaction() as connection:
+            result = connection.execute(update(t).where(t.c.edition_id == self.edition_id, t.c.batch_id == batch_id,
                                                      t.c.state == LedgerState.SENDING)
                                      .values(state=LedgerState.PLANNED, batch_id=None, sending_at=None))
             return result.rowcount

@@ -50,11 +50,25 @@ def _fits(substitutions: dict[str, str]) -> bool:
     return chars * 4 < SUBSTITUTIONS_LIMIT or substitutions_size(substitutions) < SUBSTITUTIONS_LIMIT
 
 
-def _substitutions(envelope: Envelope, html_tags: Iterable[str], text_tags: Iterable[str]) -> dict[str, str]:
+class _Escaped(dict):
+    """value -> escaped value, for one batch: readers of a variant share most reasons."""
+
+    def __init__(self, escape) -> None:
+        super().__init__()
+        self.escape = escape
+
+    def __missing__(self, value: str) -> str:
+        found = self[value] = self.escape(value)
+        return found
+
+
+def _substitutions(envelope: Envelope, html_tags: Iterable[str], text_tags: Iterable[str],
+                   escaped: tuple[_Escaped, _Escaped] | None = None) -> dict[str, str]:
+    html_of, text_of = escaped or (_Escaped(html_value), _Escaped(text_value))
     values = dict(envelope.values)
     for _ in range(8):
-        subs = {html_key(t): html_value(values.get(t, "")) for t in html_tags}
-        subs.update({text_key(t): text_value(values.get(t, "")) for t in text_tags})
+        subs = {key: html_of[values.get(t, "")] for t, key in html_tags}
+        subs.update({key: text_of[values.get(t, "")] for t, key in text_tags})
         if _fits(subs):
             return subs
         # Only an absurdly long name gets here: halve it rather than break the request.
@@ -71,22 +85,25 @@ def build_payload(batch: OutgoingBatch, *, sandbox: bool = False, asm_group_id: 
     """The JSON body of one POST /v3/mail/send for `batch`."""
     if len(batch.envelopes) > MAX_BATCH:
         raise ValueError(f"{len(batch.envelopes)} readers in one request; the limit is {MAX_BATCH}")
-    html_tags = sorted(set(batch.body.html.tags))
-    text_tags = sorted(set(batch.body.text.tags))
+    html_tags = [(t, html_key(t)) for t in sorted(set(batch.body.html.tags))]
+    text_tags = [(t, text_key(t)) for t in sorted(set(batch.body.text.tags))]
+    escaped = (_Escaped(html_value), _Escaped(text_value))
+    # custom_args differ per reader only by the reader id (a whole number): the longest one bounds them all.
+    widest = max((str(e.reader_id) for e in batch.envelopes), key=len)
+    shared = {"edition_id": batch.edition_id, "variant_id": batch.variant_id}
+    if len(json.dumps({**shared, "reader_id": widest, "holdout": "0"}).encode()) >= CUSTOM_ARGS_LIMIT:
+        raise ValueError(f"custom_args of batch {batch.batch_id} exceed {CUSTOM_ARGS_LIMIT} bytes")
     personalizations = []
     for envelope in batch.envelopes:
         to = {"email": envelope.email}
         if envelope.name:
             to["name"] = envelope.name
-        custom_args = {"edition_id": batch.edition_id, "reader_id": str(envelope.reader_id),
-                       "variant_id": batch.variant_id, "holdout": "1" if envelope.holdout else "0"}
-        if len(json.dumps(custom_args).encode()) >= CUSTOM_ARGS_LIMIT:
-            raise ValueError(f"custom_args of {envelope.email} exceed {CUSTOM_ARGS_LIMIT} bytes")
         personalizations.append({
             "to": [to],
             "subject": envelope.subject,
-            "substitutions": _substitutions(envelope, html_tags, text_tags),
-            "custom_args": custom_args,
+            "substitutions": _substitutions(envelope, html_tags, text_tags, escaped),
+            "custom_args": {"edition_id": batch.edition_id, "reader_id": str(envelope.reader_id),
+                            "variant_id": batch.variant_id, "holdout": "1" if envelope.holdout else "0"},
             "headers": {"List-Unsubscribe": f"<{envelope.unsubscribe_url}>",
                         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
         })

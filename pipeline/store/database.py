@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -90,6 +92,11 @@ class Database:
 
     def __post_init__(self) -> None:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time, and a connection that finds the lock taken sleeps
+        # (1, 2, 5, 10 ms...) before it looks again. Threads of this process that write often
+        # and briefly (a send's claims and confirmations) queue on this lock instead, and the
+        # next one wakes as soon as the last is done.
+        self._writer = threading.Lock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
     @property
     def dialect(self) -> str:
@@ -101,6 +108,18 @@ class Database:
         """A session in one transaction: committed on success, rolled back on error."""
         with self._sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A Core connection in one transaction (committed on success): for statements run per chunk."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Connection]:
+        """Like `transaction`, for short writes made many times by several threads (per batch of a send)."""
+        with self._writer, self.engine.begin() as connection:
+            yield connection
 
     def dispose(self) -> None:
         """Close every pooled connection."""
