@@ -19,7 +19,7 @@ from pipeline.audience.sample import write_sample_csv
 from pipeline.delivery.ledger import SendLedger
 from pipeline.delivery.sendgrid import SendGridRefused
 from pipeline.emulator import FaultPlan, running_emulator
-from pipeline.store.models import LedgerState, Reader
+from pipeline.store.models import LedgerState, Reader, SendLedgerEntry
 from tests.conftest import EDITION, SAMPLE_AUDIENCE
 from tests.sendgrid_spec import assert_payload_valid
 
@@ -72,6 +72,38 @@ def test_every_reader_gets_one_personalised_message(prefect_harness, db, sendgri
     assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     ledger = SendLedger(db, "2026-12-07")
     assert ledger.counts()[LedgerState.SENT] == len(counts)
+
+
+def test_what_sendgrid_delivers_is_what_readerfirst_renders(prefect_harness, db, sendgrid_env, monkeypatch):
+    """Every reader's message, as the emulator applies the request's substitutions, is byte-identical to
+    the copy readerfirst merges itself (shared values written into the content, the rest substituted)."""
+    from pipeline.delivery.dispatch import _envelope
+    from pipeline.delivery.ledger import ClaimedEntry
+    from pipeline.flows.runtime import make_sender, prepared_edition
+    from pipeline.flows.send_edition import send_edition
+    from pipeline.rendering.message import personalise
+    from pipeline.settings import load_settings
+
+    emulator = sendgrid_env()
+    monkeypatch.setenv("READERFIRST_HOLDOUT_SHARE", "0.3")  # holdout batches share every reason
+    import_audience(db, SAMPLE_AUDIENCE, "sample", today=TODAY)
+    summary = send_edition(edition=str(EDITION), audience="sample", today=TODAY)
+    assert summary["holdout"] > 0 and summary["sent"] > 0
+    settings = load_settings()
+    prepared, sender = prepared_edition(settings, EDITION), make_sender(settings)
+    with db.session() as session:
+        entries = session.execute(select(Reader.id, Reader.public_id, Reader.email, Reader.first_name,
+                                         Reader.last_name, SendLedgerEntry.picks, SendLedgerEntry.holdout)
+                                  .join(SendLedgerEntry, SendLedgerEntry.reader_id == Reader.id)
+                                  .where(SendLedgerEntry.state == LedgerState.SENT)).all()
+    assert len(entries) == summary["sent"]
+    for row in entries:
+        entry = ClaimedEntry(*row)
+        envelope = _envelope(prepared, sender, entry)
+        expected = personalise(prepared.layout.variant(tuple(sid for sid, _ in entry.picks)), envelope.values,
+                               envelope.subject)
+        (message,) = emulator.store.messages_for(entry.email)
+        assert (message.subject, message.html, message.text) == (expected.subject, expected.html, expected.text), entry.email
 
 
 def test_reader_data_cannot_smuggle_substitution_tags(prefect_harness, db, sendgrid_env, tmp_path):

@@ -102,3 +102,22 @@ def test_batches_hold_at_most_a_thousand_readers():
     payload = build_payload(sample_batch(readers=1000))
     assert len(json.dumps(payload)) < 30 * 1024 * 1024
     assert_payload_valid(payload)
+
+
+def test_values_shared_by_every_reader_are_written_into_the_content_once():
+    """A reason all readers of the batch share is in the content, escaped per part; what differs stays substituted."""
+    batch = sample_batch(readers=3, first_name="Ann & Bo")
+    payload = build_payload(batch)
+    text, html = payload["content"]
+    assert "you follow Climate" in html["value"] and "you follow Climate" in text["value"]
+    assert "Ann &amp; Bo" in html["value"] and "Ann & Bo" in text["value"]  # the same first name for all three
+    for person in payload["personalizations"]:
+        subs = person["substitutions"]
+        assert not any(key.startswith(("%%rf:why:", "%%rft:why:")) for key in subs)
+        assert html_key("first_name") not in subs and text_key("first_name") not in subs
+        assert {html_key("email"), text_key("email"), html_key("unsubscribe_url")} <= set(subs)
+    assert html_key("email") in html["value"] and text_key("email") in text["value"]
+    assert_payload_valid(payload)
+    # One reader alone keeps every value in substitutions (nothing is shared with anyone).
+    single = build_payload(sample_batch(readers=1))["personalizations"][0]["substitutions"]
+    assert html_key("first_name") in single

@@ -18,6 +18,7 @@ import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import orjson
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
@@ -28,6 +29,7 @@ from pipeline.errors import ConfigurationError, TransientTransportError, Transpo
 __all__ = ["SendGridTransport", "SendGridRefused", "RetryPolicy"]
 
 _FATAL = {400, 401, 403, 404, 413}
+_CONTENT_TYPE = "application/json; charset=utf-8"
 
 
 class _RedactHeaders(logging.Filter):
@@ -126,6 +128,10 @@ class SendGridTransport:
         client = getattr(self._local, "client", None)
         if client is None:  # the client keeps mutable headers: one per thread
             client = self._local.client = SendGridAPIClient(api_key=self._api_key, host=self.host)
+            # A body given as text is sent as it is when the Content-Type is not exactly
+            # 'application/json': the payload is serialised here by orjson, several times
+            # faster than the client's json.dumps on a 1,000-reader request.
+            client.client.request_headers["Content-Type"] = _CONTENT_TYPE
         return client
 
     def send(self, batch: OutgoingBatch) -> BatchReceipt:
@@ -133,6 +139,7 @@ class SendGridTransport:
         payload = build_payload(batch, sandbox=self.sandbox, asm_group_id=self.asm_group_id)
         if self._observe is not None:
             self._observe(payload)
+        body = orjson.dumps(payload).decode()
         ambiguous = False
         last = ""
         for attempt in range(1, self.retry.attempts + 1):
@@ -140,7 +147,7 @@ class SendGridTransport:
                 self.requests += 1
                 self.retries += attempt > 1
             try:
-                response = self._client().client.mail.send.post(request_body=payload, timeout=self.timeout)
+                response = self._client().client.mail.send.post(request_body=body, timeout=self.timeout)
             except HTTPError as exc:
                 status = exc.status_code
                 if status in _FATAL:

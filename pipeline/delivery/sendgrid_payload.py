@@ -4,12 +4,16 @@ One batch is one request: the variant's HTML and text are the content, each read
 personalization whose `substitutions` fill the merge tags. HTML and text get different tag
 names because their values are escaped differently. Reader values are escaped so that they
 contain no `%%`: a value can never smuggle in another substitution tag.
+
+A merge field with the same value for every reader of a batch (a reason everyone in the
+variant shares; all of them in the holdout's batches) is written into the content once,
+escaped the same way, instead of into every personalization: smaller requests, the same mail.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from pipeline.delivery.transport import MAX_BATCH, Envelope, OutgoingBatch
 from pipeline.rendering.merge import MergeTemplate, html_value, text_value
@@ -32,11 +36,26 @@ def text_key(name: str) -> str:
     return f"%%rft:{name}%%"
 
 
-def _content(template: MergeTemplate, key) -> str:
+def _content(template: MergeTemplate, key, shared: dict[str, str]) -> str:
+    """The part with a substitution key for each tag, or the value itself where the batch shares it."""
     parts = list(template.parts)
     for i in range(1, len(parts), 2):
-        parts[i] = key(parts[i])
+        name = parts[i]
+        parts[i] = shared[name] if name in shared else key(name)
     return "".join(parts)
+
+
+def _shared_values(envelopes: Sequence[Envelope], names: Iterable[str]) -> dict[str, str]:
+    """Merge fields whose raw value is the same for every reader of a batch of several."""
+    if len(envelopes) < 2:
+        return {}
+    first = envelopes[0].values
+    shared = {}
+    for name in names:
+        value = first.get(name, "")
+        if all(e.values.get(name, "") == value for e in envelopes):
+            shared[name] = value
+    return shared
 
 
 def substitutions_size(substitutions: dict[str, str]) -> int:
@@ -85,13 +104,14 @@ def build_payload(batch: OutgoingBatch, *, sandbox: bool = False, asm_group_id: 
     """The JSON body of one POST /v3/mail/send for `batch`."""
     if len(batch.envelopes) > MAX_BATCH:
         raise ValueError(f"{len(batch.envelopes)} readers in one request; the limit is {MAX_BATCH}")
-    html_tags = [(t, html_key(t)) for t in sorted(set(batch.body.html.tags))]
-    text_tags = [(t, text_key(t)) for t in sorted(set(batch.body.text.tags))]
+    shared = _shared_values(batch.envelopes, set(batch.body.html.tags) | set(batch.body.text.tags))
+    html_tags = [(t, html_key(t)) for t in sorted(set(batch.body.html.tags)) if t not in shared]
+    text_tags = [(t, text_key(t)) for t in sorted(set(batch.body.text.tags)) if t not in shared]
     escaped = (_Escaped(html_value), _Escaped(text_value))
     # custom_args differ per reader only by the reader id (a whole number): the longest one bounds them all.
     widest = max((str(e.reader_id) for e in batch.envelopes), key=len)
-    shared = {"edition_id": batch.edition_id, "variant_id": batch.variant_id}
-    if len(json.dumps({**shared, "reader_id": widest, "holdout": "0"}).encode()) >= CUSTOM_ARGS_LIMIT:
+    widest_args = {"edition_id": batch.edition_id, "variant_id": batch.variant_id, "reader_id": widest, "holdout": "0"}
+    if len(json.dumps(widest_args).encode()) >= CUSTOM_ARGS_LIMIT:
         raise ValueError(f"custom_args of batch {batch.batch_id} exceed {CUSTOM_ARGS_LIMIT} bytes")
     personalizations = []
     for envelope in batch.envelopes:
@@ -111,8 +131,10 @@ def build_payload(batch: OutgoingBatch, *, sandbox: bool = False, asm_group_id: 
     payload: dict = {
         "personalizations": personalizations,
         "from": {"email": batch.from_email, "name": batch.from_name} if batch.from_name else {"email": batch.from_email},
-        "content": [{"type": "text/plain", "value": _content(batch.body.text, text_key)},
-                    {"type": "text/html", "value": _content(batch.body.html, html_key)}],
+        "content": [{"type": "text/plain",
+                     "value": _content(batch.body.text, text_key, {t: text_value(v) for t, v in shared.items()})},
+                    {"type": "text/html",
+                     "value": _content(batch.body.html, html_key, {t: html_value(v) for t, v in shared.items()})}],
     }
     if categories:
         payload["categories"] = categories

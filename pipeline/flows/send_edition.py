@@ -16,6 +16,7 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 from sqlalchemy.exc import OperationalError
 
 from pipeline.audience.directory import audience_id as find_audience, find_reader_id
@@ -160,7 +161,9 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
     done = 0
 
     plan = PlanReport()
-    for future in as_completed([select_chunk.submit(edition, audience_id, c, today, not dry_run) for c in chunks]):
+    # quote(): Prefect would otherwise walk every reader id of every chunk looking for futures.
+    for future in as_completed([select_chunk.submit(edition, audience_id, quote(c), today, not dry_run)
+                                for c in chunks]):
         plan.add(future.result())
         done += 1
         update_progress_artifact(progress, progress=100.0 * done / steps)
@@ -172,7 +175,7 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
     if not dry_run:
         batches = ledger.planned_batches(MAX_BATCH, reader_ids if (limit is not None or to) else None)
         groups = _groups(batches, chunk)
-        for future in as_completed([send_batches.submit(edition, g, sandbox) for g in groups]):
+        for future in as_completed([send_batches.submit(edition, quote(g), sandbox) for g in groups]):
             try:
                 delivery.add(future.result())
             except Exception as exc:  # noqa: BLE001 - reported in the summary, then re-raised

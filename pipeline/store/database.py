@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -45,6 +46,15 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _json_text(value) -> str:
+    return orjson.dumps(value).decode()
+
+
+# JSON columns (a ledger entry's picks, an event's payload) are written and read for every
+# reader of a send: orjson does both several times faster than the standard library.
+_JSON = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+
+
 def create_database_engine(url: str) -> Engine:
     """An engine for `url`; SQLite files get their folder made, WAL and foreign keys."""
     try:
@@ -54,7 +64,7 @@ def create_database_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": 30})
+        engine = create_engine(parsed, connect_args={"timeout": 30}, **_JSON)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
@@ -64,7 +74,7 @@ def create_database_engine(url: str) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")
         except ImportError:
             pass
-    return create_engine(parsed, pool_pre_ping=True)
+    return create_engine(parsed, pool_pre_ping=True, **_JSON)
 
 
 def upgrade_database(engine: Engine, url: str) -> list[str]:
