@@ -36,6 +36,18 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def import_readers(home: Path, readers: int) -> None:
+    """Generate `readers` readers (seed 3) and import them into `home`'s database."""
+    os.environ.update(READERFIRST_HOME=str(home), READERFIRST_SECRET="benchmark")
+    from pipeline.audience.importer import import_audience
+    from pipeline.audience.sample import write_sample_csv
+    from pipeline.store import open_database
+
+    db = open_database(f"sqlite:///{home / 'readerfirst.db'}")
+    import_audience(db, write_sample_csv(home / "readers.csv", readers, seed=3), "bench")
+    db.dispose()
+
+
 def child(readers: int, parallel: int) -> dict:
     """One measured send of `readers` generated readers (runs in its own process)."""
     home = Path(tempfile.mkdtemp(prefix=f"rf-send-{readers}-"))
@@ -45,17 +57,17 @@ def child(readers: int, parallel: int) -> dict:
                       PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED="false",
                       SENDGRID_API_KEY="SG.benchmark", SENDGRID_API_HOST=f"http://127.0.0.1:{port}",
                       READERFIRST_SENDGRID_PARALLEL=str(parallel))
+    # The import runs in a process of its own: its peak memory (it checks every row before it
+    # stores any) must not be counted as the send's.
+    started = time.perf_counter()
+    subprocess.run([sys.executable, __file__, "--import-into", str(home), "--child", str(readers)], check=True)
+    import_seconds = time.perf_counter() - started
     from sqlalchemy import func, select
 
-    from pipeline.audience.importer import import_audience
-    from pipeline.audience.sample import write_sample_csv
     from pipeline.store import open_database
     from pipeline.store.models import SendLedgerEntry
 
     db = open_database(f"sqlite:///{home / 'readerfirst.db'}")
-    started = time.perf_counter()
-    import_audience(db, write_sample_csv(home / "readers.csv", readers, seed=3), "bench")
-    import_seconds = time.perf_counter() - started
     emulator = subprocess.Popen([sys.executable, "-m", "pipeline.emulator", "--port", str(port), "--api-key",
                                  "SG.benchmark", "--store", str(home / "emulator.db")],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -92,7 +104,11 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=4, help="parallel requests (READERFIRST_SENDGRID_PARALLEL)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--import-into", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.import_into:
+        import_readers(args.import_into, args.child)
+        return 0
     if args.child:
         print(json.dumps(child(args.child, args.parallel)))
         return 0

@@ -109,7 +109,9 @@ def test_plan_readers_records_holdout_in_the_ledger(db, audience, prepared):
     assert report.holdout == len(expected) and 0.2 < len(expected) / len(audience) < 0.4
     editorial = [[p.section_id, p.reason] for p in editorial_sections(prepared.edition).picks]
     assert all(e.picks == editorial for e in entries if e.holdout)
-    claimed, _ = ledger.claim(audience, "batch-1", "outbox")
+    claimed = [entry for i, batch in enumerate(ledger.planned_batches(1000))
+               for entry in ledger.claim(batch, f"batch-{i}", "outbox")[0]]
+    assert sorted(c.reader_id for c in claimed) == audience
     assert {c.reader_id for c in claimed if c.holdout} == expected
 
 

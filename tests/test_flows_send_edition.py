@@ -119,8 +119,8 @@ def test_unconfirmed_batch_is_reported_and_never_resent(prefect_harness, home, d
     ledger = SendLedger(db, prepared.edition.id)
     audience_id = 1
     plan_readers(prepared, ledger, audience_id, ledger.readers_to_plan(audience_id), today=TODAY)
-    variant_id, reader_ids = ledger.planned_batches(1000)[0]
-    claimed, _ = ledger.claim(reader_ids, "crashed-batch", "outbox")  # the process died right after this
+    batch = ledger.planned_batches(1000)[0]
+    claimed, _ = ledger.claim(batch, "crashed-batch", "outbox")  # the process died right after this
 
     summary = send_edition(edition=str(edition_path), audience="sample", today=TODAY)
     _, index = _outbox(home)

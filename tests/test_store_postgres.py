@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.audience.directory import audience_id, load_profiles
 from pipeline.audience.importer import import_audience
-from pipeline.delivery.ledger import PlannedEntry, SendLedger
+from pipeline.delivery.ledger import PlannedBatch, PlannedEntry, SendLedger
 from tests.conftest import SAMPLE_AUDIENCE
 from tests.tools import postgres_database
 
@@ -32,8 +32,10 @@ def test_migrations_import_and_ledger_on_postgres(pg_db):
     profiles = load_profiles(pg_db, ids[:10])
     assert [p.reader_id for p in profiles] == ids[:10]
     ledger.record_plan(aid, [PlannedEntry(i, "v1", [["s1", "why"]]) for i in ids[:10]])
-    claimed, skipped = ledger.claim(ids[:10], "b1", "outbox")
-    assert len(claimed) == 10 and skipped == 0
+    (batch,) = ledger.planned_batches(1000)
+    assert batch == PlannedBatch("v1", ids[0], ids[9], 10)
+    claimed, skipped = ledger.claim(batch, "b1", "outbox")
+    assert [c.reader_id for c in claimed] == ids[:10] and skipped == 0
     ledger.confirm("b1", "m1")
     assert ledger.counts()["sent"] == 10
     assert len(ledger.readers_to_plan(aid)) == len(ids) - 10

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pipeline.audience.tokens import reader_links
-from pipeline.delivery.ledger import ClaimedEntry, SendLedger
+from pipeline.delivery.ledger import ClaimedEntry, PlannedBatch, SendLedger
 from pipeline.delivery.preparation import PreparedEdition
 from pipeline.delivery.transport import Envelope, OutgoingBatch, Transport
 from pipeline.errors import TransientTransportError, TransportError
@@ -66,10 +66,11 @@ def _envelope(prepared: PreparedEdition, sender: Sender, entry: ClaimedEntry) ->
 
 
 def deliver_batch(prepared: PreparedEdition, ledger: SendLedger, transport: Transport, sender: Sender,
-                  variant_id: str, reader_ids: Sequence[int]) -> DeliveryReport:
-    """Send one variant to `reader_ids` (at most one batch) and record the outcome."""
+                  planned: PlannedBatch) -> DeliveryReport:
+    """Send one planned batch (one variant, at most MAX_BATCH readers) and record the outcome."""
+    variant_id = planned.variant_id
     batch_id = f"{variant_id}-{uuid.uuid4().hex[:12]}"
-    claimed, skipped = ledger.claim(reader_ids, batch_id, transport.name)
+    claimed, skipped = ledger.claim(planned, batch_id, transport.name)
     report = DeliveryReport(skipped=skipped)
     if not claimed:
         return report
@@ -96,7 +97,7 @@ def deliver_batch(prepared: PreparedEdition, ledger: SendLedger, transport: Tran
 
 
 def deliver_batches(prepared: PreparedEdition, ledger: SendLedger, transport: Transport, sender: Sender,
-                    batches: Sequence[tuple[str, Sequence[int]]], *, parallel: int = 1,
+                    batches: Sequence[PlannedBatch], *, parallel: int = 1,
                     halt: threading.Event | None = None) -> DeliveryReport:
     """Send `batches` with up to `parallel` requests in flight.
 
@@ -108,11 +109,11 @@ def deliver_batches(prepared: PreparedEdition, ledger: SendLedger, transport: Tr
     report = DeliveryReport()
     lock = threading.Lock()
 
-    def one(batch: tuple[str, Sequence[int]]) -> None:
+    def one(batch: PlannedBatch) -> None:
         if halt.is_set():
             return
         try:
-            result = deliver_batch(prepared, ledger, transport, sender, batch[0], batch[1])
+            result = deliver_batch(prepared, ledger, transport, sender, batch)
         except TransientTransportError:
             raise  # the rest may still go out; the task's retry picks this batch up again
         except BaseException:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import and_, bindparam, func, select, update
 
@@ -20,7 +21,7 @@ from pipeline.content.edition import Edition
 from pipeline.store.models import EditionSection, LedgerState, Reader, SendLedgerEntry, utcnow
 from pipeline.store.upsert import upsert_rows
 
-__all__ = ["SendLedger", "PlannedEntry", "ClaimedEntry", "UnconfirmedBatch"]
+__all__ = ["SendLedger", "PlannedEntry", "PlannedBatch", "ClaimedEntry", "UnconfirmedBatch"]
 
 _CHUNK = 900  # stay under SQLite's bound-parameter limits
 
@@ -29,17 +30,25 @@ _CHUNK = 900  # stay under SQLite's bound-parameter limits
 _T = SendLedgerEntry.__table__
 _IDS = bindparam("ids", expanding=True)
 _OF_EDITION = _T.c.edition_id == bindparam("edition")
-_GONE = select(Reader.id).where(Reader.id.in_(_IDS), ~sendable())
+# A batch is the planned readers of one variant with ids from :first to :last (at most :size
+# of them): a range of the (edition, variant, reader) index, never a list of ids.
+_IN_BATCH = and_(_OF_EDITION, _T.c.variant_id == bindparam("variant"),
+                 _T.c.reader_id.between(bindparam("first"), bindparam("last")))
+_PLANNED_IN_BATCH = (select(_T.c.reader_id).where(_IN_BATCH, _T.c.state == LedgerState.PLANNED)
+                     .order_by(_T.c.reader_id).limit(bindparam("size")))
+_GONE = (select(_T.c.reader_id).join(Reader, Reader.id == _T.c.reader_id)
+         .where(_IN_BATCH, _T.c.state == LedgerState.PLANNED, ~sendable()))
 _SKIP = (update(_T).where(_OF_EDITION, _T.c.reader_id.in_(_IDS), _T.c.state == LedgerState.PLANNED)
          .values(state=LedgerState.SKIPPED))
-_CLAIM = (update(_T).where(_OF_EDITION, _T.c.reader_id.in_(_IDS), _T.c.state == LedgerState.PLANNED)
+_CLAIM = (update(_T).where(_OF_EDITION, _T.c.reader_id.in_(_PLANNED_IN_BATCH.scalar_subquery()),
+                           _T.c.state == LedgerState.PLANNED)
           .values(state=LedgerState.SENDING, batch_id=bindparam("batch"), transport=bindparam("transport"),
                   sending_at=bindparam("now")))
 _CLAIMED = (select(Reader.id, Reader.public_id, Reader.email, Reader.first_name, Reader.last_name,
                    _T.c.picks, _T.c.holdout)
             .join(Reader, Reader.id == _T.c.reader_id)
-            .where(_OF_EDITION, _T.c.reader_id.in_(_IDS), _T.c.batch_id == bindparam("batch"),
-                   _T.c.state == LedgerState.SENDING))
+            .where(_IN_BATCH, _T.c.batch_id == bindparam("batch"), _T.c.state == LedgerState.SENDING)
+            .order_by(_T.c.reader_id))
 _OF_BATCH = and_(_OF_EDITION, _T.c.batch_id == bindparam("batch"), _T.c.state == LedgerState.SENDING)
 _CONFIRM = update(_T).where(_OF_BATCH).values(state=LedgerState.SENT, message_id=bindparam("message"),
                                                sent_at=bindparam("now"))
@@ -55,6 +64,19 @@ class PlannedEntry:
     variant_id: str
     picks: list[list[str]]  # [[section_id, reason], ...]
     holdout: bool = False
+
+
+class PlannedBatch(NamedTuple):
+    """Up to `readers` planned readers of one variant: those with ids from `first_reader` to `last_reader`.
+
+    Three numbers and a name, whatever the batch's size: batches travel between tasks and
+    processes, and a send of a million readers never holds a million ids to describe them.
+    """
+
+    variant_id: str
+    first_reader: int
+    last_reader: int
+    readers: int
 
 
 @dataclass(frozen=True)
@@ -101,17 +123,42 @@ class SendLedger:
             upsert_rows(session.connection(), EditionSection.__table__, rows, ["edition_id", "section_id"],
                         ["position", "kind", "title", "topics", "pinned"])
 
-    def readers_to_plan(self, audience_id: int, reader_ids: Sequence[int] | None = None) -> list[int]:
-        """Sendable readers of the audience not yet sending or sent for this edition."""
+    def _to_plan(self, audience_id: int):
         done = select(SendLedgerEntry.reader_id).where(
             SendLedgerEntry.edition_id == self.edition_id,
             SendLedgerEntry.state.in_((LedgerState.SENDING, LedgerState.SENT)))
-        query = (select(Reader.id).where(Reader.audience_id == audience_id, sendable(), Reader.id.not_in(done))
-                 .order_by(Reader.id))
+        return (select(Reader.id).where(Reader.audience_id == audience_id, sendable(), Reader.id.not_in(done))
+                .order_by(Reader.id))
+
+    def readers_to_plan(self, audience_id: int, reader_ids: Sequence[int] | None = None, *,
+                        between: tuple[int, int] | None = None) -> list[int]:
+        """Sendable readers of the audience not yet sending or sent for this edition (of `reader_ids`,
+        or with ids in `between`, both ends included)."""
+        query = self._to_plan(audience_id)
         if reader_ids is not None:
             query = query.where(Reader.id.in_(list(reader_ids)))
+        if between is not None:
+            query = query.where(Reader.id.between(*between))
         with self.db.session() as session:
             return list(session.scalars(query))
+
+    def plan_chunks(self, audience_id: int, size: int, *, limit: int | None = None) -> list[tuple[int, int]]:
+        """The readers to plan (the first `limit` of them) as ranges of ids holding at most `size` each.
+
+        Streamed: the send of a million readers keeps a few hundred pairs, not a million ids.
+        """
+        chunks: list[tuple[int, int]] = []
+        count = 0
+        with self.db.session() as session:
+            for reader_id in session.scalars(self._to_plan(audience_id).execution_options(yield_per=10_000)):
+                if limit is not None and count >= limit:
+                    break
+                if count % size == 0:
+                    chunks.append((reader_id, reader_id))
+                else:
+                    chunks[-1] = (chunks[-1][0], reader_id)
+                count += 1
+        return chunks
 
     def record_plan(self, audience_id: int, entries: Sequence[PlannedEntry]) -> None:
         """Store (or refresh) the plan of readers not yet claimed by a batch."""
@@ -136,43 +183,45 @@ class SendLedger:
                 found += [PlannedEntry(r, v, list(p or []), bool(h)) for r, v, p, h in session.execute(scoped)]
         return sorted(found, key=lambda entry: entry.reader_id)
 
-    def planned_batches(self, size: int, reader_ids: Sequence[int] | None = None) -> list[tuple[str, list[int]]]:
-        """Planned readers grouped by variant, in batches of at most `size`: (variant_id, reader ids)."""
+    def planned_batches(self, size: int, between: tuple[int, int] | None = None) -> list[PlannedBatch]:
+        """Planned readers (with ids in `between`, if given) by variant, in batches of at most `size`."""
         query = (select(SendLedgerEntry.variant_id, SendLedgerEntry.reader_id)
                  .where(SendLedgerEntry.edition_id == self.edition_id, SendLedgerEntry.state == LedgerState.PLANNED)
                  .order_by(SendLedgerEntry.variant_id, SendLedgerEntry.reader_id))
-        if reader_ids is not None:
-            query = query.where(SendLedgerEntry.reader_id.in_(list(reader_ids)))
-        batches: list[tuple[str, list[int]]] = []
+        if between is not None:
+            query = query.where(SendLedgerEntry.reader_id.between(*between))
+        batches: list[PlannedBatch] = []
+        variant, first, last, count = None, 0, 0, 0
         with self.db.session() as session:
             # Streamed, not buffered: a million planned readers must not be held as rows at once.
-            for variant_id, reader_id in session.execute(query.execution_options(yield_per=5000)):
-                if not batches or batches[-1][0] != variant_id or len(batches[-1][1]) >= size:
-                    batches.append((variant_id, []))
-                batches[-1][1].append(reader_id)
+            for variant_id, reader_id in session.execute(query.execution_options(yield_per=10_000)):
+                if variant_id != variant or count >= size:
+                    if count:
+                        batches.append(PlannedBatch(variant, first, last, count))
+                    variant, first, count = variant_id, reader_id, 0
+                last = reader_id
+                count += 1
+        if count:
+            batches.append(PlannedBatch(variant, first, last, count))
         return batches
 
-    def claim(self, reader_ids: Sequence[int], batch_id: str, transport: str) -> tuple[list[ClaimedEntry], int]:
-        """Move planned entries to `sending` under `batch_id`; returns those this call claimed,
-        and how many were skipped.
+    def claim(self, batch: PlannedBatch, batch_id: str, transport: str) -> tuple[list[ClaimedEntry], int]:
+        """Move the batch's planned entries to `sending` under `batch_id`; returns those this call
+        claimed (in reader order, at most `batch.readers`), and how many were skipped.
 
         Readers who unsubscribed or were suppressed since planning are marked skipped instead.
         Entries another process claimed first are left to it.
         """
-        now = utcnow()
-        rows = []
+        found = {"edition": self.edition_id, "variant": batch.variant_id, "first": batch.first_reader,
+                 "last": batch.last_reader}
         skipped = 0
         with self.db.write_transaction() as connection:
-            for part in _chunks(list(reader_ids)):
-                # Every statement here goes through the primary key (edition_id, reader_id), so a
-                # claim costs the same whether the edition has a thousand readers or a million.
-                found = {"edition": self.edition_id, "ids": part}
-                gone = list(connection.execute(_GONE, found).scalars())
-                if gone:
-                    skipped += connection.execute(_SKIP, {"edition": self.edition_id, "ids": gone}).rowcount
-                connection.execute(_CLAIM, {**found, "batch": batch_id, "transport": transport, "now": now})
-                rows += connection.execute(_CLAIMED, {**found, "batch": batch_id}).all()
-        rows.sort(key=lambda row: row[0])
+            gone = list(connection.execute(_GONE, found).scalars())
+            for part in _chunks(gone):
+                skipped += connection.execute(_SKIP, {"edition": self.edition_id, "ids": part}).rowcount
+            connection.execute(_CLAIM, {**found, "size": batch.readers, "batch": batch_id, "transport": transport,
+                                        "now": utcnow()})
+            rows = connection.execute(_CLAIMED, {**found, "batch": batch_id}).all()
         return [ClaimedEntry(*row) for row in rows], skipped
 
     def confirm(self, batch_id: str, message_id: str, per_reader: dict[int, str] | None = None) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from pipeline.audience.directory import audience_id as find_audience, find_reader_id
 from pipeline.content.edition import resolve_edition_path
 from pipeline.delivery.dispatch import DeliveryReport, deliver_batches
-from pipeline.delivery.ledger import SendLedger
+from pipeline.delivery.ledger import PlannedBatch, SendLedger
 from pipeline.delivery.planning import PlanReport, plan_readers
 from pipeline.delivery.transport import MAX_BATCH
 from pipeline.errors import PipelineError, TransientTransportError
@@ -64,29 +64,33 @@ def check_edition(edition_path: str) -> dict:
 
 @task(name="load-audience", **_IO)
 def load_audience(edition_path: str, audience: str, limit: int | None, to: str | None,
-                  record: bool) -> tuple[int, list[int]]:
-    """The audience id and the readers still to send to (all, the first `limit`, or one)."""
+                  record: bool, chunk_size: int) -> tuple[int, list[tuple[int, int]]]:
+    """The audience id and the readers still to send to (all, the first `limit`, or one), as
+    ranges of reader ids of at most `chunk_size` readers each."""
     settings = load_settings()
     db = database(settings)
     audience_id = find_audience(db, audience)
-    only = [find_reader_id(db, audience_id, to)] if to else None
     prepared = prepared_edition(settings, edition_path)
     ledger = SendLedger(db, prepared.edition.id)
     if record:
         ledger.record_sections(prepared.edition)
-    reader_ids = ledger.readers_to_plan(audience_id, only)
-    if to and not reader_ids:
-        raise PipelineError(f"{to} is unsubscribed, suppressed or already sent this edition")
-    return audience_id, reader_ids[:limit] if limit is not None else reader_ids
+    if to:
+        reader_id = find_reader_id(db, audience_id, to)
+        if not ledger.readers_to_plan(audience_id, [reader_id]):
+            raise PipelineError(f"{to} is unsubscribed, suppressed or already sent this edition")
+        return audience_id, [(reader_id, reader_id)]
+    return audience_id, ledger.plan_chunks(audience_id, chunk_size, limit=limit)
 
 
 @task(name="select-sections", **_IO)
-def select_chunk(edition_path: str, audience_id: int, reader_ids: list[int], today: dt.date,
+def select_chunk(edition_path: str, audience_id: int, first_reader: int, last_reader: int, today: dt.date,
                  record: bool) -> PlanReport:
-    """Choose sections for a chunk of readers and record the plan in the ledger."""
+    """Choose sections for the readers still to plan with ids from `first_reader` to `last_reader`,
+    and record the plan in the ledger."""
     settings = load_settings()
     prepared = prepared_edition(settings, edition_path)
     ledger = SendLedger(database(settings), prepared.edition.id)
+    reader_ids = ledger.readers_to_plan(audience_id, between=(first_reader, last_reader))
     return plan_readers(prepared, ledger, audience_id, reader_ids, today=today, record=record)
 
 
@@ -98,7 +102,7 @@ def release_unconfirmed(edition_id: str) -> int:
 
 
 @task(name="render-and-send", **_IO)
-def send_batches(edition_path: str, batches: list[tuple[str, list[int]]], sandbox: bool = False) -> DeliveryReport:
+def send_batches(edition_path: str, batches: list[PlannedBatch], sandbox: bool = False) -> DeliveryReport:
     """Render and send a group of batches (each one variant), confirming each in the ledger."""
     settings = load_settings()
     prepared = prepared_edition(settings, edition_path)
@@ -117,15 +121,15 @@ def send_batches(edition_path: str, batches: list[tuple[str, list[int]]], sandbo
     return report
 
 
-def _groups(batches: Sequence[tuple[str, list[int]]], readers_per_group: int) -> list[list[tuple[str, list[int]]]]:
-    groups: list[list[tuple[str, list[int]]]] = [[]]
+def _groups(batches: Sequence[PlannedBatch], readers_per_group: int) -> list[list[PlannedBatch]]:
+    groups: list[list[PlannedBatch]] = [[]]
     size = 0
     for batch in batches:
-        if groups[-1] and size + len(batch[1]) > readers_per_group:
+        if groups[-1] and size + batch.readers > readers_per_group:
             groups.append([])
             size = 0
         groups[-1].append(batch)
-        size += len(batch[1])
+        size += batch.readers
     return [g for g in groups if g]
 
 
@@ -151,19 +155,17 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
     if resend_unconfirmed and not dry_run:
         released = release_unconfirmed(info["id"])
         logger.warning("resending %d readers of unconfirmed batches", released)
-    audience_id, reader_ids = load_audience(edition, audience, limit, to, not dry_run)
-    logger.info("edition %s: %d readers to plan", info["id"], len(reader_ids))
     chunk = settings.chunk_size
-    chunks = [reader_ids[i:i + chunk] for i in range(0, len(reader_ids), chunk)]
+    audience_id, chunks = load_audience(edition, audience, limit, to, not dry_run, chunk)
+    logger.info("edition %s: %d chunks of up to %d readers to plan", info["id"], len(chunks), chunk)
     progress = create_progress_artifact(progress=0.0, key=None,
                                         description=f"send-edition {info['id']}: selecting and sending")
     steps = max(1, len(chunks)) * 2
     done = 0
 
     plan = PlanReport()
-    # quote(): Prefect would otherwise walk every reader id of every chunk looking for futures.
-    for future in as_completed([select_chunk.submit(edition, audience_id, quote(c), today, not dry_run)
-                                for c in chunks]):
+    for future in as_completed([select_chunk.submit(edition, audience_id, first, last, today, not dry_run)
+                                for first, last in chunks]):
         plan.add(future.result())
         done += 1
         update_progress_artifact(progress, progress=100.0 * done / steps)
@@ -173,8 +175,14 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
     failure: BaseException | None = None
     ledger = SendLedger(database(settings), info["id"])
     if not dry_run:
-        batches = ledger.planned_batches(MAX_BATCH, reader_ids if (limit is not None or to) else None)
+        # A limited send (--limit, --to) sends only within the span of readers it planned.
+        limited = limit is not None or bool(to)
+        if limited and not chunks:
+            batches = []
+        else:
+            batches = ledger.planned_batches(MAX_BATCH, (chunks[0][0], chunks[-1][1]) if limited else None)
         groups = _groups(batches, chunk)
+        # quote(): batches are plain tuples, and Prefect would walk each looking for futures.
         for future in as_completed([send_batches.submit(edition, quote(g), sandbox) for g in groups]):
             try:
                 delivery.add(future.result())

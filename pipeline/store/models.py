@@ -136,7 +136,9 @@ class SendLedgerEntry(Base):
     __tablename__ = "send_ledger"
     # No index on state: SQLite would prefer it to the primary key for a claim's
     # `reader_id IN (...) AND state = 'planned'` and scan every planned row of the edition.
-    __table_args__ = (Index("ix_send_ledger_batch", "batch_id"),)
+    # A batch is claimed as a range of this index: (edition, variant, first..last reader).
+    __table_args__ = (Index("ix_send_ledger_batch", "batch_id", "edition_id"),
+                      Index("ix_send_ledger_variant", "edition_id", "variant_id", "reader_id"))
 
     edition_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     reader_id: Mapped[int] = mapped_column(

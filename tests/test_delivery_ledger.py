@@ -1,0 +1,80 @@
+"""The send ledger: chunks and batches as ranges of reader ids, and claims that respect them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import update
+
+from pipeline.audience.directory import sendable_reader_ids
+from pipeline.audience.importer import import_audience
+from pipeline.delivery.ledger import PlannedBatch, PlannedEntry, SendLedger
+from pipeline.store.models import LedgerState, Reader
+from tests.conftest import SAMPLE_AUDIENCE
+
+TODAY = dt.date(2026, 12, 1)
+
+
+@pytest.fixture
+def readers(db) -> list[int]:
+    import_audience(db, SAMPLE_AUDIENCE, "sample", today=TODAY)
+    return sendable_reader_ids(db, 1)
+
+
+def _plan(ledger: SendLedger, reader_ids: list[int], variant_of) -> None:
+    ledger.record_plan(1, [PlannedEntry(r, variant_of(r), [["s1", "why"]]) for r in reader_ids])
+
+
+def test_plan_chunks_cover_the_readers_to_plan_in_ranges(db, readers):
+    """Chunks are id ranges of at most `size` readers that together hold exactly the readers to plan."""
+    ledger = SendLedger(db, "e1")
+    chunks = ledger.plan_chunks(1, 70)
+    assert len(chunks) == -(-len(readers) // 70)
+    covered = [r for first, last in chunks for r in ledger.readers_to_plan(1, between=(first, last))]
+    assert covered == readers
+    assert all(len(ledger.readers_to_plan(1, between=c)) <= 70 for c in chunks)
+    limited = ledger.plan_chunks(1, 70, limit=100)
+    assert [r for c in limited for r in ledger.readers_to_plan(1, between=c)] == readers[:100]
+
+
+def test_planned_batches_split_by_variant_and_size(db, readers):
+    """Batches follow (variant, reader id) order, hold one variant and at most `size` readers."""
+    ledger = SendLedger(db, "e1")
+    _plan(ledger, readers, lambda r: "va" if r % 3 else "vb")
+    batches = ledger.planned_batches(50)
+    assert all(b.readers <= 50 for b in batches) and sum(b.readers for b in batches) == len(readers)
+    for variant in ("va", "vb"):
+        members = [r for r in readers if ("va" if r % 3 else "vb") == variant]
+        mine = [b for b in batches if b.variant_id == variant]
+        assert [b.first_reader for b in mine] == members[::50]
+        assert mine[-1].last_reader == members[-1]
+
+
+def test_claim_takes_exactly_the_batch_and_skips_readers_who_left(db, readers):
+    """A claim moves the batch's planned readers to sending; one who unsubscribed since is skipped."""
+    ledger = SendLedger(db, "e1")
+    _plan(ledger, readers, lambda r: "va" if r % 2 else "vb")
+    batch = ledger.planned_batches(20)[0]
+    members = [r for r in readers if r % 2 == (1 if batch.variant_id == "va" else 0)][:20]
+    assert (batch.first_reader, batch.last_reader, batch.readers) == (members[0], members[-1], 20)
+    with db.session() as session:
+        session.execute(update(Reader).where(Reader.id == members[3]).values(status="unsubscribed"))
+    claimed, skipped = ledger.claim(batch, "b1", "outbox")
+    assert [c.reader_id for c in claimed] == members[:3] + members[4:] and skipped == 1
+    assert ledger.claim(batch, "b2", "outbox") == ([], 0)  # claimed already: nothing twice
+    counts = ledger.counts()
+    assert counts[LedgerState.SENDING] == 19 and counts[LedgerState.SKIPPED] == 1
+
+
+def test_claim_never_takes_more_than_the_batch_counted(db, readers):
+    """Readers planned into a batch's range after it was formed wait for a later batch."""
+    ledger = SendLedger(db, "e1")
+    _plan(ledger, readers[::2], lambda r: "va")
+    batch = ledger.planned_batches(1000)[0]
+    _plan(ledger, readers[1::2], lambda r: "va")  # a late planner fills the gaps of the range
+    claimed, _ = ledger.claim(batch, "b1", "outbox")
+    assert len(claimed) == batch.readers == len(readers[::2])
+    assert [c.reader_id for c in claimed] == sorted(readers)[:batch.readers]
+    assert ledger.planned_batches(1000) == [PlannedBatch("va", readers[batch.readers], readers[-1],
+                                                         len(readers) - batch.readers)]
