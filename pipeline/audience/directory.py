@@ -68,7 +68,7 @@ def load_profiles(db: Database, reader_ids: Sequence[int]) -> list[Profile]:
     """Profiles of `reader_ids` (in that order), with interests, needs and learned signals."""
     if not reader_ids:
         return []
-    readers: dict[int, object] = {}
+    readers: dict[int, tuple] = {}
     interests: dict[int, dict[str, float]] = {}
     learned: dict[int, dict[str, TopicSignal]] = {}
     opted_out: dict[int, set[str]] = {}
@@ -76,21 +76,20 @@ def load_profiles(db: Database, reader_ids: Sequence[int]) -> list[Profile]:
     with db.transaction() as connection:
         for start in range(0, len(reader_ids), _CHUNK):
             ids = {"ids": list(reader_ids[start:start + _CHUNK])}
-            readers.update((r.id, r) for r in connection.execute(_READERS, ids))
+            readers.update((row[0], tuple(row)) for row in connection.execute(_READERS, ids).all())
             # Plain rows, not ORM objects: this runs for every reader of every send.
-            for reader_id, topic, declared, clicks, exposures, out in connection.execute(_INTERESTS, ids):
+            for reader_id, topic, declared, clicks, exposures, out in connection.execute(_INTERESTS, ids).all():
                 if declared is not None:
                     interests.setdefault(reader_id, {})[topic] = declared
                 if exposures or clicks:
                     learned.setdefault(reader_id, {})[topic] = TopicSignal(clicks, exposures)
                 if out:
                     opted_out.setdefault(reader_id, set()).add(topic)
-            for reader_id, topic, until in connection.execute(_NEEDS, ids):
+            for reader_id, topic, until in connection.execute(_NEEDS, ids).all():
                 needs.setdefault(reader_id, {})[topic] = until
-    return [Profile(reader_id=r.id, email=r.email, public_id=r.public_id, first_name=r.first_name,
-                    last_name=r.last_name, timezone=r.timezone, status=r.status,
-                    interests=interests.get(r.id, {}), needs=needs.get(r.id, {}), learned=learned.get(r.id, {}),
-                    opted_out=frozenset(opted_out.get(r.id, ())))
+    # Positional: _READERS selects Profile's first fields in their order (a profile per reader of a send).
+    return [Profile(*r, interests.get(rid, {}), needs.get(rid, {}), learned.get(rid, {}),
+                    frozenset(opted_out[rid]) if rid in opted_out else frozenset())
             for rid in reader_ids if (r := readers.get(rid)) is not None]
 
 
