@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import weakref
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -127,18 +128,20 @@ def plan_settings(*, policy: str | None = None, seed: int | None = None, explora
 # many chunks: computing it once per send keeps that off every chunk, and gives every chunk
 # (and a resumed send in the same process) the same prior.
 _POPULATIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_POPULATIONS_LOCK = threading.Lock()
 
 
 def send_population(db: Database, audience_id: int, edition_id: str) -> dict[str, TopicSignal]:
     """The audience's per-topic clicks and exposures, computed once per (edition, audience) in this process."""
-    per_engine = _POPULATIONS.setdefault(db.engine, {})
-    key = (audience_id, edition_id)
-    found = per_engine.get(key)
-    if found is None:
-        found = per_engine[key] = population_prior(db, audience_id)
-        if len(per_engine) > 16:
-            per_engine.pop(next(iter(per_engine)))  # oldest send first: dicts keep insertion order
-    return found
+    with _POPULATIONS_LOCK:  # the flow's first chunks start together: one of them computes it
+        per_engine = _POPULATIONS.setdefault(db.engine, {})
+        key = (audience_id, edition_id)
+        found = per_engine.get(key)
+        if found is None:
+            found = per_engine[key] = population_prior(db, audience_id)
+            if len(per_engine) > 16:
+                per_engine.pop(next(iter(per_engine)))  # oldest send first: dicts keep insertion order
+        return found
 
 
 def choose_for_reader(edition: Edition, profile: Profile, *, today: dt.date, settings: PlanSettings,
