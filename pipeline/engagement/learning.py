@@ -65,7 +65,7 @@ __all__ = ["LearningReport", "apply_events", "topic_posterior", "expected_ctr",
            "POSITION_DECAY"]
 
 PRIOR_STRENGTH = 20.0  # the prior is worth this many exposures
-BASE_CTR = 0.02  # prior click rate of a topic the reader never declared (or declared at 0)
+BASE_CTR = 0.05  # prior click rate of a topic the reader never declared (or declared at 0), per section seen
 # Prior click rate of a topic declared at weight 1: rates are per section seen at the top of a
 # read newsletter (see the module docstring), where a reader's favourite is clicked about a quarter of the time.
 DECLARED_CTR = 0.25
