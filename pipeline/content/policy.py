@@ -26,9 +26,10 @@ A topic clicked once and then ignored still gives way: its exposures lower its m
   stops the newsletter from finding new ones. Places the posterior already gives to topics new
   to the reader count towards that share: a newcomer's whole copy is new to them.
 
-Draws come from a generator seeded with a stable hash of (edition id, reader's public id, seed):
-the same reader gets the same sections in every process, so a resumed send plans what the first
-attempt planned. Python's `hash()` is salted per process and is never used for this.
+Exploration draws come from a generator seeded with a stable hash of (edition id, reader's
+public id, seed): the same reader gets the same sections in every process, so a resumed send
+plans what the first attempt planned. Python's `hash()` is salted per process and is never
+used for this.
 
 `choose_sections` is the one entry point; its settings name the policy: 'thompson' (the
 default), 'editorial' (the same newsletter for everyone: the holdout) or 'rule' (the first
@@ -95,7 +96,7 @@ REASON_NEED = "you said you need help with {label} until {until}"
 REASON_LEARNED = "you often read {label}"
 REASON_FOLLOW = "you follow {label}"
 REASON_EXPLORE = "something new to try: {label}"
-REASON_AGAIN = "another look at {label}"  # sampled high, though neither declared, clicked nor new
+REASON_AGAIN = "another look at {label}"  # ranked high, though neither declared, new, popular nor often clicked
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ class PolicySettings:
 
 @dataclass(frozen=True)
 class _Walk:
-    """An edition as the sampler walks it, built once per edition: topics, and sections by topic."""
+    """An edition as the policy walks it, built once per edition: topics, and sections by topic."""
 
     topics: tuple[str, ...]
     labels: tuple[str, ...]
@@ -422,7 +423,7 @@ def _explore(draft: _Draft, walk: _Walk, profile: Profile, needs: Mapping[str, d
 
 def _reason(walk: _Walk, which: int, profile: Profile, needs: Mapping[str, dt.date],
             means: Mapping[str, float]) -> str:
-    """Why a sampled section is in the reader's copy, from the topic that gave its score."""
+    """Why a ranked section is in the reader's copy, from the topic that gave its score."""
     if which < 0:
         return REASON_FILL
     topic, label = walk.topics[which], walk.labels[which]
