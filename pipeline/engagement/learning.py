@@ -455,9 +455,12 @@ def _human_open_share(connection: Connection) -> float:
     """
     e = EngagementEvent.__table__.c
     kinds = (EventType.DELIVERED.value, EventType.OPEN.value, EventType.MACHINE_OPEN.value)
+    # Ids through the partial index of unapplied events: asked directly, planners took the report
+    # index and read every event ever stored.
+    waiting = select(e.id).where(e.applied == False)  # noqa: E712 (the partial index's own condition)
     pairs = (select(e.event_type, e.edition_id, e.reader_id).distinct()
-             .where(e.applied.is_(False), e.edition_id.is_not(None), e.reader_id.is_not(None),
-                    e.event_type.in_(kinds)).subquery())
+             .where(e.id.in_(waiting), e.event_type.in_(kinds), e.edition_id.is_not(None), e.reader_id.is_not(None))
+             .subquery())
     counts = dict(connection.execute(select(pairs.c.event_type, func.count()).group_by(pairs.c.event_type)).all())
     visible = max(0, counts.get(kinds[0], 0) - counts.get(kinds[2], 0))
     opened = min(counts.get(kinds[1], 0), visible)
