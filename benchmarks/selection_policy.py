@@ -1,4 +1,4 @@
-"""Selection benchmark: Thompson sampling (`choose_sections`) against the first scoring rule (`select_sections`).
+"""Selection benchmark: the personalised policy (`choose_sections`, 'thompson') against the first scoring rule.
 
 Both choose sections for the same generated readers (`generate_profiles`, seed 7, given
 synthetic learned signals: decayed clicks and exposures on a few topics each, and for a quarter

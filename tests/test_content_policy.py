@@ -1,4 +1,4 @@
-"""Thompson sampling over topic posteriors: determinism, caps, needs, exploration, learning, cold start."""
+"""The personalised policy over topic posteriors: determinism, caps, needs, exploration, learning, cold start."""
 
 from __future__ import annotations
 
@@ -90,13 +90,13 @@ def test_selection_is_the_same_in_a_new_process(edition):
 
 
 def test_selection_varies_across_seeds_and_readers(edition):
-    """Other seeds, or other readers with the same clicks, get other draws and so other copies."""
+    """Other seeds, or other readers with the same clicks, explore other new topics and so get other copies."""
     profile = reader(interests={"climate": 0.6},
                      learned={"ai": shown(6, 1), "security": shown(6, 1), "funding": shown(4, 1), "design": shown(5, 1)})
     by_seed = {choose_sections(edition, profile, today=TODAY, seed=s).variant_id for s in range(50)}
     by_reader = {choose_sections(edition, dataclasses.replace(profile, reader_id=i, public_id=f"{i:032x}"),
                                  today=TODAY, seed=0).variant_id for i in range(50)}
-    assert len(by_seed) >= 10 and len(by_reader) >= 10
+    assert len(by_seed) >= 4 and len(by_reader) >= 4  # 4 places x 0.1: a copy explores 40% of the time
 
 
 def test_invariants_hold_for_many_random_readers(edition):

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import insert, select, text
 
 from pipeline.audience.profile import TopicSignal
-from pipeline.engagement.learning import (BASE_CTR, DECLARED_CTR, PRIOR_STRENGTH, apply_events, expected_ctr,
-                                          topic_posterior)
+from pipeline.engagement.learning import (BASE_CTR, DECLARED_CTR, DEFAULT_HUMAN_OPEN_SHARE, POSITION_DECAY, PRIOR_STRENGTH, apply_events,
+                                          expected_ctr, topic_posterior)
 from pipeline.errors import ConfigurationError
 from pipeline.store.models import (Audience, EditionSection, EngagementEvent, Reader, ReaderInterest,
                                    SendLedgerEntry)
@@ -21,6 +21,8 @@ NOW = dt.datetime(2027, 6, 1)
 HALF_LIFE = 60.0
 GROUPS = {"1201": "climate"}
 _ids = itertools.count(1)
+# The picks are intro (place 0, no topic), climate (place 1) and ai+data (place 2).
+CLIMATE, AI = POSITION_DECAY, POSITION_DECAY ** 2
 
 
 def seed(db):
@@ -96,22 +98,33 @@ def snapshot(db) -> tuple:
                      for table in ("reader_interests", "readers", "engagement_events"))
 
 
-def test_delivered_exposes_every_topic_of_the_picked_sections(world):
-    """A delivered event adds one exposure per topic of each section in the reader's picks, and no click."""
+def test_a_delivery_alone_exposes_nothing(world):
+    """A delivered message nobody was seen reading teaches nothing about its topics."""
     add(world, "delivered")
     report = learn(world)
-    assert interests(world) == {"climate": (0, 1, T0, False), "ai": (0, 1, T0, False), "data": (0, 1, T0, False)}
-    assert report.exposures == 1 and report.events == 1
+    assert {t: v[:2] for t, v in interests(world).items()} == {"ai": (0, 0)}  # the declared row only
+    assert report.exposures == 0 and report.events == 1
 
 
-def test_open_or_click_without_delivered_exposes_once(world):
-    """Without a delivered event, the first open exposes the reader once; later opens and deliveries add nothing."""
+def test_an_open_exposes_every_topic_of_the_picks_weighted_by_place(world):
+    """A person's open adds an exposure per topic of each picked section, POSITION_DECAY ** place, and no click."""
+    add(world, "delivered")
+    add(world, "open")
+    report = learn(world)
+    assert interests(world) == {"climate": (0, round(CLIMATE, 9), T0, False), "ai": (0, round(AI, 9), T0, False),
+                                "data": (0, round(AI, 9), T0, False)}
+    assert report.exposures == 1 and report.events == 2
+
+
+def test_open_or_click_exposes_once(world):
+    """The first open exposes the reader once; later opens, clicks' messages and deliveries add nothing."""
     add(world, "open")
     add(world, "open", at=T0 + dt.timedelta(hours=1))
     learn(world)
     add(world, "delivered")
+    add(world, "click", section="s-climate")
     report = learn(world)
-    assert interests(world)["climate"][:2] == (0, 1) and interests(world)["ai"][:2] == (0, 1)
+    assert interests(world)["climate"][:2] == (1, round(CLIMATE, 9)) and interests(world)["ai"][:2] == (0, round(AI, 9))
     assert report.exposures == 0
 
 
@@ -124,7 +137,8 @@ def test_click_raises_the_clicked_sections_topics_once(world):
     add(world, "click", section="s-ai")
     second = learn(world)
     learned = interests(world)
-    assert learned["ai"][:2] == (1, 1) and learned["data"][:2] == (1, 1) and learned["climate"][:2] == (0, 1)
+    assert learned["ai"][:2] == (1, round(AI, 9)) and learned["data"][:2] == (1, round(AI, 9))
+    assert learned["climate"][:2] == (0, round(CLIMATE, 9))
     assert (first.clicks, first.repeat_clicks, second.clicks, second.repeat_clicks) == (1, 1, 0, 1)
 
 
@@ -166,15 +180,36 @@ def test_undeclared_prior_can_come_from_the_audience():
         (0.05 * PRIOR_STRENGTH + 1, 0.95 * PRIOR_STRENGTH + 3))
 
 
-def test_machine_opens_never_count_as_engagement(world):
-    """Apple Mail Privacy Protection opens give neither exposure nor click, alone or after a delivery."""
+def test_a_machine_open_exposes_as_much_as_the_audience_reads(world):
+    """An Apple MPP prefetch exposes the picks at the audience's human-open share; a later click makes it whole."""
     add(world, "machine_open", reader=2)
+    add(world, "delivered", reader=2)
     add(world, "delivered")
-    add(world, "machine_open")
+    add(world, "open")
     report = learn(world)
-    assert interests(world, 2) == {}
-    assert {t: v[:2] for t, v in interests(world).items()} == {"climate": (0, 1), "ai": (0, 1), "data": (0, 1)}
-    assert report.machine_opens == 2 and report.exposures == 1
+    share = report.human_open_share
+    assert 0.4 < share < 0.5  # one open of one visible message, against the default's 200
+    expected = {"climate": share * CLIMATE, "ai": share * AI, "data": share * AI}
+    assert {t: v[1] for t, v in interests(world, 2).items()} == pytest.approx(expected, rel=1e-3)
+    assert report.machine_opens == 1 and report.exposures == 2
+    add(world, "machine_open", reader=2, at=T0 + dt.timedelta(hours=1))
+    add(world, "click", reader=2, section="s-security")
+    learn(world)
+    learned = interests(world, 2)
+    # Whole up to the share each run estimated (this run has no deliveries: the default).
+    assert learned["climate"][1] == pytest.approx(CLIMATE, abs=0.01) and learned["security"][:2] == (1, 1)
+
+
+def test_the_human_open_share_counts_opened_messages_among_those_not_prefetched(world):
+    """Opened (edition, reader) messages over delivered ones without a machine open, shrunk to the default."""
+    for rid, edition in ((1, "e1"), (2, "e1"), (1, "e2"), (2, "e2")):
+        add(world, "delivered", reader=rid, edition=edition)
+    add(world, "machine_open", reader=2, edition="e2")
+    add(world, "open", reader=1)
+    add(world, "open", reader=1, at=T0 + dt.timedelta(hours=2))  # the same message opened again
+    report = learn(world)
+    strength = 200.0
+    assert report.human_open_share == round((1 + DEFAULT_HUMAN_OPEN_SHARE * strength) / (3 + strength), 4)
 
 
 def test_hard_bounce_spam_report_and_unsubscribe_suppress_at_once(world):
@@ -274,7 +309,7 @@ def test_two_clicks_a_half_life_apart(world):
     add(world, "delivered", reader=2, edition="e2", at=later)
     add(world, "click", reader=2, edition="e2", section="s-climate", at=later)
     learn(world)
-    assert interests(world, 2)["climate"] == (1.5, 1.5, later, False)
+    assert interests(world, 2)["climate"] == (1.5, round(1.5 * CLIMATE, 9), later, False)
 
 
 def test_late_events_are_decayed_to_learned_at(world):
@@ -286,22 +321,22 @@ def test_late_events_are_decayed_to_learned_at(world):
     add(world, "delivered", reader=2)
     add(world, "click", reader=2, section="s-climate")
     learn(world)
-    assert interests(world, 2)["climate"] == (1.5, 1.5, later, False)
+    assert interests(world, 2)["climate"] == (1.5, round(1.5 * CLIMATE, 9), later, False)
 
 
 def test_future_event_times_are_capped_at_now(world):
     """An event stamped after `now` (clock skew) is learned at `now`, never later."""
-    add(world, "delivered", at=NOW + dt.timedelta(days=3))
+    add(world, "open", at=NOW + dt.timedelta(days=3))
     learn(world)
     assert interests(world)["climate"][2] == NOW
 
 
 def test_a_failing_batch_leaves_its_events_unapplied(world):
     """When a batch fails, its events stay unapplied and nothing it learned is written; earlier batches stay."""
-    add(world, "delivered", reader=1)
-    add(world, "delivered", reader=1, edition="e2")
+    add(world, "open", reader=1)
+    add(world, "open", reader=1, edition="e2")
     add(world, "unsubscribe", reader=2)
-    add(world, "delivered", reader=2)
+    add(world, "open", reader=2)
     with world.session() as session:
         session.execute(text("CREATE TRIGGER refuse BEFORE UPDATE OF status ON readers WHEN NEW.id = 2 "
                              "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"))
@@ -312,9 +347,9 @@ def test_a_failing_batch_leaves_its_events_unapplied(world):
         assert applied == [True, True, False, False]
         session.execute(text("DROP TRIGGER refuse"))
     assert interests(world, 2) == {} and reader(world, 2).status == "subscribed"
-    assert interests(world)["climate"][:2] == (0, 2)
+    assert interests(world)["climate"][:2] == (0, round(2 * CLIMATE, 9))
     learn(world, batch_size=2)
-    assert reader(world, 2).status == "unsubscribed" and interests(world, 2)["climate"][:2] == (0, 1)
+    assert reader(world, 2).status == "unsubscribed" and interests(world, 2)["climate"][:2] == (0, round(CLIMATE, 9))
 
 
 def test_bad_settings_are_refused(world):
