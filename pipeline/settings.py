@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     soft_bounce_limit: int = Field(default=3, ge=1, alias="READERFIRST_SOFT_BOUNCE_LIMIT")
     # ASM (unsubscribe) group id -> topic, e.g. {"1201": "climate"}: a group unsubscribe opts out of that topic.
     topic_groups: dict[str, str] = Field(default_factory=dict, alias="READERFIRST_TOPIC_GROUPS")
-    chunk_size: int = Field(default=2000, ge=1, alias="READERFIRST_CHUNK_SIZE")
+    chunk_size: int = Field(default=5000, ge=1, alias="READERFIRST_CHUNK_SIZE")
     workers: int = Field(default=2, ge=1, le=64, alias="READERFIRST_WORKERS")
 
     @property

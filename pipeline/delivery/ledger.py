@@ -124,10 +124,12 @@ class SendLedger:
                         ["position", "kind", "title", "topics", "pinned"])
 
     def _to_plan(self, audience_id: int):
+        # NOT EXISTS looks each reader up by the ledger's primary key: a NOT IN (...) list of the
+        # edition's sent readers was rebuilt for every chunk, reading the whole edition each time.
         done = select(SendLedgerEntry.reader_id).where(
-            SendLedgerEntry.edition_id == self.edition_id,
+            SendLedgerEntry.edition_id == self.edition_id, SendLedgerEntry.reader_id == Reader.id,
             SendLedgerEntry.state.in_((LedgerState.SENDING, LedgerState.SENT)))
-        return (select(Reader.id).where(Reader.audience_id == audience_id, sendable(), Reader.id.not_in(done))
+        return (select(Reader.id).where(Reader.audience_id == audience_id, sendable(), ~done.exists())
                 .order_by(Reader.id))
 
     def readers_to_plan(self, audience_id: int, reader_ids: Sequence[int] | None = None, *,
@@ -163,9 +165,12 @@ class SendLedger:
     def record_plan(self, audience_id: int, entries: Sequence[PlannedEntry]) -> None:
         """Store (or refresh) the plan of readers not yet claimed by a batch."""
         now = utcnow()
+        # Stored in (variant, reader) order: a batch is one variant's readers, so its rows of this
+        # chunk sit side by side and claiming and confirming it rewrites fewer pages.
         rows = [{"edition_id": self.edition_id, "reader_id": e.reader_id, "audience_id": audience_id,
                  "variant_id": e.variant_id, "picks": e.picks, "holdout": e.holdout,
-                 "state": LedgerState.PLANNED, "planned_at": now} for e in entries]
+                 "state": LedgerState.PLANNED, "planned_at": now}
+                for e in sorted(entries, key=lambda e: (e.variant_id, e.reader_id))]
         with self.db.write_transaction() as connection:
             upsert_rows(connection, self._table, rows, ["edition_id", "reader_id"],
                         ["variant_id", "picks", "holdout", "planned_at"],

@@ -64,7 +64,7 @@ START = dt.datetime(2027, 1, 4, 7, 0)  # a Monday, 07:00 UTC: edition 1 of every
 AUDIENCE = "simulated"
 EVENT_SOURCE = "simulation"
 _WEEK = dt.timedelta(days=7)
-_PLAN_CHUNK = 2_000  # readers per plan_readers call, as the send-edition flow's chunk size
+_PLAN_CHUNK = 5_000  # readers per plan_readers call, as the send-edition flow's chunk size
 _STORE_CHUNK = 20_000  # events per store_events transaction
 _SENDER = Sender(from_email="newsletter@readerfirst.example", from_name="readerfirst simulation",
                  public_url="http://127.0.0.1:8025", secret=b"readerfirst-simulation")

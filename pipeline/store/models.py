@@ -68,7 +68,9 @@ class Reader(Base):
     """One recipient and their suppression state."""
 
     __tablename__ = "readers"
-    __table_args__ = (UniqueConstraint("audience_id", "email", name="uq_readers_audience_email"),)
+    # (audience_id, id): a send plans an audience's readers as ranges of ids, in id order.
+    __table_args__ = (UniqueConstraint("audience_id", "email", name="uq_readers_audience_email"),
+                      Index("ix_readers_audience", "audience_id", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     audience_id: Mapped[int] = mapped_column(ForeignKey("audiences.id", ondelete="CASCADE"))

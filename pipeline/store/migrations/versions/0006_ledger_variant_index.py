@@ -1,4 +1,4 @@
-"""Index the send ledger by (edition, variant, reader), and batches by (batch, edition)
+"""Index the send ledger by (edition, variant, reader), batches by (batch, edition), readers by (audience, id)
 
 Revision ID: 0006
 Revises: 0005
@@ -24,9 +24,13 @@ def upgrade() -> None:
     # for every confirmation.
     op.drop_index("ix_send_ledger_batch", table_name="send_ledger")
     op.create_index("ix_send_ledger_batch", "send_ledger", ["batch_id", "edition_id"])
+    # A send plans an audience's readers a range of ids at a time: without this index SQLite
+    # read the whole audience (by its (audience, email) index) for every chunk.
+    op.create_index("ix_readers_audience", "readers", ["audience_id", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_readers_audience", table_name="readers")
     op.drop_index("ix_send_ledger_batch", table_name="send_ledger")
     op.create_index("ix_send_ledger_batch", "send_ledger", ["batch_id"])
     op.drop_index("ix_send_ledger_variant", table_name="send_ledger")
