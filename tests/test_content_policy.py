@@ -99,6 +99,21 @@ def test_selection_varies_across_seeds_and_readers(edition):
     assert len(by_seed) >= 4 and len(by_reader) >= 4  # 4 places x 0.1: a copy explores 40% of the time
 
 
+def test_clicked_topics_are_drawn_from_their_posteriors(edition):
+    """Thompson sampling: with no exploration, clicked topics of close posteriors still trade places
+    from seed to seed (their means alone would give one copy), and a topic far ahead keeps first place."""
+    close = reader(learned={"ai": shown(6, 1), "security": shown(6, 1), "funding": shown(5, 1), "design": shown(5, 1)})
+    settings = PolicySettings(exploration=0.0)
+    copies = {choose_sections(edition, close, today=TODAY, seed=s, policy_settings=settings).section_ids
+              for s in range(60)}
+    assert len(copies) >= 3
+    ahead = reader(learned={"ai": shown(8, 6), "security": shown(6, 1), "funding": shown(5, 1)})
+    firsts = {next(p.section_id for p in choose_sections(edition, ahead, today=TODAY, seed=s,
+                                                         policy_settings=settings).picks if p.reason != REASON_PINNED)
+              for s in range(60)}
+    assert firsts and all("ai" in edition.by_id[sid].topics for sid in firsts)
+
+
 def test_invariants_hold_for_many_random_readers(edition):
     """For many random readers: pinned first, k places, no repeats, m per topic, no opted-out topic, reasons."""
     rng = random.Random(20261207)
