@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import and_, bindparam, func, select, update
+import orjson
+from sqlalchemy import Text, and_, bindparam, cast, func, select, update
 
 from pipeline.audience.directory import sendable
 from pipeline.store.database import Database
@@ -44,8 +45,9 @@ _CLAIM = (update(_T).where(_OF_EDITION, _T.c.reader_id.in_(_PLANNED_IN_BATCH.sca
                            _T.c.state == LedgerState.PLANNED)
           .values(state=LedgerState.SENDING, batch_id=bindparam("batch"), transport=bindparam("transport"),
                   sending_at=bindparam("now")))
+# picks as their stored text: readers of one batch often share theirs, and each text is parsed once.
 _CLAIMED = (select(Reader.id, Reader.public_id, Reader.email, Reader.first_name, Reader.last_name,
-                   _T.c.picks, _T.c.holdout)
+                   cast(_T.c.picks, Text), _T.c.holdout)
             .join(Reader, Reader.id == _T.c.reader_id)
             .where(_IN_BATCH, _T.c.batch_id == bindparam("batch"), _T.c.state == LedgerState.SENDING)
             .order_by(_T.c.reader_id))
@@ -141,8 +143,8 @@ class SendLedger:
             query = query.where(Reader.id.in_(list(reader_ids)))
         if between is not None:
             query = query.where(Reader.id.between(*between))
-        with self.db.session() as session:
-            return list(session.scalars(query))
+        with self.db.transaction() as connection:
+            return list(connection.execute(query).scalars())
 
     def plan_chunks(self, audience_id: int, size: int, *, limit: int | None = None) -> list[tuple[int, int]]:
         """The readers to plan (the first `limit` of them) as ranges of ids holding at most `size` each.
@@ -151,8 +153,8 @@ class SendLedger:
         """
         chunks: list[tuple[int, int]] = []
         count = 0
-        with self.db.session() as session:
-            for reader_id in session.scalars(self._to_plan(audience_id).execution_options(yield_per=10_000)):
+        with self.db.transaction() as connection:
+            for reader_id in connection.execute(self._to_plan(audience_id).execution_options(yield_per=10_000)).scalars():
                 if limit is not None and count >= limit:
                     break
                 if count % size == 0:
@@ -197,9 +199,9 @@ class SendLedger:
             query = query.where(SendLedgerEntry.reader_id.between(*between))
         batches: list[PlannedBatch] = []
         variant, first, last, count = None, 0, 0, 0
-        with self.db.session() as session:
+        with self.db.transaction() as connection:
             # Streamed, not buffered: a million planned readers must not be held as rows at once.
-            for variant_id, reader_id in session.execute(query.execution_options(yield_per=10_000)):
+            for variant_id, reader_id in connection.execute(query.execution_options(yield_per=10_000)):
                 if variant_id != variant or count >= size:
                     if count:
                         batches.append(PlannedBatch(variant, first, last, count))
@@ -227,7 +229,14 @@ class SendLedger:
             connection.execute(_CLAIM, {**found, "size": batch.readers, "batch": batch_id, "transport": transport,
                                         "now": utcnow()})
             rows = connection.execute(_CLAIMED, {**found, "batch": batch_id}).all()
-        return [ClaimedEntry(*row) for row in rows], skipped
+        parsed: dict[str, list] = {}
+        claimed = []
+        for reader_id, public_id, email, first_name, last_name, picks, holdout in rows:
+            if picks not in parsed:
+                parsed[picks] = orjson.loads(picks)
+            claimed.append(ClaimedEntry(reader_id, public_id, email, first_name, last_name, parsed[picks],
+                                        bool(holdout)))
+        return claimed, skipped
 
     def confirm(self, batch_id: str, message_id: str, per_reader: dict[int, str] | None = None) -> None:
         """Mark a batch sent, with the transport's message id(s)."""
