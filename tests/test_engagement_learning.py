@@ -370,7 +370,7 @@ def test_learning_on_postgres(pg_world):
     add(pg_world, "click", reader=2, section="s-climate")
     add(pg_world, "click", reader=2, section="s-climate")
     second = learn(pg_world)
-    assert interests(pg_world, 2)["climate"] == (1.5, 1.5, later, False)
+    assert interests(pg_world, 2)["climate"] == (1.5, round(1.5 * CLIMATE, 9), later, False)
     assert interests(pg_world)["climate"] == (0, 0, None, True)
     assert reader(pg_world, 3).status == "unsubscribed"
     assert (first.events, first.batches, second.events, second.repeat_clicks) == (4, 2, 3, 1)
