@@ -166,6 +166,17 @@ def test_non_json_body_is_400(emulator: SendGridEmulator) -> None:
     assert error["field"] is None and "not valid JSON" in error["message"]
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json; charset=utf-8", ""])
+def test_a_body_that_is_not_declared_exactly_json_is_415(emulator: SendGridEmulator, content_type: str) -> None:
+    """Only exactly application/json is taken (SendGrid answers 415 otherwise, to a charset too on some
+    endpoints); the official client sends exactly that, so its requests pass."""
+    headers = {"Authorization": f"Bearer {emulator.api_key}"} | ({"Content-Type": content_type} if content_type else {})
+    status, _, body = raw_post(emulator, "/v3/mail/send", json.dumps(personalized()).encode(), headers)
+    assert status == 415
+    assert json.loads(body)["errors"][0]["message"] == "Content-Type should be application/json."
+    assert client_for(emulator).client.mail.send.post(request_body=personalized()).status_code == 202
+
+
 def test_body_over_30_mb_is_413(emulator: SendGridEmulator) -> None:
     """A body over the 30 MB limit is refused 413, and the client still receives the answer."""
     payload = personalized()

@@ -183,6 +183,11 @@ class SendGridEmulator:
 
     def _mail_send(self, exchange: EmulatorHandler) -> None:
         self._authorize(exchange.headers.get("Authorization"))
+        # SendGrid answers 415 to other media types, and clients have met it for a charset
+        # parameter too: only exactly application/json passes here.
+        if exchange.headers.get("Content-Type", "").strip().lower() != "application/json":
+            exchange.discard_body()
+            raise ExchangeRefused(415, error_body("Content-Type should be application/json."))
         fault = self._faults.decide()
         if fault is not None:
             with self._lock:
