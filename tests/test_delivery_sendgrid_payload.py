@@ -52,9 +52,11 @@ def test_one_personalization_per_reader_with_attribution():
     payload = build_payload(sample_batch(readers=2, holdout=True))
     first = payload["personalizations"][0]
     assert first["to"] == [{"email": "reader0@example.com", "name": "Ann 0"}]
-    assert first["custom_args"] == {"edition_id": "2026-12-07", "reader_id": "1", "variant_id": "v1", "holdout": "1"}
-    assert first["headers"] == {"List-Unsubscribe": "<https://rf.example.com/u/t0>",
-                                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    # What the batch shares is said once at the top; SendGrid merges it into every personalization.
+    assert {**payload["custom_args"], **first["custom_args"]} == {"edition_id": "2026-12-07", "reader_id": "1",
+                                                                  "variant_id": "v1", "holdout": "1"}
+    assert {**payload["headers"], **first["headers"]} == {"List-Unsubscribe": "<https://rf.example.com/u/t0>",
+                                                          "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
     assert payload["categories"] == ["2026-12-07"]
     assert "sections" not in payload  # SendGrid removed top-level sections: never used
 

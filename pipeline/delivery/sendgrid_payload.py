@@ -122,15 +122,17 @@ def build_payload(batch: OutgoingBatch, *, sandbox: bool = False, asm_group_id: 
             "to": [to],
             "subject": envelope.subject,
             "substitutions": _substitutions(envelope, html_tags, text_tags, escaped),
-            "custom_args": {"edition_id": batch.edition_id, "reader_id": str(envelope.reader_id),
-                            "variant_id": batch.variant_id, "holdout": "1" if envelope.holdout else "0"},
-            "headers": {"List-Unsubscribe": f"<{envelope.unsubscribe_url}>",
-                        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+            "custom_args": {"reader_id": str(envelope.reader_id), "holdout": "1" if envelope.holdout else "0"},
+            "headers": {"List-Unsubscribe": f"<{envelope.unsubscribe_url}>"},
         })
     categories = list(dict.fromkeys(_ascii_category(c) for c in batch.categories if c))[:10]
     payload: dict = {
         "personalizations": personalizations,
         "from": {"email": batch.from_email, "name": batch.from_name} if batch.from_name else {"email": batch.from_email},
+        # What every reader of the batch shares is said once; SendGrid merges it into each
+        # personalization's custom_args and headers (events carry all four arguments).
+        "custom_args": {"edition_id": batch.edition_id, "variant_id": batch.variant_id},
+        "headers": {"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
         "content": [{"type": "text/plain",
                      "value": _content(batch.body.text, text_key, {t: text_value(v) for t, v in shared.items()})},
                     {"type": "text/html",
