@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, func, select
 
 from pipeline.audience.profile import Profile, TopicSignal
 from pipeline.errors import PipelineError, UnknownReader
+from pipeline.store.chunks import id_chunks
 from pipeline.store.database import Database
 from pipeline.store.models import Audience, Reader, ReaderInterest, ReaderNeed
 
@@ -61,7 +62,6 @@ _INTERESTS = select(ReaderInterest.reader_id, ReaderInterest.topic, ReaderIntere
                     ReaderInterest.learned_clicks, ReaderInterest.learned_exposures,
                     ReaderInterest.opted_out).where(ReaderInterest.reader_id.in_(_IDS))
 _NEEDS = select(ReaderNeed.reader_id, ReaderNeed.topic, ReaderNeed.until).where(ReaderNeed.reader_id.in_(_IDS))
-_CHUNK = 900  # ids per statement: under SQLite's bound-parameter limit on every version
 
 
 def load_profiles(db: Database, reader_ids: Sequence[int]) -> list[Profile]:
@@ -74,8 +74,8 @@ def load_profiles(db: Database, reader_ids: Sequence[int]) -> list[Profile]:
     opted_out: dict[int, set[str]] = {}
     needs: dict[int, dict] = {}
     with db.transaction() as connection:
-        for start in range(0, len(reader_ids), _CHUNK):
-            ids = {"ids": list(reader_ids[start:start + _CHUNK])}
+        for chunk in id_chunks(reader_ids):
+            ids = {"ids": list(chunk)}
             readers.update((row[0], tuple(row)) for row in connection.execute(_READERS, ids).all())
             # Plain rows, not ORM objects: this runs for every reader of every send.
             for reader_id, topic, declared, clicks, exposures, out in connection.execute(_INTERESTS, ids).all():

@@ -17,14 +17,13 @@ import orjson
 from sqlalchemy import Text, and_, bindparam, cast, func, select, update
 
 from pipeline.audience.directory import sendable
+from pipeline.store.chunks import id_chunks
 from pipeline.store.database import Database
 from pipeline.content.edition import Edition
 from pipeline.store.models import EditionSection, LedgerState, Reader, SendLedgerEntry, utcnow
 from pipeline.store.upsert import upsert_rows
 
 __all__ = ["SendLedger", "PlannedEntry", "PlannedBatch", "ClaimedEntry", "UnconfirmedBatch"]
-
-_CHUNK = 900  # stay under SQLite's bound-parameter limits
 
 # The statements of claim and confirm, built once: a send runs them for every batch, and
 # building an IN list of literal values per call cost more than SQLite's own work.
@@ -104,11 +103,6 @@ class UnconfirmedBatch:
     transport: str | None
 
 
-def _chunks(items: Sequence, size: int = _CHUNK):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 class SendLedger:
     """The ledger of one edition."""
 
@@ -185,7 +179,7 @@ class SendLedger:
                  .where(t.c.edition_id == self.edition_id).order_by(t.c.reader_id))
         found: list[PlannedEntry] = []
         with self.db.session() as session:
-            for part in _chunks(list(reader_ids)) if reader_ids is not None else [None]:
+            for part in id_chunks(list(reader_ids)) if reader_ids is not None else [None]:
                 scoped = query if part is None else query.where(t.c.reader_id.in_(part))
                 found += [PlannedEntry(r, v, list(p or []), bool(h)) for r, v, p, h in session.execute(scoped)]
         return sorted(found, key=lambda entry: entry.reader_id)
@@ -224,7 +218,7 @@ class SendLedger:
         skipped = 0
         with self.db.write_transaction() as connection:
             gone = list(connection.execute(_GONE, found).scalars())
-            for part in _chunks(gone):
+            for part in id_chunks(gone):
                 skipped += connection.execute(_SKIP, {"edition": self.edition_id, "ids": part}).rowcount
             connection.execute(_CLAIM, {**found, "size": batch.readers, "batch": batch_id, "transport": transport,
                                         "now": utcnow()})

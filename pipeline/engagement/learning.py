@@ -47,7 +47,7 @@ import datetime as dt
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,6 +56,7 @@ from sqlalchemy.exc import OperationalError
 
 from pipeline.engagement.events import SUPPRESSING, EventType
 from pipeline.errors import ConfigurationError, PipelineError
+from pipeline.store.chunks import id_chunks
 from pipeline.store.database import Database
 from pipeline.store.models import EditionSection, EngagementEvent, Reader, ReaderInterest, utcnow
 from pipeline.store.upsert import upsert_rows
@@ -77,7 +78,6 @@ POSITION_DECAY = 0.85
 # (`_human_open_share`): what a prefetched (Apple MPP) message counts as an exposure.
 DEFAULT_HUMAN_OPEN_SHARE = 0.4
 _OPEN_SHARE_STRENGTH = 200.0  # the default is worth this many messages against the observed share
-_CHUNK = 900  # ids per IN (...): under SQLite's bound-parameter limit
 _REMEMBERED = 1_000_000  # seen pairs and clicks a run keeps in memory (about 100 MB) before forgetting
 _VARIANTS = 50_000  # distinct picks a run keeps parsed
 _LOCK_KEY = 0x52464C4E  # PostgreSQL advisory lock: one applier at a time
@@ -148,11 +148,6 @@ class _Contended(PipelineError):
     """Another applier claimed some of this batch first; the batch is rolled back and re-read."""
 
 
-def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 class _Raw:
     """The batch's DB-API cursor, for the hot reads and writes.
 
@@ -174,7 +169,7 @@ class _Raw:
     def fetch(self, sql: str, params: list | tuple, ids: list | None = None) -> list[tuple]:
         """Rows of `sql` (`{m}`: a mark, `{ids}`: one mark per id), over chunks of `ids`."""
         rows: list[tuple] = []
-        for chunk in _chunks(ids) if ids is not None else [[]]:
+        for chunk in id_chunks(ids) if ids is not None else [[]]:
             self.cursor.execute(sql.format(m=self.mark, ids=",".join([self.mark] * len(chunk))), [*params, *chunk])
             rows.extend(self.cursor.fetchall())
         return rows
@@ -182,7 +177,7 @@ class _Raw:
     def count(self, sql: str, params: list | tuple, ids: list) -> int:
         """Rows changed by `sql` over every chunk of `ids`."""
         changed = 0
-        for chunk in _chunks(ids):
+        for chunk in id_chunks(ids):
             self.cursor.execute(sql.format(m=self.mark, ids=",".join([self.mark] * len(chunk))), [*params, *chunk])
             changed += self.cursor.rowcount
         return changed
@@ -416,7 +411,7 @@ class _BatchWork:
     def _group_topics(self, ids: list[int]) -> dict[int, str | None]:
         e = EngagementEvent.__table__.c
         found: dict[int, str | None] = {}
-        for chunk in _chunks(ids):
+        for chunk in id_chunks(ids):
             for event_id, raw in self.connection.execute(select(e.id, e.raw).where(e.id.in_(chunk))):
                 group = raw.get("asm_group_id") if isinstance(raw, dict) else None
                 found[event_id] = self.run.groups.get(str(group)) if group is not None else None
