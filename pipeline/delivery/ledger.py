@@ -53,6 +53,7 @@ _CLAIMED = (select(Reader.id, Reader.public_id, Reader.email, Reader.first_name,
 _OF_BATCH = and_(_OF_EDITION, _T.c.batch_id == bindparam("batch"), _T.c.state == LedgerState.SENDING)
 _CONFIRM = update(_T).where(_OF_BATCH).values(state=LedgerState.SENT, message_id=bindparam("message"),
                                                sent_at=bindparam("now"))
+_RELEASE = update(_T).where(_OF_BATCH).values(state=LedgerState.PLANNED, batch_id=None, sending_at=None)
 _CONFIRM_READER = (update(_T).where(_OF_BATCH, _T.c.reader_id == bindparam("rid"))
                    .values(state=LedgerState.SENT, message_id=bindparam("mid"), sent_at=bindparam("now")))
 
@@ -109,7 +110,6 @@ class SendLedger:
     def __init__(self, db: Database, edition_id: str):
         self.db = db
         self.edition_id = edition_id
-        self._table = SendLedgerEntry.__table__
 
     def record_sections(self, edition: Edition) -> None:
         """Keep each section's kind, title and topics, for learning and reports after the send."""
@@ -148,7 +148,8 @@ class SendLedger:
         chunks: list[tuple[int, int]] = []
         count = 0
         with self.db.transaction() as connection:
-            for reader_id in connection.execute(self._to_plan(audience_id).execution_options(yield_per=10_000)).scalars():
+            query = self._to_plan(audience_id).execution_options(yield_per=10_000)
+            for reader_id in connection.execute(query).scalars():
                 if limit is not None and count >= limit:
                     break
                 if count % size == 0:
@@ -168,19 +169,18 @@ class SendLedger:
                  "state": LedgerState.PLANNED, "planned_at": now}
                 for e in sorted(entries, key=lambda e: (e.variant_id, e.reader_id))]
         with self.db.write_transaction() as connection:
-            upsert_rows(connection, self._table, rows, ["edition_id", "reader_id"],
+            upsert_rows(connection, _T, rows, ["edition_id", "reader_id"],
                         ["variant_id", "picks", "holdout", "planned_at"],
-                        where=self._table.c.state == LedgerState.PLANNED)
+                        where=_T.c.state == LedgerState.PLANNED)
 
     def entries(self, reader_ids: Sequence[int] | None = None) -> list[PlannedEntry]:
         """What was chosen for each reader of this edition (any state), in reader order."""
-        t = self._table
-        query = (select(t.c.reader_id, t.c.variant_id, t.c.picks, t.c.holdout)
-                 .where(t.c.edition_id == self.edition_id).order_by(t.c.reader_id))
+        query = (select(_T.c.reader_id, _T.c.variant_id, _T.c.picks, _T.c.holdout)
+                 .where(_T.c.edition_id == self.edition_id).order_by(_T.c.reader_id))
         found: list[PlannedEntry] = []
         with self.db.session() as session:
             for part in id_chunks(list(reader_ids)) if reader_ids is not None else [None]:
-                scoped = query if part is None else query.where(t.c.reader_id.in_(part))
+                scoped = query if part is None else query.where(_T.c.reader_id.in_(part))
                 found += [PlannedEntry(r, v, list(p or []), bool(h)) for r, v, p, h in session.execute(scoped)]
         return sorted(found, key=lambda entry: entry.reader_id)
 
@@ -243,33 +243,27 @@ class SendLedger:
 
     def release(self, batch_id: str) -> int:
         """Put a batch that was certainly not delivered back to planned; returns how many readers."""
-        t = self._table
         with self.db.write_transaction() as connection:
-            result = connection.execute(update(t).where(t.c.edition_id == self.edition_id, t.c.batch_id == batch_id,
-                                                     t.c.state == LedgerState.SENDING)
-                                     .values(state=LedgerState.PLANNED, batch_id=None, sending_at=None))
-            return result.rowcount
+            return connection.execute(_RELEASE, {"edition": self.edition_id, "batch": batch_id}).rowcount
 
     def unconfirmed(self) -> list[UnconfirmedBatch]:
         """Batches stuck in `sending`: handed to the transport, never confirmed."""
-        t = self._table
         with self.db.session() as session:
-            rows = session.execute(select(t.c.batch_id, func.count(), func.min(t.c.sending_at), func.min(t.c.transport))
-                                   .where(t.c.edition_id == self.edition_id, t.c.state == LedgerState.SENDING)
-                                   .group_by(t.c.batch_id).order_by(t.c.batch_id)).all()
+            rows = session.execute(
+                select(_T.c.batch_id, func.count(), func.min(_T.c.sending_at), func.min(_T.c.transport))
+                .where(_T.c.edition_id == self.edition_id, _T.c.state == LedgerState.SENDING)
+                .group_by(_T.c.batch_id).order_by(_T.c.batch_id)).all()
         return [UnconfirmedBatch(*row) for row in rows]
 
     def counts(self) -> dict[str, int]:
         """Readers per state for this edition."""
-        t = self._table
         with self.db.session() as session:
-            found = dict(session.execute(select(t.c.state, func.count()).where(t.c.edition_id == self.edition_id)
-                                         .group_by(t.c.state)).all())
+            found = dict(session.execute(select(_T.c.state, func.count()).where(_T.c.edition_id == self.edition_id)
+                                         .group_by(_T.c.state)).all())
         return {state: found.get(state, 0) for state in LedgerState.ALL}
 
     def variants(self) -> int:
         """Distinct variants planned or sent for this edition."""
-        t = self._table
         with self.db.session() as session:
-            return session.scalar(select(func.count(func.distinct(t.c.variant_id)))
-                                  .where(t.c.edition_id == self.edition_id)) or 0
+            return session.scalar(select(func.count(func.distinct(_T.c.variant_id)))
+                                  .where(_T.c.edition_id == self.edition_id)) or 0
