@@ -25,7 +25,9 @@ from pipeline.content.policy import (
     PolicySettings,
     choose_sections,
     editorial_sections,
+    population_means,
 )
+from pipeline.engagement.learning import BASE_CTR
 from pipeline.content.selection import REASON_FILL, REASON_PINNED, select_sections
 from pipeline.errors import ConfigurationError
 from pipeline.store.models import Reader, ReaderInterest
@@ -234,6 +236,28 @@ def test_cold_start_reader_follows_the_population_prior(edition):
         selection = choose_sections(edition, reader_with_history, today=TODAY, seed=seed, population=population)
         assert {"ai-evals", "ai-links", "seed-terms"} <= set(selection.section_ids[1:4])
         assert selection.reasons["ai-evals"] == "you often read AI" and selection.reasons["seed-terms"] == REASON_POPULAR
+
+
+def test_in_an_audience_that_clicks_little_barely_shown_topics_do_not_outrank_clicked_ones(edition):
+    """Below BASE_CTR, a topic the audience barely saw is worth the audience's own rate, not more.
+
+    Shrunk towards the constant BASE_CTR, "design" (seen 5 times, no clicks) was worth more than
+    "funding" (the audience's best topic at 4%), and newcomers got it instead.
+    """
+    population = {t: shown(10_000, 100) for t in edition.taxonomy.labels} | {
+        "funding": shown(10_000, 400), "design": shown(5, 0)}
+    means = population_means(population)
+    assert means["design"] < means["funding"]
+    assert means["design"] == pytest.approx(sum(s.clicks for s in population.values())
+                                            / sum(s.exposures for s in population.values()), rel=0.05)
+    newcomer = reader(5)
+    selection = choose_sections(edition, newcomer, today=TODAY, seed=0, population=population,
+                                policy_settings=PolicySettings(exploration=0.0))
+    assert topics_of(edition, selection)[0] == "funding"  # not "design", first with the constant
+    # An audience that clicks more than BASE_CTR keeps BASE_CTR for what it barely saw: the editor
+    # did not favour it, and it is not assumed as good as what readers were shown and clicked.
+    eager = {t: shown(10_000, 1_000) for t in edition.taxonomy.labels} | {"design": shown(5, 0)}
+    assert population_means(eager)["design"] == pytest.approx(BASE_CTR, rel=0.01)
 
 
 def test_with_no_signal_the_copy_is_the_editors(edition):

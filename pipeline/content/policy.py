@@ -171,33 +171,52 @@ def reader_stream(edition_id: str, profile: Profile, seed: int) -> random.Random
     return random.Random(int.from_bytes(digest, "big"))
 
 
-_AVERAGE = "\x00average"  # key of the audience's click rate over every topic in the means
+_AVERAGE = "\x00average"  # key of the mean of the topics' click rates in the means
+_POOLED = "\x00pooled"  # key of what a topic the audience was never shown is worth (see population_means)
+_PRIVATE = (_AVERAGE, _POOLED)
 
 
 def population_beta(population: Mapping[str, TopicSignal]) -> dict[str, tuple[float, float]]:
     """Beta priors of an undeclared topic from the audience's click rate (`population_means`), worth PRIOR_STRENGTH exposures each."""
     return {topic: topic_posterior(None, None, undeclared_mean=mean)
-            for topic, mean in population_means(population).items() if topic != _AVERAGE}
+            for topic, mean in population_means(population).items() if topic not in _PRIVATE}
+
+
+def _prior_of_unshown(means: Mapping[str, float]) -> tuple[float, float]:
+    """The Beta prior of a topic the audience has never been shown: the pooled rate, or BASE_CTR with no audience."""
+    return topic_posterior(None, None, undeclared_mean=means.get(_POOLED))
 
 
 def population_means(population: Mapping[str, TopicSignal]) -> dict[str, float]:
-    """The audience's click rate per topic, shrunk towards BASE_CTR by a topic's average exposures.
+    """The audience's click rate per topic, shrunk towards the lower of BASE_CTR and the audience's pooled rate.
 
-    Also holds the mean over topics under a private key: above it, a reason may say 'popular'.
+    The pooled rate is every click over every exposure (itself shrunk towards BASE_CTR). A topic
+    the audience has barely been shown is worth about that target. Shrunk towards BASE_CTR
+    alone, in an audience that clicks less than BASE_CTR, such topics outranked every topic
+    readers had been shown and clicked, and copies swapped the popular topics for untried ones
+    (in a simulated audience clicking 8% of first-placed favourites, personalised readers fell
+    to 0.67 of the editorial newsletter's clicks at edition 2). Above BASE_CTR the target stays
+    BASE_CTR: a topic barely shown is one the editor did not favour, not an average one. Also
+    holds, under private keys, that target and the mean over topics (above which a reason may
+    say 'popular').
     """
     counts = {}
-    total_exposures = 0.0
+    total_clicks = total_exposures = 0.0
     for topic, signal in population.items():
         exposures = max(0.0, signal.exposures)
-        counts[topic] = (min(max(0.0, signal.clicks), exposures), exposures)
+        clicks = min(max(0.0, signal.clicks), exposures)
+        counts[topic] = (clicks, exposures)
+        total_clicks += clicks
         total_exposures += exposures
     if not counts:
         return {}
+    pooled = min(BASE_CTR, (total_clicks + BASE_CTR * PRIOR_STRENGTH) / (total_exposures + PRIOR_STRENGTH))
     # Worth as many exposures as a topic gets on average: a topic shown to few readers (often
     # only its devotees, or only with a popular co-topic) is not trusted over one shown to many.
     strength = max(PRIOR_STRENGTH, total_exposures / len(counts))
-    means = {topic: (clicks + BASE_CTR * strength) / (exposures + strength) for topic, (clicks, exposures) in counts.items()}
+    means = {topic: (clicks + pooled * strength) / (exposures + strength) for topic, (clicks, exposures) in counts.items()}
     means[_AVERAGE] = sum(means.values()) / len(means)
+    means[_POOLED] = pooled
     return means
 
 
@@ -215,7 +234,7 @@ def _population_priors(population: Mapping[str, TopicSignal] | None
         return last[1]
     # One population serves a whole send: convert it once, not once per reader.
     means = population_means(population)
-    found = (means, population_beta(population))
+    found = (means, {**population_beta(population), _POOLED: _prior_of_unshown(means)})
     _LAST_POPULATION = (population, found)
     return found
 
@@ -308,6 +327,8 @@ def _thompson(edition: Edition, profile: Profile, today: dt.date, seed: int, set
     opted, interests, learned = profile.opted_out, profile.interests, profile.learned
     needs = profile.current_needs(today) if profile.needs else {}
     means, priors = _population_priors(population)
+    pooled = means.get(_POOLED)
+    unshown = priors.get(_POOLED, _UNKNOWN)
     rng = reader_stream(edition.id, profile, seed)
     betavariate = rng.betavariate
 
@@ -318,9 +339,9 @@ def _thompson(edition: Edition, profile: Profile, today: dt.date, seed: int, set
             continue
         signal, weight = learned.get(topic), interests.get(topic)
         if signal is None and not weight:
-            alpha, beta = priors.get(topic, _UNKNOWN)
+            alpha, beta = priors.get(topic, unshown)
         else:
-            alpha, beta = topic_posterior(weight, signal, undeclared_mean=means.get(topic))
+            alpha, beta = topic_posterior(weight, signal, undeclared_mean=means.get(topic, pooled))
         if signal is not None and signal.clicks > 0:
             # A clicked topic is drawn from its posterior, sharpened (see the module docstring).
             value = betavariate(alpha * SHARPENING, beta * SHARPENING)
@@ -451,8 +472,9 @@ def _reason(walk: _Walk, which: int, profile: Profile, needs: Mapping[str, dt.da
     weight = profile.interests.get(topic)
     signal = profile.learned.get(topic)
     mean = means.get(topic)
+    prior = means.get(topic, means.get(_POOLED))
     if signal is not None and signal.clicks >= 1.0 and (
-            expected_ctr(weight, signal, undeclared_mean=mean) > expected_ctr(weight, None, undeclared_mean=mean)):
+            expected_ctr(weight, signal, undeclared_mean=prior) > expected_ctr(weight, None, undeclared_mean=prior)):
         return REASON_LEARNED.format(label=label)
     if weight:
         return REASON_FOLLOW.format(label=label)
