@@ -128,8 +128,8 @@ def test_open_or_click_exposes_once(world):
     assert report.exposures == 0
 
 
-def test_click_raises_the_clicked_sections_topics_once(world):
-    """A click adds one click to each topic of its section, once per edition, reader and section."""
+def test_click_is_shared_by_its_sections_topics_once(world):
+    """A click is one click shared equally by its section's topics, once per edition, reader and section."""
     add(world, "delivered")
     add(world, "click", section="s-ai")
     add(world, "click", section="s-ai")
@@ -137,7 +137,7 @@ def test_click_raises_the_clicked_sections_topics_once(world):
     add(world, "click", section="s-ai")
     second = learn(world)
     learned = interests(world)
-    assert learned["ai"][:2] == (1, round(AI, 9)) and learned["data"][:2] == (1, round(AI, 9))
+    assert learned["ai"][:2] == (0.5, round(AI, 9)) and learned["data"][:2] == (0.5, round(AI, 9))
     assert learned["climate"][:2] == (0, round(CLIMATE, 9))
     assert (first.clicks, first.repeat_clicks, second.clicks, second.repeat_clicks) == (1, 1, 0, 1)
 

@@ -34,7 +34,7 @@ def test_flow_applies_stored_events_and_publishes_a_summary(prefect_harness, wor
     summary = state.result()
     assert (summary["events"], summary["exposures"], summary["clicks"], summary["suppressed"],
             summary["opt_outs"]) == (4, 1, 1, 1, 1)
-    assert interests(world)["ai"][:2] == (1, round(AI, 9)) and interests(world, 2)["climate"][3] is True  # ai at place 2
+    assert interests(world)["ai"][:2] == (0.5, round(AI, 9)) and interests(world, 2)["climate"][3] is True  # ai at place 2, its click shared with data
     with world.session() as session:
         assert session.scalar(select(Reader.status).where(Reader.id == 3)) == "cleaned"
         assert all(session.scalars(select(EngagementEvent.applied)))

@@ -32,7 +32,11 @@ Rules, per event type:
   opens are invisible: the message counts as seen with the audience's human-open share
   (`_human_open_share`), and a later click of theirs makes it a whole exposure.
 - delivered exposes nothing (it only resets soft bounces, below).
-- click: +1 click per topic of the section, once per (edition, reader, section).
+- click: one click, once per (edition, reader, section), shared equally by the section's topics.
+  A click on a section about two topics says the reader wanted one of them, not both: counted
+  whole for each, a rare topic that came with a popular one was credited the popular one's
+  clicks, and the whole audience was then offered it (in a simulated audience, a topic clicked
+  1.5% of the time on its own was rated at 5.8% after one edition, second of twelve).
 - unsubscribe and spam_report unsubscribe the reader, hard_bounce cleans them; the first
   suppression stands (reason and time are not overwritten by later ones).
 - soft_bounce counts up to soft_bounce_limit, which cleans the reader ('soft_bounces'). A later
@@ -347,8 +351,11 @@ class _BatchWork:
         # was seen: count the exposure too, so that clicks never outnumber exposures.
         shown = self.picks.get((edition, rid))
         exposure = 0.0 if shown is not None and section in shown[0] else 1.0
-        self.learned.extend([(rid, topic, 1.0, exposure, stamp)
-                             for topic in self.run.topics.get(edition, {}).get(section, ())])
+        # A section on several topics was clicked for one of them, and which is unknown: each gets
+        # an equal share of the click (each was seen, so each gets the whole exposure).
+        topics = self.run.topics.get(edition, {}).get(section, ())
+        credit = 1.0 / len(topics) if topics else 1.0
+        self.learned.extend([(rid, topic, credit, exposure, stamp) for topic in topics])
 
     def _suppress(self, reader: list[Any], status: str, reason: str, moment: dt.datetime) -> None:
         if reader[1] is not None:
