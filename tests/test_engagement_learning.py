@@ -10,7 +10,7 @@ from sqlalchemy import insert, select, text
 
 from pipeline.audience.profile import TopicSignal
 from pipeline.engagement.learning import (BASE_CTR, DECLARED_CTR, DEFAULT_HUMAN_OPEN_SHARE, POSITION_DECAY, PRIOR_STRENGTH, apply_events,
-                                          expected_ctr, topic_posterior)
+                                          expected_ctr, position_decay, topic_posterior)
 from pipeline.errors import ConfigurationError
 from pipeline.store.models import (Audience, EditionSection, EngagementEvent, Reader, ReaderInterest,
                                    SendLedgerEntry)
@@ -352,6 +352,60 @@ def test_a_failing_batch_leaves_its_events_unapplied(world):
     assert reader(world, 2).status == "unsubscribed" and interests(world, 2)["climate"][:2] == (0, round(CLIMATE, 9))
 
 
+def pair_world(db):
+    """Reader 3 was sent climate, ai+data and a second climate section two places below the first."""
+    with db.session() as session:
+        session.add(EditionSection(edition_id="e1", section_id="s-climate-2", position=4, kind="story",
+                                   title="s-climate-2", topics=["climate"], pinned=False))
+        session.add(SendLedgerEntry(edition_id="e1", reader_id=3, audience_id=1, variant_id="w", state="sent",
+                                    picks=[["s-climate", "r"], ["s-ai", "r"], ["s-climate-2", "r"]]))
+    return db
+
+
+def pair_clicks(db) -> list[tuple]:
+    with db.engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(text(
+            "SELECT gap, earlier, later FROM position_clicks ORDER BY gap"))]
+
+
+def test_clicks_on_two_sections_of_one_topic_estimate_the_position_decay(world):
+    """Only a pair of one-topic sections on the same topic in one copy counts; the next run weighs exposures by the estimate."""
+    pair_world(world)
+    add(world, "click", 3, section="s-climate-2")  # the lower of a climate pair two places apart
+    add(world, "click", 3, section="s-ai")  # on two topics: might have been for either, no pair
+    add(world, "click", 1, section="s-climate")  # reader 1's copy has one climate section: no pair
+    first = learn(world)
+    assert pair_clicks(world) == [(2, 0.0, 1.0)]
+    assert first.position_decay == POSITION_DECAY  # nothing was known when the run began
+    add(world, "click", 3, section="s-climate")  # now the upper one
+    learn(world)
+    assert pair_clicks(world) == [(2, 1.0, 1.0)]
+    # Readers clicking the section one place down half as often as the one above: d = 0.5.
+    with world.engine.begin() as connection:
+        connection.execute(text("INSERT INTO position_clicks (gap, earlier, later) VALUES (1, 20000, 10000)"))
+    add(world, "open", 2, edition="e2")
+    third = learn(world)
+    assert third.position_decay == pytest.approx(0.5, abs=0.01)
+    clicks, exposures = interests(world, 2)["climate"][:2]
+    assert clicks == 0 and exposures == pytest.approx(third.position_decay, abs=1e-3)  # climate was at place 1
+
+
+def test_position_decay_solves_later_clicks_against_earlier_ones(db):
+    """d with sum(later) = sum(earlier x d ** gap), the prior worth a few clicks, clamped to 0.2-1."""
+    def estimate(rows):
+        with db.engine.begin() as connection:
+            connection.execute(text("DELETE FROM position_clicks"))
+            for gap, earlier, later in rows:
+                connection.execute(text("INSERT INTO position_clicks (gap, earlier, later) VALUES (:g, :e, :l)"),
+                                   {"g": gap, "e": earlier, "l": later})
+            return position_decay(connection)
+
+    assert estimate([]) == pytest.approx(POSITION_DECAY)
+    assert estimate([(1, 5000, 3000), (2, 4000, 0.36 * 4000), (3, 1000, 0.216 * 1000)]) == pytest.approx(0.6, abs=0.005)
+    assert estimate([(1, 10, 9)]) == pytest.approx(0.86, abs=0.01)  # a few clicks barely move the prior
+    assert estimate([(1, 1000, 1500)]) == 1.0 and estimate([(1, 10000, 1)]) == 0.2
+
+
 def test_bad_settings_are_refused(world):
     """A half-life of zero is a configuration error that names the setting."""
     with pytest.raises(ConfigurationError, match="READERFIRST_HALF_LIFE_DAYS"):
@@ -374,3 +428,8 @@ def test_learning_on_postgres(pg_world):
     assert interests(pg_world)["climate"] == (0, 0, None, True)
     assert reader(pg_world, 3).status == "unsubscribed"
     assert (first.events, first.batches, second.events, second.repeat_clicks) == (4, 2, 3, 1)
+    pair_world(pg_world)
+    add(pg_world, "click", 3, section="s-climate-2")
+    add(pg_world, "click", 3, section="s-climate")
+    learn(pg_world, batch_size=1)  # two batches: the second adds to the row the first made
+    assert pair_clicks(pg_world) == [(2, 1.0, 1.0)]

@@ -37,6 +37,7 @@ __all__ = [
     "EngagementEvent",
     "EditionSection",
     "QuarantinedEvent",
+    "PositionClicks",
     "utcnow",
 ]
 
@@ -106,6 +107,21 @@ class ReaderInterest(Base):
     learned_exposures: Mapped[float] = mapped_column(Float, default=0.0)
     learned_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class PositionClicks(Base):
+    """Clicks on two sections of the same topic in one reader's copy, by how many places apart they were.
+
+    `earlier` counts clicks on the upper section of such a pair, `later` on the lower one: the
+    same reader, the same topic and the same reading, so `later / earlier` is the position
+    bias over `gap` places (see `pipeline.engagement.learning.position_decay`).
+    """
+
+    __tablename__ = "position_clicks"
+
+    gap: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    earlier: Mapped[float] = mapped_column(Float, default=0.0)
+    later: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class ReaderNeed(Base):
