@@ -421,7 +421,9 @@ class Run:
         ranking = np.argsort(-scores[:, cands.kind_of], axis=1, kind="stable")  # equal kinds tie exactly
         editorial = [ShownSection(sid, edition.by_id[sid].topics, place)
                      for place, sid in enumerate(editorial_sections(edition).section_ids)]
-        rows = {"reference": [], "editorial": [], "oracle": []}
+        rows = {"reference": [], "editorial": [], "oracle": [], "predicted": []}
+        engagement = self.model.engagement
+        weight = engagement.open_rate * engagement.click_rate * engagement.position_decay ** np.arange(k)
         drifted, declared = [], []
         width = min(k, len(cands.sections))
         shown = np.zeros((readers, width), dtype=np.int64)
@@ -433,6 +435,8 @@ class Run:
             response = self.audience.respond(email, number, mine)
             opened[r] = response.opened
             shown[r, :len(picks)] = cands.kind_of[picks]
+            # What the posterior expects of its own choice: unbiased for the truth if the posterior is right.
+            rows["predicted"].append(float(weight[:len(picks)] @ scores[r, cands.kind_of[picks]]))
             clicked[r, :len(picks)] = [s.section_id in response.clicks for s in mine]
             best = self.audience.oracle(email, number, cands.sections, k=k, max_per_topic=cap)
             for arm, newsletter in (("reference", mine), ("editorial", editorial), ("oracle", best)):
@@ -455,6 +459,7 @@ def figures(number: int, rows: dict[str, list[float]], drifted: list[bool], decl
         return ratio(mean([rows["reference"][i] for i in picked]), mean([rows["oracle"][i] for i in picked]))
 
     return {"edition": number, "ctr_reference": ref, "ctr_editorial": edi, "ctr_oracle": ora,
+            "ctr_predicted": mean(rows["predicted"]),
             "reference_vs_oracle": ratio(ref, ora), "reference_vs_editorial": ratio(ref, edi),
             "oracle_vs_editorial": ratio(ora, edi), "drifted_reference_vs_oracle": over(drifted),
             "drifted_readers": sum(drifted), "undeclared_reference_vs_oracle": over([not d for d in declared]),
@@ -506,10 +511,10 @@ def print_run(result: dict) -> None:
           f"conditioned on: {', '.join(f'{k} {v}' for k, v in sorted(result['conditioning'].items()))}  "
           f"drift at {result['drift_at'] or '-'}  {result['seconds']} s")
     policy = result.get("policy")
-    print(f"{'ed':>3} {'ctr_ref':>8} {'ctr_edi':>8} {'ctr_ora':>8} {'ref/ora':>8} {'ref/edi':>8} {'ora/edi':>8} "
+    print(f"{'ed':>3} {'ctr_pred':>8} {'ctr_ref':>8} {'ctr_edi':>8} {'ctr_ora':>8} {'ref/ora':>8} {'ref/edi':>8} {'ora/edi':>8} "
           f"{'drift r/o':>9} {'undecl r/o':>10} {'ess_min':>8} {'ess<50':>6}" + (f" {'policy/ora':>10}" if policy else ""))
     for i, e in enumerate(result["editions"]):
-        line = (f"{e['edition']:>3} {e['ctr_reference']:8.4f} {e['ctr_editorial']:8.4f} {e['ctr_oracle']:8.4f} "
+        line = (f"{e['edition']:>3} {e['ctr_predicted']:8.4f} {e['ctr_reference']:8.4f} {e['ctr_editorial']:8.4f} {e['ctr_oracle']:8.4f} "
                 f"{fmt(e['reference_vs_oracle']):>8} {fmt(e['reference_vs_editorial']):>8} "
                 f"{fmt(e['oracle_vs_editorial']):>8} {fmt(e['drifted_reference_vs_oracle']):>9} "
                 f"{fmt(e['undeclared_reference_vs_oracle']):>10} {e['ess_min']:8.0f} {e['ess_below_50']:>6}")
