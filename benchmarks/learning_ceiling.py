@@ -302,8 +302,9 @@ class Learner:
             self.stale_evidence[block.readers] = summarise(block.logw, zeros)[1]
         self.fresh = Block.start(self.prior, np.arange(readers))
 
-    def scores(self, kinds: Sequence[tuple[int, ...]], readers: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per reader, the posterior mean affinity of each section kind, and the effective sample size."""
+    def scores(self, kinds: Sequence[tuple[int, ...]],
+               readers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Per reader: posterior mean affinity of each section kind, effective sample size, P(drifted)."""
         means = np.empty((readers, len(kinds)))
         evidence = np.empty(readers)
         squares = np.empty(readers)
@@ -311,7 +312,7 @@ class Learner:
             m, e, s = summarise(block.logw, section_affinities(self.bank[block.pool.rows], kinds))
             means[block.readers], evidence[block.readers], squares[block.readers] = m, e, s
         if self.fresh is None:
-            return means, 1.0 / squares
+            return means, 1.0 / squares, None
         fresh_means, fresh_evidence, fresh_squares = summarise(
             self.fresh.logw, section_affinities(self.bank[self.prior.rows], kinds))
         share = self.model.drift.share
@@ -321,7 +322,7 @@ class Learner:
         drifted = 1.0 / (1.0 + np.exp(np.clip(log_stay - log_drift, -700, 700)))
         mixed = (1 - drifted)[:, None] * means + drifted[:, None] * fresh_means
         ess = 1.0 / ((1 - drifted) ** 2 * squares + drifted ** 2 * fresh_squares)
-        return mixed, ess
+        return mixed, ess, drifted
 
     def observe(self, number: int, kinds: Sequence[tuple[int, ...]], opened: np.ndarray, shown: np.ndarray,
                 clicked: np.ndarray) -> None:
@@ -417,7 +418,7 @@ class Run:
         k, cap = edition.sections_per_reader, edition.max_per_topic
         readers = len(self.emails)
         self.learner.begin(number, readers)
-        scores, ess = self.learner.scores(cands.kinds, readers)
+        scores, ess, belief = self.learner.scores(cands.kinds, readers)
         ranking = np.argsort(-scores[:, cands.kind_of], axis=1, kind="stable")  # equal kinds tie exactly
         editorial = [ShownSection(sid, edition.by_id[sid].topics, place)
                      for place, sid in enumerate(editorial_sections(edition).section_ids)]
@@ -444,11 +445,11 @@ class Run:
             drifted.append(self.audience.reader(email).drifted(number))
             declared.append(bool(self.declarations[r]))
         self.learner.observe(number, cands.kinds, opened, shown, clicked)
-        return figures(number, rows, drifted, declared, ess)
+        return figures(number, rows, drifted, declared, ess, belief)
 
 
 def figures(number: int, rows: dict[str, list[float]], drifted: list[bool], declared: list[bool],
-            ess: np.ndarray) -> dict:
+            ess: np.ndarray, belief: np.ndarray | None) -> dict:
     """One edition's CTRs and ratios, over every reader and over drifted / undeclared ones."""
     ref, edi, ora = (mean(rows[a]) for a in ("reference", "editorial", "oracle"))
 
@@ -463,7 +464,10 @@ def figures(number: int, rows: dict[str, list[float]], drifted: list[bool], decl
             "reference_vs_oracle": ratio(ref, ora), "reference_vs_editorial": ratio(ref, edi),
             "oracle_vs_editorial": ratio(ora, edi), "drifted_reference_vs_oracle": over(drifted),
             "drifted_readers": sum(drifted), "undeclared_reference_vs_oracle": over([not d for d in declared]),
-            "ess_min": float(ess.min()), "ess_below_50": int((ess < ESS_WARN).sum())}
+            "ess_min": float(ess.min()), "ess_below_50": int((ess < ESS_WARN).sum()),
+            # The learner's mean P(drifted) over readers who did drift and over those who did not.
+            "belief_drifted": None if belief is None else float(belief[np.array(drifted)].mean()),
+            "belief_stayed": None if belief is None else float(belief[~np.array(drifted)].mean())}
 
 
 def read_audience(path: Path) -> tuple[list[str], list[str]]:
@@ -505,22 +509,45 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+def belief(entry: dict) -> str:
+    """Mean P(drifted) the learner holds for readers who drifted / who did not."""
+    if entry["belief_drifted"] is None:
+        return "-"
+    return f"{entry['belief_drifted']:.2f}/{entry['belief_stayed']:.2f}"
+
+
+# Per-edition columns: header, width, and how an edition's figures are shown.
+COLUMNS = (
+    ("ed", 3, lambda e: str(e["edition"])),
+    ("ctr_pred", 8, lambda e: f"{e['ctr_predicted']:.4f}"),
+    ("ctr_ref", 8, lambda e: f"{e['ctr_reference']:.4f}"),
+    ("ctr_edi", 8, lambda e: f"{e['ctr_editorial']:.4f}"),
+    ("ctr_ora", 8, lambda e: f"{e['ctr_oracle']:.4f}"),
+    ("ref/ora", 8, lambda e: fmt(e["reference_vs_oracle"])),
+    ("ref/edi", 8, lambda e: fmt(e["reference_vs_editorial"])),
+    ("ora/edi", 8, lambda e: fmt(e["oracle_vs_editorial"])),
+    ("drift r/o", 9, lambda e: fmt(e["drifted_reference_vs_oracle"])),
+    ("undecl r/o", 10, lambda e: fmt(e["undeclared_reference_vs_oracle"])),
+    ("ess_min", 8, lambda e: f"{e['ess_min']:.0f}"),
+    ("ess<50", 6, lambda e: str(e["ess_below_50"])),
+    ("P(drift) d/s", 12, belief),
+)
+
+
 def print_run(result: dict) -> None:
+    """A run's header and one line per edition (with the production policy's figure when run)."""
+    conditioning = ", ".join(f"{k} {v}" for k, v in sorted(result["conditioning"].items()))
     print(f"\n{result['model']}  seed {result['seed']}  {result['readers']} readers  "
           f"{result['declared_readers']} declared  particles {result['particles']} (bank {result['bank']})  "
-          f"conditioned on: {', '.join(f'{k} {v}' for k, v in sorted(result['conditioning'].items()))}  "
-          f"drift at {result['drift_at'] or '-'}  {result['seconds']} s")
+          f"conditioned on: {conditioning}  drift at {result['drift_at'] or '-'}  {result['seconds']} s")
     policy = result.get("policy")
-    print(f"{'ed':>3} {'ctr_pred':>8} {'ctr_ref':>8} {'ctr_edi':>8} {'ctr_ora':>8} {'ref/ora':>8} {'ref/edi':>8} {'ora/edi':>8} "
-          f"{'drift r/o':>9} {'undecl r/o':>10} {'ess_min':>8} {'ess<50':>6}" + (f" {'policy/ora':>10}" if policy else ""))
-    for i, e in enumerate(result["editions"]):
-        line = (f"{e['edition']:>3} {e['ctr_predicted']:8.4f} {e['ctr_reference']:8.4f} {e['ctr_editorial']:8.4f} {e['ctr_oracle']:8.4f} "
-                f"{fmt(e['reference_vs_oracle']):>8} {fmt(e['reference_vs_editorial']):>8} "
-                f"{fmt(e['oracle_vs_editorial']):>8} {fmt(e['drifted_reference_vs_oracle']):>9} "
-                f"{fmt(e['undeclared_reference_vs_oracle']):>10} {e['ess_min']:8.0f} {e['ess_below_50']:>6}")
+    extra = [("policy/ora", 10)] if policy else []
+    print(" ".join(f"{name:>{width}}" for name, width, *_ in [*COLUMNS, *extra]))
+    for i, entry in enumerate(result["editions"]):
+        cells = [f"{show(entry):>{width}}" for _, width, show in COLUMNS]
         if policy:
-            line += f" {fmt(policy[i]):>10}"
-        print(line, flush=True)
+            cells.append(f"{fmt(policy[i]):>10}")
+        print(" ".join(cells), flush=True)
 
 
 def print_summary(results: list[dict]) -> None:
