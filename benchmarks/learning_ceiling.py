@@ -229,12 +229,16 @@ def summarise(logw: np.ndarray, affinity: np.ndarray) -> tuple[np.ndarray, np.nd
     for part in chunks(len(logw)):
         block = logw[part].astype(np.float64)
         top = block.max(axis=1, keepdims=True)
+        # No particle explains what this reader did (possible only with click chances of exactly 0
+        # or 1): keep the pool's plain average, with no evidence and an effective sample size of 1.
+        dead = ~np.isfinite(top[:, 0])
+        block[dead], top[dead] = 0.0, 0.0
         weights = np.exp(block - top)
         total = weights.sum(axis=1, keepdims=True)
         weights /= total
         means[part] = weights @ affinity
-        evidence[part] = top[:, 0] + np.log(total[:, 0] / block.shape[1])
-        squares[part] = np.einsum("ij,ij->i", weights, weights)
+        evidence[part] = np.where(dead, -np.inf, top[:, 0] + np.log(total[:, 0] / block.shape[1]))
+        squares[part] = np.where(dead, 1.0, np.einsum("ij,ij->i", weights, weights))
     return means, evidence, squares
 
 
@@ -251,7 +255,7 @@ def click_loglik(affinity: np.ndarray, shown: np.ndarray, clicked: np.ndarray, c
 
 
 def condition(block: Block, affinity: np.ndarray, local: np.ndarray, shown: np.ndarray, clicked: np.ndarray,
-            model: ReaderModel) -> None:
+              model: ReaderModel) -> None:
     """Multiply in the likelihood of what the block's readers at rows `local` did with what they read."""
     engagement = model.engagement
     for part in chunks(len(local)):
@@ -319,12 +323,14 @@ class Learner:
         # P(drifted | evidence): stay = (1 - s) Z(all clicks on the old draw); drift = s Z(old) Z(new).
         log_stay = math.log1p(-share) + evidence if share < 1 else np.full(readers, -np.inf)
         log_drift = math.log(share) + self.stale_evidence + fresh_evidence if share > 0 else np.full(readers, -np.inf)
-        drifted = 1.0 / (1.0 + np.exp(np.clip(log_stay - log_drift, -700, 700)))
+        with np.errstate(invalid="ignore"):
+            odds = np.nan_to_num(log_stay - log_drift, nan=0.0)  # neither branch explains the reader: even
+        drifted = 1.0 / (1.0 + np.exp(np.clip(odds, -700, 700)))
         mixed = (1 - drifted)[:, None] * means + drifted[:, None] * fresh_means
         ess = 1.0 / ((1 - drifted) ** 2 * squares + drifted ** 2 * fresh_squares)
         return mixed, ess, drifted
 
-    def observe(self, number: int, kinds: Sequence[tuple[int, ...]], opened: np.ndarray, shown: np.ndarray,
+    def observe(self, kinds: Sequence[tuple[int, ...]], opened: np.ndarray, shown: np.ndarray,
                 clicked: np.ndarray) -> None:
         """Condition every reader who read the newsletter on their clicks (readers x positions arrays)."""
         for block in self.blocks:
@@ -444,7 +450,7 @@ class Run:
                 rows[arm].append(self.audience.expect(email, number, newsletter).clicks)
             drifted.append(self.audience.reader(email).drifted(number))
             declared.append(bool(self.declarations[r]))
-        self.learner.observe(number, cands.kinds, opened, shown, clicked)
+        self.learner.observe(cands.kinds, opened, shown, clicked)
         return figures(number, rows, drifted, declared, ess, belief)
 
 
