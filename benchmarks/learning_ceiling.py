@@ -399,8 +399,8 @@ def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def ratio(a: float, b: float) -> float:
-    return a / b if b else math.nan
+def ratio(a: float, b: float) -> float | None:
+    return a / b if b else None  # None, not NaN: the JSON stays valid
 
 
 @dataclass
