@@ -260,6 +260,20 @@ def test_in_an_audience_that_clicks_little_barely_shown_topics_do_not_outrank_cl
     assert population_means(eager)["design"] == pytest.approx(BASE_CTR, rel=0.01)
 
 
+def test_a_section_on_two_likely_topics_comes_before_the_likeliest_topics_own(edition):
+    """For a reader whose favourite is unknown, AI + Security (9% each) beats Climate alone (10%)."""
+    population = {t: shown(10_000, 500) for t in edition.taxonomy.labels} | {
+        "climate": shown(10_000, 1_000), "ai": shown(10_000, 900), "security": shown(10_000, 900)}
+    settings = PolicySettings(exploration=0.0)
+    newcomer = choose_sections(edition, reader(7), today=TODAY, seed=0, population=population, policy_settings=settings)
+    assert newcomer.section_ids[:2] == ("editors-note", "ai-links")
+    # Once the reader has shown they read Climate, its sections lead again.
+    fan = reader(7, learned={"climate": shown(4, 3)})
+    for seed in range(20):
+        selection = choose_sections(edition, fan, today=TODAY, seed=seed, population=population, policy_settings=settings)
+        assert selection.section_ids[1:3] == ("heat-pumps-offices", "climate-links")
+
+
 def test_with_no_signal_the_copy_is_the_editors(edition):
     """A reader with no history, no interests and no audience figures gets the editor's order, so reasoned."""
     for index in range(50):
