@@ -16,7 +16,7 @@ from pipeline.delivery.preparation import prepare_edition
 from pipeline.simulation.evaluate import START, run_evaluation
 from pipeline.simulation.inputs import write_edition
 from pipeline.simulation.models import load_reader_model
-from pipeline.engagement.learning import position_decay
+from pipeline.engagement.learning import POSITION_DECAY, position_decay
 from pipeline.store.database import open_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,8 +179,9 @@ def test_the_loop_learns_the_audiences_position_bias(tmp_path):
             estimate = position_decay(connection)
     finally:
         db.dispose()
-    # About 1,000 pair clicks in three editions: over six seeds the estimate ranged 0.59-0.70.
-    assert estimate == pytest.approx(0.6, abs=0.06)
+    # About 1,000 pair clicks in three editions, so the estimate's standard error is about 0.04
+    # (over six seeds it ranged 0.59-0.70): three of them either side, and far from the start.
+    assert estimate == pytest.approx(0.6, abs=0.12) and estimate < POSITION_DECAY - 0.1
 
 
 def test_the_outbox_transport_writes_a_message_per_reader(tmp_path):
