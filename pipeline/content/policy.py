@@ -420,7 +420,7 @@ def _ranked(walk: _Walk, draws: list[float | None], *, chances: bool = True
     clicked topic: their favourite is far less uncertain, and scoring multi-topic sections on
     their sampled values multiplied the distinct copies of a send (in the selection benchmark,
     7,436 variants per 100k readers instead of 668, at twice the cost; with the exclusion
-    2,960 at 1.26x the first rule).
+    2,960 at 1.26-1.31x the first rule).
 
     Single-topic sections are met under their topic, topics from the best value down, so this
     is the order of sorting every section by (score, position) without scoring the sections that
