@@ -5,7 +5,9 @@ Every topic of the edition has a Beta posterior for the reader
 clicks on the topic (the population prior; BASE_CTR before the audience has clicked anything),
 raised towards DECLARED_CTR by a declared interest; decayed clicks and exposures move it. An
 unexpired need adds NEED_BOOST, so needs still come first. A section is worth the value of its
-best topic, sections of equally valued topics come in the editor's order, as in the first rule.
+best topic (a little more for a section on several topics while the reader's favourite is
+uncertain), sections of equal value come in the editor's order, as in the first rule:
+`pipeline.content.ranking` orders them.
 
 Which topics are sampled, and how: a topic the reader clicked gets one draw from its posterior
 with both parameters multiplied by SHARPENING (the same mean, a quarter of the standard
@@ -46,12 +48,12 @@ import datetime as dt
 import hashlib
 import math
 import random
-import weakref
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pipeline.audience.profile import Profile, TopicSignal
 from pipeline.content.edition import Edition, Section
+from pipeline.content.ranking import EditionWalk, edition_walk, ranked_sections
 from pipeline.content.selection import (
     NEED_BOOST,
     REASON_FILL,
@@ -93,9 +95,6 @@ THOMPSON, EDITORIAL, RULE = "thompson", "editorial", "rule"
 POLICIES = (THOMPSON, EDITORIAL, RULE)
 DEFAULT_EXPLORATION = 0.1
 SHARPENING = 16.0  # a clicked topic's draw comes from Beta(16 alpha, 16 beta): same mean, a quarter of the spread
-# A section on several topics is worth its best topic's value plus this share of what the
-# others add as independent chances (see `_ranked`).
-MULTI_TOPIC_CREDIT = 0.5
 
 REASON_EDITORIAL = "this week's editor's selection"
 REASON_POPULAR = "popular with readers like you"
@@ -122,53 +121,6 @@ class PolicySettings:
         share = self.exploration
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
             raise ConfigurationError(f"exploration={self.exploration!r}: must be a share from 0 to 1")
-
-
-@dataclass(frozen=True)
-class _Walk:
-    """An edition as the policy walks it, built once per edition: topics, and sections by topic."""
-
-    topics: tuple[str, ...]
-    labels: tuple[str, ...]
-    pinned: tuple[Section, ...]
-    # Per topic index, the non-pinned sections on it in editorial order: (position, section, topic indexes).
-    by_topic: tuple[tuple[tuple[int, Section, tuple[int, ...]], ...], ...]
-    fill: tuple[tuple[int, Section], ...]  # non-pinned sections with no topic, in editorial order
-    # Non-pinned sections on several topics, in editorial order: (position, section, topic indexes).
-    multi: tuple[tuple[int, Section, tuple[int, ...]], ...]
-    # Topics of equal value -> their sections merged in editorial order. Readers share few such
-    # groups (at a cold start, one: every topic), so each is merged once per edition, not per reader.
-    merged: dict[tuple[int, ...], tuple[tuple[int, Section, tuple[int, ...], int], ...]] = field(
-        default_factory=dict, compare=False)
-
-
-_MERGED_LIMIT = 4096  # tie groups remembered per edition
-_WALKS: dict[int, tuple[weakref.ref, _Walk]] = {}  # id(edition) -> (edition, walk); editions are unhashable
-
-
-def _walk(edition: Edition) -> _Walk:
-    found = _WALKS.get(id(edition))
-    if found is not None and found[0]() is edition:
-        return found[1]
-    topics: list[str] = []
-    for section in edition.sections:
-        topics.extend(t for t in section.topics if t not in topics)
-    index = {t: i for i, t in enumerate(topics)}
-    by_topic: list[list[tuple[int, Section, tuple[int, ...]]]] = [[] for _ in topics]
-    for position, section in enumerate(edition.sections):
-        if not section.pinned:
-            for topic in section.topics:
-                by_topic[index[topic]].append((position, section, tuple(index[t] for t in section.topics)))
-    walk = _Walk(topics=tuple(topics), labels=tuple(edition.taxonomy.label(t) for t in topics),
-                 pinned=tuple(s for s in edition.sections if s.pinned),
-                 by_topic=tuple(tuple(sections) for sections in by_topic),
-                 fill=tuple((p, s) for p, s in enumerate(edition.sections) if not s.pinned and not s.topics),
-                 multi=tuple((p, s, tuple(index[t] for t in s.topics)) for p, s in enumerate(edition.sections)
-                             if not s.pinned and len(s.topics) > 1))
-    if len(_WALKS) > 64:
-        _WALKS.clear()  # a long-lived worker sees a few editions a week: never worth an eviction policy
-    _WALKS[id(edition)] = (weakref.ref(edition), walk)
-    return walk
 
 
 def reader_stream(edition_id: str, profile: Profile, seed: int) -> random.Random:
@@ -328,7 +280,7 @@ _UNKNOWN = topic_posterior(None, None)  # undeclared, never shown, no audience f
 
 def _thompson(edition: Edition, profile: Profile, today: dt.date, seed: int, settings: PolicySettings,
               population: Mapping[str, TopicSignal] | None) -> Selection:
-    walk = _walk(edition)
+    walk = edition_walk(edition)
     k = edition.sections_per_reader if settings.k is None else settings.k
     cap = edition.max_per_topic if settings.max_per_topic is None else settings.max_per_topic
     opted, interests, learned = profile.opted_out, profile.interests, profile.learned
@@ -372,7 +324,7 @@ def _thompson(edition: Edition, profile: Profile, today: dt.date, seed: int, set
     draft = _Draft(cap, per_topic, draws, bool(opted))
     share = places * settings.exploration
     explore = int(share) + (rng.random() < share - int(share)) if share else 0
-    ranked = _ranked(walk, draws, chances=bool(means) and not sampled)
+    ranked = ranked_sections(walk, draws, chances=bool(means) and not sampled)
     _exploit(draft, ranked, places - explore)
     if explore:
         # Places the posterior already gave to topics new to the reader count as explored: a
@@ -397,92 +349,6 @@ def _is_new(topic: str, profile: Profile, needs: Mapping[str, dt.date]) -> bool:
     return signal is None or signal.exposures <= 0
 
 
-def _ranked(walk: _Walk, draws: list[float | None], *, chances: bool = True
-            ) -> Iterator[tuple[int, Section, tuple[int, ...], float, int]]:
-    """Candidates from the best-valued down, sections of equally valued topics in editorial order, then fill.
-
-    A section on one topic is worth that topic's value. A section on several topics is worth
-    more than its best topic when the reader's tastes are uncertain: for a reader whose
-    favourite is still unknown, a section on the two likeliest topics covers both. If the
-    reader's interest in each topic were independent the section would be worth the chance
-    that any one draws them, 1 - prod(1 - value); if their interests went together it would be
-    worth its best topic alone. Not knowing which, a section gets its best topic's value plus
-    MULTI_TOPIC_CREDIT (a half) of the difference. On the focused reader model (the mean of
-    editions 2-8, seeds 1 and 2), counting the best topic alone gave 0.694 and 0.673 of the
-    oracle's clicks, the half as shipped 0.714 and 0.703, and unsubscribes per 1,000 fell from
-    2.49 and 2.80 to 2.13 and 2.17. The full chance overrated such sections for broad readers:
-    0.872 and 0.849 of the oracle, against 0.889 and 0.889 for the best topic alone and 0.884
-    and 0.875 for the half.
-
-    `chances` false keeps every section at its best topic's value. The policy passes false with
-    no audience figures yet (a first edition: a reader with no signal at all gets the editor's
-    copy, a declared reader the editor's order after their topics) and for a reader with a
-    clicked topic: their favourite is far less uncertain, and scoring multi-topic sections on
-    their sampled values multiplied the distinct copies of a send (in the selection benchmark,
-    7,436 variants per 100k readers instead of 668, at twice the cost; with the exclusion
-    2,960 at 1.26-1.31x the first rule).
-
-    Single-topic sections are met under their topic, topics from the best value down, so this
-    is the order of sorting every section by (score, position) without scoring the sections that
-    are never reached (most of a large edition); the few multi-topic sections are scored per
-    reader and slotted in by their score. Meeting a section again later changes nothing: it was
-    taken, or refused, for good (per-topic counts only grow). Topics of equal value (the same
-    prior and no evidence: a cold start) are merged by position.
-    """
-    order = sorted((i for i, d in enumerate(draws) if d is not None), key=draws.__getitem__, reverse=True)
-    by_topic = walk.by_topic
-    multi = _multi_scores(walk, draws, order) if chances else []
-    start = 0
-    while start < len(order):
-        score = draws[order[start]]
-        while multi and multi[-1][0] > score:  # type: ignore[operator]
-            value, position, section, indexes, i = multi.pop()
-            yield position, section, indexes, value, i
-        end = start + 1
-        while end < len(order) and draws[order[end]] == score:
-            end += 1
-        if end - start == 1:
-            i = order[start]
-            for position, section, indexes in by_topic[i]:
-                yield position, section, indexes, score, i  # type: ignore[misc]
-        else:
-            group = tuple(sorted(order[start:end]))
-            tied = walk.merged.get(group)
-            if tied is None:
-                tied = tuple(sorted((entry[0], entry[1], entry[2], i) for i in group for entry in by_topic[i]))
-                if len(walk.merged) < _MERGED_LIMIT:
-                    walk.merged[group] = tied
-            for position, section, indexes, i in tied:
-                yield position, section, indexes, score, i  # type: ignore[misc]
-        start = end
-    for position, section in walk.fill:
-        yield position, section, (), 0.0, -1
-
-
-def _multi_scores(walk: _Walk, draws: list[float | None], order: list[int]
-                  ) -> list[tuple[float, int, Section, tuple[int, ...], int]]:
-    """Multi-topic sections worth more than their best topic, as a stack (best on top): (score, position, section, topics, best)."""
-    if not walk.multi or not order or draws[order[0]] == draws[order[-1]]:
-        return []  # no multi-topic section, or no signal at all: the editor's order stands
-    scored = []
-    for position, section, indexes in walk.multi:
-        values = [draws[i] for i in indexes]
-        if None in values:
-            continue  # on an opted-out topic: never taken
-        best = max(range(len(indexes)), key=values.__getitem__)
-        top = values[best]
-        if top >= 1.0:
-            continue  # a needed topic: boosted above every chance already
-        miss = 1.0
-        for value in values:
-            miss *= 1.0 - min(1.0, max(0.0, value))  # type: ignore[type-var]
-        score = top + MULTI_TOPIC_CREDIT * (1.0 - miss - top)
-        if score > top:  # type: ignore[operator]
-            scored.append((score, position, section, indexes, indexes[best]))
-    scored.sort(key=lambda entry: (entry[0], -entry[1]))  # popped from the end: best score, then first in the edition
-    return scored
-
-
 def _exploit(draft: _Draft, ranked: Iterator[tuple[int, Section, tuple[int, ...], float, int]], until: int) -> None:
     """Take the best-ranked sections until the copy has `until` places (or candidates run out)."""
     chosen = draft.chosen
@@ -494,7 +360,7 @@ def _exploit(draft: _Draft, ranked: Iterator[tuple[int, Section, tuple[int, ...]
         draft.take(chosen, position, section, indexes, score, which)
 
 
-def _explore(draft: _Draft, walk: _Walk, profile: Profile, needs: Mapping[str, dt.date], rng: random.Random,
+def _explore(draft: _Draft, walk: EditionWalk, profile: Profile, needs: Mapping[str, dt.date], rng: random.Random,
              places: int) -> None:
     """Give up to `places` places to topics new to the reader, one section each, by a uniform draw per topic.
 
@@ -520,7 +386,7 @@ def _explore(draft: _Draft, walk: _Walk, profile: Profile, needs: Mapping[str, d
                 break
 
 
-def _reason(walk: _Walk, which: int, profile: Profile, needs: Mapping[str, dt.date],
+def _reason(walk: EditionWalk, which: int, profile: Profile, needs: Mapping[str, dt.date],
             means: Mapping[str, float]) -> str:
     """Why a ranked section is in the reader's copy, from the topic that gave its score."""
     if which < 0:
