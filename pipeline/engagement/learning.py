@@ -491,16 +491,13 @@ def position_decay(connection: Connection) -> float:
     Comparing different topics at different places instead would mistake what readers like
     for where it was put: the policy puts what a reader likes first.
     """
-    rows = [(gap, earlier + (_DECAY_STRENGTH if gap == 1 else 0.0), later + (_DECAY_STRENGTH * POSITION_DECAY
-                                                                          if gap == 1 else 0.0))
-            for gap, earlier, later in connection.execute(
-                select(PositionClicks.gap, PositionClicks.earlier, PositionClicks.later).where(PositionClicks.gap > 0))]
-    if not any(gap == 1 for gap, _, _ in rows):
-        rows.append((1, _DECAY_STRENGTH, _DECAY_STRENGTH * POSITION_DECAY))
-    later = sum(row[2] for row in rows)
+    rows = connection.execute(select(PositionClicks.gap, PositionClicks.earlier, PositionClicks.later)
+                              .where(PositionClicks.gap > 0)).all()
+    # The prior is _DECAY_STRENGTH clicks on pairs one place apart, later ones POSITION_DECAY of them.
+    later = _DECAY_STRENGTH * POSITION_DECAY + sum(row.later for row in rows)
 
     def excess(d: float) -> float:  # falls as d grows
-        return later - sum(earlier * d ** gap for gap, earlier, _ in rows)
+        return later - _DECAY_STRENGTH * d - sum(row.earlier * d ** row.gap for row in rows)
 
     low, high = 0.2, 1.0
     if excess(high) >= 0:
