@@ -86,7 +86,6 @@ __all__ = [
     "PolicySettings",
     "choose_sections",
     "editorial_sections",
-    "population_beta",
     "population_means",
     "reader_stream",
 ]
@@ -132,18 +131,6 @@ def reader_stream(edition_id: str, profile: Profile, seed: int) -> random.Random
 
 _AVERAGE = "\x00average"  # key of the mean of the topics' click rates in the means
 _POOLED = "\x00pooled"  # key of what a topic the audience was never shown is worth (see population_means)
-_PRIVATE = (_AVERAGE, _POOLED)
-
-
-def population_beta(population: Mapping[str, TopicSignal]) -> dict[str, tuple[float, float]]:
-    """Beta priors of an undeclared topic from the audience's click rate (`population_means`), worth PRIOR_STRENGTH exposures each."""
-    return {topic: topic_posterior(None, None, undeclared_mean=mean)
-            for topic, mean in population_means(population).items() if topic not in _PRIVATE}
-
-
-def _prior_of_unshown(means: Mapping[str, float]) -> tuple[float, float]:
-    """The Beta prior of a topic the audience has never been shown: the pooled rate, or BASE_CTR with no audience."""
-    return topic_posterior(None, None, undeclared_mean=means.get(_POOLED))
 
 
 def population_means(population: Mapping[str, TopicSignal]) -> dict[str, float]:
@@ -191,9 +178,11 @@ def _population_priors(population: Mapping[str, TopicSignal] | None
     last = _LAST_POPULATION
     if last[0] is population:
         return last[1]
-    # One population serves a whole send: convert it once, not once per reader.
+    # One population serves a whole send: convert it once, not once per reader. Each topic's
+    # Beta prior is worth PRIOR_STRENGTH exposures; the one under _POOLED is for topics never shown.
     means = population_means(population)
-    found = (means, {**population_beta(population), _POOLED: _prior_of_unshown(means)})
+    priors = {key: topic_posterior(None, None, undeclared_mean=mean) for key, mean in means.items() if key != _AVERAGE}
+    found = (means, priors)
     _LAST_POPULATION = (population, found)
     return found
 
