@@ -65,7 +65,7 @@ from pipeline.content.policy import editorial_sections  # noqa: E402
 from pipeline.simulation.evaluate import START  # noqa: E402
 from pipeline.simulation.inputs import write_audience, write_edition  # noqa: E402
 from pipeline.simulation.models import ReaderModel, load_reader_model  # noqa: E402
-from pipeline.simulation.readers import Candidate, ShownSection, SimulatedAudience  # noqa: E402
+from pipeline.simulation.readers import Candidate, ShownSection, SimulatedAudience, fill_newsletter  # noqa: E402
 
 MODELS = ROOT / "audiences" / "reader-models"
 SHIPPED = ("focused.yaml", "broad.yaml", "drifting.yaml", "niche-topics.yaml")
@@ -364,33 +364,6 @@ class Candidates:
         return cls(edition, sections, tuple(kinds), np.array(kind_of))
 
 
-def greedy(candidates: Sequence[Candidate], order: Sequence[int], k: int, max_per_topic: int) -> list[int]:
-    """Pinned first, then `order` (best first) within max_per_topic, then editorial order: k in all."""
-    chosen: list[int] = []
-    per_topic: dict[str, int] = {}
-
-    def take(i: int) -> None:
-        chosen.append(i)
-        for topic in candidates[i].topics:
-            per_topic[topic] = per_topic.get(topic, 0) + 1
-
-    for i, c in enumerate(candidates):
-        if c.pinned and len(chosen) < k:
-            take(i)
-    for i in order:
-        if len(chosen) >= k:
-            break
-        c = candidates[i]
-        if not c.pinned and all(per_topic.get(t, 0) < max_per_topic for t in c.topics):
-            take(i)
-    for i, c in enumerate(candidates):
-        if len(chosen) >= k:
-            break
-        if i not in chosen and not c.pinned:
-            take(i)
-    return chosen
-
-
 def shown_of(sections: Sequence[Candidate], picks: Sequence[int]) -> list[ShownSection]:
     return [ShownSection(sections[i].section_id, sections[i].topics, place) for place, i in enumerate(picks)]
 
@@ -437,7 +410,7 @@ class Run:
         clicked = np.zeros((readers, width), dtype=bool)
         opened = np.zeros(readers, dtype=bool)
         for r, email in enumerate(self.emails):
-            picks = greedy(cands.sections, ranking[r], k, cap)
+            picks = fill_newsletter(cands.sections, ranking[r], k=k, max_per_topic=cap)
             mine = shown_of(cands.sections, picks)
             response = self.audience.respond(email, number, mine)
             opened[r] = response.opened

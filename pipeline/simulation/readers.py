@@ -34,6 +34,7 @@ __all__ = [
     "ShownSection",
     "SimulatedAudience",
     "SimulatedReader",
+    "fill_newsletter",
     "reader_stream",
 ]
 
@@ -215,30 +216,35 @@ class SimulatedAudience:
         the production selection does. Greedy, which is optimal when sections have one topic.
         """
         affinity = self.reader(email).affinities(edition)
-        chosen: list[Candidate] = []
-        per_topic: dict[str, int] = {}
+        # sorted() is stable: sections of equal affinity stay in editorial order.
+        order = sorted(range(len(candidates)), key=lambda i: -_section_affinity(affinity, candidates[i].topics))
+        picks = fill_newsletter(candidates, order, k=k, max_per_topic=max_per_topic)
+        return [ShownSection(candidates[i].section_id, candidates[i].topics, place) for place, i in enumerate(picks)]
 
-        def take(candidate: Candidate) -> None:
-            chosen.append(candidate)
-            for topic in candidate.topics:
-                per_topic[topic] = per_topic.get(topic, 0) + 1
 
-        def fits(candidate: Candidate) -> bool:
-            return all(per_topic.get(topic, 0) < max_per_topic for topic in candidate.topics)
+def fill_newsletter(candidates: Sequence[Candidate], order: Sequence[int], *, k: int, max_per_topic: int) -> list[int]:
+    """Indexes of a newsletter: pinned candidates first, then `order` (best first) at most
+    `max_per_topic` per topic, then places left in editorial order; `k` in all."""
+    chosen: list[int] = []
+    per_topic: dict[str, int] = {}
 
-        for candidate in candidates:
-            if candidate.pinned and len(chosen) < k:
-                take(candidate)
-        ranked = sorted((c for c in candidates if not c.pinned),
-                        key=lambda c: -_section_affinity(affinity, c.topics))  # sorted() is stable: editorial ties
-        for candidate in ranked:
-            if len(chosen) >= k:
-                break
-            if fits(candidate):
-                take(candidate)
-        for candidate in candidates:
-            if len(chosen) >= k:
-                break
-            if candidate not in chosen and not candidate.pinned:
-                take(candidate)
-        return [ShownSection(c.section_id, c.topics, i) for i, c in enumerate(chosen)]
+    def take(i: int) -> None:
+        chosen.append(i)
+        for topic in candidates[i].topics:
+            per_topic[topic] = per_topic.get(topic, 0) + 1
+
+    for i, candidate in enumerate(candidates):
+        if candidate.pinned and len(chosen) < k:
+            take(i)
+    for i in order:
+        if len(chosen) >= k:
+            break
+        candidate = candidates[i]
+        if not candidate.pinned and all(per_topic.get(t, 0) < max_per_topic for t in candidate.topics):
+            take(i)
+    for i, candidate in enumerate(candidates):
+        if len(chosen) >= k:
+            break
+        if i not in chosen and not candidate.pinned:
+            take(i)
+    return chosen
