@@ -73,20 +73,9 @@ ESS_WARN = 50  # readers whose posterior rests on fewer effective particles are 
 ROW_CHUNK = 512  # readers per numpy block
 LEVELS = ("weights", "ranked", "set")  # how much of a declaration a pool is conditioned on
 
-# A model that is not in the repository (as tests/test_simulation_evaluate.py has it): its own
-# taxonomy, nobody declares anything, half the readers drift at edition 3, k=4 and m=1.
-UNSEEN_MODEL = """\
-name: unseen
-description: Not shipped; different topics and parameters from every shipped model.
-topics: {maps: 4, trains: 3, birds: 3, chess: 2, pottery: 1.5, astronomy: 1, knitting: 0.7, beekeeping: 0.5}
-preferences: {concentration: 0.4}
-declared: {share: 0.0, topics: 0}
-engagement: {open_rate: 0.55, click_rate: 0.3, position_decay: 0.7, machine_open_share: 0.6}
-unsubscribe: {base: 0.004, poorly_served: 0.05}
-complaint: {base: 0.0003, poorly_served: 0.004}
-drift: {share: 0.5, at_edition: 3}
-edition: {candidates: 24, sections_per_reader: 4, max_per_topic: 1}
-"""
+# A model that is not shipped (tests/test_simulation_evaluate.py runs it too): its own taxonomy,
+# nobody declares anything, half the readers drift at edition 3, k=4 and m=1.
+UNSEEN_MODEL = ROOT / "tests" / "fixtures" / "reader-models" / "unseen.yaml"
 
 
 # --- the prior: a bank of particles -----------------------------------------------------------
@@ -550,13 +539,12 @@ def print_summary(results: list[dict]) -> None:
         print(line)
 
 
-def load_models(names: Sequence[str], folder: Path) -> list[ReaderModel]:
-    """Model files by path (or a shipped file's name), and `unseen` for the built-in unseen model."""
+def load_models(names: Sequence[str]) -> list[ReaderModel]:
+    """Model files by path (or a shipped file's name), and `unseen` for the test's unshipped model."""
     models = []
     for name in names:
         if name == "unseen":
-            path = folder / "unseen.yaml"
-            path.write_text(UNSEEN_MODEL, encoding="utf-8")
+            path = UNSEEN_MODEL
         else:
             path = Path(name) if Path(name).exists() else MODELS / name
         models.append(load_reader_model(path))
@@ -566,7 +554,7 @@ def load_models(names: Sequence[str], folder: Path) -> list[ReaderModel]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--models", nargs="+", default=[*SHIPPED, "unseen"],
-                        help="reader model files (or shipped names), 'unseen' for the built-in unseen model")
+                        help="reader model files (or shipped names), 'unseen' for the tests' unshipped model")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--readers", type=int, default=5_000)
     parser.add_argument("--editions", type=int, default=8)
@@ -579,16 +567,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print every figure as JSON instead of tables")
     args = parser.parse_args(argv)
     results = []
-    with tempfile.TemporaryDirectory(prefix="readerfirst-ceiling-models-") as work:
-        for model in load_models(args.models, Path(work)):
-            for seed in args.seeds:
-                result = run_reference(model, seed, readers=args.readers, editions=args.editions,
-                                       particles=args.particles, bank=args.bank, minimum=args.min_matches)
-                if args.policy:
-                    result["policy"] = run_policy(model, seed, readers=args.readers, editions=args.editions)
-                results.append(result)
-                if not args.json:
-                    print_run(result)
+    for model in load_models(args.models):
+        for seed in args.seeds:
+            result = run_reference(model, seed, readers=args.readers, editions=args.editions,
+                                   particles=args.particles, bank=args.bank, minimum=args.min_matches)
+            if args.policy:
+                result["policy"] = run_policy(model, seed, readers=args.readers, editions=args.editions)
+            results.append(result)
+            if not args.json:
+                print_run(result)
     if args.json:
         print(json.dumps({"runs": results}, indent=2))
     else:
