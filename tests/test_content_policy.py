@@ -27,8 +27,8 @@ from pipeline.content.policy import (
     editorial_sections,
     population_means,
 )
-from pipeline.engagement.learning import BASE_CTR
 from pipeline.content.selection import REASON_FILL, REASON_PINNED, select_sections
+from pipeline.engagement.learning import BASE_CTR
 from pipeline.errors import ConfigurationError
 from pipeline.store.models import Reader, ReaderInterest
 from tests.conftest import ROOT, SAMPLE_AUDIENCE
