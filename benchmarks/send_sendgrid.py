@@ -38,7 +38,7 @@ def _free_port() -> int:
 
 def import_readers(home: Path, readers: int) -> None:
     """Generate `readers` readers (seed 3) and import them into `home`'s database."""
-    os.environ.update(READERFIRST_HOME=str(home), READERFIRST_SECRET="benchmark")
+    os.environ.update(READERFIRST_HOME=str(home), READERFIRST_SECRET="benchmark-secret-of-at-least-32-bytes")
     from pipeline.audience.importer import import_audience
     from pipeline.audience.sample import write_sample_csv
     from pipeline.store import open_database
@@ -52,7 +52,7 @@ def child(readers: int, parallel: int) -> dict:
     """One measured send of `readers` generated readers (runs in its own process)."""
     home = Path(tempfile.mkdtemp(prefix=f"rf-send-{readers}-"))
     port = _free_port()
-    os.environ.update(READERFIRST_HOME=str(home), READERFIRST_SECRET="benchmark", PREFECT_HOME=str(home / "prefect"),
+    os.environ.update(READERFIRST_HOME=str(home), READERFIRST_SECRET="benchmark-secret-of-at-least-32-bytes", PREFECT_HOME=str(home / "prefect"),
                       PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_LOGGING_LEVEL="WARNING",
                       PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED="false",
                       SENDGRID_API_KEY="SG.benchmark", SENDGRID_API_HOST=f"http://127.0.0.1:{port}",

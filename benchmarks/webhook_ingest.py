@@ -137,7 +137,7 @@ def run(batches: int, events_per_batch: int, concurrency: int, resend: float) ->
         _seed_readers(url)
         port = _free_port()
         env = {**os.environ, "READERFIRST_HOME": folder, "READERFIRST_DATABASE_URL": url,
-               "READERFIRST_SECRET": "bench", "SENDGRID_WEBHOOK_PUBLIC_KEY": public}
+               "READERFIRST_SECRET": "benchmark-secret-of-at-least-32-bytes", "SENDGRID_WEBHOOK_PUBLIC_KEY": public}
         process = _start_service(env, port)
         latencies: list[float] = []
         counts = {"stored": 0, "duplicates": 0, "quarantined": 0}

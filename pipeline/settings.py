@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "load_settings", "PROJECT_ROOT"]
+from pipeline.errors import ConfigurationError
+
+__all__ = ["Settings", "load_settings", "PROJECT_ROOT", "MIN_SECRET_BYTES"]
 
 # The checkout that holds templates/, editions/ and audiences/ (the package is installed editable).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -19,10 +22,19 @@ def _default_home() -> Path:
     return Path.home() / ".local" / "share" / "readerfirst"
 
 
-class Settings(BaseSettings):
-    """Every setting of readerfirst; each field is the environment variable of the same name."""
+# An HMAC key shorter than this can be guessed or brute-forced; every token would then unsubscribe anyone.
+MIN_SECRET_BYTES = 32
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+class Settings(BaseSettings):
+    """Every setting of readerfirst; each field is read from the environment variable named by its alias.
+
+    Only those names are read, exactly as written (`READERFIRST_*`, `SENDGRID_*`): never a field's
+    own name, so another program's `HOME`, `DATABASE_URL` or `SECRET` can never become a setting.
+    In code, construct it with the same names: `Settings(READERFIRST_HOME=...)`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="", extra="forbid", populate_by_name=False, case_sensitive=True)
 
     home: Path = Field(default_factory=_default_home, alias="READERFIRST_HOME")
     database_url: str | None = Field(default=None, alias="READERFIRST_DATABASE_URL")
@@ -48,6 +60,14 @@ class Settings(BaseSettings):
     topic_groups: dict[str, str] = Field(default_factory=dict, alias="READERFIRST_TOPIC_GROUPS")
     chunk_size: int = Field(default=5000, ge=1, alias="READERFIRST_CHUNK_SIZE")
     workers: int = Field(default=2, ge=1, le=64, alias="READERFIRST_WORKERS")
+
+    @field_validator("secret")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes (it signs every unsubscribe and preference "
+                             f"link); make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        return value
 
     @property
     def resolved_database_url(self) -> str:
@@ -78,11 +98,35 @@ class Settings(BaseSettings):
         path = self.home / "secret.key"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
-        return path.read_text().strip().encode()
+            try:
+                # Created private (never readable by others, not even for a moment) and only once:
+                # two processes starting together keep the first one's key.
+                handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(handle, "w") as file:
+                    file.write(secrets.token_urlsafe(32))
+                    file.flush()
+                    os.fsync(file.fileno())
+        key = path.read_text().strip().encode()
+        if len(key) < MIN_SECRET_BYTES:
+            raise ConfigurationError(f"{path} holds a signing key shorter than {MIN_SECRET_BYTES} bytes; delete it "
+                                     f"to have a new one made, or set READERFIRST_SECRET")
+        return key
+
+
+def _problem(error: dict) -> str:
+    name = ".".join(str(part) for part in error.get("loc", ())) or "settings"
+    value = error.get("input")
+    # A secret's value is never repeated in a message.
+    shown = "" if "SECRET" in name or "KEY" in name or isinstance(value, dict) else f"={value!r}"
+    return f"{name}{shown}: {error.get('msg', 'invalid').removeprefix('Value error, ')}"
 
 
 def load_settings() -> Settings:
-    """Read the settings from the environment now."""
-    return Settings()
+    """Read the settings from the environment now; a wrong value is a ConfigurationError naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError("; ".join(_problem(error) for error in exc.errors())) from None

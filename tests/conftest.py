@@ -34,7 +34,7 @@ def home(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "home"
     folder.mkdir()
     monkeypatch.setenv("READERFIRST_HOME", str(folder))
-    monkeypatch.setenv("READERFIRST_SECRET", "test-secret")
+    monkeypatch.setenv("READERFIRST_SECRET", "test-secret-of-at-least-32-bytes!")
     monkeypatch.delenv("READERFIRST_DATABASE_URL", raising=False)
     monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
     return folder

@@ -13,7 +13,7 @@ from pipeline.audience.importer import import_audience
 from pipeline.audience.tokens import make_token, read_token, reader_links
 from pipeline.store.models import Reader
 
-SECRET = b"test-secret"
+SECRET = b"test-secret-of-at-least-32-bytes!"
 PUBLIC_ID = uuid.UUID("0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0").hex
 
 

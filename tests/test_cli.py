@@ -15,7 +15,7 @@ def run(home, *args, env=None, check=True):
     """Run `readerfirst ARGS` with READERFIRST_HOME=home; returns the completed process."""
     if shutil.which("readerfirst") is None:
         pytest.fail("the readerfirst console script is not installed (pip install -e .)")
-    environment = {**os.environ, "READERFIRST_HOME": str(home), "READERFIRST_SECRET": "cli-secret",
+    environment = {**os.environ, "READERFIRST_HOME": str(home), "READERFIRST_SECRET": "cli-secret-of-at-least-32-bytes!!",
                    "COLUMNS": "200", **(env or {})}
     environment.pop("SENDGRID_API_KEY", None)
     environment.pop("READERFIRST_DATABASE_URL", None)

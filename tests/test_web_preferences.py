@@ -19,7 +19,7 @@ from pipeline.web.forms import make_form_token
 from tests.test_engagement_store import add_reader
 from tests.tools import chromium_dom, chromium_screenshot, png_is_blank
 
-SECRET = b"test-secret"  # READERFIRST_SECRET set by the `home` fixture
+SECRET = b"test-secret-of-at-least-32-bytes!"  # READERFIRST_SECRET set by the `home` fixture
 TODAY = dt.date(2026, 12, 7)
 TAXONOMY = ["climate", "hiring", "ai", "security", "design", "funding", "remote-work", "product", "data", "leadership"]
 

@@ -12,7 +12,7 @@ from pipeline.store.models import EngagementEvent, Reader
 from pipeline.web import create_app, running_server
 from tests.test_engagement_store import add_reader
 
-SECRET = b"test-secret"  # READERFIRST_SECRET set by the `home` fixture
+SECRET = b"test-secret-of-at-least-32-bytes!"  # READERFIRST_SECRET set by the `home` fixture
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
 

@@ -78,7 +78,7 @@ def serve_app(db, key):
     with_servers: list = []
 
     def start(database: Database | None = None, **overrides: object) -> str:
-        settings = Settings(sendgrid_webhook_public_key=public_key_of(key), **overrides)
+        settings = Settings(SENDGRID_WEBHOOK_PUBLIC_KEY=public_key_of(key), **overrides)
         manager = running_server(create_app(settings, database or db))
         with_servers.append(manager)
         return manager.__enter__()
@@ -156,7 +156,7 @@ def test_duplicate_batch_is_stored_once(url, db, key):
 
 def test_oversized_body_is_refused(serve_app, db, key):
     """A body over the limit is refused 413, whether it declares its length or streams it chunked."""
-    url = serve_app(webhook_max_bytes=64 * 1024) + "/webhooks/sendgrid"
+    url = serve_app(READERFIRST_WEBHOOK_MAX_BYTES=64 * 1024) + "/webhooks/sendgrid"
     body = body_of(batch(400))
     assert len(body) > 64 * 1024
     assert httpx.post(url, content=body, headers=signed(key, body)).status_code == 413
@@ -228,7 +228,7 @@ def test_locked_database_answers_503_and_loses_nothing(serve_app, home, key):
 
 def test_without_a_public_key_events_are_refused(db, key, home):
     """With no SENDGRID_WEBHOOK_PUBLIC_KEY the webhook answers 503 saying so, and stores nothing."""
-    app = create_app(Settings(sendgrid_webhook_public_key=None), db)
+    app = create_app(Settings(SENDGRID_WEBHOOK_PUBLIC_KEY=None), db)
     with running_server(app) as base:
         body = body_of(batch(1))
         answer = httpx.post(base + "/webhooks/sendgrid", content=body, headers=signed(key, body))
@@ -240,7 +240,7 @@ def test_public_key_pasted_as_pem_is_accepted(db, key):
     """A public key pasted as PEM (armour and line breaks) verifies like the bare base64 one."""
     pem = key.public_key().public_bytes(serialization.Encoding.PEM,
                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    with running_server(create_app(Settings(sendgrid_webhook_public_key=pem), db)) as base:
+    with running_server(create_app(Settings(SENDGRID_WEBHOOK_PUBLIC_KEY=pem), db)) as base:
         body = body_of(batch(1))
         assert httpx.post(base + "/webhooks/sendgrid", content=body, headers=signed(key, body)).status_code == 200
 
@@ -277,7 +277,7 @@ def start_service(env: dict[str, str], port: int) -> subprocess.Popen:
 def test_service_killed_mid_batch_stores_every_event_exactly_once(tmp_path, key):
     """A service killed with SIGKILL mid-batch keeps what it answered, none of the cut batch, and all after the resend."""
     database = tmp_path / "kill.db"
-    env = {**os.environ, "READERFIRST_HOME": str(tmp_path / "home"), "READERFIRST_SECRET": "kill-test",
+    env = {**os.environ, "READERFIRST_HOME": str(tmp_path / "home"), "READERFIRST_SECRET": "kill-test-secret-of-at-least-32-bytes",
            "READERFIRST_DATABASE_URL": f"sqlite:///{database}", "SENDGRID_WEBHOOK_PUBLIC_KEY": public_key_of(key),
            "READERFIRST_WEBHOOK_MAX_BYTES": str(256 * 1024 * 1024)}
     port = free_port()

@@ -66,8 +66,9 @@ EVENT_SOURCE = "simulation"
 _WEEK = dt.timedelta(days=7)
 _PLAN_CHUNK = 5_000  # readers per plan_readers call, as the send-edition flow's chunk size
 _STORE_CHUNK = 20_000  # events per store_events transaction
+_SECRET = "readerfirst-simulation-signing-key-0001"  # simulated readers only: never a real installation's key
 _SENDER = Sender(from_email="newsletter@readerfirst.example", from_name="readerfirst simulation",
-                 public_url="http://127.0.0.1:8025", secret=b"readerfirst-simulation")
+                 public_url="http://127.0.0.1:8025", secret=_SECRET.encode())
 
 
 @dataclass
@@ -121,7 +122,7 @@ def _delivery(kind: str, folder: Path, db: Database, model: ReaderModel, seed: i
     # The webhook must know the emulator's key before the emulator exists: make the key first.
     key_path = folder / "webhook-key.pem"
     public_key = WebhookSigner(load_signing_key(key_path)).public_key
-    settings = Settings(home=folder, secret="readerfirst-simulation", sendgrid_webhook_public_key=public_key)
+    settings = Settings(READERFIRST_HOME=folder, READERFIRST_SECRET=_SECRET, SENDGRID_WEBHOOK_PUBLIC_KEY=public_key)
     with ExitStack() as stack:
         base = stack.enter_context(running_server(create_app(settings, db)))
         emulator = stack.enter_context(running_emulator(
