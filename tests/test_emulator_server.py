@@ -45,8 +45,9 @@ def raw_post(emulator: SendGridEmulator, path: str, body: bytes, headers: dict[s
 
 
 def get_json(emulator: SendGridEmulator, path: str) -> Any:
-    """GET an inspection endpoint and decode its JSON."""
-    with urllib.request.urlopen(emulator.url + path, timeout=10) as answer:
+    """GET an inspection endpoint with the emulator's key and decode its JSON."""
+    request = urllib.request.Request(emulator.url + path, headers={"Authorization": f"Bearer {emulator.api_key}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
         return json.loads(answer.read())
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -21,17 +22,37 @@ from pipeline.errors import ConfigurationError
 __all__ = ["build_parser", "config_from_args", "main"]
 
 DEFAULT_PORT = 3030
+API_KEY_VARIABLE = "SENDGRID_API_KEY"
 
 
-def build_parser(prog: str = "python -m pipeline.emulator") -> argparse.ArgumentParser:
+def _api_key(args: argparse.Namespace) -> str:
+    if args.api_key_file is not None:
+        try:
+            key = args.api_key_file.read_text().strip()
+        except OSError as error:
+            raise ConfigurationError(f"--api-key-file {args.api_key_file}: cannot be read ({error.strerror})") from None
+        if not key:
+            raise ConfigurationError(f"--api-key-file {args.api_key_file}: the file is empty")
+        return key
+    key = os.environ.get(API_KEY_VARIABLE, "").strip()
+    if not key:
+        raise ConfigurationError(f"set {API_KEY_VARIABLE} (the key clients must present) or give --api-key-file FILE")
+    return key
+
+
+def build_parser(prog: str = "readerfirst sendgrid-emulator") -> argparse.ArgumentParser:
     """The emulator's options, with help texts and defaults."""
     parser = argparse.ArgumentParser(
         prog=prog,
+        allow_abbrev=False,  # `--api-key` must not pass as an abbreviation of `--api-key-file`
         description="A SendGrid-compatible mail-send server on loopback, for tests, demos and staging.",
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: loopback only)")
-    parser.add_argument("--api-key", required=True, help="the only key clients may present as 'Authorization: Bearer KEY'")
+    # Never a plain --api-key option: a command line is visible to every user of the machine (ps).
+    parser.add_argument("--api-key-file", type=Path, default=None, metavar="FILE",
+                        help="file holding the only key clients may present as 'Authorization: Bearer KEY' "
+                             f"(default: the {API_KEY_VARIABLE} environment variable)")
     parser.add_argument("--store", required=True, type=Path, help="SQLite file where delivered messages are kept")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of mail-send requests that meet a fault, 0 to 1 (default 0)")
     parser.add_argument(
@@ -65,7 +86,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         raise ConfigurationError(f"--fault-kinds {args.fault_kinds!r}: use 429, 500, slow and drop") from error
     faults = FaultPlan.spread(args.fault_rate, kinds, slow_seconds=args.slow_seconds, seed=args.seed)
     return EmulatorConfig(
-        api_key=args.api_key,
+        api_key=_api_key(args),
         store_path=args.store,
         host=args.host,
         port=args.port,

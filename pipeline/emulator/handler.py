@@ -93,6 +93,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     def _route_get(self) -> None:
         parts = urlsplit(self.path)
+        if parts.path.startswith("/_emulator/"):
+            # The store holds every reader's mail: the same key as mail send, or nothing.
+            self.emulator.authorize(self.headers.get("Authorization"))
         if parts.path == "/_emulator/messages":
             query = parse_qs(parts.query)
             if not query.get("to"):

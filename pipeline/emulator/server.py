@@ -64,7 +64,7 @@ class EmulatorConfig:
 
     def __post_init__(self) -> None:
         if not self.api_key:
-            raise ConfigurationError("the emulator needs an API key (--api-key) for clients to present")
+            raise ConfigurationError("the emulator needs an API key for clients to present (SENDGRID_API_KEY or --api-key-file)")
         if self.webhook_url is not None and not self.webhook_url.startswith(("http://", "https://")):
             raise ConfigurationError(f"--webhook-url must be an http(s) URL, not {self.webhook_url!r}")
         if self.reader_model is not None and self.webhook_url is None:
@@ -182,7 +182,7 @@ class SendGridEmulator:
                 self._in_flight -= 1
 
     def _mail_send(self, exchange: EmulatorHandler) -> None:
-        self._authorize(exchange.headers.get("Authorization"))
+        self.authorize(exchange.headers.get("Authorization"))
         # SendGrid answers 415 to other media types, and clients have met it for a charset
         # parameter too: only exactly application/json passes here.
         if exchange.headers.get("Content-Type", "").strip().lower() != "application/json":
@@ -238,7 +238,8 @@ class SendGridEmulator:
                 self.observer_failures.append(failure)
             raise ExchangeRefused(400, error_body(f"payload_observer refused the payload: {failure}")) from failure
 
-    def _authorize(self, header: str | None) -> None:
+    def authorize(self, header: str | None) -> None:
+        """Refuse (401) a request without this emulator's key as `Authorization: Bearer KEY`."""
         if not header:
             raise ExchangeRefused(401, error_body("authorization required"))
         scheme, _, key = header.partition(" ")

@@ -52,7 +52,9 @@ def _json_text(value) -> str:
 
 # JSON columns (a ledger entry's picks, an event's payload) are written and read for every
 # reader of a send: orjson does both several times faster than the standard library.
-_JSON = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+# hide_parameters: a database error's text never carries the values bound to its statement
+# (readers' addresses and names, raw events), wherever that text ends up (logs, a terminal).
+_JSON = {"json_serializer": _json_text, "json_deserializer": orjson.loads, "hide_parameters": True}
 
 
 def create_database_engine(url: str) -> Engine:
