@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigurationError
 
-__all__ = ["Settings", "load_settings", "PROJECT_ROOT", "MIN_SECRET_BYTES"]
+__all__ = ["Settings", "load_settings", "is_loopback_url", "PROJECT_ROOT", "MIN_SECRET_BYTES"]
 
 # The checkout that holds templates/, editions/ and audiences/ (the package is installed editable).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +88,28 @@ class Settings(BaseSettings):
         """Where `readerfirst preview` writes a reader's HTML and text."""
         return self.home / "previews"
 
+    @property
+    def sends_beyond_loopback(self) -> bool:
+        """True when SendGrid is configured with an API host that is not this machine (real mail goes out)."""
+        return self.sendgrid_api_key is not None and not is_loopback_url(self.sendgrid_api_host)
+
+    def public_url_problem(self) -> str | None:
+        """Why READERFIRST_PUBLIC_URL cannot go into real readers' mail, or None.
+
+        Unsubscribe and preference links, and the one-click `List-Unsubscribe` header, point
+        there: Gmail and Yahoo honour one-click only over https, and a loopback address reaches
+        nobody but the sender's own machine.
+        """
+        url = self.public_url.strip()
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            return (f"READERFIRST_PUBLIC_URL={url!r} must be an https:// address readers can reach (its unsubscribe "
+                    f"and preference links go into every message); set it to where `readerfirst web` is served")
+        if is_loopback_url(url):
+            return (f"READERFIRST_PUBLIC_URL={url!r} points at this machine, which readers cannot reach; set it to "
+                    f"the public https:// address of `readerfirst web`")
+        return None
+
     @cached_property
     def signing_secret(self) -> bytes:
         """The key that signs unsubscribe and preference tokens.
@@ -114,6 +138,17 @@ class Settings(BaseSettings):
             raise ConfigurationError(f"{path} holds a signing key shorter than {MIN_SECRET_BYTES} bytes; delete it "
                                      f"to have a new one made, or set READERFIRST_SECRET")
         return key
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for a URL whose host is this machine (localhost or a loopback address)."""
+    host = (urlsplit(url.strip()).hostname or "").rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _problem(error: dict) -> str:

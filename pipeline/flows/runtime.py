@@ -54,9 +54,17 @@ def prepared_edition(settings: Settings, edition: Path | str) -> PreparedEdition
 
 
 def make_transport(settings: Settings, *, sandbox: bool = False) -> Transport:
-    """SendGrid when SENDGRID_API_KEY is set, else the local outbox."""
+    """SendGrid when SENDGRID_API_KEY is set, else the local outbox.
+
+    Real mail (a SendGrid host that is not loopback) is refused unless READERFIRST_PUBLIC_URL is
+    a public https address: otherwise every message would carry unsubscribe links that cannot work.
+    """
     if settings.sendgrid_api_key is not None:
         from pipeline.delivery.sendgrid import SendGridTransport
+
+        problem = settings.public_url_problem() if settings.sends_beyond_loopback else None
+        if problem:
+            raise ConfigurationError(problem)
 
         return SendGridTransport.from_settings(settings, sandbox=sandbox)
     if sandbox:

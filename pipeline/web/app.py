@@ -117,6 +117,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None, *,
         Route("/p/{token}", preferences_submit, methods=["POST"]),
         Route("/healthz", _health, methods=["GET"]),
     ], lifespan=lifespan)
+    # Starlette would answer `/u/x/` with a redirect whose Location it builds from the Host
+    # header, which the client chooses: an address in our name pointing anywhere. No redirects.
+    app.router.redirect_slashes = False
     app.state.web = state
     return app
 
