@@ -18,6 +18,7 @@ import yaml
 from pipeline.content.topics import Taxonomy, load_taxonomy
 from pipeline.content.yamlsource import LinedYaml, read_lined_yaml
 from pipeline.errors import InputProblem, InvalidEdition
+from pipeline.content.wording import inert_text
 
 __all__ = ["Edition", "Section", "Image", "Link", "KINDS", "load_edition", "resolve_edition_path",
            "DEFAULT_SECTIONS_PER_READER"]
@@ -123,7 +124,8 @@ class _Checker:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             self.problem((*where, key), label, value, "must be text")
             return ""
-        return str(value)
+        # The editor's words are shown as written and never read as a merge tag (`%%rf:...%%`).
+        return inert_text(str(value))
 
     def url(self, raw: dict, where: tuple, key: str, label: str, *, required: bool = True) -> str:
         value = raw.get(key)
@@ -133,6 +135,10 @@ class _Checker:
             return ""
         if not _is_web_url(value):
             self.problem((*where, key), label, value, "is not an http(s) URL with a host name")
+            return ""
+        if "%%" in value:
+            self.problem((*where, key), label, value, "'%%' is not valid in a URL (it would read as a merge tag); "
+                                                       "write a literal % as %25")
             return ""
         return value
 
@@ -173,7 +179,7 @@ def _check_section(c: _Checker, raw: Any, index: int, taxonomy: Taxonomy, seen: 
             c.problem((*where, "image", "alt"), f"{label}.image.alt", alt if alt is not None else "",
                       "alt text is required: describe the image for readers who cannot see it")
         elif src:
-            image = Image(src=src, alt=alt.strip())
+            image = Image(src=src, alt=inert_text(alt.strip()))
 
     topics_raw = raw.get("topics", [])
     if isinstance(topics_raw, str):

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.errors import InputProblem, InvalidEdition
+from pipeline.content.wording import inert_text
 
 __all__ = ["Taxonomy", "load_taxonomy", "TOPIC_PATTERN"]
 
@@ -58,4 +59,4 @@ def load_taxonomy(path: Path) -> Taxonomy:
     ]
     if problems:
         raise InvalidEdition(problems)
-    return Taxonomy({slug: str(label) for slug, label in topics.items()})
+    return Taxonomy({slug: inert_text(str(label)) for slug, label in topics.items()})

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
+from pipeline.content.wording import inert_text
+
 __all__ = [
     "MergeTemplate",
     "merge_tag",
@@ -50,7 +52,7 @@ def text_value(value: str) -> str:
     value = str(value)[:MAX_FIELD_CHARS]
     if not _TEXT_SPECIAL.search(value):
         return value
-    return " ".join(value.splitlines()).replace("%%", "%\u200b%")
+    return inert_text(" ".join(value.splitlines()))
 
 
 class ReaderTags:

@@ -8,6 +8,7 @@ from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from pipeline.audience.profile import READER_FIELDS
+from pipeline.content.wording import inert_text
 
 __all__ = ["SubjectTemplate", "one_line"]
 
@@ -19,9 +20,6 @@ def one_line(value: str) -> str:
     return " ".join(str(value).splitlines()).replace("\r", " ").replace("\n", " ")
 
 
-def _reader_value(value: str) -> str:
-    # SendGrid applies substitutions to the subject too: a reader's `%%` must never start a tag.
-    return one_line(value).replace("%%", "%\u200b%")
 
 
 class SubjectTemplate:
@@ -53,4 +51,6 @@ class SubjectTemplate:
         return self._render_fields(tuple(str(fields.get(name, "")) for name in self.fields))
 
     def _render_uncached(self, values: tuple[str, ...]) -> str:
-        return one_line(self._template.render({k: _reader_value(v) for k, v in zip(self.fields, values)})).strip()
+        # SendGrid applies substitutions to the subject too: neither the editor's words nor a
+        # reader's value (nor the two side by side) may leave a `%%` that starts a tag.
+        return inert_text(one_line(self._template.render(dict(zip(self.fields, values)))).strip())
