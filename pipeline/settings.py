@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     soft_bounce_limit: int = Field(default=3, ge=1, alias="READERFIRST_SOFT_BOUNCE_LIMIT")
     # ASM (unsubscribe) group id -> topic, e.g. {"1201": "climate"}: a group unsubscribe opts out of that topic.
     topic_groups: dict[str, str] = Field(default_factory=dict, alias="READERFIRST_TOPIC_GROUPS")
+    # Where the web service keeps reader decisions (unsubscribes, preference saves) the database
+    # could not take at once; every send applies them first, so it must be reachable by senders too.
+    consent_spool_dir: Path | None = Field(default=None, alias="READERFIRST_CONSENT_SPOOL")
     chunk_size: int = Field(default=5000, ge=1, alias="READERFIRST_CHUNK_SIZE")
     workers: int = Field(default=2, ge=1, le=64, alias="READERFIRST_WORKERS")
 
@@ -82,6 +85,11 @@ class Settings(BaseSettings):
     def resolved_outbox_dir(self) -> Path:
         """Where the local outbox writes messages."""
         return self.outbox_dir or self.home / "outbox"
+
+    @property
+    def resolved_consent_spool_dir(self) -> Path:
+        """Where decisions wait for the database (see pipeline/web/consent_spool.py)."""
+        return self.consent_spool_dir or self.home / "consent-spool"
 
     @property
     def previews_dir(self) -> Path:

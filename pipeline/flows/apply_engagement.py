@@ -17,7 +17,7 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 
 from pipeline.engagement.learning import DEFAULT_BATCH, apply_events
 from pipeline.flows.runtime import database
-from pipeline.flows.send_edition import retry_transient
+from pipeline.flows.send_edition import apply_waiting_decisions, retry_transient
 from pipeline.settings import load_settings
 
 __all__ = ["apply_engagement", "build_engagement_deployment", "DEFAULT_ENGAGEMENT_INTERVAL"]
@@ -30,6 +30,8 @@ DEFAULT_ENGAGEMENT_INTERVAL = dt.timedelta(minutes=15)
 def apply_stored_events(batch_size: int | None = None) -> dict[str, int]:
     """Apply every unapplied event with the settings' half-life, soft-bounce limit and topic groups."""
     settings = load_settings()
+    # Unsubscribes kept while the database was unavailable are events too: apply them with the rest.
+    apply_waiting_decisions(settings)
     report = apply_events(database(settings), half_life_days=settings.learning_half_life_days,
                           soft_bounce_limit=settings.soft_bounce_limit, topic_groups=settings.topic_groups,
                           batch_size=batch_size or DEFAULT_BATCH)

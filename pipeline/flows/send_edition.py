@@ -27,7 +27,8 @@ from pipeline.delivery.planning import PlanReport, plan_readers
 from pipeline.delivery.transport import MAX_BATCH
 from pipeline.errors import PipelineError, TransientTransportError
 from pipeline.flows.runtime import clear_halt, database, halt_signal, make_sender, make_transport, prepared_edition
-from pipeline.settings import load_settings
+from pipeline.settings import Settings, load_settings
+from pipeline.web.consent_spool import ConsentSpool
 
 __all__ = ["send_edition", "retry_transient"]
 
@@ -51,6 +52,18 @@ def retry_transient(task, task_run, state) -> bool:
 
 _IO = dict(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 20], retry_jitter_factor=0.5,
            retry_condition_fn=retry_transient)
+
+
+def apply_waiting_decisions(settings: Settings) -> int:
+    """Apply reader decisions (unsubscribes, preferences) the web service kept while the database
+    was unavailable; raises the database's error rather than let a send go on without them."""
+    return ConsentSpool(settings.resolved_consent_spool_dir).drain(database(settings), strict=True).applied
+
+
+@task(name="apply-reader-decisions", **_IO)
+def apply_reader_decisions() -> int:
+    """Before anything is planned: every unsubscribe a reader was promised is in the database."""
+    return apply_waiting_decisions(load_settings())
 
 
 @task(name="prepare-edition", cache_policy=NO_CACHE)
@@ -107,6 +120,8 @@ def send_batches(edition_path: str, batches: list[PlannedBatch], sandbox: bool =
     settings = load_settings()
     prepared = prepared_edition(settings, edition_path)
     ledger = SendLedger(database(settings), prepared.edition.id)
+    # An unsubscribe kept while this send was running takes effect before these readers are claimed.
+    apply_waiting_decisions(settings)
     transport = make_transport(settings, sandbox=sandbox)
     try:
         report = deliver_batches(prepared, ledger, transport, make_sender(settings), batches,
@@ -152,6 +167,7 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
     edition = str(resolve_edition_path(edition))
     info = check_edition(edition)
     clear_halt(info["id"])
+    apply_reader_decisions()
     if resend_unconfirmed and not dry_run:
         released = release_unconfirmed(info["id"])
         logger.warning("resending %d readers of unconfirmed batches", released)

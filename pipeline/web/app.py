@@ -9,6 +9,8 @@ quick 503 gets the batch retried sooner.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import datetime as dt
 import logging
@@ -33,6 +35,8 @@ from starlette.routing import Route
 from pipeline.content.topics import Taxonomy, load_taxonomy
 from pipeline.settings import PROJECT_ROOT, Settings, load_settings
 from pipeline.store.database import Database, open_database
+from pipeline.web.consent_spool import ConsentSpool
+from pipeline.web.pages import unavailable
 from pipeline.web.preferences import preferences_page, preferences_submit
 from pipeline.web.unsubscribe import unsubscribe_now, unsubscribe_page
 from pipeline.web.webhook import SignatureCheck, receive_sendgrid_events
@@ -42,6 +46,7 @@ __all__ = ["WebState", "create_app", "serve", "open_web_database", "running_serv
 
 DEFAULT_TAXONOMY = PROJECT_ROOT / "editions" / "topics.yaml"
 WEB_BUSY_TIMEOUT_MS = 5_000
+SPOOL_DRAIN_SECONDS = 2.0  # how often waiting reader decisions are offered to the database again
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,7 @@ class WebState:
     taxonomy: Taxonomy
     signature_check: SignatureCheck
     today: Callable[[], dt.date]
+    spool: ConsentSpool  # decisions acknowledged while the database could not take them
 
 
 def open_web_database(url: str, *, busy_timeout_ms: int = WEB_BUSY_TIMEOUT_MS) -> Database:
@@ -86,6 +92,24 @@ async def _health(request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
 
+async def _drain_spool(state: WebState) -> None:
+    """Offer waiting reader decisions to the database every few seconds, for as long as the service runs."""
+    while True:
+        if state.spool.pending():
+            try:
+                await run_in_threadpool(state.spool.drain, state.db)
+            except OSError as exc:  # the spool folder itself failed: say so, and keep trying
+                log.error("cannot read the consent spool %s: %s", state.spool.folder, exc.strerror)
+        await asyncio.sleep(SPOOL_DRAIN_SECONDS)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    """Any database failure a handler did not expect: 503 with Retry-After, never a 500 (nor its SQL)."""
+    log.error("%s %s: the database is unavailable (%s)", request.method, request.url.path.split("/")[1],
+              type(exc).__name__)
+    return unavailable()
+
+
 def create_app(settings: Settings | None = None, db: Database | None = None, *,
                taxonomy_path: Path | None = None, today: Callable[[], dt.date] | None = None) -> Starlette:
     """The web application; with no arguments everything comes from the environment.
@@ -101,11 +125,16 @@ def create_app(settings: Settings | None = None, db: Database | None = None, *,
         log.error("the SendGrid webhook will answer 503: %s", check.problem)
     state = WebState(settings=settings, db=database, secret=settings.signing_secret,
                      taxonomy=load_taxonomy(taxonomy_path or DEFAULT_TAXONOMY), signature_check=check,
-                     today=today or (lambda: dt.datetime.now(dt.UTC).date()))
+                     today=today or (lambda: dt.datetime.now(dt.UTC).date()),
+                     spool=ConsentSpool(settings.resolved_consent_spool_dir))
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        drainer = asyncio.create_task(_drain_spool(state))
         yield
+        drainer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await drainer
         if owned:
             database.dispose()
 
@@ -116,7 +145,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None, *,
         Route("/p/{token}", preferences_page, methods=["GET"]),
         Route("/p/{token}", preferences_submit, methods=["POST"]),
         Route("/healthz", _health, methods=["GET"]),
-    ], lifespan=lifespan)
+    ], lifespan=lifespan, exception_handlers={SQLAlchemyError: _database_unavailable})
     # Starlette would answer `/u/x/` with a redirect whose Location it builds from the Host
     # header, which the client chooses: an address in our name pointing anywhere. No redirects.
     app.router.redirect_slashes = False

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
-__all__ = ["NeedRow", "PreferencesPage", "page", "not_found", "PAGE_HEADERS"]
+__all__ = ["NeedRow", "PreferencesPage", "page", "not_found", "unavailable", "PAGE_HEADERS", "RETRY_AFTER_SECONDS"]
+
+RETRY_AFTER_SECONDS = 30
 
 # Tokens sit in the URL: no referrer may carry them away, no cache keep them, no frame host them.
 PAGE_HEADERS = {
@@ -207,3 +209,11 @@ def page(template: str, status: int = 200, **context: object) -> HTMLResponse:
 def not_found() -> HTMLResponse:
     """The plain 404 for a forged, altered or stale link: it says nothing of why."""
     return page("not_found.html", 404, title="Link not valid")
+
+
+def unavailable() -> HTMLResponse:
+    """503 with Retry-After: nothing was changed, and trying again shortly will work."""
+    response = page("message.html", 503, title="Please try again in a minute",
+                    message="We could not save this just now, and nothing was changed. Please try again in a minute.")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

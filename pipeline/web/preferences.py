@@ -2,7 +2,9 @@
 
 Every POST must carry the form token of the page it came from and, if the browser names an
 origin, come from this site; otherwise it is refused with 403 and changes nothing. An invalid
-form is answered 400 with the reasons and also changes nothing.
+form is answered 400 with the reasons and also changes nothing. A valid save the database
+cannot take is kept in the consent spool (pipeline/web/consent_spool.py) and applied in order
+as soon as it can; while earlier decisions wait there, later ones queue behind them.
 """
 
 from __future__ import annotations
@@ -10,22 +12,18 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from pipeline.audience.tokens import read_token
 from pipeline.content.topics import Taxonomy
+from pipeline.web import consent_spool
 from pipeline.web.forms import FormTooLarge, check_form_token, make_form_token, read_form, same_origin
-from pipeline.web.pages import NeedRow, PreferencesPage, not_found, page
-from pipeline.web.reader_choices import (
-    ReaderView,
-    find_reader,
-    load_preferences,
-    save_preferences,
-    unsubscribe_reader,
-)
-from pipeline.web.unsubscribe import PREFERENCES
+from pipeline.web.pages import NeedRow, PreferencesPage, not_found, page, unavailable
+from pipeline.web.reader_choices import Preferences, ReaderView, find_reader, load_preferences, save_preferences
+from pipeline.web.unsubscribe import PREFERENCES, unsubscribe_surely
 
 __all__ = ["NEED_ROWS", "NEED_MIN_DAYS", "NEED_MAX_DAYS", "NEED_DEFAULT_DAYS", "Choices", "read_choices",
            "preferences_page", "preferences_submit"]
@@ -144,7 +142,8 @@ async def preferences_submit(request: Request) -> Response:
         return _refused("This form has expired or did not come from this page, so nothing was changed. "
                         "Reload the page and try again.")
     if (form.get("action") or ["save"])[0] == "unsubscribe":
-        await run_in_threadpool(unsubscribe_reader, state.db, reader.public_id, via="preference centre")
+        if await unsubscribe_surely(request, reader.public_id, via="preference centre") not in (True, False):
+            return unavailable()
         return page("unsubscribe.html", title="Unsubscribed", done=True, action="", preferences_url="")
     today = state.today()
     current = await run_in_threadpool(load_preferences, state.db, reader.id, today)
@@ -152,8 +151,31 @@ async def preferences_submit(request: Request) -> Response:
     if choices.errors:
         return page("preferences.html", 400, title="Your preferences",
                     view=_view(request, reader, choices.checked, choices.rows, errors=choices.errors))
-    await run_in_threadpool(lambda: save_preferences(state.db, reader.id, offered=list(state.taxonomy.labels),
-                                                     checked=choices.checked, needs=choices.needs))
-    saved = await run_in_threadpool(load_preferences, state.db, reader.id, today)
+    outcome = await run_in_threadpool(_save_or_keep, state, reader, list(state.taxonomy.labels), choices)
+    if outcome is None:
+        return unavailable()
+    if outcome == _SAVED:
+        saved = await run_in_threadpool(load_preferences, state.db, reader.id, today)
+    else:  # kept in the spool, applied shortly: show what the reader chose
+        saved = Preferences(topics={topic: 1.0 for topic in choices.checked}, needs=dict(choices.needs))
     return page("preferences.html", title="Your preferences",
                 view=_view(request, reader, set(saved.topics), _rows(saved.needs, today), saved=True))
+
+
+_SAVED, _KEPT = "saved", "kept"
+
+
+def _save_or_keep(state, reader: ReaderView, offered: list[str], choices: Choices) -> str | None:
+    """Save now (`saved`), or keep the save in the spool (`kept`); None when neither could take it."""
+    if not state.spool.pending():
+        try:
+            save_preferences(state.db, reader.id, offered=offered, checked=choices.checked, needs=choices.needs)
+            return _SAVED
+        except SQLAlchemyError:
+            pass
+    try:
+        state.spool.keep(consent_spool.PREFERENCES, reader.public_id, offered=offered,
+                         checked=sorted(choices.checked), needs=[(t, u.isoformat()) for t, u in choices.needs])
+    except OSError:
+        return None
+    return _KEPT
