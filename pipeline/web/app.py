@@ -95,11 +95,11 @@ async def _health(request: Request) -> Response:
 async def _drain_spool(state: WebState) -> None:
     """Offer waiting reader decisions to the database every few seconds, for as long as the service runs."""
     while True:
-        if state.spool.pending():
-            try:
+        try:
+            if state.spool.pending():
                 await run_in_threadpool(state.spool.drain, state.db)
-            except OSError as exc:  # the spool folder itself failed: say so, and keep trying
-                log.error("cannot read the consent spool %s: %s", state.spool.folder, exc.strerror)
+        except OSError as exc:  # the spool folder itself failed: say so, and keep trying
+            log.error("cannot read the consent spool %s: %s", state.spool.folder, exc.strerror)
         await asyncio.sleep(SPOOL_DRAIN_SECONDS)
 
 

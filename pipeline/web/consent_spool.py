@@ -95,7 +95,7 @@ class ConsentSpool:
             with os.scandir(self.folder) as entries:
                 return sorted(Path(entry.path) for entry in entries
                               if entry.name.endswith(_SUFFIX) and not entry.name.startswith("."))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # nothing was ever kept there
             return []
 
     def __bool__(self) -> bool:
