@@ -96,14 +96,14 @@ def test_mailchimp_export_is_read(tmp_path):
                      'Ann@Example.com,Ann,Lee,4,"2024-01-02 10:00:00",1.2.3.4,,,,0,0,Europe/London,GB,,,123,abc,'
                      '"likes tea","""Customer"",""VIP"""',
                      'bob@example.com,Bob,,2,,,,,,,,,,,,,,,"""Customer"""',
-                     header=header)
+                     header=header, name="subscribed_members_export_1a2b3c.csv")
     result = read_audience_file(path, today=TODAY)
     assert result.problems == []
     ann, bob = result.records
     assert (ann.email, ann.first_name, ann.last_name, ann.timezone) == ("ann@example.com", "Ann", "Lee",
                                                                        "Europe/London")
     assert ann.tags == ["Customer", "VIP"] and bob.tags == ["Customer"]
-    assert ann.interests is None and ann.status is None
+    assert ann.interests is None and ann.status == "subscribed"
 
 
 def test_csv_with_byte_order_mark_and_crlf_is_read(tmp_path):
