@@ -59,7 +59,10 @@ class ReadResult:
 
 def _rows_csv(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any], str]]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    headers = reader.fieldnames or []
+    try:
+        headers = reader.fieldnames or []
+    except csv.Error as exc:
+        raise _CsvError(1, str(exc)) from None
     mailchimp = is_mailchimp_export(headers)
     mapping: dict[str, str] = {}
     unknown, repeated = [], []
@@ -83,7 +86,13 @@ def _rows_csv(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any], str]
     # Physical lines as csv counts them: only \n ends a line (\f or U+2028 inside a cell do not).
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     start = 2
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # a cell over csv's field limit: the file cannot be read past it
+            raise _CsvError(start, str(exc)) from None
         end = reader.line_num
         raw_text = "\n".join(lines[start - 1:end])
         values = {mapping[k]: v for k, v in row.items() if k in mapping}
@@ -91,6 +100,12 @@ def _rows_csv(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any], str]
             values["__extra__"] = row[None]
         yield start, values, raw_text
         start = end + 1
+
+
+class _CsvError(Exception):
+    def __init__(self, line: int, message: str):
+        self.line = line
+        self.message = message
 
 
 class _HeaderError(Exception):
@@ -242,6 +257,12 @@ def _check_row(values: dict[str, Any], line: int, file: str, today: dt.date, pro
         # Ours: "a;b". Mailchimp: "\"a\",\"b\"".
         sep = ";" if ";" in str(tags_raw) else ","
         tags = [t.strip().strip('"').strip() for t in str(tags_raw).split(sep) if t.strip().strip('"').strip()]
+    for tag in tags or []:
+        # Tags are labels people read in lists and exports: one printable line of a sane length.
+        if len(tag) > _NAME_LIMIT:
+            problem("tags", tag, f"a tag longer than {_NAME_LIMIT} characters")
+        elif not tag.isprintable():
+            problem("tags", tag, "a tag with control characters or line breaks")
 
     if len(problems) > before:
         return None
@@ -252,7 +273,10 @@ def _check_row(values: dict[str, Any], line: int, file: str, today: dt.date, pro
 
 def _mailchimp_status(path: Path, text: str, stated: str | None) -> tuple[str | None, list[InputProblem]]:
     """The status of a Mailchimp export's people (None for our own format), or the problem why not."""
-    headers = next(csv.reader(io.StringIO(text, newline="")), [])
+    try:
+        headers = next(csv.reader(io.StringIO(text, newline="")), [])
+    except csv.Error:
+        return stated, []  # reading the rows reports it, at its line
     if not is_mailchimp_export(headers):
         return stated, []
     try:
@@ -323,6 +347,9 @@ def read_audience_file(path: Path | str, *, today: dt.date | None = None, taxono
             found.append(InputProblem(file, 1, "header", text.split("\n")[0].removesuffix("\r") if text else "",
                                       "no email column (email, or Mailchimp's 'Email Address')"))
         return ReadResult([], found, [], fmt)
+    except _CsvError as exc:
+        return ReadResult([], [InputProblem(file, exc.line, "file", "", f"not readable as CSV ({exc.message});"
+                                            " is a quote left open, or a cell far too long?")], [], fmt)
     if not records and not problems:
         problems.append(InputProblem(file, 1, "file", "", "no readers in this file"))
     return ReadResult(records, problems, rejected, fmt)
