@@ -69,7 +69,8 @@ def _rows_csv(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any], str]
     for header in headers:
         key = (header or "").strip()
         low = key.lower()
-        column = MAILCHIMP_COLUMNS.get(low) if mailchimp else low if low in _COLUMNS else None
+        # A Mailchimp export's other columns are its own; in ours an unknown column is a typo.
+        column = MAILCHIMP_COLUMNS.get(low) if mailchimp else (low if low in _COLUMNS else None)
         if column is None:
             if not mailchimp:
                 unknown.append(header)
