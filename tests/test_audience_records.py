@@ -369,3 +369,14 @@ def test_repeated_column_is_refused(tmp_path):
     """Two headers for one field (email and Email) are refused at line 1, as csv would silently keep one."""
     path = write_csv(tmp_path, "a@example.com,b@example.com", header="email,Email")
     assert_at(one_problem(path, "header"), path, 1, "header", "Email", "a second column for the same field")
+
+
+def test_stated_status_fills_rows_without_one_and_refuses_contradictions(tmp_path):
+    """In our format --status is the status of rows that state none; a row stating another is reported."""
+    path = write_csv(tmp_path, "ann@example.com,,,,,,,,", "bob@example.com,,,,,,,unsubscribed,",
+                     "cy@example.com,,,,,,,subscribed,")
+    result = read_audience_file(path, today=TODAY, status="unsubscribed")
+    assert [(r.email, r.status) for r in result.records] == [("ann@example.com", "unsubscribed"),
+                                                             ("bob@example.com", "unsubscribed")]
+    [problem] = result.problems
+    assert_at(problem, path, 4, "status", "subscribed", "contradicts --status unsubscribed")
