@@ -96,11 +96,11 @@ def test_jsonl_import_creates_readers(db, tmp_path):
 
 
 def test_mailchimp_export_imports(db, tmp_path):
-    """A Mailchimp export imports with its tags, its extra columns ignored."""
+    """A Mailchimp export stated to be of subscribed people imports with its tags, its extra columns ignored."""
     path = write_csv(tmp_path,
                      'ann@example.com,Ann,Lee,5,2024-01-02,"""Customer"",""VIP"""',
                      header='Email Address,First Name,Last Name,MEMBER_RATING,OPTIN_TIME,TAGS')
-    report = import_audience(db, path, "weekly", today=TODAY)
+    report = import_audience(db, path, "weekly", today=TODAY, status="subscribed")
     assert report.created == 1
     ann = reader(db, "ann@example.com")
     assert (ann.first_name, ann.last_name, ann.tags, ann.status) == ("Ann", "Lee", ["Customer", "VIP"], "subscribed")

@@ -96,14 +96,14 @@ def test_mailchimp_export_is_read(tmp_path):
                      'Ann@Example.com,Ann,Lee,4,"2024-01-02 10:00:00",1.2.3.4,,,,0,0,Europe/London,GB,,,123,abc,'
                      '"likes tea","""Customer"",""VIP"""',
                      'bob@example.com,Bob,,2,,,,,,,,,,,,,,,"""Customer"""',
-                     header=header)
+                     header=header, name="subscribed_members_export_1a2b3c.csv")
     result = read_audience_file(path, today=TODAY)
     assert result.problems == []
     ann, bob = result.records
     assert (ann.email, ann.first_name, ann.last_name, ann.timezone) == ("ann@example.com", "Ann", "Lee",
                                                                        "Europe/London")
     assert ann.tags == ["Customer", "VIP"] and bob.tags == ["Customer"]
-    assert ann.interests is None and ann.status is None
+    assert ann.interests is None and ann.status == "subscribed"
 
 
 def test_csv_with_byte_order_mark_and_crlf_is_read(tmp_path):
@@ -319,3 +319,64 @@ def test_jsonl_line_with_unicode_line_separator_keeps_line_numbers(tmp_path):
     bad = [p for p in result.problems if p.field == "email"]
     assert [p.line for p in bad] == [2]
     assert (2, '{"email": "not-an-email"}') in result.rejected
+
+
+# -- topics must be in the taxonomy ----------------------------------------------------------------
+
+def test_unknown_topics_are_refused_with_a_suggestion(tmp_path):
+    """Interests and needs outside editions/topics.yaml are refused at their line, with the edition's did-you-mean."""
+    path = write_csv(tmp_path,
+                     "ann@example.com,,,climat:0.5;ai,,,,,",
+                     "bob@example.com,,,,hirring;remote-work,,,,",
+                     "cy@example.com,,,gardening,,,,,")
+    result = read_audience_file(path, today=TODAY)
+    assert [str(p) for p in result.problems] == [
+        f"{path}:2: interests=climat: unknown topic (did you mean 'climate'?); known topics are listed in the taxonomy file",
+        f"{path}:3: needs=hirring: unknown topic (did you mean 'hiring'?); known topics are listed in the taxonomy file",
+        f"{path}:4: interests=gardening: unknown topic; known topics are listed in the taxonomy file",
+    ]
+    assert result.records == [] and [line for line, _ in result.rejected] == [2, 3, 4]
+
+
+def test_topics_are_checked_against_the_taxonomy_given(tmp_path):
+    """With another taxonomy (a simulated audience's), its topics are the known ones and the sample's are not."""
+    from pipeline.content.topics import Taxonomy
+
+    taxonomy = Taxonomy({"gardening": "Gardening", "ai": "AI"})
+    path = write_jsonl(tmp_path, {"email": "ann@example.com", "interests": {"gardening": 1}, "needs": ["ai"]},
+                       {"email": "bob@example.com", "interests": ["climate"]})
+    result = read_audience_file(path, today=TODAY, taxonomy=taxonomy)
+    assert [(p.line, p.field, p.value) for p in result.problems] == [(2, "interests", "climate")]
+    assert result.records[0].interests == {"gardening": 1.0} and result.records[0].needs == {"ai": TODAY + dt.timedelta(days=DEFAULT_NEED_DAYS)}
+
+
+def test_a_file_with_one_unknown_topic_imports_nothing(db, tmp_path):
+    """One misspelt topic among good rows makes the whole import refuse, changing nothing."""
+    from sqlalchemy import func, select
+
+    from pipeline.audience.importer import import_audience
+    from pipeline.errors import InvalidAudience
+    from pipeline.store.models import Reader
+
+    path = write_csv(tmp_path, "ann@example.com,,,climate,,,,,", "bob@example.com,,,desing,,,,,")
+    with pytest.raises(InvalidAudience, match=r":3: interests=desing: unknown topic \(did you mean 'design'\?\)"):
+        import_audience(db, path, "main", today=TODAY)
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Reader)) == 0
+
+
+def test_repeated_column_is_refused(tmp_path):
+    """Two headers for one field (email and Email) are refused at line 1, as csv would silently keep one."""
+    path = write_csv(tmp_path, "a@example.com,b@example.com", header="email,Email")
+    assert_at(one_problem(path, "header"), path, 1, "header", "Email", "a second column for the same field")
+
+
+def test_stated_status_fills_rows_without_one_and_refuses_contradictions(tmp_path):
+    """In our format --status is the status of rows that state none; a row stating another is reported."""
+    path = write_csv(tmp_path, "ann@example.com,,,,,,,,", "bob@example.com,,,,,,,unsubscribed,",
+                     "cy@example.com,,,,,,,subscribed,")
+    result = read_audience_file(path, today=TODAY, status="unsubscribed")
+    assert [(r.email, r.status) for r in result.records] == [("ann@example.com", "unsubscribed"),
+                                                             ("bob@example.com", "unsubscribed")]
+    [problem] = result.problems
+    assert_at(problem, path, 4, "status", "subscribed", "contradicts --status unsubscribed")

@@ -8,7 +8,9 @@ import subprocess
 
 import pytest
 
-from tests.conftest import EDITION, SAMPLE_AUDIENCE
+from tests.conftest import EDITION, ROOT, SAMPLE_AUDIENCE
+
+MAILCHIMP = ROOT / "tests" / "fixtures" / "mailchimp"
 
 
 def run(home, *args, env=None, check=True):
@@ -28,7 +30,7 @@ def run(home, *args, env=None, check=True):
 def test_db_upgrade_creates_and_reports(tmp_path):
     """`db upgrade` creates the SQLite file and says it is up to date on the second run."""
     first = run(tmp_path, "db", "upgrade")
-    assert "applied 0001, 0002, 0003, 0004, 0005, 0006, 0007" in first.stdout and (tmp_path / "readerfirst.db").exists()
+    assert "applied 0001, 0002, 0003, 0004, 0005, 0006, 0007, 0008" in first.stdout and (tmp_path / "readerfirst.db").exists()
     assert "is up to date" in run(tmp_path, "db", "upgrade").stdout
 
 
@@ -63,6 +65,34 @@ def test_preview_prints_picks_and_writes_files(tmp_path):
     assert "you follow Climate" in result.stdout
     html = next((tmp_path / "previews" / "2026-12-07").glob("*.html")).read_text()
     assert "Hi Kemi," in html and "%%rf:" not in html
+
+
+def test_mailchimp_export_needs_its_status_stated_and_list_shows_it(tmp_path):
+    """A renamed Mailchimp export is refused in one line naming --status; with it, `audience list` counts them."""
+    export = tmp_path / "contacts.csv"
+    shutil.copyfile(MAILCHIMP / "nonsubscribed_members_export_7c1f2e9a0b.csv", export)
+    refused = run(tmp_path, "audience", "import", str(export), "--audience", "shop", check=False)
+    assert refused.returncode == 2
+    assert f"{export}:1: status=contacts.csv: cannot tell whether this Mailchimp export holds" in refused.stderr
+    assert "pass --status subscribed (or nonsubscribed" in refused.stderr
+    run(tmp_path, "audience", "import", str(export), "--audience", "shop", "--status", "nonsubscribed")
+    listed = run(tmp_path, "audience", "list").stdout
+    assert "nonsubscribed" in listed
+    header = next(line for line in listed.splitlines() if "nonsubscribed" in line)
+    row = next(line for line in listed.splitlines() if "shop" in line)
+    counts = dict(zip([c.strip() for c in header.split("┃")[1:-1]], [c.strip() for c in row.split("│")[1:-1]]))
+    assert counts == {"audience": "shop", "subscribed": "0", "unsubscribed": "0", "cleaned": "0",
+                      "nonsubscribed": "1", "suppressed": "0"}
+
+
+def test_preview_finds_a_reader_by_either_form_and_shows_unicode(tmp_path):
+    """`preview --email` finds a reader stored in IDNA form from the Unicode form typed, and shows it in Unicode."""
+    people = tmp_path / "people.csv"
+    people.write_text("email,first_name,interests\nanna@münchen.de,Anna,climate\n", encoding="utf-8")
+    run(tmp_path, "audience", "import", str(people), "--audience", "main")
+    result = run(tmp_path, "preview", str(EDITION), "--email", "Anna@MÜNCHEN.de", "--out", str(tmp_path / "out"))
+    assert "what anna@münchen.de gets" in result.stdout
+    assert (tmp_path / "out" / "anna@xn--mnchen-3ya.de.html").exists()
 
 
 def test_check_reports_invalid_edition(tmp_path):

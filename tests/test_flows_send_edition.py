@@ -84,6 +84,20 @@ def test_to_sends_only_that_reader(prefect_harness, home, db, audience, edition_
     assert summary["sent"] == 1 and [entry["email"] for entry in index] == [target]
 
 
+def test_to_finds_a_unicode_domain_reader_and_sends_the_idna_address(prefect_harness, home, db, edition_path,
+                                                                     tmp_path):
+    """--to with the Unicode form finds the reader stored in IDNA form, and the message goes to the IDNA address."""
+    from pipeline.flows.send_edition import send_edition
+
+    people = tmp_path / "idn.csv"
+    people.write_text("email,first_name,interests\nanna@münchen.de,Anna,climate\nbo@example.com,Bo,ai\n",
+                      encoding="utf-8")
+    import_audience(db, people, "idn", today=TODAY)
+    summary = send_edition(edition=str(edition_path), audience="idn", to="Anna@MÜNCHEN.de", today=TODAY)
+    _, index = _outbox(home)
+    assert summary["sent"] == 1 and [entry["email"] for entry in index] == ["anna@xn--mnchen-3ya.de"]
+
+
 def test_dry_run_selects_everyone_and_sends_nothing(prefect_harness, home, db, audience, edition_path):
     """A dry run selects and renders for everyone but writes no message and no ledger entry."""
     from pipeline.flows.send_edition import send_edition

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import bindparam, func, select
 
+from pipeline.audience.addresses import lookup_address
 from pipeline.audience.profile import Profile, TopicSignal
 from pipeline.errors import PipelineError, UnknownReader
 from pipeline.store.chunks import id_chunks
@@ -37,10 +38,10 @@ def audience_id(db: Database, name: str) -> int:
 
 
 def find_reader_id(db: Database, audience: int, email: str) -> int:
-    """The id of the reader with `email` in `audience` (compared case-insensitively)."""
+    """The id of the reader with `email` in `audience` (any case; its domain in Unicode or IDNA form)."""
     with db.session() as session:
         found = session.scalar(select(Reader.id).where(Reader.audience_id == audience,
-                                                       Reader.email == email.strip().lower()))
+                                                       Reader.email == lookup_address(email)))
     if found is None:
         raise UnknownReader(f"no reader {email!r} in this audience")
     return found

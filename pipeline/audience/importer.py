@@ -1,8 +1,9 @@
 """Importing an audience file into the database: all or nothing, learned data never erased.
 
 A re-import updates what the file says (names, declared interests, needs, tags) and leaves
-what readerfirst learned (topic posteriors, suppressions) alone. A reader who unsubscribed
-stays unsubscribed even if the file says `subscribed`: only the reader can resubscribe.
+what readerfirst learned (topic posteriors, suppressions) alone. A reader who unsubscribed,
+was cleaned or is suppressed stays so even if the file says `subscribed` (or Mailchimp's
+`nonsubscribed`, from which a later file could subscribe them): only the reader can resubscribe.
 """
 
 from __future__ import annotations
@@ -14,13 +15,18 @@ from pathlib import Path
 
 from sqlalchemy import bindparam, select, update
 
+from pipeline.audience.mailchimp import NONSUBSCRIBED
 from pipeline.audience.records import ReaderRecord, read_audience_file
+from pipeline.content.topics import Taxonomy
 from pipeline.errors import InputProblem, InvalidAudience
 from pipeline.store.database import Database
 from pipeline.store.models import Audience, Reader, ReaderInterest, ReaderNeed, utcnow
 from pipeline.store.upsert import upsert_rows
 
-__all__ = ["ImportReport", "import_audience"]
+__all__ = ["ImportReport", "import_audience", "next_status"]
+
+# Statuses only the reader (or their mailbox) can leave: a file never moves a reader out of them.
+_OPTED_OUT = ("unsubscribed", "cleaned")
 
 
 @dataclass
@@ -49,17 +55,36 @@ def _write_rejected(path: Path, out: Path, rejected: list[tuple[int, str]], fmt:
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def next_status(current: str, suppressed: bool, incoming: str | None) -> str | None:
+    """The status a re-import gives a reader now `current`, or None to keep it.
+
+    A file may always take a reader further from the inbox (to unsubscribed, cleaned or
+    nonsubscribed), never back: `subscribed` is taken only from nonsubscribed (a contact who
+    opted in since) and never by a suppressed reader.
+    """
+    if incoming is None or incoming == current:
+        return None
+    if current in _OPTED_OUT and incoming in ("subscribed", NONSUBSCRIBED):
+        return None
+    if incoming == "subscribed" and (current != NONSUBSCRIBED or suppressed):
+        return None
+    return incoming
+
+
 def import_audience(db: Database, path: Path | str, audience: str, *, skip_invalid: bool = False,
-                    rejected_file: Path | None = None, today: dt.date | None = None) -> ImportReport:
+                    rejected_file: Path | None = None, today: dt.date | None = None,
+                    taxonomy: Taxonomy | None = None, status: str | None = None) -> ImportReport:
     """Import `path` into `audience`; raises InvalidAudience (changing nothing) on any bad row.
 
     With `skip_invalid`, good rows are imported and the bad ones written, as they were, to
-    `rejected_file` (default: `<file>.rejected<suffix>` beside the input).
+    `rejected_file` (default: `<file>.rejected<suffix>` beside the input). Topics must be in
+    `taxonomy` (default: `editions/topics.yaml`); `status` states the status of the file's
+    people where the file does not (see `read_audience_file`).
     """
     path = Path(path)
     if not audience.strip():
         raise InvalidAudience([InputProblem(str(path), 0, "audience", audience, "an audience name is required")])
-    result = read_audience_file(path, today=today)
+    result = read_audience_file(path, today=today, taxonomy=taxonomy, status=status)
     file_level = [p for p in result.problems if p.field in ("file", "header")]
     if result.problems and (not skip_invalid or file_level or not result.records):
         raise InvalidAudience(result.problems)
@@ -103,11 +128,11 @@ def _store(db: Database, audience_name: str, records: list[ReaderRecord], report
                     values[key] = getattr(record, key)
             if record.tags is not None:
                 values["tags"] = record.tags
-            if record.status and record.status != status:
-                if record.status == "subscribed" and (status != "subscribed" or suppressed):
-                    report.kept_unsubscribed += 1
-                else:
-                    values["status"] = record.status
+            new_status = next_status(status, suppressed is not None, record.status)
+            if new_status is not None:
+                values["status"] = new_status
+            elif record.status not in (None, status):
+                report.kept_unsubscribed += 1
             updates.append(values)
         if new_rows:
             connection.execute(Reader.__table__.insert(), new_rows)

@@ -15,26 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
-
-from pipeline.content.topics import TOPIC_PATTERN
+from pipeline.audience.addresses import AddressRefused, stored_address
+from pipeline.audience.mailchimp import MAILCHIMP_COLUMNS, NONSUBSCRIBED, StatusUnclear, export_status, is_mailchimp_export
+from pipeline.content.topics import TOPIC_PATTERN, Taxonomy, default_taxonomy
 from pipeline.errors import InputProblem
 
 __all__ = ["ReaderRecord", "ReadResult", "read_audience_file", "STATUSES", "DEFAULT_NEED_DAYS"]
 
-STATUSES = ("subscribed", "unsubscribed", "cleaned")
+# Only `subscribed` is ever sent to; the others are Mailchimp's statuses of people who left
+# (unsubscribed), whose address bounced (cleaned) or who never opted in (nonsubscribed).
+STATUSES = ("subscribed", "unsubscribed", "cleaned", NONSUBSCRIBED)
 DEFAULT_NEED_DAYS = 45
 MAX_NEED_DAYS = 366
 
-# Our columns, and the Mailchimp export headers that mean the same.
 _COLUMNS = ("email", "first_name", "last_name", "interests", "needs", "needs_until", "timezone", "status", "tags")
-_MAILCHIMP = {
-    "email address": "email",
-    "first name": "first_name",
-    "last name": "last_name",
-    "tags": "tags",
-    "timezone": "timezone",
-}
 _NAME_LIMIT = 200
 
 
@@ -65,27 +59,41 @@ class ReadResult:
 
 def _rows_csv(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any], str]]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    headers = reader.fieldnames or []
-    mailchimp = any(h and h.strip().lower() == "email address" for h in headers)
+    try:
+        headers = reader.fieldnames or []
+    except csv.Error as exc:
+        raise _CsvError(1, str(exc)) from None
+    mailchimp = is_mailchimp_export(headers)
     mapping: dict[str, str] = {}
-    unknown = []
+    unknown, repeated = [], []
     for header in headers:
         key = (header or "").strip()
         low = key.lower()
-        if mailchimp and low in _MAILCHIMP:
-            mapping[header] = _MAILCHIMP[low]
-        elif low in _COLUMNS:
-            mapping[header] = low
-        elif not mailchimp:
-            unknown.append(header)
-    if unknown:
-        raise _HeaderError(unknown)
+        # A Mailchimp export's other columns are its own; in ours an unknown column is a typo.
+        column = MAILCHIMP_COLUMNS.get(low) if mailchimp else (low if low in _COLUMNS else None)
+        if column is None:
+            if not mailchimp:
+                unknown.append(header)
+        elif column in mapping.values():
+            # Two headers for one column ("email" and "Email"): csv would keep only the last one's
+            # value, silently, so which address or status a row has would depend on column order.
+            repeated.append(header)
+        else:
+            mapping[header] = column
+    if unknown or repeated:
+        raise _HeaderError(unknown, repeated=repeated)
     if "email" not in mapping.values():
         raise _HeaderError([], missing_email=True)
     # Physical lines as csv counts them: only \n ends a line (\f or U+2028 inside a cell do not).
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     start = 2
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # a cell over csv's field limit: the file cannot be read past it
+            raise _CsvError(start, str(exc)) from None
         end = reader.line_num
         raw_text = "\n".join(lines[start - 1:end])
         values = {mapping[k]: v for k, v in row.items() if k in mapping}
@@ -95,10 +103,17 @@ def _rows_csv(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any], str]
         start = end + 1
 
 
+class _CsvError(Exception):
+    def __init__(self, line: int, message: str):
+        self.line = line
+        self.message = message
+
+
 class _HeaderError(Exception):
-    def __init__(self, unknown: list[str], *, missing_email: bool = False):
+    def __init__(self, unknown: list[str], *, missing_email: bool = False, repeated: list[str] | None = None):
         self.unknown = unknown
         self.missing_email = missing_email
+        self.repeated = repeated or []
 
 
 def _rows_jsonl(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any] | str, str]]:
@@ -116,7 +131,17 @@ def _rows_jsonl(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any] | s
         yield number, value, line
 
 
-def _parse_interests(value: Any, problem) -> dict[str, float] | None:
+def _check_topic(topic: str, field_name: str, taxonomy: Taxonomy | None, problem) -> bool:
+    if not TOPIC_PATTERN.match(topic):
+        problem(field_name, topic, "topics are lowercase letters, digits and dashes")
+        return False
+    if taxonomy is not None and topic not in taxonomy:
+        problem(field_name, topic, taxonomy.unknown_reason(topic))
+        return False
+    return True
+
+
+def _parse_interests(value: Any, problem, taxonomy: Taxonomy | None) -> dict[str, float] | None:
     if value is None or value == "":
         return None
     if isinstance(value, dict):
@@ -133,8 +158,7 @@ def _parse_interests(value: Any, problem) -> dict[str, float] | None:
             items.append((topic.strip(), weight.strip() or None))
     interests: dict[str, float] = {}
     for topic, weight in items:
-        if not TOPIC_PATTERN.match(topic):
-            problem("interests", topic, "topics are lowercase letters, digits and dashes")
+        if not _check_topic(str(topic), "interests", taxonomy, problem):
             continue
         try:
             number = 1.0 if weight is None else float(weight)
@@ -154,7 +178,8 @@ def _parse_date(value: Any) -> dt.date:
     return dt.date.fromisoformat(str(value).strip())
 
 
-def _check_row(values: dict[str, Any], line: int, file: str, today: dt.date, problems: list[InputProblem]) -> ReaderRecord | None:
+def _check_row(values: dict[str, Any], line: int, file: str, today: dt.date, problems: list[InputProblem], *,
+               taxonomy: Taxonomy | None = None, stated_status: str | None = None) -> ReaderRecord | None:
     before = len(problems)
 
     def problem(field_name: str, value: Any, reason: str) -> None:
@@ -172,8 +197,8 @@ def _check_row(values: dict[str, Any], line: int, file: str, today: dt.date, pro
         problem("email", "", "is required")
     else:
         try:
-            email = validate_email(raw_email, check_deliverability=False).normalized.lower()
-        except EmailNotValidError as exc:
+            email = stored_address(raw_email)
+        except AddressRefused as exc:
             problem("email", raw_email, str(exc))
 
     names = {}
@@ -195,8 +220,12 @@ def _check_row(values: dict[str, Any], line: int, file: str, today: dt.date, pro
     status = str(status).strip().lower() if status not in (None, "") else None
     if status is not None and status not in STATUSES:
         problem("status", values.get("status"), f"unknown status; use {', '.join(STATUSES)}")
+    elif stated_status is not None:
+        if status is not None and status != stated_status:
+            problem("status", values.get("status"), f"contradicts --status {stated_status}; correct the row or the option")
+        status = stated_status
 
-    interests = _parse_interests(values.get("interests"), problem)
+    interests = _parse_interests(values.get("interests"), problem, taxonomy)
 
     needs_raw = values.get("needs")
     need_topics: list[str] = []
@@ -205,8 +234,7 @@ def _check_row(values: dict[str, Any], line: int, file: str, today: dt.date, pro
     elif needs_raw not in (None, ""):
         need_topics = [t.strip() for t in str(needs_raw).split(";") if t.strip()]
     for topic in need_topics:
-        if not TOPIC_PATTERN.match(topic):
-            problem("needs", topic, "topics are lowercase letters, digits and dashes")
+        _check_topic(topic, "needs", taxonomy, problem)
     until = today + dt.timedelta(days=DEFAULT_NEED_DAYS)
     until_raw = values.get("needs_until")
     if until_raw not in (None, ""):
@@ -230,6 +258,12 @@ def _check_row(values: dict[str, Any], line: int, file: str, today: dt.date, pro
         # Ours: "a;b". Mailchimp: "\"a\",\"b\"".
         sep = ";" if ";" in str(tags_raw) else ","
         tags = [t.strip().strip('"').strip() for t in str(tags_raw).split(sep) if t.strip().strip('"').strip()]
+    for tag in tags or []:
+        # Tags are labels people read in lists and exports: one printable line of a sane length.
+        if len(tag) > _NAME_LIMIT:
+            problem("tags", tag, f"a tag longer than {_NAME_LIMIT} characters")
+        elif not tag.isprintable():
+            problem("tags", tag, "a tag with control characters or line breaks")
 
     if len(problems) > before:
         return None
@@ -238,11 +272,35 @@ def _check_row(values: dict[str, Any], line: int, file: str, today: dt.date, pro
                         status=status, tags=tags)
 
 
-def read_audience_file(path: Path | str, *, today: dt.date | None = None) -> ReadResult:
-    """Read and check every row of a CSV or JSONL audience file."""
+def _mailchimp_status(path: Path, text: str, stated: str | None) -> tuple[str | None, list[InputProblem]]:
+    """The status of a Mailchimp export's people (None for our own format), or the problem why not."""
+    try:
+        headers = next(csv.reader(io.StringIO(text, newline="")), [])
+    except csv.Error:
+        return stated, []  # reading the rows reports it, at its line
+    if not is_mailchimp_export(headers):
+        return stated, []
+    try:
+        return export_status(path, headers, stated), []
+    except StatusUnclear as exc:
+        return None, [InputProblem(str(path), 1, "status", stated or path.name, str(exc))]
+
+
+def read_audience_file(path: Path | str, *, today: dt.date | None = None, taxonomy: Taxonomy | None = None,
+                       status: str | None = None) -> ReadResult:
+    """Read and check every row of a CSV or JSONL audience file.
+
+    Topics must be in `taxonomy` (default: the project's `editions/topics.yaml`). `status`, when
+    given, is the status of every row that does not state its own (and of every row of a
+    Mailchimp export, whose status is otherwise told by its columns and file name).
+    """
     path = Path(path)
     today = today or dt.date.today()
+    taxonomy = taxonomy or default_taxonomy()
     file = str(path)
+    if status is not None and status not in STATUSES:
+        return ReadResult([], [InputProblem(file, 0, "status", status, f"unknown status; use {', '.join(STATUSES)}")],
+                          [], "")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -255,8 +313,12 @@ def read_audience_file(path: Path | str, *, today: dt.date | None = None) -> Rea
     problems: list[InputProblem] = []
     rejected: list[tuple[int, str]] = []
     first_seen: dict[str, int] = {}
-    rows = _rows_jsonl(path, text) if is_jsonl else _rows_csv(path, text)
     fmt = "jsonl" if is_jsonl else "csv"
+    if not is_jsonl:
+        status, unclear = _mailchimp_status(path, text, status)
+        if unclear:
+            return ReadResult([], unclear, [], fmt)
+    rows = _rows_jsonl(path, text) if is_jsonl else _rows_csv(path, text)
     try:
         for line, values, raw_text in rows:
             before = len(problems)
@@ -266,7 +328,7 @@ def read_audience_file(path: Path | str, *, today: dt.date | None = None) -> Rea
             else:
                 if not is_jsonl and "email" not in values and not values:
                     continue
-                record = _check_row(values, line, file, today, problems)
+                record = _check_row(values, line, file, today, problems, taxonomy=taxonomy, stated_status=status)
             if record is not None:
                 if record.email in first_seen:
                     problems.append(InputProblem(file, line, "email", record.email,
@@ -280,10 +342,15 @@ def read_audience_file(path: Path | str, *, today: dt.date | None = None) -> Rea
         known = ", ".join(_COLUMNS)
         found = [InputProblem(file, 1, "header", h, f"unknown column; use {known} (or a Mailchimp export)")
                  for h in exc.unknown]
+        found += [InputProblem(file, 1, "header", h, "a second column for the same field; keep one")
+                  for h in exc.repeated]
         if exc.missing_email:
             found.append(InputProblem(file, 1, "header", text.split("\n")[0].removesuffix("\r") if text else "",
                                       "no email column (email, or Mailchimp's 'Email Address')"))
         return ReadResult([], found, [], fmt)
+    except _CsvError as exc:
+        return ReadResult([], [InputProblem(file, exc.line, "file", "", f"not readable as CSV ({exc.message});"
+                                            " is a quote left open, or a cell far too long?")], [], fmt)
     if not records and not problems:
         problems.append(InputProblem(file, 1, "file", "", "no readers in this file"))
     return ReadResult(records, problems, rejected, fmt)

@@ -10,8 +10,10 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from pipeline.audience.importer import import_audience
+from pipeline.audience.records import STATUSES
 from pipeline.audience.sample import write_sample_csv
 from pipeline.cli.console import console, err_console
+from pipeline.content.topics import DEFAULT_TOPICS_FILE, load_taxonomy
 from pipeline.flows.runtime import database
 from pipeline.settings import PROJECT_ROOT, load_settings
 from pipeline.store.models import Audience, Reader
@@ -25,10 +27,13 @@ def import_file(
     audience: str = typer.Option(..., "--audience", "-a", help="Audience to import into (created if new)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Import the good rows; write bad ones to a file."),
     rejected_file: Path | None = typer.Option(None, "--rejected-file", help="Where --skip-invalid writes bad rows."),
+    status: str | None = typer.Option(None, "--status", help=f"Status of the file's people where the file does not"
+                                      f" say it ({', '.join(STATUSES)}); needed for a renamed Mailchimp export."),
+    topics: Path = typer.Option(DEFAULT_TOPICS_FILE, "--topics", help="Taxonomy the interests and needs must use."),
 ) -> None:
     """Import readers; all or nothing unless --skip-invalid."""
     report = import_audience(database(load_settings()), file, audience, skip_invalid=skip_invalid,
-                             rejected_file=rejected_file)
+                             rejected_file=rejected_file, status=status, taxonomy=load_taxonomy(topics))
     console.print(f"imported {report.imported} readers into [bold]{escape(audience)}[/]"
                   f" ({report.created} new, {report.updated} updated)")
     if report.kept_unsubscribed:
@@ -44,7 +49,7 @@ def import_file(
 def list_audiences() -> None:
     """Audiences and their readers by status."""
     db = database(load_settings())
-    table = Table("audience", "subscribed", "unsubscribed", "cleaned", "suppressed")
+    table = Table("audience", *STATUSES, "suppressed")
     with db.session() as session:
         rows = session.execute(select(Audience.name, Reader.status, Reader.suppressed_reason.is_not(None), func.count())
                                .join(Reader, Reader.audience_id == Audience.id, isouter=True)
@@ -55,7 +60,7 @@ def list_audiences() -> None:
         key = "suppressed" if suppressed else (status or "subscribed")
         bucket[key] = bucket.get(key, 0) + (count if status else 0)
     for name, bucket in sorted(counts.items()):
-        table.add_row(name, *(str(bucket.get(k, 0)) for k in ("subscribed", "unsubscribed", "cleaned", "suppressed")))
+        table.add_row(name, *(str(bucket.get(k, 0)) for k in (*STATUSES, "suppressed")))
     console.print(table)
 
 

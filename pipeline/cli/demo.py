@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from pipeline.audience.addresses import display_address
 from pipeline.audience.importer import import_audience
 from pipeline.cli.console import console
 from pipeline.settings import PROJECT_ROOT, load_settings
@@ -97,7 +98,7 @@ def run_demo(folder: Path) -> dict:
         html_path, _, picks = write_preview(SAMPLE_EDITION, record.email, "sample", None)
         previews.append((record.email, html_path, picks))
         follows = ", ".join(f"{topic} {weight:g}" for topic, weight in (record.interests or {}).items())
-        console.print(f"[bold]{escape(record.email)}[/] follows {escape(follows or 'nothing yet')}")
+        console.print(f"[bold]{escape(display_address(record.email))}[/] follows {escape(follows or 'nothing yet')}")
         for title, reason in picks:
             console.print(f"   {escape(title)}  [dim]({escape(reason)})[/]")
     index = settings.previews_dir / summary["edition"] / "index.html"

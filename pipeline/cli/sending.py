@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipeline.audience.addresses import display_address, lookup_address
 from pipeline.audience.directory import audience_id as find_audience, find_reader_id, load_profiles
 from pipeline.audience.tokens import reader_links
 from pipeline.cli.console import console, fail
@@ -114,7 +115,7 @@ def _audience_of(db, email: str) -> int:
     from pipeline.store.models import Reader
 
     with db.session() as session:
-        ids = session.scalars(select(Reader.audience_id).where(Reader.email == email.strip().lower())).all()
+        ids = session.scalars(select(Reader.audience_id).where(Reader.email == lookup_address(email))).all()
     if len(ids) != 1:
         fail(f"{email} is in {len(ids)} audiences; say which with --audience")
     return ids[0]
@@ -151,7 +152,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write one reader's newsletter (HTML and text) and show the picks with their reasons."""
         html_path, text_path, picks = write_preview(edition, email, audience, out)
-        table = Table("#", "section", "why this reader gets it")
+        # The address as the reader knows it (a Unicode domain), whichever form was typed.
+        shown = display_address(lookup_address(email))
+        table = Table("#", "section", "why this reader gets it", title=f"what {escape(shown)} gets")
         for number, (title, reason) in enumerate(picks, start=1):
             table.add_row(str(number), escape(title), escape(reason))
         console.print(table)

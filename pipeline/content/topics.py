@@ -5,14 +5,19 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
 from pipeline.errors import InputProblem, InvalidEdition
 from pipeline.content.wording import inert_text
+from pipeline.settings import PROJECT_ROOT
 
-__all__ = ["Taxonomy", "load_taxonomy", "TOPIC_PATTERN"]
+__all__ = ["Taxonomy", "load_taxonomy", "default_taxonomy", "TOPIC_PATTERN", "DEFAULT_TOPICS_FILE"]
+
+# The taxonomy the sample edition uses; audience imports check topics against it unless told otherwise.
+DEFAULT_TOPICS_FILE = PROJECT_ROOT / "editions" / "topics.yaml"
 
 TOPIC_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
@@ -60,3 +65,9 @@ def load_taxonomy(path: Path) -> Taxonomy:
     if problems:
         raise InvalidEdition(problems)
     return Taxonomy({slug: inert_text(str(label)) for slug, label in topics.items()})
+
+
+@lru_cache(maxsize=1)
+def default_taxonomy() -> Taxonomy:
+    """The taxonomy in `editions/topics.yaml` of the checkout (read once)."""
+    return load_taxonomy(DEFAULT_TOPICS_FILE)

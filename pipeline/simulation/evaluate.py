@@ -35,6 +35,7 @@ from sqlalchemy import select, update
 from pipeline.audience.importer import import_audience
 from pipeline.content.edition import Edition
 from pipeline.content.policy import DEFAULT_EXPLORATION, editorial_sections
+from pipeline.content.topics import load_taxonomy
 from pipeline.delivery.dispatch import Sender, deliver_batches
 from pipeline.delivery.ledger import SendLedger
 from pipeline.delivery.outbox import OutboxTransport
@@ -49,7 +50,7 @@ from pipeline.engagement.store import store_events
 from pipeline.errors import ConfigurationError, PipelineError
 from pipeline.settings import PROJECT_ROOT
 from pipeline.simulation.engagement import response_events, section_link
-from pipeline.simulation.inputs import write_audience, write_edition
+from pipeline.simulation.inputs import write_audience, write_edition, write_taxonomy
 from pipeline.simulation.measures import ArmCounts, EditionMeasure, ReaderOutcome, check_goals, measure_edition
 from pipeline.simulation.models import ReaderModel, load_reader_model, reader_model_yaml
 from pipeline.simulation.readers import Candidate, ShownSection, SimulatedAudience
@@ -161,7 +162,9 @@ class _Run:
 
     def import_readers(self, count: int) -> int:
         path = write_audience(self.audience, self.folder / "audience.csv", count, seed=self.seed)
-        report = import_audience(self.db, path, AUDIENCE, today=START.date())
+        # The simulated topics are the model's, not the sample edition's: check readers against them.
+        taxonomy = load_taxonomy(write_taxonomy(self.model, self.folder))
+        report = import_audience(self.db, path, AUDIENCE, today=START.date(), taxonomy=taxonomy)
         with self.db.session() as session:
             self.audience_id = session.scalar(select(Reader.audience_id).limit(1))
             # The import draws public ids at random (uuid4), and the holdout and the policy's
