@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import bindparam, select, update
 
 from pipeline.audience.mailchimp import NONSUBSCRIBED
+from pipeline.audience.privacy import forgotten_among
 from pipeline.audience.records import ReaderRecord, read_audience_file
 from pipeline.content.topics import Taxonomy
 from pipeline.errors import InputProblem, InvalidAudience
@@ -37,6 +38,7 @@ class ImportReport:
     created: int = 0
     updated: int = 0
     kept_unsubscribed: int = 0
+    forgotten: int = 0  # rows of people who asked to be forgotten: never imported again
     rejected: int = 0
     rejected_file: Path | None = None
     problems: list[InputProblem] = field(default_factory=list)
@@ -111,6 +113,11 @@ def _store(db: Database, audience_name: str, records: list[ReaderRecord], report
         connection = session.connection()
 
         new_rows, updates = [], []
+        # People who asked to be forgotten are not imported again, from any old list.
+        forgotten = forgotten_among(connection, [r.email for r in records if r.email not in existing])
+        if forgotten:
+            report.forgotten = sum(r.email in forgotten for r in records)
+            records = [r for r in records if r.email not in forgotten]
         for record in records:
             found = existing.get(record.email)
             if found is None:

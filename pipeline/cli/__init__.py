@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from pipeline.cli import audience, demo, engagement, evaluate, report, sending, services, store
+from pipeline.cli import audience, demo, engagement, evaluate, reader, report, sending, services, store
 from pipeline.cli.console import console, fail
 from pipeline.errors import PipelineError
 
@@ -17,6 +17,7 @@ app = typer.Typer(help="readerfirst: newsletters where every section serves the 
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.add_typer(store.app, name="db")
 app.add_typer(audience.app, name="audience")
+app.add_typer(reader.app, name="reader")
 app.add_typer(engagement.events_app, name="events")
 app.add_typer(engagement.engagement_app, name="engagement")
 sending.register(app)

@@ -39,6 +39,8 @@ def import_file(
     if report.kept_unsubscribed:
         console.print(f"{report.kept_unsubscribed} readers who had unsubscribed stay unsubscribed"
                       " (only they can resubscribe)")
+    if report.forgotten:
+        console.print(f"{report.forgotten} rows were not imported: those people asked to be forgotten")
     if report.rejected:
         err_console.print(f"[yellow]skipped {report.rejected} invalid rows[/], written to {report.rejected_file}:")
         for problem in report.problems:

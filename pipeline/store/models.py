@@ -38,6 +38,7 @@ __all__ = [
     "EditionSection",
     "QuarantinedEvent",
     "PositionClicks",
+    "ForgottenAddress",
     "utcnow",
 ]
 
@@ -228,3 +229,12 @@ class EngagementEvent(Base):
     received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     applied: Mapped[bool] = mapped_column(Boolean, default=False)
     raw: Mapped[dict] = mapped_column(JSON)
+
+
+class ForgottenAddress(Base):
+    """A person who asked to be forgotten: only a digest of their address, so no import brings them back."""
+
+    __tablename__ = "forgotten_addresses"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    forgotten_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

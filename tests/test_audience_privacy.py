@@ -1,0 +1,117 @@
+"""A reader's data: exported whole, forgotten whole, and never imported again once forgotten."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from pipeline.audience.importer import import_audience
+from pipeline.audience.privacy import address_digest, export_reader, forget_reader
+from pipeline.errors import UnknownReader
+from pipeline.store.models import (EngagementEvent, ForgottenAddress, QuarantinedEvent, Reader, ReaderInterest,
+                                   ReaderNeed, SendLedgerEntry)
+
+TODAY = dt.date(2026, 12, 1)
+
+
+@pytest.fixture
+def audiences(db, tmp_path):
+    """Anna (an IDN domain) in two audiences, with interests, a need, a sent edition and events; Bo beside her."""
+    source = tmp_path / "readers.csv"
+    source.write_text("email,first_name,interests,needs\n"
+                      "Anna@münchen.de,Anna,climate:0.8;ai,hiring\n"
+                      "bo@example.com,Bo,design,\n", encoding="utf-8")
+    import_audience(db, source, "weekly", today=TODAY)
+    import_audience(db, source, "daily", today=TODAY)
+    with db.session() as session:
+        anna = session.scalars(select(Reader).where(Reader.email == "anna@xn--mnchen-3ya.de")).all()
+        session.add(SendLedgerEntry(edition_id="2026-12-07", reader_id=anna[0].id, audience_id=anna[0].audience_id,
+                                    variant_id="v1", picks=[["s1", "you follow Climate"]], state="sent",
+                                    sent_at=dt.datetime(2026, 12, 7, 7)))
+        session.execute(insert(EngagementEvent), [
+            {"provider_event_id": f"ev-{n}", "event_type": kind, "email": "anna@xn--mnchen-3ya.de",
+             "reader_id": anna[0].id, "edition_id": "2026-12-07", "section_id": "s1",
+             "occurred_at": dt.datetime(2026, 12, 7, 9), "received_at": dt.datetime(2026, 12, 7, 9), "applied": True,
+             "raw": {"event": kind, "email": "anna@xn--mnchen-3ya.de"}} for n, kind in enumerate(["open", "click"])])
+        session.add(QuarantinedEvent(source="sendgrid-webhook", reason="bad timestamp",
+                                     raw='{"email": "anna@xn--mnchen-3ya.de", "timestamp": "soon"}'))
+        session.add(QuarantinedEvent(source="sendgrid-webhook", reason="bad timestamp",
+                                     raw='{"email": "bo@example.com", "timestamp": "soon"}'))
+    return source
+
+
+def test_export_holds_everything_about_the_reader_and_nothing_else(db, audiences):
+    """The export lists both audiences' profiles, interests, needs, editions and events, and no other reader."""
+    data = export_reader(db, "ANNA@MÜNCHEN.DE")
+    assert data["email"] == "anna@münchen.de" and data["email_as_sent"] == "anna@xn--mnchen-3ya.de"
+    assert sorted(r["audience"] for r in data["readers"]) == ["daily", "weekly"]
+    weekly = next(r for r in data["readers"] if r["audience"] == "weekly")
+    assert {i["topic"]: i["declared_weight"] for i in weekly["interests"]} == {"climate": 0.8, "ai": 1.0}
+    assert [n["topic"] for n in weekly["needs"]] == ["hiring"]
+    assert weekly["editions"] == [{"edition": "2026-12-07", "state": "sent",
+                                   "sections": [["s1", "you follow Climate"]], "sent_at": "2026-12-07T07:00:00"}]
+    assert [e["type"] for e in data["events"]] == ["open", "click"]
+    assert "bo@example.com" not in json.dumps(data)
+
+
+def test_forget_erases_every_row_and_keeps_only_the_digest(db, audiences):
+    """After forgetting, no table holds the reader or their address; the other reader is untouched."""
+    report = forget_reader(db, "anna@xn--mnchen-3ya.de")
+    assert (report.readers, report.events, report.quarantined) == (2, 2, 1)
+    with db.session() as session:
+        assert session.scalars(select(Reader.email)).all() == ["bo@example.com", "bo@example.com"]
+        for model in (EngagementEvent, SendLedgerEntry):
+            assert session.scalar(select(func.count()).select_from(model)) == 0
+        bo_ids = session.scalars(select(Reader.id)).all()
+        for model in (ReaderInterest, ReaderNeed):
+            assert set(session.scalars(select(model.reader_id))) <= set(bo_ids)
+        assert [q.raw for q in session.scalars(select(QuarantinedEvent))] == [
+            '{"email": "bo@example.com", "timestamp": "soon"}']
+        assert session.scalars(select(ForgottenAddress.digest)).all() == [address_digest("anna@xn--mnchen-3ya.de")]
+    with pytest.raises(UnknownReader):
+        export_reader(db, "anna@münchen.de")
+
+
+def test_a_forgotten_reader_is_never_imported_again(db, audiences):
+    """Re-importing an old list skips the forgotten address, in any form, and says so."""
+    forget_reader(db, "anna@münchen.de")
+    report = import_audience(db, audiences, "weekly", today=TODAY)
+    assert (report.forgotten, report.created) == (1, 0)
+    report = import_audience(db, audiences, "brand-new", today=TODAY)
+    assert (report.forgotten, report.created) == (1, 1)
+    with db.session() as session:
+        assert session.scalar(select(func.count()).where(Reader.email == "anna@xn--mnchen-3ya.de")) == 0
+
+
+def test_unknown_address_changes_nothing(db, audiences):
+    """Forgetting an address nobody has raises and keeps no digest."""
+    with pytest.raises(UnknownReader):
+        forget_reader(db, "nobody@example.com")
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(ForgottenAddress)) == 0
+
+
+def test_cli_export_and_forget(home, db, audiences, tmp_path):
+    """`readerfirst reader export` writes a private file; `forget` asks for --yes, then erases."""
+    env = {**os.environ, "READERFIRST_HOME": str(home)}
+    out = tmp_path / "anna.json"
+    done = subprocess.run(["readerfirst", "reader", "export", "anna@münchen.de", "--out", str(out)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["email"] == "anna@münchen.de" and (out.stat().st_mode & 0o077) == 0
+    again = subprocess.run(["readerfirst", "reader", "export", "anna@münchen.de", "--out", str(out)], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    refused = subprocess.run(["readerfirst", "reader", "forget", "anna@münchen.de"], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    with db.session() as session:
+        assert session.scalar(select(func.count()).where(Reader.email == "anna@xn--mnchen-3ya.de")) == 2
+    forgot = subprocess.run(["readerfirst", "reader", "forget", "anna@münchen.de", "--yes"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert forgot.returncode == 0 and "2 profile(s)" in forgot.stdout, forgot.stderr
