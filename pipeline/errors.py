@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "visible",
     "PipelineError",
     "ConfigurationError",
     "InputProblem",
@@ -30,6 +31,13 @@ class ConfigurationError(PipelineError, ValueError):
     """A setting is missing or wrong; retrying cannot help."""
 
 
+def visible(text: str) -> str:
+    """`text` with control, format (bidi, zero-width) and separator characters written as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 @dataclass(frozen=True)
 class InputProblem:
     """One bad value in an input file: where it is, what it is and why it is wrong."""
@@ -42,11 +50,11 @@ class InputProblem:
 
     def __str__(self) -> str:
         value = self.value if isinstance(self.value, str) else repr(self.value)
-        # One problem per line, whatever the value holds.
-        value = value.replace("\r", "\\r").replace("\n", "\\n")
         if len(value) > 80:
             value = value[:77] + "..."
-        return f"{self.file}:{self.line}: {self.field}={value}: {self.reason}"
+        # One problem per line, and nothing a terminal would obey: line breaks, escape sequences
+        # and invisible or direction-changing characters are shown as escapes.
+        return f"{self.file}:{self.line}: {self.field}={visible(value)}: {self.reason}"
 
 
 class _ProblemsError(PipelineError, ValueError):
