@@ -1,7 +1,9 @@
 """The template set: Jinja over MJML (autoescaped) and over plain text, and MJML compilation.
 
-`mjml-python` raises a bare ValueError without a position; `compile_mjml` catches it and
-names the template and the nearest line it can find.
+`check_mjml` validates the rendered document (`mjml_rules`) and names each problem's
+template and nearest source line. `mjml-python` validates nothing and raises a bare
+ValueError without a position; `compile_mjml` catches it and names the template and the
+nearest line it can find.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from pathlib import Path
 import jinja2
 import mjml
 
-from pipeline.errors import TemplateError
+from pipeline.errors import InputProblem, InvalidTemplates, TemplateError
+from pipeline.rendering.mjml_rules import MjmlProblem, mjml_problems
 
-__all__ = ["TemplateSet", "MjmlPart", "compile_mjml", "SECTION_TEMPLATE"]
+__all__ = ["TemplateSet", "MjmlPart", "check_mjml", "compile_mjml", "SECTION_TEMPLATE"]
 
 SECTION_TEMPLATE = "sections/{kind}.mjml.j2"
 
@@ -26,6 +29,8 @@ class MjmlPart:
 
     template: str
     mjml: str
+    # The template's line that this piece's first line was rendered from (0: an added line before it).
+    first_line: int = 1
 
 
 class TemplateSet:
@@ -96,6 +101,37 @@ def _locate(parts: list[MjmlPart], folder: Path) -> str:
         except ValueError:
             return f"{folder / part.template}: this partial does not compile on its own"
     return f"{folder / parts[0].template}"
+
+
+def _source_line(folder: Path, part: MjmlPart, rendered: int, needle: str) -> int:
+    """The template line nearest to `rendered` that holds `needle` (Jinja moves lines), else `rendered`."""
+    try:
+        source = (folder / part.template).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        source = []
+    found = [number for number, text in enumerate(source, 1) if needle and needle in text]
+    if found:
+        return min(found, key=lambda number: (abs(number - rendered), number))
+    return max(rendered, 1)
+
+
+def _template_problem(parts: list[MjmlPart], folder: Path, problem: MjmlProblem) -> InputProblem:
+    start = 0
+    for part in parts:
+        if problem.offset < start + len(part.mjml) or part is parts[-1]:
+            break
+        start += len(part.mjml)
+    local = part.mjml.count("\n", 0, max(problem.offset - start, 0))
+    line = _source_line(folder, part, part.first_line + local, problem.needle)
+    return InputProblem(str(folder / part.template), line, problem.field, problem.value, problem.reason)
+
+
+def check_mjml(parts: list[MjmlPart], folder: Path) -> None:
+    """Refuse a document that the reference MJML refuses or silently repairs, naming templates and lines."""
+    problems = mjml_problems("".join(p.mjml for p in parts))
+    if problems:
+        # A partial used by several sections repeats its problem once per section: report it once.
+        raise InvalidTemplates(list(dict.fromkeys(_template_problem(parts, folder, p) for p in problems)))
 
 
 def compile_mjml(parts: list[MjmlPart], folder: Path) -> str:
