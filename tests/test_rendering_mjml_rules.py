@@ -73,6 +73,7 @@ def test_broken_template_is_refused_at_its_line(case, tmp_path):
     assert len(problems) == len(set(problems))
 
 
+@pytest.mark.mjml_reference
 def test_verdicts_agree_with_reference_mjml_strict(documents, tmp_path):
     """Our verdict on the reference's own rules equals `mjml --validate strict` on every document, and the
     markup mistakes the reference repairs silently are still refused by ours."""
@@ -142,3 +143,10 @@ def test_problems_report_did_you_mean_and_every_repair():
         (2, "mj-text attribute", "font-sise", "unknown attribute (did you mean font-size?)"),
         (3, "text", "stray", "directly inside mj-column, where the reference drops it; text belongs in mj-text"),
     ]
+
+
+def test_defaults_in_mj_attributes_need_no_required_attribute():
+    """An mj-image in mj-attributes only sets defaults, so only a real mj-image without src is reported."""
+    document = ('<mjml><mj-head><mj-attributes><mj-image padding="0" /></mj-attributes></mj-head>'
+                "<mj-body><mj-section><mj-column>\n<mj-image /></mj-column></mj-section></mj-body></mjml>")
+    assert [(p.line, p.field, p.reference) for p in mjml_problems(document)] == [(2, "mj-image src", False)]

@@ -33,6 +33,7 @@ _NAME_END = re.compile(r"[ \t\n\f\r/>]")
 _ATTR_NAME_END = re.compile(r"[ \t\n\f\r/>=]")
 _UNQUOTED_END = re.compile(r"[ \t\n\f\r>]")
 _NOT_SPACE = re.compile(r"[^ \t\n\f\r]")
+_NEXT_TAG = re.compile(r"<[a-zA-Z!?/]")
 _RAW_NEXT = re.compile(r"<(?:/?mj-|!--|(?:script|style|title|textarea|xmp)[ \t\n\f\r/>])", re.IGNORECASE)
 # A whole well-formed open tag in one match (atomic groups keep it linear); anything else takes the slow path.
 _WS = r"[ \t\n\f\r]"
@@ -142,8 +143,10 @@ def _tokens(text: str, in_raw: Callable[[], bool]) -> Iterator[tuple[str, int, s
         elif nxt.isascii() and nxt.isalpha():
             at = yield from _open_tag(text, lt)
         else:
-            yield "text", lt, "<", [], False
-            at = lt + 1
+            # Not a tag: the '<' is text; the text token runs on to the next real tag.
+            following = _NEXT_TAG.search(text, lt + 1)
+            at = following.start() if following else size
+            yield "text", lt, text[lt:at], [], False
 
 
 def _open_tag(text: str, lt: int):
@@ -214,6 +217,8 @@ class _Builder:
         self.stack: list[_Open] = []
         self.roots: list[MjmlElement] = []
         self.raw_depth = 0  # > 0 inside the raw HTML of mj-text, mj-button, mj-raw...
+        self.raw_host = ""
+        self.open_names: dict[str, int] = {}  # how many of each name are on the stack, to close in O(1)
         self.problems: list[MjmlProblem] = []
 
     def note(self, offset: int, field_: str, value: str, reason: str, needle: str = "") -> None:
@@ -227,13 +232,12 @@ class _Builder:
         raw = name in _RAW_CONTENT
         if self.raw_depth:
             if name.startswith("mj-"):
-                host = next((o.name for o in reversed(self.stack) if o.element is not None), "raw HTML")
-                self.note(offset, "element", name, f"inside the HTML of {host}, where it is not compiled:"
-                          f" close {host} first", f"<{name}")
+                self.note(offset, "element", name, f"inside the HTML of {self.raw_host}, where it is not compiled:"
+                          f" close {self.raw_host} first", f"<{name}")
             if raw and not self_closing:
                 self.raw_depth += 1
             if not self_closing and name not in _VOID:
-                self.stack.append(_Open(name, line, offset, None))
+                self.push(_Open(name, line, offset, None))
             return
         values: dict[str, str] = {}
         for key, value in attributes:
@@ -253,9 +257,18 @@ class _Builder:
             parent.children.append(element)
         if self_closing or name in _VOID:
             return
-        self.stack.append(_Open(name, line, offset, element))
+        self.push(_Open(name, line, offset, element))
         if raw:
-            self.raw_depth = 1
+            self.raw_depth, self.raw_host = 1, name
+
+    def push(self, entry: _Open) -> None:
+        self.stack.append(entry)
+        self.open_names[entry.name] = self.open_names.get(entry.name, 0) + 1
+
+    def pop(self) -> _Open:
+        entry = self.stack.pop()
+        self.open_names[entry.name] -= 1
+        return entry
 
     def close(self, offset: int, name: str) -> None:
         if name in _VOID:
@@ -263,7 +276,7 @@ class _Builder:
                 # The reference reads </br> as <br>, and ignores other void elements' closing tags.
                 self.open(offset, name, [], True)
             return
-        if not any(o.name == name for o in self.stack):
+        if not self.open_names.get(name):
             if name == "p":
                 self.open(offset, name, [], True)  # a stray </p> is an empty p element to the reference
             elif not self.raw_depth or name.startswith("mj-"):
@@ -272,7 +285,7 @@ class _Builder:
                           " the reference ignores it", f"</{name}")
             return
         while self.stack:
-            popped = self.stack.pop()
+            popped = self.pop()
             if popped.name in _RAW_CONTENT and self.raw_depth:
                 self.raw_depth -= 1
             if popped.name == name:

@@ -17,6 +17,7 @@ It needs no Node and runs once per edition, in milliseconds.
 from __future__ import annotations
 
 import difflib
+from functools import lru_cache
 
 from pipeline.rendering.mjml_markup import MjmlElement, MjmlProblem, parse_mjml
 from pipeline.rendering.mjml_table import ELEMENTS
@@ -42,6 +43,7 @@ def _hint(word: str, choices) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
+@lru_cache(maxsize=None)
 def _parents_of(name: str) -> list[str]:
     return sorted(parent for parent, rule in ELEMENTS.items() if name in rule.children or rule.any_child)
 
@@ -81,14 +83,16 @@ def _check_element(element: MjmlElement, problems: list[MjmlProblem]) -> None:
         if child.name in _COMPONENTLESS and name != _COMPONENTLESS[child.name]:
             problems.append(_stricter(child, "element", child.name, f"means nothing inside {name}; only"
                                       f" inside {_COMPONENTLESS[child.name]}", f"<{child.name}"))
-    for attribute in REQUIRED.get(name, ()):
-        if not element.attributes.get(attribute, "").strip():
-            problems.append(_stricter(element, f"{name} {attribute}", element.attributes.get(attribute, ""),
-                                      f"{name} needs a non-empty {attribute}", f"<{name}"))
-    for once in _ONCE:
-        extra = [child for child in element.children if child.name == once][1:]
-        problems.extend(_stricter(child, "element", once, f"a second {once} in {name}; the reference"
-                                  " compiles only the first", f"<{once}") for child in extra)
+        # Inside mj-attributes an element only sets defaults, so nothing is required of it there.
+        for attribute in REQUIRED.get(child.name, ()) if name != "mj-attributes" else ():
+            if not child.attributes.get(attribute, "").strip():
+                problems.append(_stricter(child, f"{child.name} {attribute}", child.attributes.get(attribute, ""),
+                                          f"{child.name} needs a non-empty {attribute}", f"<{child.name}"))
+    if name == "mjml":
+        for once in _ONCE:
+            extra = [child for child in element.children if child.name == once][1:]
+            problems.extend(_stricter(child, "element", once, f"a second {once} in {name}; the reference"
+                                      " compiles only the first", f"<{once}") for child in extra)
 
 
 def mjml_problems(text: str) -> list[MjmlProblem]:

@@ -8,6 +8,9 @@ nearest line it can find.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import re
 import xml.parsers.expat
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,35 +106,49 @@ def _locate(parts: list[MjmlPart], folder: Path) -> str:
     return f"{folder / parts[0].template}"
 
 
-def _source_line(folder: Path, part: MjmlPart, rendered: int, needle: str) -> int:
-    """The template line nearest to `rendered` that holds `needle` (Jinja moves lines), else `rendered`."""
-    try:
-        source = (folder / part.template).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        source = []
-    found = [number for number, text in enumerate(source, 1) if needle and needle in text]
-    if found:
-        return min(found, key=lambda number: (abs(number - rendered), number))
-    return max(rendered, 1)
+class _TemplateLines:
+    """Maps offsets in a document made of `parts` to template source lines (built once per check)."""
 
+    def __init__(self, parts: list[MjmlPart], folder: Path):
+        self.parts, self.folder = parts, folder
+        self.starts = list(itertools.accumulate((len(p.mjml) for p in parts[:-1]), initial=0))
+        self.newlines: dict[int, list[int]] = {}
+        self.found: dict[tuple[str, str], list[int]] = {}
 
-def _template_problem(parts: list[MjmlPart], folder: Path, problem: MjmlProblem) -> InputProblem:
-    start = 0
-    for part in parts:
-        if problem.offset < start + len(part.mjml) or part is parts[-1]:
-            break
-        start += len(part.mjml)
-    local = part.mjml.count("\n", 0, max(problem.offset - start, 0))
-    line = _source_line(folder, part, part.first_line + local, problem.needle)
-    return InputProblem(str(folder / part.template), line, problem.field, problem.value, problem.reason)
+    def _lines_with(self, template: str, needle: str) -> list[int]:
+        key = (template, needle)
+        if key not in self.found:
+            try:
+                source = (self.folder / template).read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                source = []
+            self.found[key] = [n for n, text in enumerate(source, 1) if needle and needle in text]
+        return self.found[key]
+
+    def problem(self, problem: MjmlProblem) -> InputProblem:
+        """The problem as TEMPLATE:LINE: field=value: reason, on the nearest source line holding its text."""
+        index = max(bisect.bisect_right(self.starts, problem.offset) - 1, 0)
+        part = self.parts[index]
+        if index not in self.newlines:
+            self.newlines[index] = [m.start() for m in re.finditer("\n", part.mjml)]
+        rendered = part.first_line + bisect.bisect_left(self.newlines[index], problem.offset - self.starts[index])
+        # Jinja blocks and loops move lines: prefer the source line nearest to the rendered one that
+        # holds the problem's text (the tag, the attribute), else the rendered line.
+        found = self._lines_with(part.template, problem.needle)
+        line = max(rendered, 1)
+        if found:
+            at = bisect.bisect_left(found, rendered)
+            line = min(found[max(at - 1, 0):at + 1], key=lambda n: (abs(n - rendered), n))
+        return InputProblem(str(self.folder / part.template), line, problem.field, problem.value, problem.reason)
 
 
 def check_mjml(parts: list[MjmlPart], folder: Path) -> None:
     """Refuse a document that the reference MJML refuses or silently repairs, naming templates and lines."""
     problems = mjml_problems("".join(p.mjml for p in parts))
     if problems:
+        lines = _TemplateLines(parts, folder)
         # A partial used by several sections repeats its problem once per section: report it once.
-        raise InvalidTemplates(list(dict.fromkeys(_template_problem(parts, folder, p) for p in problems)))
+        raise InvalidTemplates(list(dict.fromkeys(lines.problem(p) for p in problems)))
 
 
 def compile_mjml(parts: list[MjmlPart], folder: Path) -> str:
