@@ -110,11 +110,12 @@ def _tokens(text: str, in_raw: Callable[[], bool]) -> Iterator[tuple[str, int, s
             lt = found.start()
         else:
             lt = text.find("<", at)
-        if lt < 0:
-            yield "text", at, text[at:], [], False
-            return
-        if lt > at:
-            yield "text", at, text[at:lt], [], False
+            lt = size if lt < 0 else lt
+            # Whitespace between tags is the common case and means nothing: no token for it.
+            if lt > at and _NOT_SPACE.search(text, at, lt):
+                yield "text", at, text[at:lt], [], False
+            if lt == size:
+                return
         nxt = text[lt + 1:lt + 2]
         if text.startswith("<!--", lt):
             end = text.find("-->", lt + 4)
