@@ -240,6 +240,13 @@ class _Builder:
             if not self_closing and name not in _VOID:
                 self.push(_Open(name, line, offset, None))
             return
+        if name == "mj-include":
+            # With includes off (the reference's default) the element vanishes with what it would include.
+            self.note(offset, "element", name, "not supported: the reference drops it and mjml-python fails;"
+                      " use Jinja's {% include %}", f"<{name}")
+            if not self_closing:
+                self.push(_Open(name, line, offset, None))
+            return
         values: dict[str, str] = {}
         for key, value in attributes:
             if key in values:
