@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 from pipeline.rendering.mjml_table import ELEMENTS
@@ -87,6 +87,9 @@ class _Open:
     element: MjmlElement | None  # None for HTML inside raw content
 
 
+_Token = tuple[str, int, str, list[tuple[str, str]], bool]
+
+
 class _Lines:
     def __init__(self, text: str):
         self._starts = [0] + [m.end() for m in re.finditer("\n", text)]
@@ -95,7 +98,7 @@ class _Lines:
         return bisect.bisect_right(self._starts, offset)
 
 
-def _tokens(text: str, in_raw: Callable[[], bool]) -> Iterator[tuple[str, int, str, list[tuple[str, str]], bool]]:
+def _tokens(text: str, in_raw: Callable[[], bool]) -> Iterator[_Token]:
     """(kind, offset, name-or-text, attributes, self-closing) for each token, as the reference's tokenizer cuts them.
 
     Inside raw HTML (`in_raw()`) only what can end it or hide its end is read: MJML tags,
@@ -150,7 +153,8 @@ def _tokens(text: str, in_raw: Callable[[], bool]) -> Iterator[tuple[str, int, s
             yield "text", lt, text[lt:at], [], False
 
 
-def _open_tag(text: str, lt: int):
+def _open_tag(text: str, lt: int) -> Generator[_Token, None, int]:
+    """The tokens of the open tag at `lt` (and of a script-like element's text); returns where reading resumes."""
     fast = _FAST_TAG.match(text, lt)
     if fast is not None and fast.group(1).lower() not in _RAW_TEXT:
         attributes = [(m.group(1), next((v for v in m.group(2, 3, 4) if v is not None), ""))

@@ -9,7 +9,8 @@ element table (`mjml_table`, generated from the npm package by tools/mjml_table.
   a document that is not `<mjml>` with an `mj-body`;
 - markup the reference repairs without a word (`mjml_markup`): unclosed and mismatched tags,
   text outside `mj-text` (dropped), MJML elements inside raw HTML (not compiled), repeated
-  attributes; and a few attributes without which the output is broken (`REQUIRED`).
+  attributes, `mj-include` (dropped); and a few attributes without which the output is
+  broken (`REQUIRED`).
 
 It needs no Node and runs once per edition, in milliseconds.
 """
@@ -17,6 +18,7 @@ It needs no Node and runs once per edition, in milliseconds.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from functools import lru_cache
 
 from pipeline.rendering.mjml_markup import MjmlElement, MjmlProblem, parse_mjml
@@ -38,7 +40,7 @@ REQUIRED = {"mj-image": ("src",), "mj-carousel-image": ("src",), "mj-font": ("na
 _ONCE = ("mj-head", "mj-body")
 
 
-def _hint(word: str, choices) -> str:
+def _hint(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
     return f" (did you mean {close[0]}?)" if close else ""
 
