@@ -3,6 +3,7 @@ and its verdict agrees with the reference `mjml` in strict mode."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
@@ -93,6 +94,16 @@ def test_verdicts_agree_with_reference_mjml_strict(documents, tmp_path):
         else:
             assert problems, name
             assert ("refuses" if reference_refuses else "accepts") == CASES[name]["reference"], name
+
+
+@pytest.mark.mjml_reference
+def test_element_table_matches_the_installed_reference():
+    """pipeline/rendering/mjml_table.py is exactly what tools/mjml_table.py generates from the pinned npm mjml."""
+    mjml_binary()  # skips locally, fails in CI, when the reference is not installed
+    spec = importlib.util.spec_from_file_location("mjml_table_tool", ROOT / "tools" / "mjml_table.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.render(tool.export()) == (ROOT / "pipeline" / "rendering" / "mjml_table.py").read_text()
 
 
 def test_mjml_python_failure_still_names_template_and_line(tmp_path):

@@ -67,10 +67,14 @@ class ElementRule:
 '''
 
 
-def main() -> None:
-    """Write the table module from the installed reference MJML."""
-    data = json.loads(subprocess.run(["node", "-e", _EXPORT], cwd=REFERENCE, check=True,
+def export() -> dict:
+    """The reference's table as Node sees it in tools/mjml/node_modules."""
+    return json.loads(subprocess.run(["node", "-e", _EXPORT], cwd=REFERENCE, check=True,
                                      capture_output=True, text=True).stdout)
+
+
+def render(data: dict) -> str:
+    """The Python module holding `data`."""
     lines = [_HEADER.format(version=data["version"]), "ELEMENTS: dict[str, ElementRule] = {"]
     for name in sorted(data["elements"]):
         element = data["elements"][name]
@@ -84,7 +88,13 @@ def main() -> None:
     lines.append("}\n")
     colors = pprint.pformat(sorted(data["colors"]), width=100, compact=True).replace("\n", "\n" + " " * 4)
     lines.append(f"NAMED_COLORS = frozenset(\n    {colors}\n)\n")
-    TARGET.write_text("\n".join(lines).replace("frozenset({})", "frozenset()"))
+    return "\n".join(lines).replace("frozenset({})", "frozenset()")
+
+
+def main() -> None:
+    """Write the table module from the installed reference MJML."""
+    data = export()
+    TARGET.write_text(render(data))
     print(f"wrote {TARGET.relative_to(ROOT)}: {len(data['elements'])} elements of mjml {data['version']}")
 
 
