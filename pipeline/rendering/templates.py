@@ -113,16 +113,19 @@ class _TemplateLines:
         self.parts, self.folder = parts, folder
         self.starts = list(itertools.accumulate((len(p.mjml) for p in parts[:-1]), initial=0))
         self.newlines: dict[int, list[int]] = {}
+        self.sources: dict[str, list[str]] = {}
         self.found: dict[tuple[str, str], list[int]] = {}
 
     def _lines_with(self, template: str, needle: str) -> list[int]:
         key = (template, needle)
         if key not in self.found:
-            try:
-                source = (self.folder / template).read_text(encoding="utf-8", errors="replace").splitlines()
-            except OSError:
-                source = []
-            self.found[key] = [n for n, text in enumerate(source, 1) if needle and needle in text]
+            if template not in self.sources:
+                try:
+                    text = (self.folder / template).read_text(encoding="utf-8", errors="replace")
+                except OSError:
+                    text = ""
+                self.sources[template] = text.splitlines()
+            self.found[key] = [n for n, line in enumerate(self.sources[template], 1) if needle and needle in line]
         return self.found[key]
 
     def problem(self, problem: MjmlProblem) -> InputProblem:
