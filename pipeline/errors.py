@@ -16,6 +16,7 @@ __all__ = [
     "InvalidAudience",
     "InvalidEdition",
     "TemplateError",
+    "InvalidTemplates",
     "RenderError",
     "TransportError",
     "TransientTransportError",
@@ -85,6 +86,13 @@ class InvalidEdition(_ProblemsError):
 
 class TemplateError(PipelineError, ValueError):
     """A template failed to render or compile; the message names the template and line."""
+
+
+class InvalidTemplates(_ProblemsError, TemplateError):
+    """Templates render MJML that the reference MJML refuses or silently repairs; nothing was sent."""
+
+    what = "the MJML of the templates"
+    outcome = "nothing was sent"
 
 
 class RenderError(PipelineError, ValueError):

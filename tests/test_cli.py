@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import EDITION, ROOT, SAMPLE_AUDIENCE
+from tests.conftest import EDITION, ROOT, SAMPLE_AUDIENCE, TEMPLATES
 
 MAILCHIMP = ROOT / "tests" / "fixtures" / "mailchimp"
 
@@ -104,6 +104,26 @@ def test_check_reports_invalid_edition(tmp_path):
     assert result.returncode == 2
     assert "kind=leed: unknown kind; use one of lead, article, links, event" in result.stderr
     assert "2026-12-07.yaml:20: sections[heat-pumps-offices].kind=leed" in result.stderr
+
+
+def test_check_and_send_refuse_invalid_mjml_with_the_same_message(tmp_path):
+    """`check` and `send` refuse a template with a mistyped closing tag, naming its file and line; nothing is sent."""
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, templates)
+    partial = templates / "sections" / "article.mjml.j2"
+    text = partial.read_text()
+    assert text.count("  </mj-column>\n  <mj-column") == 1
+    partial.write_text(text.replace("  </mj-column>\n  <mj-column", "  </mj-colum>\n  <mj-column"))
+    env = {"READERFIRST_TEMPLATES": str(templates), "READERFIRST_SECRET": "a-cli-secret-of-at-least-32-bytes!",
+           "COLUMNS": "1000"}
+    check = run(tmp_path, "check", str(EDITION), env=env, check=False)
+    send = run(tmp_path, "send", str(EDITION), "--audience", "sample", env=env, check=False)
+    assert check.returncode == send.returncode == 2
+    line = f"{partial}:4: closing tag=</mj-colum>: matches no open element"
+    assert line in check.stderr and line in send.stderr
+    problems = [row.strip() for row in check.stderr.splitlines() if str(templates) in row]
+    assert problems and problems == [row.strip() for row in send.stderr.splitlines() if str(templates) in row]
+    assert not (tmp_path / "outbox").exists()
 
 
 def test_send_through_cli_with_progress_then_status(tmp_path, prefect_harness):

@@ -40,24 +40,22 @@ def test_reference_mjml_rejects_a_broken_partial(tmp_path):
     shutil.copytree(TEMPLATES, folder)
     partial = folder / "sections" / "links.mjml.j2"
     partial.write_text(partial.read_text().replace('font-size="19px"', 'font-sise="19px"', 1))
-    layout = EditionLayout(load_edition(EDITION), TemplateSet(folder))
     source = tmp_path / "edition.mjml"
-    source.write_text(layout.mjml_document([s.id for s in layout.edition.sections]))
+    source.write_text(EditionLayout.mjml_source(load_edition(EDITION), TemplateSet(folder)))
     result = subprocess.run([mjml_binary(), str(source), "--config.validationLevel=strict", "-s"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "font-sise" in (result.stderr + result.stdout)
 
 
-def test_mjml_python_error_names_template_and_line(tmp_path):
-    """A partial that MRML cannot compile is reported with the template's name and the nearest line."""
+def test_unclosed_column_names_template_and_line(tmp_path):
+    """A partial with a missing </mj-column> (which mjml-python would compile) is refused at the column's line."""
     folder = tmp_path / "templates"
     shutil.copytree(TEMPLATES, folder)
     partial = folder / "sections" / "event.mjml.j2"
     partial.write_text(partial.read_text().replace("</mj-column>\n</mj-section>", "</mj-section>"))
     with pytest.raises(TemplateError) as caught:
         EditionLayout(load_edition(EDITION), TemplateSet(folder))
-    message = str(caught.value)
-    assert "sections/event.mjml.j2" in message and "line" in message
+    assert f"{partial}:6: element=mj-column: not closed before </mj-section>" in str(caught.value)
 
 
 def test_jinja_syntax_error_names_template_and_line(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pipeline.rendering.layout import GMAIL_CLIP_BYTES, EditionLayout, VariantBody
 from pipeline.rendering.merge import MergeTemplate
+from pipeline.rendering.mjml_rules import mjml_problems
 from pipeline.rendering.message import RenderedMessage, merge_values, personalise
 from pipeline.rendering.subject import SubjectTemplate
 from pipeline.rendering.templates import TemplateSet
@@ -17,5 +18,6 @@ __all__ = [
     "TemplateSet",
     "VariantBody",
     "merge_values",
+    "mjml_problems",
     "personalise",
 ]

@@ -22,7 +22,7 @@ from pipeline.errors import RenderError, TemplateError
 from pipeline.rendering.links import tag_url
 from pipeline.rendering.markdown import markdown_to_text, render_markdown
 from pipeline.rendering.merge import MAX_FIELD_CHARS, MergeTemplate, ReaderTags, merge_tag
-from pipeline.rendering.templates import SECTION_TEMPLATE, MjmlPart, TemplateSet, compile_mjml
+from pipeline.rendering.templates import SECTION_TEMPLATE, MjmlPart, TemplateSet, check_mjml, compile_mjml
 
 __all__ = ["EditionLayout", "VariantBody", "GMAIL_CLIP_BYTES", "section_marker"]
 
@@ -60,6 +60,21 @@ class EditionLayout:
     """An edition compiled against a template set, ready to make any variant by splicing."""
 
     def __init__(self, edition: Edition, templates: TemplateSet, *, newsletter_name: str = "readerfirst"):
+        self._render_templates(edition, templates, newsletter_name)
+        # Refused here, before anything is compiled or sent: mjml-python would compile it regardless.
+        check_mjml(self._parts([s.id for s in edition.sections]), templates.folder)
+        html = self.compile_document([s.id for s in edition.sections])
+        self._chunks = self._cut(html, [s.id for s in edition.sections])[1]
+
+    @classmethod
+    def mjml_source(cls, edition: Edition, templates: TemplateSet, *, newsletter_name: str = "readerfirst") -> str:
+        """The MJML document with every section, rendered but neither validated nor compiled (for tools)."""
+        layout = cls.__new__(cls)
+        layout._render_templates(edition, templates, newsletter_name)
+        return layout.mjml_document([s.id for s in edition.sections])
+
+    # -- rendering the templates ---------------------------------------------------------
+    def _render_templates(self, edition: Edition, templates: TemplateSet, newsletter_name: str) -> None:
         self.edition = edition
         self.templates = templates
         self.newsletter = SimpleNamespace(name=newsletter_name)
@@ -72,11 +87,8 @@ class EditionLayout:
         self._text_chunks = {s.id: self._render_text_section(s) for s in edition.sections}
         self._layout_head, self._layout_tail = self._render_layout()
         self._text_head, self._text_tail = self._render_text_layout()
-        html = self.compile_document([s.id for s in edition.sections])
-        self._chunks = self._cut(html, [s.id for s in edition.sections])[1]
         self._skeletons: dict[frozenset[str], tuple[str, str]] = {}
 
-    # -- rendering the templates ---------------------------------------------------------
     def _context(self) -> dict:
         return {
             "edition": self.edition,
@@ -105,18 +117,20 @@ class EditionLayout:
         name = SECTION_TEMPLATE.format(kind=section.kind)
         mjml = self.templates.render_mjml(name, section=self._views[section.id],
                                           reason=Markup(merge_tag(f"why:{section.id}")), **self._context())
-        return MjmlPart(name, _mj_marker(section.id) + mjml)
+        return MjmlPart(name, _mj_marker(section.id) + mjml, first_line=0)
 
     def _render_text_section(self, section: Section) -> str:
         return self.templates.render_text("text/section.txt.j2", section=self._views[section.id],
                                           reason=Markup(merge_tag(f"why:{section.id}")), **self._context())
 
-    def _render_layout(self) -> tuple[str, str]:
+    def _render_layout(self) -> tuple[MjmlPart, MjmlPart]:
         layout = self.templates.render_mjml("layout.mjml.j2", sections=Markup(_SENTINEL), **self._context())
         if layout.count(_SENTINEL) != 1:
             raise TemplateError(f"{self.templates.folder / 'layout.mjml.j2'}: must place {{{{ sections }}}} exactly once, directly inside mj-body")
         head, tail = layout.split(_SENTINEL)
-        return head, _mj_marker(_END) + tail
+        # The end marker is a line of its own before the rest of the `{{ sections }}` line.
+        return (MjmlPart("layout.mjml.j2", head),
+                MjmlPart("layout.mjml.j2", _mj_marker(_END) + tail, first_line=head.count("\n")))
 
     def _render_text_layout(self) -> tuple[str, str]:
         text = self.templates.render_text("text/layout.txt.j2", sections=_SENTINEL, **self._context())
@@ -131,8 +145,7 @@ class EditionLayout:
         return "".join(p.mjml for p in self._parts(section_ids))
 
     def _parts(self, section_ids) -> list[MjmlPart]:
-        return [MjmlPart("layout.mjml.j2", self._layout_head), *(self._mjml_parts[s] for s in section_ids),
-                MjmlPart("layout.mjml.j2", self._layout_tail)]
+        return [self._layout_head, *(self._mjml_parts[s] for s in section_ids), self._layout_tail]
 
     def compile_document(self, section_ids: list[str] | tuple[str, ...]) -> str:
         """Compile the document with these sections directly (slow path, used once per skeleton)."""

@@ -1,11 +1,16 @@
 """The template set: Jinja over MJML (autoescaped) and over plain text, and MJML compilation.
 
-`mjml-python` raises a bare ValueError without a position; `compile_mjml` catches it and
-names the template and the nearest line it can find.
+`check_mjml` validates the rendered document (`mjml_rules`) and names each problem's
+template and nearest source line. `mjml-python` validates nothing and raises a bare
+ValueError without a position; `compile_mjml` catches it and names the template and the
+nearest line it can find.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import re
 import xml.parsers.expat
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +18,10 @@ from pathlib import Path
 import jinja2
 import mjml
 
-from pipeline.errors import TemplateError
+from pipeline.errors import InputProblem, InvalidTemplates, TemplateError
+from pipeline.rendering.mjml_rules import MjmlProblem, mjml_problems
 
-__all__ = ["TemplateSet", "MjmlPart", "compile_mjml", "SECTION_TEMPLATE"]
+__all__ = ["TemplateSet", "MjmlPart", "check_mjml", "compile_mjml", "SECTION_TEMPLATE"]
 
 SECTION_TEMPLATE = "sections/{kind}.mjml.j2"
 
@@ -26,6 +32,8 @@ class MjmlPart:
 
     template: str
     mjml: str
+    # The template's line that this piece's first line was rendered from (0: an added line before it).
+    first_line: int = 1
 
 
 class TemplateSet:
@@ -96,6 +104,54 @@ def _locate(parts: list[MjmlPart], folder: Path) -> str:
         except ValueError:
             return f"{folder / part.template}: this partial does not compile on its own"
     return f"{folder / parts[0].template}"
+
+
+class _TemplateLines:
+    """Maps offsets in a document made of `parts` to template source lines (built once per check)."""
+
+    def __init__(self, parts: list[MjmlPart], folder: Path):
+        self.parts, self.folder = parts, folder
+        self.starts = list(itertools.accumulate((len(p.mjml) for p in parts[:-1]), initial=0))
+        self.newlines: dict[int, list[int]] = {}
+        self.sources: dict[str, list[str]] = {}
+        self.found: dict[tuple[str, str], list[int]] = {}
+
+    def _lines_with(self, template: str, needle: str) -> list[int]:
+        key = (template, needle)
+        if key not in self.found:
+            if template not in self.sources:
+                try:
+                    text = (self.folder / template).read_text(encoding="utf-8", errors="replace")
+                except OSError:
+                    text = ""
+                self.sources[template] = text.splitlines()
+            self.found[key] = [n for n, line in enumerate(self.sources[template], 1) if needle and needle in line]
+        return self.found[key]
+
+    def problem(self, problem: MjmlProblem) -> InputProblem:
+        """The problem as TEMPLATE:LINE: field=value: reason, on the nearest source line holding its text."""
+        index = max(bisect.bisect_right(self.starts, problem.offset) - 1, 0)
+        part = self.parts[index]
+        if index not in self.newlines:
+            self.newlines[index] = [m.start() for m in re.finditer("\n", part.mjml)]
+        rendered = part.first_line + bisect.bisect_left(self.newlines[index], problem.offset - self.starts[index])
+        # Jinja blocks and loops move lines: prefer the source line nearest to the rendered one that
+        # holds the problem's text (the tag, the attribute), else the rendered line.
+        found = self._lines_with(part.template, problem.needle)
+        line = max(rendered, 1)
+        if found:
+            at = bisect.bisect_left(found, rendered)
+            line = min(found[max(at - 1, 0):at + 1], key=lambda n: (abs(n - rendered), n))
+        return InputProblem(str(self.folder / part.template), line, problem.field, problem.value, problem.reason)
+
+
+def check_mjml(parts: list[MjmlPart], folder: Path) -> None:
+    """Refuse a document that the reference MJML refuses or silently repairs, naming templates and lines."""
+    problems = mjml_problems("".join(p.mjml for p in parts))
+    if problems:
+        lines = _TemplateLines(parts, folder)
+        # A partial used by several sections repeats its problem once per section: report it once.
+        raise InvalidTemplates(list(dict.fromkeys(lines.problem(p) for p in problems)))
 
 
 def compile_mjml(parts: list[MjmlPart], folder: Path) -> str:
