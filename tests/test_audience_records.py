@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.audience.records import DEFAULT_NEED_DAYS, read_audience_file
-from pipeline.errors import InputProblem
+from pipeline.errors import InputProblem, visible
 
 TODAY = dt.date(2026, 12, 1)
 HEADER = "email,first_name,last_name,interests,needs,needs_until,timezone,status,tags"
@@ -40,7 +40,7 @@ def one_problem(path: Path, field: str) -> InputProblem:
 def assert_at(problem: InputProblem, path: Path, line: int, field: str, value: str, reason_part: str) -> None:
     """`problem` reads `PATH:LINE: field=value: reason` with `reason_part` in the reason."""
     text = str(problem)
-    shown = value.replace("\r", "\\r").replace("\n", "\\n")  # one problem per line, whatever the value
+    shown = visible(value)  # one printable line, whatever the value holds
     assert text.startswith(f"{path}:{line}: {field}={shown}: "), text
     assert reason_part in problem.reason, text
 
