@@ -5,6 +5,13 @@ SendGrid posts a JSON array of events; each carries `sg_event_id`, `email`, `eve
 holdout) come back as top-level keys. An event that cannot be read is never dropped: it is
 returned with the reason, for the caller to quarantine, while the rest of the batch goes on.
 
+Reading one event can only ever give a parsed event or a quarantined one. The parser refuses
+what it can name (huge numbers, values of the wrong type, urls urllib cannot split, timestamps
+out of range, values no database column can store); `parse_events` also quarantines, with its
+class, anything else reading an event raises, because one odd value answered with a 500 would
+be retried by SendGrid for 24 hours and block every good event sent with it. A body the fast
+decoder refuses whole is split into its elements (`event_array`) and each is decoded alone.
+
 Values are also checked against the widths of the `engagement_events` columns: PostgreSQL
 refuses an over-long value, and one such event would otherwise fail its whole batch on every
 one of SendGrid's retries.
@@ -15,8 +22,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from pipeline.engagement.event_array import ArrayStructureError, split_array
 from pipeline.engagement.events import EventType, NormalisedEvent
 from pipeline.errors import PipelineError
 from pipeline.rendering.links import read_tag
@@ -33,9 +42,14 @@ __all__ = [
     "MalformedEvent",
     "Quarantined",
     "SENDGRID_EVENTS",
+    "UnreadableElement",
     "decode_body",
+    "decode_element",
+    "read_array",
     "parse_event",
     "parse_events",
+    "quarantine_text",
+    "reason_of",
     "STRICT_JSON",
 ]
 
@@ -68,6 +82,10 @@ _ID_WIDTH, _EMAIL_WIDTH, _EDITION_WIDTH, _SECTION_WIDTH, _VARIANT_WIDTH = 100, 3
 _MAX_READER_ID = 2**31 - 1  # an INTEGER column on PostgreSQL
 _MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime can hold
 _EPOCH = dt.datetime(1970, 1, 1)
+# Digits of the longest whole number read: every id and timestamp we accept is shorter, and int()
+# of a string of thousands of digits raises (Python's int-string limit), slowly.
+_MAX_DIGITS = 18
+_SHOWN = 80  # characters of a value quoted in a reason
 
 
 class InvalidEventBody(PipelineError, ValueError):
@@ -76,6 +94,14 @@ class InvalidEventBody(PipelineError, ValueError):
 
 class MalformedEvent(PipelineError, ValueError):
     """One event that cannot be read; the message is the reason it is quarantined with."""
+
+
+@dataclass(frozen=True)
+class UnreadableElement:
+    """An element of an event array that is not JSON a database can hold: its text and why."""
+
+    text: str
+    reason: str
 
 
 def _reject_constant(name: str) -> Any:
@@ -109,6 +135,66 @@ def decode_body(body: bytes | str) -> Any:
         raise InvalidEventBody(f"the body is not JSON: {exc}") from None
 
 
+def decode_element(text: str) -> Any:
+    """The JSON value of one element's text, or an UnreadableElement saying why it has none."""
+    try:
+        if orjson is not None:
+            return orjson.loads(text)
+        text.encode("utf-8")  # bytes that were not UTF-8 come as surrogates (see read_array)
+        value = STRICT_JSON.decode(text)
+        if "\\u" in text:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return value
+    except (ValueError, RecursionError) as exc:
+        return UnreadableElement(text, f"not JSON a database can hold: {_short(str(exc))}")
+
+
+def _text_of_body(body: bytes | str) -> str:
+    # Bytes that are not UTF-8 are kept as surrogates: they fail the element they are in, alone.
+    text = body.decode("utf-8", "surrogateescape") if isinstance(body, bytes) else body
+    return text.removeprefix("\ufeff")
+
+
+def _element_texts(text: str) -> list[str]:
+    """The text of each element of the array `text`; raises InvalidEventBody when it is not one."""
+    try:
+        spans, end = split_array(text)
+    except ArrayStructureError as exc:
+        raise InvalidEventBody(f"the body is not a JSON array of events: {exc} (character {exc.position})") from None
+    if text[end:].strip(" \t\r\n"):
+        raise InvalidEventBody(f"the body is not a JSON array of events: text after its closing ']' "
+                               f"(character {end})")
+    return [text[start:stop] for start, stop in spans]
+
+
+def read_array(body: bytes | str) -> list[Any]:
+    """The elements of the JSON array `body`; an element that cannot be decoded is an UnreadableElement.
+
+    Decoded whole first (the usual case, fast); when that fails, split and decoded element by
+    element. Raises InvalidEventBody only when `body` is not an array at all.
+    """
+    try:
+        items = decode_body(body)
+    except InvalidEventBody:
+        return [decode_element(text) for text in _element_texts(_text_of_body(body))]
+    if not isinstance(items, list):
+        raise InvalidEventBody(f"expected a JSON array of events, got a JSON {type(items).__name__}")
+    return items
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _shown(value: Any) -> str:
+    """`value` quoted for a reason: its repr, at most _SHOWN characters, whatever it is."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int of thousands of digits, or nesting past the stack
+        return f"<a {type(value).__name__} too large to show>"
+    return _short(text, _SHOWN)
+
+
 def _text(event: Mapping[str, Any], key: str, *, required: bool, width: int = 0) -> str | None:
     value = event.get(key)
     if type(value) is str and value and (not width or len(value) <= width) and "\x00" not in value:
@@ -118,7 +204,9 @@ def _text(event: Mapping[str, Any], key: str, *, required: bool, width: int = 0)
             raise MalformedEvent(f"missing {key}")
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise MalformedEvent(f"{key}={value!r} is not a string")
+        raise MalformedEvent(f"{key}={_shown(value)} is not a string")
+    if isinstance(value, int) and not -10**_MAX_DIGITS < value < 10**_MAX_DIGITS:
+        raise MalformedEvent(f"{key} is a number of more than {_MAX_DIGITS} digits")
     value = str(value)
     if "\x00" in value:
         raise MalformedEvent(f"{key} contains a NUL character")
@@ -127,12 +215,18 @@ def _text(event: Mapping[str, Any], key: str, *, required: bool, width: int = 0)
     return value
 
 
+# Stands for a whole number too long to convert: larger than every range we accept.
+_TOO_LONG = 10**_MAX_DIGITS
+
+
 def _whole_number(value: Any) -> int | None:
-    """`value` as an int if it is one (or a string of digits), else None."""
+    """`value` as an int if it is one (or a string of digits), else None; _TOO_LONG past 18 digits."""
     if type(value) is int:
         return value
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str):
+        digits = value.strip()
+        if digits.isascii() and digits.isdigit():
+            return int(digits) if len(digits) <= _MAX_DIGITS else _TOO_LONG
     return None
 
 
@@ -142,9 +236,9 @@ def _occurred_at(event: Mapping[str, Any]) -> dt.datetime:
         raise MalformedEvent("missing timestamp")
     seconds = _whole_number(raw)
     if seconds is None:
-        raise MalformedEvent(f"timestamp={raw!r} is not a whole number of Unix seconds")
+        raise MalformedEvent(f"timestamp={_shown(raw)} is not a whole number of Unix seconds")
     if not 0 <= seconds <= _MAX_TIMESTAMP:
-        raise MalformedEvent(f"timestamp={raw!r} is out of range")
+        raise MalformedEvent(f"timestamp={_shown(raw)} is out of range")
     return _EPOCH + dt.timedelta(seconds=seconds)
 
 
@@ -154,9 +248,9 @@ def _reader_id(event: Mapping[str, Any]) -> int | None:
         return None
     reader_id = _whole_number(raw)
     if reader_id is None:
-        raise MalformedEvent(f"reader_id={raw!r} is not an integer")
-    if reader_id > _MAX_READER_ID:
-        raise MalformedEvent(f"reader_id={raw!r} is out of range")
+        raise MalformedEvent(f"reader_id={_shown(raw)} is not an integer")
+    if not 0 <= reader_id <= _MAX_READER_ID:
+        raise MalformedEvent(f"reader_id={_shown(raw)} is out of range")
     return reader_id
 
 
@@ -169,7 +263,7 @@ def _holdout(event: Mapping[str, Any]) -> bool | None:
     if raw in ("0", 0, False, "false"):
         return False
     # A wrong holdout flag would put the event in the wrong arm of the measurement.
-    raise MalformedEvent(f"holdout={raw!r} is neither '0' nor '1'")
+    raise MalformedEvent(f"holdout={_shown(raw)} is neither '0' nor '1'")
 
 
 def _event_type(event: Mapping[str, Any], name: str) -> EventType:
@@ -178,7 +272,7 @@ def _event_type(event: Mapping[str, Any], name: str) -> EventType:
         if kind is None or kind == "":
             return EventType.HARD_BOUNCE
         if not isinstance(kind, str) or kind.lower() not in _BOUNCE_TYPES:
-            raise MalformedEvent(f"bounce type={kind!r} is not one of {', '.join(_BOUNCE_TYPES)}")
+            raise MalformedEvent(f"bounce type={_shown(kind)} is not one of {', '.join(_BOUNCE_TYPES)}")
         return _BOUNCE_TYPES[kind.lower()]
     if name == "open" and event.get("sg_machine_open") in (True, "true", "1", 1):
         return EventType.MACHINE_OPEN
@@ -194,6 +288,28 @@ def _reason(event: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _tag(url: str) -> tuple[str | None, str | None]:
+    """The (edition, section) of a clicked link; none when urllib cannot split it (`http://[::1`)."""
+    try:
+        return read_tag(url)
+    except ValueError:
+        # Still a click by this reader on this message: kept, attributed to no section.
+        return None, None
+
+
+def _check_storable(event: dict) -> None:
+    """Raise MalformedEvent unless the raw event can be written to a JSON column as it is."""
+    try:
+        if orjson is not None:
+            # What the store writes with: refuses integers beyond 64 bits, lone surrogates and
+            # nesting past 254 levels, any of which would fail the whole batch's transaction.
+            orjson.dumps(event)
+        else:
+            json.dumps(event, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise MalformedEvent(f"holds a value no database column can store: {_short(str(exc))}") from None
+
+
 def parse_event(event: Any) -> NormalisedEvent:
     """One SendGrid event as a NormalisedEvent; raises MalformedEvent naming what is wrong."""
     if not isinstance(event, dict):
@@ -202,7 +318,7 @@ def parse_event(event: Any) -> NormalisedEvent:
     if name is None or name == "":
         raise MalformedEvent("missing event")
     if not isinstance(name, str) or name not in SENDGRID_EVENTS:
-        raise MalformedEvent(f"unknown event {name!r}")
+        raise MalformedEvent(f"unknown event {_shown(name)}")
     event_id = _text(event, "sg_event_id", required=True, width=_ID_WIDTH)
     email = _text(event, "email", required=True, width=_EMAIL_WIDTH)
     occurred_at = _occurred_at(event)
@@ -211,12 +327,13 @@ def parse_event(event: Any) -> NormalisedEvent:
     section_id = url = None
     if event_type is EventType.CLICK and isinstance(event.get("url"), str):
         url = event["url"]
-        tagged_edition, tagged_section = read_tag(url)
+        tagged_edition, tagged_section = _tag(url)
         # A section id only means something within the edition its link names.
         tagged = {"edition_id": tagged_edition or edition_id, "section_id": tagged_section}
         edition_id = _text(tagged, "edition_id", required=False, width=_EDITION_WIDTH)
         section_id = _text(tagged, "section_id", required=False, width=_SECTION_WIDTH)
     group = _whole_number(event.get("asm_group_id")) if "asm_group_id" in event else None
+    _check_storable(event)
     return NormalisedEvent(
         provider_event_id=event_id,
         event_type=event_type,
@@ -237,17 +354,66 @@ def parse_event(event: Any) -> NormalisedEvent:
 def parse_events(body: bytes | str | list) -> tuple[list[NormalisedEvent], list[Quarantined]]:
     """(events read, malformed events with their reason) of a webhook body or a decoded array.
 
-    Raises InvalidEventBody when `body` is not JSON or not an array: then nothing was read.
+    Never raises for what is inside the array: each element is read or quarantined. Raises
+    InvalidEventBody only when `body` is not a JSON array at all: then nothing was read.
     """
-    items = decode_body(body) if isinstance(body, bytes | str) else body
+    items = read_array(body) if isinstance(body, bytes | str) else body
     if not isinstance(items, list):
         raise InvalidEventBody(f"expected a JSON array of events, got a JSON {type(items).__name__}")
+    texts: list[str] = []
+
+    def kept(index: int, item: Any) -> dict | str:
+        text = _json_text(item)
+        if isinstance(item, dict) and text is not None:
+            return item
+        if text is not None:
+            return text
+        # An event that cannot be written back as JSON (nesting deeper than the encoder goes):
+        # kept as its text in the body, which is what SendGrid sent.
+        if not texts and isinstance(body, bytes | str):
+            texts.extend(_element_texts(_text_of_body(body)))
+        return texts[index] if index < len(texts) else quarantine_text(item)
+
     events: list[NormalisedEvent] = []
     quarantined: list[Quarantined] = []
-    for item in items:
+    for index, item in enumerate(items):
         try:
+            if isinstance(item, UnreadableElement):
+                quarantined.append((item.text, item.reason))
+                continue
             events.append(parse_event(item))
-        except MalformedEvent as problem:
-            raw = item if isinstance(item, dict) else json.dumps(item)
-            quarantined.append((raw, str(problem)))
+        except Exception as problem:  # noqa: BLE001 - the per-event boundary (see the module docstring)
+            quarantined.append((kept(index, item), reason_of(problem)))
     return events, quarantined
+
+
+def reason_of(problem: Exception) -> str:
+    """The reason an event is quarantined for: a MalformedEvent's message, or any other error's class and message."""
+    if isinstance(problem, MalformedEvent):
+        return str(problem)
+    try:
+        message = str(problem)
+    except Exception:  # noqa: BLE001 - a message that cannot be shown does not stop the quarantine
+        message = ""
+    return f"unreadable event ({type(problem).__name__}: {_short(message)})"
+
+
+def _json_text(item: Any) -> str | None:
+    """`item` as JSON text, or None when no encoder can write it."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(item).decode()
+        except TypeError:
+            pass  # beyond orjson (an integer past 64 bits, nesting past 254 levels): the standard library
+    try:
+        return json.dumps(item, ensure_ascii=False, default=repr)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def quarantine_text(item: Any) -> str:
+    """`item` as the text kept in quarantine: the string itself, or its JSON, or at worst its type."""
+    if isinstance(item, str):
+        return item
+    text = _json_text(item)
+    return text if text is not None else f"<a {type(item).__name__} that cannot be written as JSON>"
