@@ -67,13 +67,26 @@ def test_malformed_event_in_an_array_is_named_by_its_line(db, tmp_path):
     assert quarantine(db)[0].reason == f"{path}:4: reader_id='ann' is not an integer"
 
 
-def test_broken_json_array_loads_nothing_and_names_the_line(db, tmp_path):
-    """A JSON array that does not parse raises InvalidEventFile naming file and line, storing nothing."""
+@pytest.mark.parametrize(("tail", "line"), [("{oops\n]\n", 6), ("{}\n", 6), ("{}\n]\n]\n", 6), ('"open\n]\n', 5)])
+def test_broken_json_array_loads_nothing_and_names_the_line(db, tmp_path, tail, line):
+    """A JSON array whose structure is broken (unclosed, closed twice, a string never closed) loads nothing, naming file and line."""
     path = tmp_path / "events.json"
-    path.write_text("[\n" + ",\n".join(json.dumps(e) for e in events(3)) + ",\n{oops}\n]\n")
-    with pytest.raises(InvalidEventFile, match=rf"{path}:5: .*nothing was loaded"):
+    path.write_text("[\n" + ",\n".join(json.dumps(e) for e in events(3)) + ",\n" + tail)
+    with pytest.raises(InvalidEventFile, match=rf"{path}:{line}: .*nothing was loaded"):
         ingest_file(db, path)
     assert stored_ids(db) == set()
+
+
+def test_an_element_of_an_array_that_is_not_json_is_quarantined_by_its_line(db, tmp_path):
+    """In a well-formed array, an element that is not JSON (or holds a 5,000-digit number) is quarantined with its line."""
+    path = tmp_path / "events.json"
+    huge = '{"event": "open", "timestamp": ' + "9" * 5000 + "}"
+    path.write_text("[\n" + ",\n".join([*(json.dumps(e) for e in events(3)), "{oops}", huge]) + "\n]\n")
+    report = ingest_file(db, path)
+    assert (report.stored, report.quarantined) == (3, 2)
+    assert stored_ids(db) == {"f0", "f1", "f2"}
+    assert [q.raw for q in quarantine(db)] == ["{oops}", huge]
+    assert [q.reason.split(": ")[0] for q in quarantine(db)] == [f"{path}:5", f"{path}:6"]
 
 
 def test_export_overlapping_the_webhook_adds_only_what_is_missing(db, tmp_path):
@@ -102,3 +115,76 @@ def test_missing_file_is_refused(db, tmp_path):
     """A path that is not a file raises InvalidEventFile naming it."""
     with pytest.raises(InvalidEventFile, match="no such file"):
         ingest_file(db, tmp_path / "nope.jsonl")
+
+
+HOSTILE_LINES = [
+    json.dumps(sendgrid_event("open", sg_event_id="h1", timestamp="9" * 5000)),  # Python's int-string limit
+    json.dumps(sendgrid_event("open", sg_event_id="h2", reader_id="9" * 5000)),
+    json.dumps(sendgrid_event("click", sg_event_id="h3", url="http://[::1")),  # stored: a click with no section
+    '{"event": "open", "sg_event_id": "h4", "timestamp": ' + "9" * 5000 + "}",
+    '{"event": "open", "sg_event_id": "h5", "timestamp": NaN}',
+    '{"event": "open", "sg_event_id": "h6", "x": ' + "[" * 2000 + "]" * 2000 + "}",
+    '{"event": "open", "sg_event_id": "h7", "email": "\\ud800"}',
+    json.dumps([sendgrid_event("delivered", sg_event_id="b1")])[:-1] + ', {"event": "open", "timestamp": 1e400}]',
+]
+
+
+def hostile_export(tmp_path, name: str = "hostile.jsonl"):
+    """A JSON Lines export of five good events with every kind of hostile line between them."""
+    path = tmp_path / name
+    lines = [json.dumps(e) for e in events(5)]
+    for index, hostile in enumerate(HOSTILE_LINES):
+        lines.insert(1 + index, hostile)
+    path.write_bytes(("\n".join(lines) + "\n").encode() + b'{"event": "open", "sg_event_id": "\xff\xfe"}\n')
+    return path
+
+
+def test_hostile_lines_are_quarantined_and_the_good_events_stored(db, tmp_path):
+    """Huge numbers, NaN, deep nesting, surrogates, bad bytes and unsplittable urls never stop a load: good events are stored."""
+    report = ingest_file(db, hostile_export(tmp_path))
+    assert stored_ids(db) == {"f0", "f1", "f2", "f3", "f4", "h3", "b1"}
+    assert (report.events, report.stored, report.quarantined) == (15, 7, 8)
+    again = ingest_file(db, hostile_export(tmp_path))
+    assert (again.stored, again.duplicates, again.quarantined) == (0, 7, 8)
+    assert len(quarantine(db)) == 8  # quarantined once, however often the file is loaded
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    ("email,first_name,interests\nann@example.com,Ann,climate\n" * 50, "line 1 is not a SendGrid event"),
+    ('{"email": "ann@example.com", "first_name": "Ann"}\n' * 20, "line 1 is not a SendGrid event"),
+    ("[1, 2, 3]\n", "line 1 is not a SendGrid event"),
+    (json.dumps(sendgrid_event(sg_event_id="x")) + "\nnot json\n" * 3, "3 of its 4 events are not SendGrid events"),
+])
+def test_a_file_that_is_not_an_event_export_is_refused_whole(db, tmp_path, content, reason):
+    """A CSV, an audience file, or a file whose events are mostly not events is refused naming the file, storing nothing."""
+    path = tmp_path / "export.csv"
+    path.write_text(content)
+    with pytest.raises(InvalidEventFile, match=rf"^{path}: not a SendGrid event export: {reason}.*nothing was loaded$"):
+        ingest_file(db, path)
+    assert stored_ids(db) == set() and quarantine(db) == []
+
+
+def test_an_export_with_a_few_bad_lines_is_loaded(db, tmp_path):
+    """Half the lines bad is still an export: its events are loaded and the bad lines quarantined."""
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join([json.dumps(events(1)[0]), "not json"]) + "\n")
+    report = ingest_file(db, path)
+    assert (report.stored, report.quarantined) == (1, 1)
+
+
+def test_events_ingest_command_refuses_a_csv_and_loads_a_hostile_export(tmp_path):
+    """`events ingest` exits 2 with one line naming a CSV, storing nothing of it, and loads a hostile export without a traceback."""
+    from tests.test_cli import run
+
+    csv = tmp_path / "audience.csv"
+    csv.write_text("email,first_name\n" + "ann@example.com,Ann\n" * 1000)
+    export = hostile_export(tmp_path)
+    result = run(tmp_path, "events", "ingest", str(csv), str(export), check=False)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {csv}: not a SendGrid event export: line 1 is not a SendGrid event (a JSON object "
+                      "with an 'event' key): 'email,first_name'; nothing was loaded"]
+    assert f"{export}: 15 events, 7 stored, 0 duplicates, 8 quarantined" in result.stdout
+    again = run(tmp_path, "events", "ingest", str(export))
+    assert "Traceback" not in again.stderr and f"{export}: 15 events, 0 stored, 7 duplicates" in again.stdout

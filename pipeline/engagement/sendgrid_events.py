@@ -48,6 +48,7 @@ __all__ = [
     "read_array",
     "parse_event",
     "parse_events",
+    "json_text",
     "quarantine_text",
     "reason_of",
     "STRICT_JSON",
@@ -363,7 +364,7 @@ def parse_events(body: bytes | str | list) -> tuple[list[NormalisedEvent], list[
     texts: list[str] = []
 
     def kept(index: int, item: Any) -> dict | str:
-        text = _json_text(item)
+        text = json_text(item)
         if isinstance(item, dict) and text is not None:
             return item
         if text is not None:
@@ -398,7 +399,7 @@ def reason_of(problem: Exception) -> str:
     return f"unreadable event ({type(problem).__name__}: {_short(message)})"
 
 
-def _json_text(item: Any) -> str | None:
+def json_text(item: Any) -> str | None:
     """`item` as JSON text, or None when no encoder can write it."""
     if orjson is not None:
         try:
@@ -415,5 +416,5 @@ def quarantine_text(item: Any) -> str:
     """`item` as the text kept in quarantine: the string itself, or its JSON, or at worst its type."""
     if isinstance(item, str):
         return item
-    text = _json_text(item)
+    text = json_text(item)
     return text if text is not None else f"<a {type(item).__name__} that cannot be written as JSON>"
