@@ -145,6 +145,7 @@ def test_events_are_stored_once_on_postgres():
         assert (first.stored, first.duplicates, first.quarantined) == (3, 1, 1)
         assert (again.stored, again.duplicates) == (0, 3)
         assert {e.reader_id for e in stored_events(pg)} == {reader_id}
+        assert count(pg, QuarantinedEvent) == 1  # the malformed event, sent twice, kept once
 
 
 def test_a_malformed_event_resent_is_quarantined_once(db):
