@@ -29,6 +29,10 @@ HOSTILE = [b"9" * 5000, b"-" + b"9" * 4400, b'"' + b"9" * 5000 + b'"', b"NaN", b
            b'"http://[::1"', b'"https://[example.com/?rf_e=1&rf_s=2"', b'"\\\\"', b'["open"]', b'{"event": "open"}']
 
 
+# The fields the parser reads, where a hostile value does harm; hostile values go there most often.
+PARSED = ["email", "timestamp", "event", "sg_event_id", "url", "type", "asm_group_id", "reader_id", "holdout"]
+
+
 def _fragment(value: object) -> bytes:
     return json.dumps(value).encode()
 
@@ -36,7 +40,23 @@ def _fragment(value: object) -> bytes:
 ordinary_values = st.one_of(st.text(max_size=30).map(_fragment), st.integers().map(_fragment),
                             st.floats(allow_nan=False, allow_infinity=False).map(_fragment),
                             st.lists(st.text(max_size=5), max_size=3).map(_fragment))
-hostile_values = st.one_of(st.sampled_from(HOSTILE), ordinary_values)
+# Values aimed at what the parser does with each field: numbers it converts, urls it splits.
+_NUMBERS = [b'"' + b"9" * 5000 + b'"', b'" ' + b"9" * 40 + b' "', b"9" * 5000, b"10" * 12, b"-1"]
+TARGETED = {
+    "timestamp": _NUMBERS, "reader_id": _NUMBERS, "asm_group_id": _NUMBERS,
+    "url": [b'"http://[::1"', b'"https://[example.com/?rf_e=1&rf_s=2"', b'"https://e.example/?rf_e=' + b"x" * 500 + b'"'],
+    "holdout": [b"2", b'"yes"', b"[1]", b"1.0", b"NaN"],
+    "type": [b'"BLOCKED"', b"7", b'"\ud800"', b"{}"],
+}
+
+
+def hostile_value(key: str) -> st.SearchStrategy[bytes]:
+    """A hostile value for `key`: one aimed at that field, one from the general list, or an ordinary one."""
+    targeted = st.sampled_from(TARGETED.get(key, HOSTILE))
+    return st.one_of(targeted, targeted, targeted, st.sampled_from(HOSTILE), ordinary_values)
+
+
+hostile_fields = st.one_of(st.sampled_from(PARSED), st.sampled_from(PARSED), st.sampled_from(FIELDS))
 _ids = itertools.count()
 
 
@@ -46,7 +66,8 @@ def hostile_body(draw) -> tuple[bytes, set[str], int]:
     elements: list[bytes] = []
     good_ids: set[str] = set()
     for _ in range(draw(st.integers(1, 8))):
-        kind = draw(st.sampled_from(sorted(SENDGRID_EVENTS)))
+        # Clicks twice as often: their url is read too.
+        kind = draw(st.sampled_from(["click", *sorted(SENDGRID_EVENTS)]))
         event = sendgrid_event(kind, sg_event_id=f"fuzz-{next(_ids)}")
         if kind == "click":
             event["url"] = "https://example.com/a?rf_e=2026-12-07&rf_s=lead"
@@ -57,9 +78,12 @@ def hostile_body(draw) -> tuple[bytes, set[str], int]:
         elif shape == "hostile element":
             elements.append(draw(st.sampled_from(HOSTILE)))
         else:
+            keys = draw(st.lists(hostile_fields, min_size=1, max_size=3, unique=True))
+            if "url" in keys:
+                event["event"] = "click"  # the url is read only on a click
             fields = {key: _fragment(value) for key, value in event.items()}
-            for key in draw(st.lists(st.sampled_from(FIELDS), min_size=1, max_size=4, unique=True)):
-                fields[key] = draw(hostile_values)
+            for key in keys:
+                fields[key] = draw(hostile_value(key))
             elements.append(b"{" + b", ".join(_fragment(k) + b": " + v for k, v in fields.items()) + b"}")
     return b"[" + b",\n".join(elements) + b"]\r\n", good_ids, len(elements)
 
