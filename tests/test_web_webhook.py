@@ -81,7 +81,7 @@ def serve_app(db, key):
     with_servers: list = []
 
     def start(database: Database | None = None, **overrides: object) -> str:
-        settings = Settings(sendgrid_webhook_public_key=public_key_of(key), **overrides)
+        settings = Settings(SENDGRID_WEBHOOK_PUBLIC_KEY=public_key_of(key), **overrides)
         manager = running_server(create_app(settings, database or db))
         with_servers.append(manager)
         return manager.__enter__()
@@ -143,7 +143,7 @@ def test_malformed_event_is_quarantined_and_the_rest_stored(url, db, key):
 
 def test_without_a_public_key_events_are_refused(db, key, home):
     """With no SENDGRID_WEBHOOK_PUBLIC_KEY the webhook answers 503 saying so, and stores nothing."""
-    app = create_app(Settings(sendgrid_webhook_public_key=None), db)
+    app = create_app(Settings(SENDGRID_WEBHOOK_PUBLIC_KEY=None), db)
     with running_server(app) as base:
         body = body_of(batch(1))
         answer = httpx.post(base + "/webhooks/sendgrid", content=body, headers=signed(key, body))
@@ -155,7 +155,7 @@ def test_public_key_pasted_as_pem_is_accepted(db, key):
     """A public key pasted as PEM (armour and line breaks) verifies like the bare base64 one."""
     pem = key.public_key().public_bytes(serialization.Encoding.PEM,
                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    with running_server(create_app(Settings(sendgrid_webhook_public_key=pem), db)) as base:
+    with running_server(create_app(Settings(SENDGRID_WEBHOOK_PUBLIC_KEY=pem), db)) as base:
         body = body_of(batch(1))
         assert httpx.post(base + "/webhooks/sendgrid", content=body, headers=signed(key, body)).status_code == 200
 

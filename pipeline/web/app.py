@@ -2,10 +2,9 @@
 
 `create_app()` builds the Starlette application from the settings; `serve()` runs it with
 uvicorn; `running_server()` runs an application on a free loopback port in a thread (tests,
-demos). The service opens its own database connection pool, whose commits are durable before
-they return (see `open_web_database`), with a short SQLite busy timeout: a webhook request that
-waited 30 s for a lock would be timed out by SendGrid anyway, and a quick 503 gets the batch
-retried sooner.
+demos). The service opens its own database connection pool with a short SQLite busy timeout:
+a webhook request that waited 30 s for a lock would be timed out by SendGrid anyway, and a
+quick 503 gets the batch retried sooner.
 """
 
 from __future__ import annotations

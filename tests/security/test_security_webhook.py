@@ -81,7 +81,7 @@ def test_replayed_or_future_timestamp_is_refused(url, db, key, offset):
 
 def test_oversized_body_is_refused(serve_app, db, key):
     """A body over the limit is refused 413, whether it declares its length or streams it chunked."""
-    url = serve_app(webhook_max_bytes=64 * 1024) + "/webhooks/sendgrid"
+    url = serve_app(READERFIRST_WEBHOOK_MAX_BYTES=64 * 1024) + "/webhooks/sendgrid"
     body = body_of(batch(400))
     assert len(body) > 64 * 1024
     assert httpx.post(url, content=body, headers=signed(key, body)).status_code == 413
