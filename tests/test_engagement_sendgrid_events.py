@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pipeline.engagement import sendgrid_events
+from pipeline.engagement import event_array, sendgrid_events
 from pipeline.engagement.events import EventType
 from pipeline.engagement.sendgrid_events import InvalidEventBody, parse_event, parse_events
 from pipeline.rendering.links import tag_url
@@ -154,6 +154,7 @@ def decoder(request, monkeypatch):
     """Each JSON decoder the module may use: orjson (installed with Prefect) and the standard library."""
     if request.param == "json":
         monkeypatch.setattr(sendgrid_events, "orjson", None)
+        monkeypatch.setattr(event_array, "orjson", None)
     elif sendgrid_events.orjson is None:
         pytest.skip("orjson is not installed")
     return request.param

@@ -24,19 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from pipeline.engagement.event_array import ArrayStructureError, split_array
-from pipeline.engagement.events import NormalisedEvent
-from pipeline.engagement.sendgrid_events import (
+from pipeline.engagement.event_array import (
+    ArrayStructureError,
     InvalidEventBody,
-    Quarantined,
     UnreadableElement,
     decode_body,
     decode_element,
     json_text,
-    parse_event,
     quarantine_text,
-    reason_of,
+    split_array,
 )
+from pipeline.engagement.events import NormalisedEvent
+from pipeline.engagement.sendgrid_events import Quarantined, parse_event, reason_of
 from pipeline.engagement.store import StoreReport, store_events
 from pipeline.errors import InputProblem, PipelineError
 from pipeline.store.database import Database

@@ -10,7 +10,7 @@ what it can name (huge numbers, values of the wrong type, urls urllib cannot spl
 out of range, values no database column can store); `parse_events` also quarantines, with its
 class, anything else reading an event raises, because one odd value answered with a 500 would
 be retried by SendGrid for 24 hours and block every good event sent with it. A body the fast
-decoder refuses whole is split into its elements (`event_array`) and each is decoded alone.
+decoder refuses whole is split into its elements and each is decoded alone (`event_array`).
 
 Values are also checked against the widths of the `engagement_events` columns: PostgreSQL
 refuses an over-long value, and one such event would otherwise fail its whole batch on every
@@ -22,21 +22,31 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from pipeline.engagement.event_array import ArrayStructureError, split_array
+from pipeline.engagement.event_array import (
+    STRICT_JSON,
+    InvalidEventBody,
+    UnreadableElement,
+    body_text,
+    decode_body,
+    decode_element,
+    element_texts,
+    json_text,
+    quarantine_text,
+    read_array,
+    short,
+)
 from pipeline.engagement.events import EventType, NormalisedEvent
 from pipeline.errors import PipelineError
 from pipeline.rendering.links import read_tag
 
 try:
-    # Installed with Prefect. About twice as fast on a 768 KB batch, and strict: it refuses NaN,
-    # infinite numbers and lone surrogates, none of which a database's JSON column can hold.
-    import orjson
+    import orjson  # what the store writes raw events with: an event it cannot write is refused here
 except ImportError:  # pragma: no cover - the standard library does the same, more slowly
     orjson = None
 
+# Reading the JSON itself lives in event_array; its names are re-exported here, where callers read events.
 __all__ = [
     "InvalidEventBody",
     "MalformedEvent",
@@ -89,102 +99,8 @@ _MAX_DIGITS = 18
 _SHOWN = 80  # characters of a value quoted in a reason
 
 
-class InvalidEventBody(PipelineError, ValueError):
-    """A webhook body or export that is not a JSON array of events; nothing in it was read."""
-
-
 class MalformedEvent(PipelineError, ValueError):
     """One event that cannot be read; the message is the reason it is quarantined with."""
-
-
-@dataclass(frozen=True)
-class UnreadableElement:
-    """An element of an event array that is not JSON a database can hold: its text and why."""
-
-    text: str
-    reason: str
-
-
-def _reject_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON; PostgreSQL's json type would refuse the stored raw event.
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"{text} is too large for a JSON number")
-    return value
-
-
-# The standard library's decoder, made as strict as orjson about numbers.
-STRICT_JSON = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite)
-
-
-def decode_body(body: bytes | str) -> Any:
-    """The JSON value of `body`; raises InvalidEventBody when it is not JSON."""
-    try:
-        if orjson is not None:
-            return orjson.loads(body)
-        text = body.decode("utf-8") if isinstance(body, bytes) else body
-        value = STRICT_JSON.decode(text)
-        if "\\u" in text:
-            # A lone surrogate escape decodes, but no database can store it: refuse it here.
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        return value
-    except (ValueError, RecursionError) as exc:  # the JSON decoders' errors are ValueErrors
-        raise InvalidEventBody(f"the body is not JSON: {exc}") from None
-
-
-def decode_element(text: str) -> Any:
-    """The JSON value of one element's text, or an UnreadableElement saying why it has none."""
-    try:
-        if orjson is not None:
-            return orjson.loads(text)
-        text.encode("utf-8")  # bytes that were not UTF-8 come as surrogates (see read_array)
-        value = STRICT_JSON.decode(text)
-        if "\\u" in text:
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        return value
-    except (ValueError, RecursionError) as exc:
-        return UnreadableElement(text, f"not JSON a database can hold: {_short(str(exc))}")
-
-
-def _text_of_body(body: bytes | str) -> str:
-    # Bytes that are not UTF-8 are kept as surrogates: they fail the element they are in, alone.
-    text = body.decode("utf-8", "surrogateescape") if isinstance(body, bytes) else body
-    return text.removeprefix("\ufeff")
-
-
-def _element_texts(text: str) -> list[str]:
-    """The text of each element of the array `text`; raises InvalidEventBody when it is not one."""
-    try:
-        spans, end = split_array(text)
-    except ArrayStructureError as exc:
-        raise InvalidEventBody(f"the body is not a JSON array of events: {exc} (character {exc.position})") from None
-    if text[end:].strip(" \t\r\n"):
-        raise InvalidEventBody(f"the body is not a JSON array of events: text after its closing ']' "
-                               f"(character {end})")
-    return [text[start:stop] for start, stop in spans]
-
-
-def read_array(body: bytes | str) -> list[Any]:
-    """The elements of the JSON array `body`; an element that cannot be decoded is an UnreadableElement.
-
-    Decoded whole first (the usual case, fast); when that fails, split and decoded element by
-    element. Raises InvalidEventBody only when `body` is not an array at all.
-    """
-    try:
-        items = decode_body(body)
-    except InvalidEventBody:
-        return [decode_element(text) for text in _element_texts(_text_of_body(body))]
-    if not isinstance(items, list):
-        raise InvalidEventBody(f"expected a JSON array of events, got a JSON {type(items).__name__}")
-    return items
-
-
-def _short(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _shown(value: Any) -> str:
@@ -193,7 +109,7 @@ def _shown(value: Any) -> str:
         text = repr(value)
     except (ValueError, RecursionError):  # an int of thousands of digits, or nesting past the stack
         return f"<a {type(value).__name__} too large to show>"
-    return _short(text, _SHOWN)
+    return short(text, _SHOWN)
 
 
 def _text(event: Mapping[str, Any], key: str, *, required: bool, width: int = 0) -> str | None:
@@ -308,7 +224,7 @@ def _check_storable(event: dict) -> None:
         else:
             json.dumps(event, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError, RecursionError) as exc:
-        raise MalformedEvent(f"holds a value no database column can store: {_short(str(exc))}") from None
+        raise MalformedEvent(f"holds a value no database column can store: {short(str(exc))}") from None
 
 
 def parse_event(event: Any) -> NormalisedEvent:
@@ -372,7 +288,7 @@ def parse_events(body: bytes | str | list) -> tuple[list[NormalisedEvent], list[
         # An event that cannot be written back as JSON (nesting deeper than the encoder goes):
         # kept as its text in the body, which is what SendGrid sent.
         if not texts and isinstance(body, bytes | str):
-            texts.extend(_element_texts(_text_of_body(body)))
+            texts.extend(element_texts(body_text(body)))
         return texts[index] if index < len(texts) else quarantine_text(item)
 
     events: list[NormalisedEvent] = []
@@ -396,25 +312,4 @@ def reason_of(problem: Exception) -> str:
         message = str(problem)
     except Exception:  # noqa: BLE001 - a message that cannot be shown does not stop the quarantine
         message = ""
-    return f"unreadable event ({type(problem).__name__}: {_short(message)})"
-
-
-def json_text(item: Any) -> str | None:
-    """`item` as JSON text, or None when no encoder can write it."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(item).decode()
-        except TypeError:
-            pass  # beyond orjson (an integer past 64 bits, nesting past 254 levels): the standard library
-    try:
-        return json.dumps(item, ensure_ascii=False, default=repr)
-    except (TypeError, ValueError, RecursionError):
-        return None
-
-
-def quarantine_text(item: Any) -> str:
-    """`item` as the text kept in quarantine: the string itself, or its JSON, or at worst its type."""
-    if isinstance(item, str):
-        return item
-    text = json_text(item)
-    return text if text is not None else f"<a {type(item).__name__} that cannot be written as JSON>"
+    return f"unreadable event ({type(problem).__name__}: {short(message)})"

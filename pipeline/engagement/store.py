@@ -31,7 +31,7 @@ from sqlalchemy import Connection, DateTime, select
 from sqlalchemy.dialects import postgresql
 
 from pipeline.engagement.events import NormalisedEvent
-from pipeline.engagement.sendgrid_events import quarantine_text
+from pipeline.engagement.event_array import quarantine_text
 from pipeline.store.database import Database
 from pipeline.store.models import EngagementEvent, QuarantinedEvent, Reader, utcnow
 from pipeline.store.upsert import insert_ignore_rows
