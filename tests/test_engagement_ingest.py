@@ -67,13 +67,26 @@ def test_malformed_event_in_an_array_is_named_by_its_line(db, tmp_path):
     assert quarantine(db)[0].reason == f"{path}:4: reader_id='ann' is not an integer"
 
 
-def test_broken_json_array_loads_nothing_and_names_the_line(db, tmp_path):
-    """A JSON array that does not parse raises InvalidEventFile naming file and line, storing nothing."""
+@pytest.mark.parametrize(("tail", "line"), [("{oops\n]\n", 6), ("{}\n", 6), ("{}\n]\n]\n", 6), ('"open\n]\n', 5)])
+def test_broken_json_array_loads_nothing_and_names_the_line(db, tmp_path, tail, line):
+    """A JSON array whose structure is broken (unclosed, closed twice, a string never closed) loads nothing, naming file and line."""
     path = tmp_path / "events.json"
-    path.write_text("[\n" + ",\n".join(json.dumps(e) for e in events(3)) + ",\n{oops}\n]\n")
-    with pytest.raises(InvalidEventFile, match=rf"{path}:5: .*nothing was loaded"):
+    path.write_text("[\n" + ",\n".join(json.dumps(e) for e in events(3)) + ",\n" + tail)
+    with pytest.raises(InvalidEventFile, match=rf"{path}:{line}: .*nothing was loaded"):
         ingest_file(db, path)
     assert stored_ids(db) == set()
+
+
+def test_an_element_of_an_array_that_is_not_json_is_quarantined_by_its_line(db, tmp_path):
+    """In a well-formed array, an element that is not JSON (or holds a 5,000-digit number) is quarantined with its line."""
+    path = tmp_path / "events.json"
+    huge = '{"event": "open", "timestamp": ' + "9" * 5000 + "}"
+    path.write_text("[\n" + ",\n".join([*(json.dumps(e) for e in events(3)), "{oops}", huge]) + "\n]\n")
+    report = ingest_file(db, path)
+    assert (report.stored, report.quarantined) == (3, 2)
+    assert stored_ids(db) == {"f0", "f1", "f2"}
+    assert [q.raw for q in quarantine(db)] == ["{oops}", huge]
+    assert [q.reason.split(": ")[0] for q in quarantine(db)] == [f"{path}:5", f"{path}:6"]
 
 
 def test_export_overlapping_the_webhook_adds_only_what_is_missing(db, tmp_path):
@@ -102,3 +115,26 @@ def test_missing_file_is_refused(db, tmp_path):
     """A path that is not a file raises InvalidEventFile naming it."""
     with pytest.raises(InvalidEventFile, match="no such file"):
         ingest_file(db, tmp_path / "nope.jsonl")
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    ("email,first_name,interests\nann@example.com,Ann,climate\n" * 50, "line 1 is not a SendGrid event"),
+    ('{"email": "ann@example.com", "first_name": "Ann"}\n' * 20, "line 1 is not a SendGrid event"),
+    ("[1, 2, 3]\n", "line 1 is not a SendGrid event"),
+    (json.dumps(sendgrid_event(sg_event_id="x")) + "\nnot json\n" * 3, "3 of its 4 events are not SendGrid events"),
+])
+def test_a_file_that_is_not_an_event_export_is_refused_whole(db, tmp_path, content, reason):
+    """A CSV, an audience file, or a file whose events are mostly not events is refused naming the file, storing nothing."""
+    path = tmp_path / "export.csv"
+    path.write_text(content)
+    with pytest.raises(InvalidEventFile, match=rf"^{path}: not a SendGrid event export: {reason}.*nothing was loaded$"):
+        ingest_file(db, path)
+    assert stored_ids(db) == set() and quarantine(db) == []
+
+
+def test_an_export_with_a_few_bad_lines_is_loaded(db, tmp_path):
+    """Half the lines bad is still an export: its events are loaded and the bad lines quarantined."""
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join([json.dumps(events(1)[0]), "not json"]) + "\n")
+    report = ingest_file(db, path)
+    assert (report.stored, report.quarantined) == (1, 1)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pipeline.engagement import sendgrid_events
+from pipeline.engagement import event_array, sendgrid_events
 from pipeline.engagement.events import EventType
 from pipeline.engagement.sendgrid_events import InvalidEventBody, parse_event, parse_events
 from pipeline.rendering.links import tag_url
@@ -154,17 +154,82 @@ def decoder(request, monkeypatch):
     """Each JSON decoder the module may use: orjson (installed with Prefect) and the standard library."""
     if request.param == "json":
         monkeypatch.setattr(sendgrid_events, "orjson", None)
+        monkeypatch.setattr(event_array, "orjson", None)
     elif sendgrid_events.orjson is None:
         pytest.skip("orjson is not installed")
     return request.param
 
 
-@pytest.mark.parametrize("body", [b"not json", b'{"event": "open"}', b"[NaN]", b"[1e400]", b'[{"a": "\\ud800"}]',
-                                  b"\xff\xfe[]", b""])
+@pytest.mark.parametrize("body", [b"not json", b'{"event": "open"}', b"\xff\xfe[]", b"", b"[{}", b'[{"a": "b}]',
+                                  b"[{]}", b"[{}, , {}]", b"[{}] trailing"])
 def test_body_that_is_not_a_json_array_is_refused_whole(decoder, body):
-    """A body that is not JSON, not an array, not UTF-8, or holds what no database stores, raises InvalidEventBody."""
+    """A body that is not JSON, not an array, or whose array structure is broken raises InvalidEventBody."""
     with pytest.raises(InvalidEventBody):
         parse_events(body)
+
+
+@pytest.mark.parametrize("element", [b"NaN", b"-Infinity", b"1e400", b'{"a": "\\ud800"}', b"9" * 5000,
+                                     b'{"timestamp": ' + b"9" * 5000 + b"}", b"[" * 3000 + b"]" * 3000,
+                                     b'{"email": "\xff\xfe"}', b"{oops}", b'{"a": 1,}'])
+def test_an_element_no_database_can_hold_is_quarantined_alone(decoder, element):
+    """An element that is not JSON a database can hold is quarantined as its text; the events around it are read."""
+    good = [json.dumps(sendgrid_event("delivered", sg_event_id=f"good-{i}")).encode() for i in range(2)]
+    body = b"[" + b", ".join([good[0], element, good[1]]) + b"]\r\n"
+    events, quarantined = parse_events(body)
+    assert [e.provider_event_id for e in events] == ["good-0", "good-1"]
+    [(raw, reason)] = quarantined
+    assert isinstance(raw, str) and reason.startswith("not JSON a database can hold")
+    assert raw.encode("utf-8", "surrogateescape") == element
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"timestamp": "9" * 5000}, "timestamp='99999"),
+    ({"reader_id": "9" * 5000}, "out of range"),
+    ({"asm_group_id": "9" * 5000, "event": "group_unsubscribe"}, None),
+    ({"timestamp": -1}, "out of range"),
+    ({"timestamp": 10**20}, "out of range"),
+    ({"timestamp": True}, "not a whole number"),
+    ({"timestamp": [1796601600]}, "not a whole number"),
+    ({"reader_id": -5}, "out of range"),
+    ({"sg_event_id": 10**30}, "more than 18 digits"),
+    ({"email": ["ann@example.com"]}, "is not a string"),
+    ({"email": 1.5}, "is not a string"),
+    ({"holdout": {"x": 1}}, "neither"),
+    ({"event": ["open"]}, "unknown event"),
+    ({"event": "bounce", "type": 7}, "bounce type=7"),
+    ({"edition_id": "x" * 10_000}, "at most 100"),
+    ({"variant_id": "a\x00b"}, "NUL"),
+    ({"nested": 10**30}, "no database column can store"),
+])
+def test_hostile_field_values_are_quarantined_or_read_never_raised(change, reason):
+    """Huge numbers, wrong types and out-of-range values in any field quarantine that event alone with its reason."""
+    bad = {**sendgrid_event("open", sg_event_id="bad-1"), **change}
+    events, quarantined = parse_events([sendgrid_event("delivered", sg_event_id="good-1"), bad])
+    if reason is None:  # a value we do not need: the event is read, the value left in raw
+        assert [e.provider_event_id for e in events] == ["good-1", "bad-1"] and not quarantined
+        return
+    assert [e.provider_event_id for e in events] == ["good-1"]
+    [(_, why)] = quarantined
+    assert reason in why and len(why) < 400
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "https://[example.com/a?rf_s=x", "http://]/?rf_e=1"])
+def test_click_on_a_url_urllib_cannot_split_is_kept_without_a_section(url):
+    """A click whose url urllib cannot split is still the reader's click: stored with the message's edition, no section."""
+    event = parse_event(sendgrid_event("click", url=url))
+    assert (event.event_type, event.edition_id, event.section_id, event.url) == (EventType.CLICK, "2026-12-07", None, url)
+
+
+def test_an_unexpected_error_reading_one_event_quarantines_it_with_its_class(monkeypatch):
+    """Whatever reading one event raises, that event is quarantined naming the error class, and the batch goes on."""
+    def broken(_url: str) -> tuple[str, str]:
+        raise ZeroDivisionError("a bug in a helper")
+
+    monkeypatch.setattr(sendgrid_events, "read_tag", broken)
+    events, quarantined = parse_events([sendgrid_event("click", sg_event_id="c", url="https://x.example/"),
+                                        sendgrid_event("delivered", sg_event_id="d")])
+    assert [e.provider_event_id for e in events] == ["d"]
+    assert quarantined[0][1] == "unreadable event (ZeroDivisionError: a bug in a helper)"
 
 
 def test_both_decoders_read_a_batch_alike(decoder):

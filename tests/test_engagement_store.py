@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from pipeline.engagement.sendgrid_events import parse_events
 from pipeline.engagement.store import StoreReport, store_events
 from pipeline.store.database import Database
-from pipeline.store.models import Audience, EngagementEvent, QuarantinedEvent, Reader
+from pipeline.store.models import Audience, EngagementEvent, QuarantinedEvent, Reader, utcnow
 from tests.test_engagement_sendgrid_events import sendgrid_event
 from tests.tools import postgres_database
 
@@ -145,3 +145,43 @@ def test_events_are_stored_once_on_postgres():
         assert (first.stored, first.duplicates, first.quarantined) == (3, 1, 1)
         assert (again.stored, again.duplicates) == (0, 3)
         assert {e.reader_id for e in stored_events(pg)} == {reader_id}
+        assert count(pg, QuarantinedEvent) == 1  # the malformed event, sent twice, kept once
+
+
+def test_a_malformed_event_resent_is_quarantined_once(db):
+    """A batch resent with its malformed events keeps each of them once per source, however often it comes."""
+    batch = [sendgrid_event(sg_event_id="fine"), sendgrid_event(event="teleported"), sendgrid_event(reader_id="ann"),
+             sendgrid_event(event="teleported")]
+    for _ in range(3):
+        events, quarantined = parse_events(batch)
+        assert store_events(db, events, quarantined, source="sendgrid-webhook").quarantined == 3
+    assert count(db, QuarantinedEvent) == 2
+    store_events(db, [], quarantined, source="sendgrid-file")
+    assert count(db, QuarantinedEvent) == 4
+
+
+def test_migration_0009_fingerprints_and_folds_existing_quarantine(home):
+    """Upgrading a database quarantined before 0009 gives every row its fingerprint and keeps one row per (source, raw)."""
+    from alembic import command
+
+    from pipeline.engagement.store import quarantine_row
+    from pipeline.store.database import alembic_config, create_database_engine, upgrade_database
+
+    url = f"sqlite:///{home / 'old.db'}"
+    engine = create_database_engine(url)
+    config = alembic_config(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0007")
+        for raw in ["a", "b", "a", "a"]:
+            connection.execute(text("INSERT INTO quarantined_events (received_at, source, reason, raw) "
+                                    "VALUES ('2026-12-01 00:00:00', 'sendgrid-webhook', 'why', :raw)"), {"raw": raw})
+    upgrade_database(engine, url)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, raw, fingerprint FROM quarantined_events ORDER BY id")).all()
+    assert [(row.id, row.raw) for row in rows] == [(1, "a"), (2, "b")]
+    assert rows[0].fingerprint == quarantine_row("a", "why", "sendgrid-webhook", utcnow())["fingerprint"]
+    database = Database(url=url, engine=engine)
+    store_events(database, [], [("a", "again")], source="sendgrid-webhook")
+    assert count(database, QuarantinedEvent) == 2
+    engine.dispose()

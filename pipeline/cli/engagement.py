@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from pipeline.cli.console import console, err_console
+from pipeline.cli.console import console, err_console, fail
 from pipeline.flows.runtime import database
 from pipeline.settings import load_settings
 
@@ -19,16 +19,34 @@ __all__ = ["events_app", "engagement_app"]
 
 @events_app.command("ingest")
 def ingest(files: list[Path] = typer.Argument(..., help="SendGrid event exports: JSON arrays or JSON Lines.")) -> None:
-    """Store events from files, with the webhook's checks and dedupe (each file all or nothing)."""
-    from pipeline.engagement.ingest import ingest_file
+    """Store events from files, with the webhook's checks and dedupe; a file that is not an export is refused.
+
+    Exit code 2 when a file was refused (nothing of it stored; the other files are loaded), 1 when
+    the database could not take the events (what was stored stays: run the same command again).
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pipeline.engagement.ingest import InvalidEventFile, ingest_file
 
     db = database(load_settings())
+    refused = 0
     for path in files:
-        report = ingest_file(db, path)
+        try:
+            report = ingest_file(db, path)
+        except InvalidEventFile as exc:
+            refused += 1
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)  # one line, however long
+            continue
+        except SQLAlchemyError as exc:
+            # The class only: the database's message carries the statement's parameters (readers' data).
+            fail(f"{path}: the database could not store the events ({type(exc).__name__}); run the same "
+                 "command again to finish (events already stored are not stored twice)", code=1)
         console.print(f"{path}: {report.events} events, {report.stored} stored, {report.duplicates} duplicates,"
                       f" {report.quarantined} quarantined, {report.unattributed} for unknown readers")
         for problem in report.problems:
             err_console.print(f"  [yellow]{escape(str(problem))}[/]")
+    if refused:
+        raise typer.Exit(2)
 
 
 @engagement_app.command("apply")

@@ -5,6 +5,13 @@ SendGrid posts a JSON array of events; each carries `sg_event_id`, `email`, `eve
 holdout) come back as top-level keys. An event that cannot be read is never dropped: it is
 returned with the reason, for the caller to quarantine, while the rest of the batch goes on.
 
+Reading one event can only ever give a parsed event or a quarantined one. The parser refuses
+what it can name (huge numbers, values of the wrong type, urls urllib cannot split, timestamps
+out of range, values no database column can store); `parse_events` also quarantines, with its
+class, anything else reading an event raises, because one odd value answered with a 500 would
+be retried by SendGrid for 24 hours and block every good event sent with it. A body the fast
+decoder refuses whole is split into its elements and each is decoded alone (`event_array`).
+
 Values are also checked against the widths of the `engagement_events` columns: PostgreSQL
 refuses an over-long value, and one such event would otherwise fail its whole batch on every
 one of SendGrid's retries.
@@ -17,25 +24,43 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline.engagement.event_array import (
+    STRICT_JSON,
+    InvalidEventBody,
+    UnreadableElement,
+    body_text,
+    decode_body,
+    decode_element,
+    element_texts,
+    json_text,
+    quarantine_text,
+    read_array,
+    short,
+)
 from pipeline.engagement.events import EventType, NormalisedEvent
 from pipeline.errors import PipelineError
 from pipeline.rendering.links import read_tag
 
 try:
-    # Installed with Prefect. About twice as fast on a 768 KB batch, and strict: it refuses NaN,
-    # infinite numbers and lone surrogates, none of which a database's JSON column can hold.
-    import orjson
+    import orjson  # what the store writes raw events with: an event it cannot write is refused here
 except ImportError:  # pragma: no cover - the standard library does the same, more slowly
     orjson = None
 
+# Reading the JSON itself lives in event_array; its names are re-exported here, where callers read events.
 __all__ = [
     "InvalidEventBody",
     "MalformedEvent",
     "Quarantined",
     "SENDGRID_EVENTS",
+    "UnreadableElement",
     "decode_body",
+    "decode_element",
+    "read_array",
     "parse_event",
     "parse_events",
+    "json_text",
+    "quarantine_text",
+    "reason_of",
     "STRICT_JSON",
 ]
 
@@ -68,45 +93,23 @@ _ID_WIDTH, _EMAIL_WIDTH, _EDITION_WIDTH, _SECTION_WIDTH, _VARIANT_WIDTH = 100, 3
 _MAX_READER_ID = 2**31 - 1  # an INTEGER column on PostgreSQL
 _MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime can hold
 _EPOCH = dt.datetime(1970, 1, 1)
-
-
-class InvalidEventBody(PipelineError, ValueError):
-    """A webhook body or export that is not a JSON array of events; nothing in it was read."""
+# Digits of the longest whole number read: every id and timestamp we accept is shorter, and int()
+# of a string of thousands of digits raises (Python's int-string limit), slowly.
+_MAX_DIGITS = 18
+_SHOWN = 80  # characters of a value quoted in a reason
 
 
 class MalformedEvent(PipelineError, ValueError):
     """One event that cannot be read; the message is the reason it is quarantined with."""
 
 
-def _reject_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON; PostgreSQL's json type would refuse the stored raw event.
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"{text} is too large for a JSON number")
-    return value
-
-
-# The standard library's decoder, made as strict as orjson about numbers.
-STRICT_JSON = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite)
-
-
-def decode_body(body: bytes | str) -> Any:
-    """The JSON value of `body`; raises InvalidEventBody when it is not JSON."""
+def _shown(value: Any) -> str:
+    """`value` quoted for a reason: its repr, at most _SHOWN characters, whatever it is."""
     try:
-        if orjson is not None:
-            return orjson.loads(body)
-        text = body.decode("utf-8") if isinstance(body, bytes) else body
-        value = STRICT_JSON.decode(text)
-        if "\\u" in text:
-            # A lone surrogate escape decodes, but no database can store it: refuse it here.
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        return value
-    except (ValueError, RecursionError) as exc:  # the JSON decoders' errors are ValueErrors
-        raise InvalidEventBody(f"the body is not JSON: {exc}") from None
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int of thousands of digits, or nesting past the stack
+        return f"<a {type(value).__name__} too large to show>"
+    return short(text, _SHOWN)
 
 
 def _text(event: Mapping[str, Any], key: str, *, required: bool, width: int = 0) -> str | None:
@@ -118,7 +121,9 @@ def _text(event: Mapping[str, Any], key: str, *, required: bool, width: int = 0)
             raise MalformedEvent(f"missing {key}")
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise MalformedEvent(f"{key}={value!r} is not a string")
+        raise MalformedEvent(f"{key}={_shown(value)} is not a string")
+    if isinstance(value, int) and not -10**_MAX_DIGITS < value < 10**_MAX_DIGITS:
+        raise MalformedEvent(f"{key} is a number of more than {_MAX_DIGITS} digits")
     value = str(value)
     if "\x00" in value:
         raise MalformedEvent(f"{key} contains a NUL character")
@@ -127,12 +132,18 @@ def _text(event: Mapping[str, Any], key: str, *, required: bool, width: int = 0)
     return value
 
 
+# Stands for a whole number too long to convert: larger than every range we accept.
+_TOO_LONG = 10**_MAX_DIGITS
+
+
 def _whole_number(value: Any) -> int | None:
-    """`value` as an int if it is one (or a string of digits), else None."""
+    """`value` as an int if it is one (or a string of digits), else None; _TOO_LONG past 18 digits."""
     if type(value) is int:
         return value
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str):
+        digits = value.strip()
+        if digits.isascii() and digits.isdigit():
+            return int(digits) if len(digits) <= _MAX_DIGITS else _TOO_LONG
     return None
 
 
@@ -142,9 +153,9 @@ def _occurred_at(event: Mapping[str, Any]) -> dt.datetime:
         raise MalformedEvent("missing timestamp")
     seconds = _whole_number(raw)
     if seconds is None:
-        raise MalformedEvent(f"timestamp={raw!r} is not a whole number of Unix seconds")
+        raise MalformedEvent(f"timestamp={_shown(raw)} is not a whole number of Unix seconds")
     if not 0 <= seconds <= _MAX_TIMESTAMP:
-        raise MalformedEvent(f"timestamp={raw!r} is out of range")
+        raise MalformedEvent(f"timestamp={_shown(raw)} is out of range")
     return _EPOCH + dt.timedelta(seconds=seconds)
 
 
@@ -154,9 +165,9 @@ def _reader_id(event: Mapping[str, Any]) -> int | None:
         return None
     reader_id = _whole_number(raw)
     if reader_id is None:
-        raise MalformedEvent(f"reader_id={raw!r} is not an integer")
-    if reader_id > _MAX_READER_ID:
-        raise MalformedEvent(f"reader_id={raw!r} is out of range")
+        raise MalformedEvent(f"reader_id={_shown(raw)} is not an integer")
+    if not 0 <= reader_id <= _MAX_READER_ID:
+        raise MalformedEvent(f"reader_id={_shown(raw)} is out of range")
     return reader_id
 
 
@@ -169,7 +180,7 @@ def _holdout(event: Mapping[str, Any]) -> bool | None:
     if raw in ("0", 0, False, "false"):
         return False
     # A wrong holdout flag would put the event in the wrong arm of the measurement.
-    raise MalformedEvent(f"holdout={raw!r} is neither '0' nor '1'")
+    raise MalformedEvent(f"holdout={_shown(raw)} is neither '0' nor '1'")
 
 
 def _event_type(event: Mapping[str, Any], name: str) -> EventType:
@@ -178,7 +189,7 @@ def _event_type(event: Mapping[str, Any], name: str) -> EventType:
         if kind is None or kind == "":
             return EventType.HARD_BOUNCE
         if not isinstance(kind, str) or kind.lower() not in _BOUNCE_TYPES:
-            raise MalformedEvent(f"bounce type={kind!r} is not one of {', '.join(_BOUNCE_TYPES)}")
+            raise MalformedEvent(f"bounce type={_shown(kind)} is not one of {', '.join(_BOUNCE_TYPES)}")
         return _BOUNCE_TYPES[kind.lower()]
     if name == "open" and event.get("sg_machine_open") in (True, "true", "1", 1):
         return EventType.MACHINE_OPEN
@@ -194,6 +205,28 @@ def _reason(event: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _tag(url: str) -> tuple[str | None, str | None]:
+    """The (edition, section) of a clicked link; none when urllib cannot split it (`http://[::1`)."""
+    try:
+        return read_tag(url)
+    except ValueError:
+        # Still a click by this reader on this message: kept, attributed to no section.
+        return None, None
+
+
+def _check_storable(event: dict) -> None:
+    """Raise MalformedEvent unless the raw event can be written to a JSON column as it is."""
+    try:
+        if orjson is not None:
+            # What the store writes with: refuses integers beyond 64 bits, lone surrogates and
+            # nesting past 254 levels, any of which would fail the whole batch's transaction.
+            orjson.dumps(event)
+        else:
+            json.dumps(event, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise MalformedEvent(f"holds a value no database column can store: {short(str(exc))}") from None
+
+
 def parse_event(event: Any) -> NormalisedEvent:
     """One SendGrid event as a NormalisedEvent; raises MalformedEvent naming what is wrong."""
     if not isinstance(event, dict):
@@ -202,7 +235,7 @@ def parse_event(event: Any) -> NormalisedEvent:
     if name is None or name == "":
         raise MalformedEvent("missing event")
     if not isinstance(name, str) or name not in SENDGRID_EVENTS:
-        raise MalformedEvent(f"unknown event {name!r}")
+        raise MalformedEvent(f"unknown event {_shown(name)}")
     event_id = _text(event, "sg_event_id", required=True, width=_ID_WIDTH)
     email = _text(event, "email", required=True, width=_EMAIL_WIDTH)
     occurred_at = _occurred_at(event)
@@ -211,12 +244,13 @@ def parse_event(event: Any) -> NormalisedEvent:
     section_id = url = None
     if event_type is EventType.CLICK and isinstance(event.get("url"), str):
         url = event["url"]
-        tagged_edition, tagged_section = read_tag(url)
+        tagged_edition, tagged_section = _tag(url)
         # A section id only means something within the edition its link names.
         tagged = {"edition_id": tagged_edition or edition_id, "section_id": tagged_section}
         edition_id = _text(tagged, "edition_id", required=False, width=_EDITION_WIDTH)
         section_id = _text(tagged, "section_id", required=False, width=_SECTION_WIDTH)
     group = _whole_number(event.get("asm_group_id")) if "asm_group_id" in event else None
+    _check_storable(event)
     return NormalisedEvent(
         provider_event_id=event_id,
         event_type=event_type,
@@ -237,17 +271,45 @@ def parse_event(event: Any) -> NormalisedEvent:
 def parse_events(body: bytes | str | list) -> tuple[list[NormalisedEvent], list[Quarantined]]:
     """(events read, malformed events with their reason) of a webhook body or a decoded array.
 
-    Raises InvalidEventBody when `body` is not JSON or not an array: then nothing was read.
+    Never raises for what is inside the array: each element is read or quarantined. Raises
+    InvalidEventBody only when `body` is not a JSON array at all: then nothing was read.
     """
-    items = decode_body(body) if isinstance(body, bytes | str) else body
+    items = read_array(body) if isinstance(body, bytes | str) else body
     if not isinstance(items, list):
         raise InvalidEventBody(f"expected a JSON array of events, got a JSON {type(items).__name__}")
+    texts: list[str] = []
+
+    def kept(index: int, item: Any) -> dict | str:
+        text = json_text(item)
+        if isinstance(item, dict) and text is not None:
+            return item
+        if text is not None:
+            return text
+        # An event that cannot be written back as JSON (nesting deeper than the encoder goes):
+        # kept as its text in the body, which is what SendGrid sent.
+        if not texts and isinstance(body, bytes | str):
+            texts.extend(element_texts(body_text(body)))
+        return texts[index] if index < len(texts) else quarantine_text(item)
+
     events: list[NormalisedEvent] = []
     quarantined: list[Quarantined] = []
-    for item in items:
+    for index, item in enumerate(items):
         try:
+            if isinstance(item, UnreadableElement):
+                quarantined.append((item.text, item.reason))
+                continue
             events.append(parse_event(item))
-        except MalformedEvent as problem:
-            raw = item if isinstance(item, dict) else json.dumps(item)
-            quarantined.append((raw, str(problem)))
+        except Exception as problem:  # noqa: BLE001 - the per-event boundary (see the module docstring)
+            quarantined.append((kept(index, item), reason_of(problem)))
     return events, quarantined
+
+
+def reason_of(problem: Exception) -> str:
+    """The reason an event is quarantined for: a MalformedEvent's message, or any other error's class and message."""
+    if isinstance(problem, MalformedEvent):
+        return str(problem)
+    try:
+        message = str(problem)
+    except Exception:  # noqa: BLE001 - a message that cannot be shown does not stop the quarantine
+        message = ""
+    return f"unreadable event ({type(problem).__name__}: {short(message)})"

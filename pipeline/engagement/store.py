@@ -3,7 +3,9 @@
 A batch is stored all or nothing: the webhook answers 2xx only after this returns, so a batch
 that failed halfway must leave no trace, or SendGrid's retry would find half of it already
 there. Events are deduplicated on `provider_event_id` (SendGrid's `sg_event_id`) by an
-insert that skips existing ids, within the batch and across batches alike.
+insert that skips existing ids, within the batch and across batches alike. Quarantined events
+are deduplicated the same way on a fingerprint (SHA-256 of source and raw text, unique): a
+malformed event SendGrid resends with its batch is kept once, however often it comes.
 
 Attribution: an event keeps the `reader_id` its custom_args claim only if a reader with that
 id exists *and* has the event's address. Otherwise it is stored with no reader (the claimed id
@@ -20,6 +22,7 @@ insert with RETURNING.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,8 +31,10 @@ from sqlalchemy import Connection, DateTime, select
 from sqlalchemy.dialects import postgresql
 
 from pipeline.engagement.events import NormalisedEvent
+from pipeline.engagement.event_array import quarantine_text
 from pipeline.store.database import Database
 from pipeline.store.models import EngagementEvent, QuarantinedEvent, Reader, utcnow
+from pipeline.store.upsert import insert_ignore_rows
 
 try:
     import orjson  # installed with Prefect; writes the raw events several times faster than json
@@ -88,13 +93,22 @@ def event_row(event: NormalisedEvent, reader_id: int | None, received_at: dt.dat
 
 
 def quarantine_row(raw: dict | str, reason: str, source: str, received_at: dt.datetime) -> dict:
-    """The quarantined_events row of one malformed event."""
-    if not isinstance(raw, str):
-        # default=repr: a quarantined value must be kept even when it is not JSON-serialisable.
-        raw = json.dumps(raw, ensure_ascii=False, default=repr)
-    # PostgreSQL text cannot hold NUL; the escape keeps the event readable.
-    return {"source": source[:_SOURCE_WIDTH], "reason": reason.replace("\x00", "\\0"),
-            "raw": raw.replace("\x00", "\\u0000"), "received_at": received_at}
+    """The quarantined_events row of one malformed event, with the fingerprint it is deduplicated on."""
+    source = source[:_SOURCE_WIDTH]
+    # PostgreSQL text cannot hold NUL, and no database takes a lone surrogate (bytes that were not
+    # UTF-8): both are written as escapes, so the event stays readable and the row always fits.
+    text = _storable_text(quarantine_text(raw)).replace("\x00", "\\u0000")
+    fingerprint = hashlib.sha256(f"{source}\n{text}".encode()).hexdigest()
+    return {"source": source, "reason": _storable_text(reason).replace("\x00", "\\0"), "raw": text,
+            "received_at": received_at, "fingerprint": fingerprint}
+
+
+def _storable_text(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _known_addresses(connection: Connection, reader_ids: Iterable[int]) -> dict[int, str]:
@@ -176,8 +190,10 @@ def store_events(db: Database, events: Sequence[NormalisedEvent], quarantined: S
         stored = _insert_new(connection, attributed)
         unattributed = _insert_new(connection, disowned)
         if quarantined:
-            connection.execute(QuarantinedEvent.__table__.insert(),
-                               [quarantine_row(raw, reason, source, received_at) for raw, reason in quarantined])
+            # A resent batch brings its malformed events again: kept once (the first reason stays).
+            insert_ignore_rows(connection, QuarantinedEvent.__table__,
+                               [quarantine_row(raw, reason, source, received_at) for raw, reason in quarantined],
+                               ["fingerprint"])
     stored += unattributed
     return StoreReport(stored=stored, duplicates=len(events) - stored, quarantined=len(quarantined),
                        unattributed=unattributed)

@@ -195,12 +195,16 @@ class QuarantinedEvent(Base):
     """An engagement event that could not be read, kept with the reason instead of being dropped."""
 
     __tablename__ = "quarantined_events"
+    # Kept once per (source, raw): SendGrid resends a whole batch, malformed events included.
+    __table_args__ = (Index("uq_quarantined_events_fingerprint", "fingerprint", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     source: Mapped[str] = mapped_column(String(40))
     reason: Mapped[str] = mapped_column(Text)
     raw: Mapped[str] = mapped_column(Text)
+    # SHA-256 (hex) of source + "\n" + raw: see pipeline.engagement.store.quarantine_row.
+    fingerprint: Mapped[str] = mapped_column(String(64))
 
 
 class EngagementEvent(Base):

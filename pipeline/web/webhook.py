@@ -6,13 +6,17 @@ window in either direction (403: a captured request cannot be replayed later), t
 signature matches the raw bytes (403), the body is a JSON array (400). Then the batch is
 stored in one transaction and only then answered 200; if the database cannot take it the
 answer is 503, and SendGrid retries the whole batch, which deduplication makes harmless. A
-replay inside the window is harmless for the same reason.
+replay inside the window is harmless for the same reason. Inside a genuine array, an event
+that cannot be read is quarantined and never fails the batch: the answer is still 200 (see
+`sendgrid_events`). The 503's log line names the error's class, never its message, which
+holds readers' addresses and events.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import logging
 import threading
 import time
@@ -32,8 +36,8 @@ from pipeline.engagement.store import StoreReport, store_events
 from pipeline.errors import PipelineError
 from pipeline.store.database import Database
 
-__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WEBHOOK_SOURCE", "SignatureCheck", "receive_sendgrid_events",
-           "store_webhook_body"]
+__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WEBHOOK_SOURCE", "SignatureCheck", "failure_summary",
+           "receive_sendgrid_events", "store_webhook_body"]
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -41,6 +45,28 @@ WEBHOOK_SOURCE = "sendgrid-webhook"
 _RETRY_AFTER = "30"
 
 log = logging.getLogger(__name__)
+
+
+def failure_summary(exc: BaseException) -> str:
+    """The exception's class and a short reason that never holds readers' data, for a log line.
+
+    A database error's message carries the statement and its parameters (addresses, raw
+    events), and PostgreSQL's detail quotes the values of a violated key: none of it is logged.
+    What is logged is the classes, SQLite's error code name, PostgreSQL's SQLSTATE, or the
+    errno name of an OS error.
+    """
+    def qualified(error: BaseException) -> str:
+        return f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
+
+    cause = getattr(exc, "orig", None)
+    summary = qualified(exc) if cause is None else f"{qualified(exc)} from {qualified(cause)}"
+    cause = exc if cause is None else cause
+    code = (getattr(cause, "sqlite_errorname", None) or getattr(cause, "sqlstate", None)
+            or (errno.errorcode.get(cause.errno) if isinstance(cause, OSError) and cause.errno else None))
+    # A code is a fixed name (SQLITE_BUSY, 40P01, ENOSPC), never data; anything else is not shown.
+    if isinstance(code, str) and code.replace("_", "").isalnum() and len(code) <= 40:
+        summary += f" ({code})"
+    return summary
 
 
 class BodyTooLarge(PipelineError, ValueError):
@@ -160,7 +186,8 @@ async def receive_sendgrid_events(request: Request) -> Response:
     except InvalidEventBody as exc:
         return PlainTextResponse(f"{exc}\n", status_code=400)
     except (SQLAlchemyError, OSError) as exc:
-        log.error("could not store a webhook batch of %d bytes; SendGrid will retry it: %s", len(body), exc)
+        log.error("could not store a webhook batch of %d bytes; SendGrid will retry it: %s", len(body),
+                  failure_summary(exc))
         return PlainTextResponse("the database cannot take events now; retry later\n", status_code=503,
                                  headers={"Retry-After": _RETRY_AFTER})
     log.log(logging.WARNING if report.quarantined else logging.INFO,
