@@ -13,6 +13,7 @@ Resolution order, for each of templates, editions and topics: the setting
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 __all__ = [
@@ -50,21 +51,42 @@ def packaged_file(*parts: str) -> Path:
     return packaged_defaults().joinpath(*parts)
 
 
+def _writable_by_anyone(folder: Path) -> bool:
+    try:
+        return bool(folder.stat().st_mode & stat.S_IWOTH)
+    except OSError:
+        return True  # a folder we cannot even look at is no project of ours
+
+
+def _is_project(folder: Path) -> bool:
+    for marker in _PROJECT_MARKERS:
+        found = folder / marker
+        # In a folder anyone can write to (/tmp), anyone could have planted templates/: never take it as a
+        # project, or a command run in /tmp/work would send newsletters through a stranger's template.
+        if found.is_file() and not _writable_by_anyone(folder) and not _writable_by_anyone(found.parent):
+            return True
+    return False
+
+
 def find_project(start: Path | None = None) -> Path | None:
-    """The nearest folder, from `start` (default: the working directory) upwards, that is a project."""
+    """The nearest folder, from `start` (default: the working directory) upwards, that is a project.
+
+    A folder every user may write to (such as /tmp), or whose templates/ or editions/ every user
+    may write to, is never a project: its files could be anyone's.
+    """
     try:
         here = (start or Path.cwd()).resolve()
     except OSError:  # the working directory was deleted under us: there is no project to find
         return None
     for folder in (here, *here.parents):
-        if any((folder / marker).is_file() for marker in _PROJECT_MARKERS):
+        if _is_project(folder):
             return folder
     return None
 
 
 def _resolved(relative: Path, start: Path | None) -> Path:
     project = find_project(start)
-    if project is not None and (project / relative).exists():
+    if project is not None and (project / relative).exists() and not _writable_by_anyone(project / relative.parts[0]):
         return project / relative
     return packaged_defaults() / relative
 

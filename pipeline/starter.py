@@ -126,7 +126,7 @@ def _edition_for(monday: dt.date) -> str:
         except ValueError:  # looks like a date but is not one: leave it as written
             return match.group(0)
 
-    text = re.sub(r"\b\d{4}-\d{2}-\d{2}\b", moved, text)
+    text = re.sub(r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)", moved, text)
     return text.replace(f"{sample.day} {sample:%B}", f"{monday.day} {monday:%B}")
 
 
