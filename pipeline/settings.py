@@ -13,11 +13,13 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigurationError
+from pipeline.project import packaged_defaults, project_templates, project_topics
 
 __all__ = ["Settings", "load_settings", "is_loopback_url", "PROJECT_ROOT", "MIN_SECRET_BYTES"]
 
-# The checkout that holds templates/, editions/ and audiences/ (the package is installed editable).
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The packaged templates/, editions/ and audiences/: the wheel's pipeline/bundled/, or an editable install's
+# checkout. A team's own project (readerfirst init) is found from the working directory: see pipeline/project.py.
+PROJECT_ROOT = packaged_defaults()
 
 
 def _default_home() -> Path:
@@ -40,7 +42,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=_default_home, alias="READERFIRST_HOME")
     database_url: str | None = Field(default=None, alias="READERFIRST_DATABASE_URL")
-    templates_dir: Path = Field(default=PROJECT_ROOT / "templates", alias="READERFIRST_TEMPLATES")
+    templates_dir: Path = Field(default_factory=project_templates, alias="READERFIRST_TEMPLATES")
+    topics_file: Path = Field(default_factory=project_topics, alias="READERFIRST_TOPICS")
     outbox_dir: Path | None = Field(default=None, alias="READERFIRST_OUTBOX")
     public_url: str = Field(default="http://127.0.0.1:8025", alias="READERFIRST_PUBLIC_URL")
     secret: SecretStr | None = Field(default=None, alias="READERFIRST_SECRET")

@@ -1,19 +1,21 @@
-"""A deterministic generator of fictional readers, for the sample audience and benchmarks.
+"""A deterministic generator of fictional readers, for the sample audience, starter projects and benchmarks.
 
-`readerfirst audience sample` writes `audiences/sample.csv` with it; the same seed always
-gives the same file, so the sample in the repository can be checked and regenerated.
+`readerfirst audience sample` writes `audiences/sample.csv` with it, and `readerfirst init` a
+starter project's `audiences/readers.csv`; the same seed always gives the same file, so the
+sample in the repository can be checked and regenerated.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import random
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pipeline.audience.profile import Profile
 
-__all__ = ["SAMPLE_TOPICS", "generate_rows", "write_sample_csv", "generate_profiles"]
+__all__ = ["SAMPLE_TOPICS", "generate_rows", "render_sample_csv", "write_sample_csv", "generate_profiles"]
 
 SAMPLE_TOPICS = ("climate", "hiring", "ai", "security", "design", "funding", "remote-work", "product", "data",
                  "leadership")
@@ -59,16 +61,22 @@ def generate_rows(count: int, *, seed: int = 7, topics: Sequence[str] = SAMPLE_T
         yield _reader(rng, index, topics)
 
 
+def render_sample_csv(count: int = 400, *, seed: int = 7) -> str:
+    """A sample audience file in readerfirst's CSV format, as text."""
+    handle = io.StringIO()
+    rows = generate_rows(count, seed=seed)
+    first = next(rows)
+    writer = csv.DictWriter(handle, fieldnames=list(first), lineterminator="\n")
+    writer.writeheader()
+    writer.writerow(first)
+    writer.writerows(rows)
+    return handle.getvalue()
+
+
 def write_sample_csv(path: Path, count: int = 400, *, seed: int = 7) -> Path:
     """Write a sample audience file in readerfirst's CSV format."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        rows = generate_rows(count, seed=seed)
-        first = next(rows)
-        writer = csv.DictWriter(handle, fieldnames=list(first), lineterminator="\n")
-        writer.writeheader()
-        writer.writerow(first)
-        writer.writerows(rows)
+    path.write_text(render_sample_csv(count, seed=seed), encoding="utf-8", newline="")
     return path
 
 

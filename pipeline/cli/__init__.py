@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from pipeline.cli import audience, demo, engagement, evaluate, reader, report, sending, services, store
+from pipeline.cli import audience, demo, engagement, evaluate, reader, report, sending, services, starter, store
 from pipeline.cli.console import console, fail
 from pipeline.errors import PipelineError
 
@@ -25,6 +25,7 @@ services.register(app)
 evaluate.register(app)
 report.register(app)
 demo.register(app)
+starter.register(app)
 
 
 def main() -> None:

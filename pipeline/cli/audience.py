@@ -15,7 +15,8 @@ from pipeline.audience.sample import write_sample_csv
 from pipeline.cli.console import console, err_console
 from pipeline.content.topics import DEFAULT_TOPICS_FILE, load_taxonomy
 from pipeline.flows.runtime import database
-from pipeline.settings import PROJECT_ROOT, load_settings
+from pipeline.project import find_project
+from pipeline.settings import load_settings
 from pipeline.store.models import Audience, Reader
 
 app = typer.Typer(help="Audiences: import readers, list audiences, make a sample.", no_args_is_help=True)
@@ -68,10 +69,14 @@ def list_audiences() -> None:
 
 @app.command("sample")
 def sample(
-    out: Path = typer.Option(PROJECT_ROOT / "audiences" / "sample.csv", "--out", help="File to write."),
+    out: Path | None = typer.Option(None, "--out", help="File to write (default: the project's audiences/sample.csv)."),
     readers: int = typer.Option(400, "--readers", min=1, help="How many fictional readers."),
     seed: int = typer.Option(7, "--seed", help="Same seed, same file."),
 ) -> None:
     """Write a deterministic sample audience of fictional readers."""
+    if out is None:
+        # Never into an installed package: the current project's audiences/, else the working directory.
+        project = find_project()
+        out = project / "audiences" / "sample.csv" if project is not None else Path("sample.csv")
     write_sample_csv(out, readers, seed=seed)
     console.print(f"wrote {readers} fictional readers to {out}")

@@ -15,14 +15,17 @@ from rich.markup import escape
 from pipeline.audience.addresses import display_address
 from pipeline.audience.importer import import_audience
 from pipeline.cli.console import console
-from pipeline.settings import PROJECT_ROOT, load_settings
+from pipeline.project import SAMPLE_EDITION_NAME, packaged_file
+from pipeline.settings import load_settings
 
 __all__ = ["register", "run_demo"]
 
-SAMPLE_AUDIENCE = PROJECT_ROOT / "audiences" / "sample.csv"
-SAMPLE_EDITION = PROJECT_ROOT / "editions" / "2026-12-07.yaml"
+# The packaged defaults (the wheel's or the checkout's), never the current project's: the demo shows the
+# sample as shipped, wherever it is run.
+SAMPLE_AUDIENCE = packaged_file("audiences", "sample.csv")
+SAMPLE_EDITION = packaged_file("editions", SAMPLE_EDITION_NAME)
 PREVIEW_READERS = 3
-READER_MODEL = PROJECT_ROOT / "audiences" / "reader-models" / "focused.yaml"
+READER_MODEL = packaged_file("audiences", "reader-models", "focused.yaml")
 SIMULATED_EDITIONS = 4
 SIMULATED_READERS = 400
 
@@ -72,6 +75,9 @@ def run_demo(folder: Path) -> dict:
     os.environ["READERFIRST_HOME"] = str(folder)
     for name in ("READERFIRST_DATABASE_URL", "SENDGRID_API_KEY", "SENDGRID_API_HOST", "READERFIRST_OUTBOX"):
         os.environ.pop(name, None)
+    # The sample edition's own templates and topics, even when run inside a project that changed its own.
+    os.environ["READERFIRST_TEMPLATES"] = str(packaged_file("templates"))
+    os.environ["READERFIRST_TOPICS"] = str(packaged_file("editions", "topics.yaml"))
     settings = load_settings()
     from pipeline.flows.runtime import database
 

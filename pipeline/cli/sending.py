@@ -180,9 +180,12 @@ def register(app: typer.Typer) -> None:
                           f" resend them with `readerfirst send {edition} --audience NAME --resend-unconfirmed`[/]")
 
     @app.command()
-    def check(edition: Path = typer.Argument(..., help="Edition file (or folder: newest edition).")) -> None:
+    def check(edition: Path | None = typer.Argument(
+            None, help="Edition file (or folder: newest edition); default: the project's editions/.")) -> None:
         """Validate an edition and its templates without sending anything."""
-        prepared = _prepared(edition)
+        from pipeline.project import project_editions
+
+        prepared = _prepared(edition or project_editions())
         console.print(f"{prepared.edition.path}: edition {prepared.edition.id} is valid:"
                       f" {len(prepared.edition.sections)} sections, {prepared.edition.sections_per_reader} per reader,"
                       f" largest possible message {prepared.layout.worst_case_html_bytes / 1024:.1f} KB")

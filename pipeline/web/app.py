@@ -44,6 +44,7 @@ from pipeline.web.webhook import SignatureCheck, receive_sendgrid_events
 __all__ = ["WebState", "create_app", "serve", "open_web_database", "running_server", "DEFAULT_TAXONOMY",
            "WEB_BUSY_TIMEOUT_MS"]
 
+# The packaged topics; the service reads READERFIRST_TOPICS, else the project's editions/topics.yaml, else these.
 DEFAULT_TAXONOMY = PROJECT_ROOT / "editions" / "topics.yaml"
 WEB_BUSY_TIMEOUT_MS = 5_000
 SPOOL_DRAIN_SECONDS = 2.0  # how often waiting reader decisions are offered to the database again
@@ -146,7 +147,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None, *,
         # The pages still work: a webhook key mistake must not stop readers unsubscribing.
         log.error("the SendGrid webhook will answer 503: %s", check.problem)
     state = WebState(settings=settings, db=database, secret=settings.signing_secret,
-                     taxonomy=load_taxonomy(taxonomy_path or DEFAULT_TAXONOMY), signature_check=check,
+                     taxonomy=load_taxonomy(taxonomy_path or settings.topics_file), signature_check=check,
                      today=today or (lambda: dt.datetime.now(dt.UTC).date()),
                      spool=ConsentSpool(settings.resolved_consent_spool_dir))
 
