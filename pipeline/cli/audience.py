@@ -13,7 +13,7 @@ from pipeline.audience.importer import import_audience
 from pipeline.audience.records import STATUSES
 from pipeline.audience.sample import write_sample_csv
 from pipeline.cli.console import console, err_console
-from pipeline.content.topics import DEFAULT_TOPICS_FILE, load_taxonomy
+from pipeline.content.topics import load_taxonomy
 from pipeline.flows.runtime import database
 from pipeline.project import find_project
 from pipeline.settings import load_settings
@@ -30,11 +30,14 @@ def import_file(
     rejected_file: Path | None = typer.Option(None, "--rejected-file", help="Where --skip-invalid writes bad rows."),
     status: str | None = typer.Option(None, "--status", help=f"Status of the file's people where the file does not"
                                       f" say it ({', '.join(STATUSES)}); needed for a renamed Mailchimp export."),
-    topics: Path = typer.Option(DEFAULT_TOPICS_FILE, "--topics", help="Taxonomy the interests and needs must use."),
+    topics: Path | None = typer.Option(None, "--topics", help="Taxonomy the interests and needs must use"
+                                       " (default: READERFIRST_TOPICS, the project's editions/topics.yaml)."),
 ) -> None:
     """Import readers; all or nothing unless --skip-invalid."""
-    report = import_audience(database(load_settings()), file, audience, skip_invalid=skip_invalid,
-                             rejected_file=rejected_file, status=status, taxonomy=load_taxonomy(topics))
+    settings = load_settings()
+    report = import_audience(database(settings), file, audience, skip_invalid=skip_invalid,
+                             rejected_file=rejected_file, status=status,
+                             taxonomy=load_taxonomy(topics or settings.topics_file))
     console.print(f"imported {report.imported} readers into [bold]{escape(audience)}[/]"
                   f" ({report.created} new, {report.updated} updated)")
     if report.kept_unsubscribed:
