@@ -37,8 +37,8 @@ def wire_address(address: str) -> str:
     if not at or not local or not domain:
         raise UnsendableAddress(address, "not an address (no local part and domain around one @)")
     if not local.isascii():
-        raise UnsendableAddress(address, "the local part (before @) has non-ASCII characters, which SendGrid"
-                                         " does not accept (SMTPUTF8 addresses cannot be sent)")
+        raise UnsendableAddress(address, "the local part (before @) has non-ASCII characters: such an address"
+                                         " needs SMTPUTF8, which neither transport can send")
     if any(ord(c) < 33 or ord(c) == 127 for c in address):
         raise UnsendableAddress(address, "the address contains a space or a control character")
     try:

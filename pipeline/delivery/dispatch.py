@@ -60,7 +60,7 @@ class DeliveryReport:
         self.unconfirmed += other.unconfirmed
 
 
-def _envelope(prepared: PreparedEdition, sender: Sender, entry: ClaimedEntry, address: str) -> Envelope:
+def _envelope(prepared: PreparedEdition, sender: Sender, entry: ClaimedEntry, address: str | None = None) -> Envelope:
     unsubscribe_url, preferences_url = reader_links(sender.secret, sender.public_url, entry.public_id)
     values = merge_values_for(first_name=entry.first_name, last_name=entry.last_name, email=entry.email,
                               reasons={sid: reason for sid, reason in entry.picks},
@@ -68,7 +68,8 @@ def _envelope(prepared: PreparedEdition, sender: Sender, entry: ClaimedEntry, ad
     subject = prepared.subject.render({"first_name": entry.first_name, "last_name": entry.last_name,
                                        "email": entry.email})
     name = " ".join(part for part in (entry.first_name, entry.last_name) if part)
-    return Envelope(reader_id=entry.reader_id, email=address, name=name, subject=subject, values=values,
+    # The wire form of the address (IDNA domain) goes to the transport; the merge fields keep the reader's own.
+    return Envelope(reader_id=entry.reader_id, email=address or entry.email, name=name, subject=subject, values=values,
                     unsubscribe_url=unsubscribe_url, holdout=entry.holdout)
 
 

@@ -142,6 +142,13 @@ class SendGridEmulator:
             self.events.close(max(0.1, deadline - time.monotonic()))
         self.store.close()
 
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no mail-send is in progress (a slow one included) and every event was posted."""
+        deadline = time.monotonic() + timeout
+        while self._in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self._in_flight and self.flush_events(max(0.0, deadline - time.monotonic()))
+
     def flush_events(self, timeout: float = 10.0) -> bool:
         """Wait until every queued webhook event was posted; True when none is left."""
         return True if self.events is None else self.events.flush(timeout)
