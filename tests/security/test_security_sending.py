@@ -120,6 +120,8 @@ def test_crash_before_the_request_waits_then_is_put_back_and_resent(prefect_harn
         send_edition(edition=str(EDITION), audience="sample", today=TODAY)  # within the hour: left alone
         assert not crashed & set(emulator.store.count_by_recipient())
         assert [b.batch_id for b in ledger.unconfirmed()] == ["crashed-batch"]
+        waiting = _status(home, {})
+        assert "crashed-batch" in waiting and "SendGrid batches may or may not have reached readers" in waiting
         assert emulator.wait_idle(30)
         monkeypatch.setenv("READERFIRST_RECONCILE_AFTER", "0")  # the hour has passed: no event ever came
         summary = send_edition(edition=str(EDITION), audience="sample", today=TODAY)
@@ -127,6 +129,8 @@ def test_crash_before_the_request_waits_then_is_put_back_and_resent(prefect_harn
     assert summary["reconciled_put_back"] == len(crashed) and summary["sent"] == len(crashed)
     assert set(counts) == _subscribed(db) and set(counts.values()) == {1}
     assert ledger.unconfirmed() == [] and ledger.reasons()[(LedgerState.SENT, PUT_BACK)] == len(crashed)
+    decided = _status(home, {})
+    assert "no SendGrid event for its request; put back to be sent again" in decided and "crashed-batch" not in decided
 
 
 def test_answer_lost_after_the_request_is_confirmed_by_events_never_resent(prefect_harness, home, db, monkeypatch):
