@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     sendgrid_asm_group_id: int | None = Field(default=None, alias="SENDGRID_ASM_GROUP_ID")
     sendgrid_attempts: int = Field(default=8, ge=1, le=50, alias="READERFIRST_SENDGRID_ATTEMPTS")
     sendgrid_parallel: int = Field(default=4, ge=1, le=32, alias="READERFIRST_SENDGRID_PARALLEL")
+    reconcile_after: float = Field(default=3600.0, ge=0, alias="READERFIRST_RECONCILE_AFTER")
     sendgrid_webhook_public_key: str | None = Field(default=None, alias="SENDGRID_WEBHOOK_PUBLIC_KEY")
     webhook_max_age_seconds: int = Field(default=600, ge=1, alias="READERFIRST_WEBHOOK_MAX_AGE")
     webhook_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, alias="READERFIRST_WEBHOOK_MAX_BYTES")

@@ -101,3 +101,16 @@ def test_batch_statements_use_their_indexes_on_sqlite(db, readers):
     assert "ix_send_ledger_batch" in plan_of(module._CONFIRM)
     claim = plan_of(module._CLAIM)
     assert "ix_send_ledger_variant" in claim and "reader_id>?" in claim
+
+
+def test_failed_readers_keep_their_reason_and_are_never_planned_again(db, readers):
+    """Readers refused at confirm are failed with the reason, the rest sent, and no later plan includes the failed."""
+    ledger = SendLedger(db, "e1")
+    _plan(ledger, readers[:5], lambda r: "va")
+    claimed, _ = ledger.claim(PlannedBatch("va", readers[0], readers[4], 5), "b1", "sendgrid")
+    ledger.confirm("b1", "MSG", refused={readers[1]: "SendGrid refused this reader: Does not contain a valid address."})
+    counts = ledger.counts()
+    assert (counts[LedgerState.SENT], counts[LedgerState.FAILED]) == (4, 1)
+    [failed] = ledger.failed()
+    assert failed.reader_id == readers[1] and failed.reason.endswith("Does not contain a valid address.")
+    assert readers[1] not in ledger.readers_to_plan(1)

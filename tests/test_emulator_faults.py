@@ -149,3 +149,30 @@ def test_impossible_rates_are_configuration_errors(rates: dict[str, float]) -> N
     """Rates outside 0..1, or summing over 1, are refused as configuration errors."""
     with pytest.raises(ConfigurationError):
         FaultPlan(**rates)
+
+
+def test_drop_after_stores_the_request_and_posts_its_events_but_never_answers(receiver) -> None:
+    """A drop-after fault accepts and stores the request and posts processed and delivered events, then cuts the connection."""
+    with running_emulator(faults=FaultPlan(drop_after=1.0), webhook_url=receiver.url, event_batch_wait=0.01) as emulator:
+        with pytest.raises((urllib.error.URLError, http.client.RemoteDisconnected, ConnectionError)):
+            client_for(emulator).client.mail.send.post(request_body=payload_for(0))
+        assert emulator.store.total() == 3 and emulator.stats()["faults"]["drop-after"] == 1
+        assert emulator.flush_events(10)
+    kinds = sorted((event["email"], event["event"]) for event in receiver.events())
+    assert kinds == sorted((f"reader0-{i}@example.com", kind) for i in range(3) for kind in ("processed", "delivered"))
+
+
+def test_drop_before_reading_stores_nothing_and_posts_nothing(receiver) -> None:
+    """A drop fault cuts the connection before the body is read: nothing is stored and no event is posted."""
+    with running_emulator(faults=FaultPlan(drop=1.0), webhook_url=receiver.url, event_batch_wait=0.01) as emulator:
+        with pytest.raises((urllib.error.URLError, http.client.HTTPException, ConnectionError)):
+            client_for(emulator).client.mail.send.post(request_body=payload_for(0))
+        assert emulator.flush_events(10)
+        assert emulator.store.total() == 0 and emulator.stats()["faults"]["drop"] == 1
+    assert receiver.events() == []
+
+
+def test_spread_includes_drop_after_by_default() -> None:
+    """--fault-rate shares the rate among all five kinds, drop-after included."""
+    plan = FaultPlan.spread(0.5)
+    assert plan.drop_after == pytest.approx(0.1) and plan.drop == pytest.approx(0.1)

@@ -245,7 +245,7 @@ def test_stats_and_public_key_endpoints(emulator: SendGridEmulator) -> None:
     stats = get_json(emulator, "/_emulator/stats")
     assert stats["requests"] == 2 and stats["accepted"] == 1 and stats["recipients"] == 3
     assert stats["rejected"] == {"400": 1}
-    assert stats["faults"] == {"429": 0, "500": 0, "slow": 0, "drop": 0}
+    assert stats["faults"] == {"429": 0, "500": 0, "slow": 0, "drop": 0, "drop-after": 0}
     assert get_json(emulator, "/_emulator/webhook-public-key") == {"public_key": emulator.public_key}
 
 

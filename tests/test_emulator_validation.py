@@ -270,3 +270,17 @@ def test_plausible_addresses_pass(address: str) -> None:
 def test_malformed_addresses_fail(address: str) -> None:
     """Addresses missing a part, with double dots, spaces or bad host labels are invalid."""
     assert not is_email(address)
+
+
+@pytest.mark.parametrize("address", ["jürgen@example.com", "ada@bücher.example", "ada@例え.jp", "ада@example.com"])
+def test_non_ascii_addresses_are_refused_naming_the_personalization(address: str) -> None:
+    """A non-ASCII local part or a raw Unicode domain is refused as SendGrid does, on that personalization's field."""
+    payload = minimal(personalizations=[person(0), person(1), person(2), {"to": [{"email": address}]}])
+    problems = validate_mail_send(payload, now=NOW)
+    assert [(p.field, p.message) for p in problems] == [("personalizations.3.to.0.email", "Does not contain a valid address.")]
+
+
+def test_idna_domain_is_accepted() -> None:
+    """The IDNA (punycode) form of an internationalised domain is accepted, as SendGrid accepts it."""
+    payload = minimal(personalizations=[{"to": [{"email": "ada@xn--bcher-kva.example"}]}])
+    assert validate_mail_send(payload, now=NOW) == []

@@ -80,3 +80,23 @@ def test_deployment_takes_a_cron_instead():
     deployment = build_engagement_deployment(cron="*/15 * * * *")
     assert deployment.schedules[0].schedule.cron == "*/15 * * * *"
     assert deployment.entrypoint == "pipeline.flows.apply_engagement.apply_engagement"
+
+
+def test_flow_reconciles_unconfirmed_sendgrid_batches(prefect_harness, db):
+    """The flow settles a SendGrid batch left unconfirmed from the delivery events it just stored, and says so."""
+    from pipeline.audience.directory import sendable_reader_ids
+    from pipeline.audience.importer import import_audience
+    from pipeline.delivery.ledger import PlannedEntry, SendLedger
+    from pipeline.flows.apply_engagement import apply_engagement
+    from pipeline.store.models import LedgerState
+    from tests.conftest import SAMPLE_AUDIENCE
+    from tests.test_delivery_reconcile import EDITION, claim, post_events
+
+    import_audience(db, SAMPLE_AUDIENCE, "sample", today=dt.date(2026, 12, 1))
+    readers = sendable_reader_ids(db, 1)[:4]
+    SendLedger(db, EDITION).record_plan(1, [PlannedEntry(r, "v1", [["s1", "why"]]) for r in readers])
+    batch = claim(db, readers[0], readers[-1], "lost-answer")
+    post_events(db, batch[:1], "processed")
+    summary = apply_engagement(report=False)
+    assert summary["reconciled_confirmed"] == 4 and summary["reconciled_batches_confirmed"] == 1
+    assert SendLedger(db, EDITION).counts()[LedgerState.SENT] == 4

@@ -297,3 +297,23 @@ def test_postgresql_gives_the_same_report(pg_world, world):
     """On PostgreSQL the report of the world is the very report SQLite gives."""
     assert build_report(pg_world, now=NOW).as_dict() == build_report(world, now=NOW).as_dict()
     assert [e.edition_id for e in build_report(pg_world, since=dt.date(2026, 11, 30)).editions] == [E1, E2]
+
+
+def test_failed_readers_are_counted_apart_from_sent(db):
+    """Readers the send refused (ledger state failed) are counted per edition as failed, never as sent."""
+    from pipeline.audience.directory import sendable_reader_ids
+    from pipeline.audience.importer import import_audience
+    from pipeline.delivery.ledger import PlannedBatch, PlannedEntry, SendLedger
+    from tests.conftest import SAMPLE_AUDIENCE
+
+    import_audience(db, SAMPLE_AUDIENCE, "sample", today=dt.date(2026, 12, 1))
+    readers = sendable_reader_ids(db, 1)[:5]
+    ledger = SendLedger(db, "e-failed")
+    ledger.record_plan(1, [PlannedEntry(r, "v1", [["s1", "why"]]) for r in readers])
+    ledger.claim(PlannedBatch("v1", readers[0], readers[-1], 5), "b1", "sendgrid")
+    ledger.confirm("b1", "MSG", refused={readers[0]: "bad address", readers[3]: "bad address"})
+    [edition] = build_report(db, edition="e-failed").editions
+    assert (edition.sent, edition.failed) == (3, 2)
+    row = next(line for line in render_markdown(build_report(db, edition="e-failed")).splitlines()
+               if line.startswith("| e-failed |"))  # the editions table comes first
+    assert row.endswith("| 2 |")  # its last column: failed (never sent)

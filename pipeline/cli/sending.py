@@ -20,6 +20,7 @@ from pipeline.delivery.planning import choose_for_reader, plan_settings, send_po
 from pipeline.flows.runtime import database, prepared_edition
 from pipeline.rendering.message import merge_values, personalise
 from pipeline.settings import load_settings
+from pipeline.store.models import LedgerState
 
 __all__ = ["register", "run_send", "write_preview"]
 
@@ -71,6 +72,52 @@ def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int 
     if "error" in outcome:
         raise outcome["error"]
     return outcome["summary"]
+
+
+def _print_decisions(ledger: SendLedger) -> None:
+    """What reconciliation decided for this edition (readers by state and decision)."""
+    decisions = {key: n for key, n in ledger.reasons().items() if key[1].startswith("reconciled:")}
+    if not decisions:
+        return
+    table = Table("reconciliation decided", "readers", "now")
+    for (state, reason), readers in sorted(decisions.items(), key=lambda item: (item[0][1], item[0][0])):
+        table.add_row(escape(reason.removeprefix("reconciled: ")), str(readers), state)
+    console.print(table)
+
+
+def _print_failed(ledger: SendLedger, total: int) -> None:
+    """Readers refused for this edition, with the reason (their address, or SendGrid's message)."""
+    if not total:
+        return
+    shown = ledger.failed(limit=20)
+    table = Table("failed reader", "why (never sent; fix the address, then send again)")
+    for reader in shown:
+        table.add_row(escape(reader.email), escape(reader.reason))
+    console.print(table)
+    if total > len(shown):
+        console.print(f"... and {total - len(shown)} more failed readers")
+
+
+def _print_unconfirmed(ledger: SendLedger, edition: Path, reconcile_after: float) -> None:
+    """Batches handed to a transport and never confirmed, with what happens to them next."""
+    unconfirmed = ledger.unconfirmed()
+    if not unconfirmed:
+        return
+    table = Table("unconfirmed batch", "readers", "handed over at", "transport")
+    for batch in unconfirmed:
+        table.add_row(batch.batch_id, str(batch.readers), f"{batch.since:%Y-%m-%d %H:%M:%S}", batch.transport or "")
+    console.print(table)
+    transports = {batch.transport for batch in unconfirmed}
+    if "sendgrid" in transports:
+        console.print(f"[yellow]SendGrid batches may or may not have reached readers. The next send of this edition"
+                      " (or `readerfirst engagement apply`) reconciles them from SendGrid's delivery events: sent when"
+                      f" SendGrid reported any event for the request, put back to be sent again when none came"
+                      f" within {reconcile_after:g} s (READERFIRST_RECONCILE_AFTER).[/]")
+    if transports - {"sendgrid"}:
+        names = ", ".join(sorted(t or "unknown" for t in transports - {"sendgrid"}))
+        console.print(f"[yellow]batches of the {escape(names)} transport were interrupted (a crash) and may be partly"
+                      " written; no delivery events will settle them. Check the outbox folder, then resend them with"
+                      f" `readerfirst send {escape(str(edition))} --audience NAME --resend-unconfirmed`[/]")
 
 
 def _print_summary(summary: dict) -> None:
@@ -162,22 +209,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def status(edition: Path = typer.Argument(..., help="Edition file (or folder: newest edition).")) -> None:
-        """Where the send of an edition stands, and any unconfirmed batches."""
+        """Where the send of an edition stands: counts, refused readers, reconciliation, unconfirmed batches."""
+        settings = load_settings()
         prepared = _prepared(edition)
-        ledger = SendLedger(database(load_settings()), prepared.edition.id)
+        ledger = SendLedger(database(settings), prepared.edition.id)
         counts = ledger.counts()
         console.print(f"edition {prepared.edition.id}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
                       + f"; {ledger.variants()} variants")
-        unconfirmed = ledger.unconfirmed()
-        if unconfirmed:
-            table = Table("unconfirmed batch", "readers", "handed over at", "transport")
-            for batch in unconfirmed:
-                table.add_row(batch.batch_id, str(batch.readers), f"{batch.since:%Y-%m-%d %H:%M:%S}",
-                              batch.transport or "")
-            console.print(table)
-            console.print("[yellow]these batches may or may not have reached readers; they are never resent"
-                          " automatically. If you know they were not delivered (SendGrid's activity feed),"
-                          f" resend them with `readerfirst send {edition} --audience NAME --resend-unconfirmed`[/]")
+        _print_decisions(ledger)
+        _print_failed(ledger, counts[LedgerState.FAILED])
+        _print_unconfirmed(ledger, edition, settings.reconcile_after)
 
     @app.command()
     def check(edition: Path | None = typer.Argument(

@@ -1,7 +1,9 @@
 """Delivering planned batches: claim in the ledger, hand to the transport, confirm.
 
 The ledger entry is marked before the transport is called and confirmed after it answers,
-so a crash in between can never lead to a second copy: that batch stays unconfirmed.
+so a crash in between can never lead to a second copy: that batch stays unconfirmed until
+reconciliation settles it. A reader whose address cannot be sent, or whom the provider refuses,
+is marked failed with the reason and never holds up the rest of the batch.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pipeline.audience.tokens import reader_links
+from pipeline.delivery.addresses import UnsendableAddress, wire_address
 from pipeline.delivery.ledger import ClaimedEntry, PlannedBatch, SendLedger
 from pipeline.delivery.preparation import PreparedEdition
 from pipeline.delivery.transport import Envelope, OutgoingBatch, Transport
@@ -42,6 +45,8 @@ class DeliveryReport:
     validated: int = 0
     requests: int = 0
     retries: int = 0
+    failed: int = 0  # readers refused (their address, or by the provider): never sent
+    unconfirmed: int = 0  # readers of batches that may have been delivered: left for reconciliation
 
     def add(self, other: DeliveryReport) -> None:
         """Fold another report into this one."""
@@ -51,9 +56,11 @@ class DeliveryReport:
         self.validated += other.validated
         self.requests += other.requests
         self.retries += other.retries
+        self.failed += other.failed
+        self.unconfirmed += other.unconfirmed
 
 
-def _envelope(prepared: PreparedEdition, sender: Sender, entry: ClaimedEntry) -> Envelope:
+def _envelope(prepared: PreparedEdition, sender: Sender, entry: ClaimedEntry, address: str | None = None) -> Envelope:
     unsubscribe_url, preferences_url = reader_links(sender.secret, sender.public_url, entry.public_id)
     values = merge_values_for(first_name=entry.first_name, last_name=entry.last_name, email=entry.email,
                               reasons={sid: reason for sid, reason in entry.picks},
@@ -61,7 +68,8 @@ def _envelope(prepared: PreparedEdition, sender: Sender, entry: ClaimedEntry) ->
     subject = prepared.subject.render({"first_name": entry.first_name, "last_name": entry.last_name,
                                        "email": entry.email})
     name = " ".join(part for part in (entry.first_name, entry.last_name) if part)
-    return Envelope(reader_id=entry.reader_id, email=entry.email, name=name, subject=subject, values=values,
+    # The wire form of the address (IDNA domain) goes to the transport; the merge fields keep the reader's own.
+    return Envelope(reader_id=entry.reader_id, email=address or entry.email, name=name, subject=subject, values=values,
                     unsubscribe_url=unsubscribe_url, holdout=entry.holdout)
 
 
@@ -74,25 +82,49 @@ def deliver_batch(prepared: PreparedEdition, ledger: SendLedger, transport: Tran
     report = DeliveryReport(skipped=skipped)
     if not claimed:
         return report
+    envelopes, unsendable = [], {}
+    for entry in claimed:
+        try:
+            envelopes.append(_envelope(prepared, sender, entry, wire_address(entry.email)))
+        except UnsendableAddress as refusal:
+            unsendable[entry.reader_id] = refusal.reason
+    report.failed = len(unsendable)
+    # A sandbox send leaves the ledger as it was: it reports refusals, it records none.
+    sandbox = bool(getattr(transport, "sandbox", False))
+    if not envelopes:
+        if sandbox:
+            ledger.release(batch_id)
+        else:
+            ledger.fail(batch_id, unsendable)
+        return report
     section_ids = tuple(sid for sid, _ in claimed[0].picks)
     batch = OutgoingBatch(
         batch_id=batch_id, edition_id=prepared.edition.id, variant_id=variant_id,
-        body=prepared.layout.variant(section_ids),
-        envelopes=tuple(_envelope(prepared, sender, entry) for entry in claimed),
+        body=prepared.layout.variant(section_ids), envelopes=tuple(envelopes),
         from_email=sender.from_email, from_name=sender.from_name, categories=(prepared.edition.id,))
     try:
         receipt = transport.send(batch)
     except TransportError as exc:
-        if not getattr(exc, "maybe_delivered", False):
-            ledger.release(batch_id)  # certainly not delivered: safe to send again
+        if not sandbox:
+            ledger.fail(batch_id, unsendable)
+        if getattr(exc, "maybe_delivered", False) and not sandbox:
+            # It may be in the readers' inboxes: never resent blindly. The batch stays `sending`
+            # and reconciliation settles it from SendGrid's events (or their absence).
+            report.unconfirmed = len(envelopes)
+            report.batches = 1
+            return report
+        ledger.release(batch_id)  # certainly not delivered: safe to send again
         raise
     report.batches = 1
     if not receipt.delivered:  # sandbox: validated by the provider, delivered to nobody
         ledger.release(batch_id)
-        report.validated = len(claimed)
+        report.failed += len(receipt.refused)
+        report.validated = len(envelopes) - len(receipt.refused)
         return report
-    ledger.confirm(batch_id, receipt.message_id, receipt.per_reader)
-    report.sent = len(claimed)
+    refused = {**unsendable, **receipt.refused}
+    ledger.confirm(batch_id, receipt.message_id, receipt.per_reader, refused)
+    report.failed = len(refused)
+    report.sent = len(claimed) - len(refused)
     return report
 
 
@@ -115,7 +147,7 @@ def deliver_batches(prepared: PreparedEdition, ledger: SendLedger, transport: Tr
         try:
             result = deliver_batch(prepared, ledger, transport, sender, batch)
         except TransientTransportError:
-            raise  # the rest may still go out; the task's retry picks this batch up again
+            raise  # certainly not delivered: the rest may still go out; the task's retry picks it up
         except BaseException:
             halt.set()  # refused or broken: stop everything after it
             raise

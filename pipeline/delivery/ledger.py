@@ -2,8 +2,10 @@
 
 planned -> sending (claimed by a batch, before the transport is called)
         -> sent (the transport confirmed it, with its message id)
-A crash between the two leaves the batch `sending`: it is reported as unconfirmed and never
-sent again unless someone says so, because it may already be in the reader's inbox.
+        -> failed (the provider refused this reader's address: never sent; `reason` says why)
+A crash or an ambiguous answer between the two leaves the batch `sending`: it is never resent
+blindly, because it may already be in the reader's inbox; `pipeline.delivery.reconcile` settles
+it from SendGrid's delivery events (sent), or puts it back to planned when none came.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pipeline.content.edition import Edition
 from pipeline.store.models import EditionSection, LedgerState, Reader, SendLedgerEntry, utcnow
 from pipeline.store.upsert import upsert_rows
 
-__all__ = ["SendLedger", "PlannedEntry", "PlannedBatch", "ClaimedEntry", "UnconfirmedBatch"]
+__all__ = ["SendLedger", "PlannedEntry", "PlannedBatch", "ClaimedEntry", "UnconfirmedBatch", "FailedReader"]
 
 # The statements of claim and confirm, built once: a send runs them for every batch, and
 # building an IN list of literal values per call cost more than SQLite's own work.
@@ -56,6 +58,10 @@ _CONFIRM = update(_T).where(_OF_BATCH).values(state=LedgerState.SENT, message_id
 _RELEASE = update(_T).where(_OF_BATCH).values(state=LedgerState.PLANNED, batch_id=None, sending_at=None)
 _CONFIRM_READER = (update(_T).where(_OF_BATCH, _T.c.reader_id == bindparam("rid"))
                    .values(state=LedgerState.SENT, message_id=bindparam("mid"), sent_at=bindparam("now")))
+_FAIL_READER = (update(_T).where(_OF_BATCH, _T.c.reader_id == bindparam("rid"))
+                .values(state=LedgerState.FAILED, reason=bindparam("why")))
+# A reader is planned again only from nothing: sending may be in an inbox, sent is, failed cannot be sent.
+_DONE = (LedgerState.SENDING, LedgerState.SENT, LedgerState.FAILED)
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,15 @@ class UnconfirmedBatch:
     transport: str | None
 
 
+@dataclass(frozen=True)
+class FailedReader:
+    """A reader the provider refused for this edition, and its reason."""
+
+    reader_id: int
+    email: str
+    reason: str
+
+
 class SendLedger:
     """The ledger of one edition."""
 
@@ -124,7 +139,7 @@ class SendLedger:
         # edition's sent readers was rebuilt for every chunk, reading the whole edition each time.
         done = select(SendLedgerEntry.reader_id).where(
             SendLedgerEntry.edition_id == self.edition_id, SendLedgerEntry.reader_id == Reader.id,
-            SendLedgerEntry.state.in_((LedgerState.SENDING, LedgerState.SENT)))
+            SendLedgerEntry.state.in_(_DONE))
         return (select(Reader.id).where(Reader.audience_id == audience_id, sendable(), ~done.exists())
                 .order_by(Reader.id))
 
@@ -232,14 +247,43 @@ class SendLedger:
                                         bool(holdout)))
         return claimed, skipped
 
-    def confirm(self, batch_id: str, message_id: str, per_reader: dict[int, str] | None = None) -> None:
-        """Mark a batch sent, with the transport's message id(s)."""
+    def confirm(self, batch_id: str, message_id: str | None, per_reader: dict[int, str] | None = None,
+                refused: dict[int, str] | None = None) -> None:
+        """Mark a batch sent, with the transport's message id(s); readers in `refused` (reader id ->
+        the provider's reason) are marked failed instead, in the same transaction."""
         now = utcnow()
         batch = {"edition": self.edition_id, "batch": batch_id, "now": now}
         with self.db.write_transaction() as connection:
+            if refused:
+                connection.execute(_FAIL_READER, [{**batch, "rid": r, "why": why[:2000]} for r, why in refused.items()])
             if per_reader:
                 connection.execute(_CONFIRM_READER, [{**batch, "rid": r, "mid": m} for r, m in per_reader.items()])
             connection.execute(_CONFIRM, {**batch, "message": message_id})
+
+    def fail(self, batch_id: str, refused: dict[int, str]) -> None:
+        """Mark readers of a claimed batch failed (reader id -> reason): they cannot be sent as they are."""
+        if not refused:
+            return
+        batch = {"edition": self.edition_id, "batch": batch_id}
+        with self.db.write_transaction() as connection:
+            connection.execute(_FAIL_READER, [{**batch, "rid": r, "why": why[:2000]} for r, why in refused.items()])
+
+    def failed(self, limit: int = 50) -> list[FailedReader]:
+        """The first `limit` readers refused for this edition, with the reason, in reader order."""
+        with self.db.session() as session:
+            rows = session.execute(
+                select(_T.c.reader_id, Reader.email, _T.c.reason).join(Reader, Reader.id == _T.c.reader_id)
+                .where(_T.c.edition_id == self.edition_id, _T.c.state == LedgerState.FAILED)
+                .order_by(_T.c.reader_id).limit(limit)).all()
+        return [FailedReader(r, e, why or "") for r, e, why in rows]
+
+    def reasons(self) -> dict[tuple[str, str], int]:
+        """Readers per (state, reason) for entries that carry a reason (refusals, reconciliation)."""
+        with self.db.session() as session:
+            rows = session.execute(select(_T.c.state, _T.c.reason, func.count())
+                                   .where(_T.c.edition_id == self.edition_id, _T.c.reason.is_not(None))
+                                   .group_by(_T.c.state, _T.c.reason)).all()
+        return {(state, reason): count for state, reason, count in rows}
 
     def release(self, batch_id: str) -> int:
         """Put a batch that was certainly not delivered back to planned; returns how many readers."""

@@ -1,16 +1,23 @@
 """The SendGrid transport: one request per batch through the official `sendgrid` client.
 
-Faults: 429 waits for X-RateLimit-Reset; 5xx, timeouts and dropped connections are retried
-with exponential backoff and jitter up to a limit; 400/401/403/413/415 stop the send with
-SendGrid's own messages and are never retried. The API key never reaches logs or errors.
+Faults: 429 waits for X-RateLimit-Reset; 5xx and refused connections are retried with
+exponential backoff and jitter up to a limit. A timeout or a connection dropped once the
+request was on its way is not retried: SendGrid has no idempotency key, and the request may
+have been accepted, so a retry could deliver it twice; the batch is reported as maybe
+delivered and left to reconciliation (pipeline/delivery/reconcile.py). A 400 whose errors all
+name personalizations refuses those readers only: the rest of the batch is sent again without
+them. Any other 400/401/403/413/415 stops the send with SendGrid's own messages. The API key
+never reaches logs or errors.
 """
 
 from __future__ import annotations
 
 import http.client
+import dataclasses
 import json
 import logging
 import random
+import re
 import socket
 import threading
 import time
@@ -28,6 +35,8 @@ from pipeline.errors import ConfigurationError, TransientTransportError, Transpo
 __all__ = ["SendGridTransport", "SendGridRefused", "RetryPolicy"]
 
 _FATAL = {400, 401, 403, 404, 413, 415}
+# `personalizations.3.to.0.email` -> 3, and what follows it.
+_PERSONALIZATION_FIELD = re.compile(r"personalizations\.(\d+)(?:\.(.*))?\Z")
 
 
 class _RedactHeaders(logging.Filter):
@@ -55,6 +64,23 @@ class SendGridRefused(TransportError):
             lines.append(f"  {error.get('message')}" + (f" (field: {field})" if field else "")
                          + (f" - {error['help']}" if error.get("help") else ""))
         super().__init__("\n".join(lines))
+
+    def refused_personalizations(self) -> dict[int, str]:
+        """Personalization index -> SendGrid's reason, when every error of a 400 names one; else empty.
+
+        An error on anything else (the sender, the content, the request as a whole) is the
+        batch's fault, not one reader's: then nothing can be sent by leaving readers out.
+        """
+        if self.status != 400 or not self.errors:
+            return {}
+        named: dict[int, list[str]] = {}
+        for error in self.errors:
+            found = _PERSONALIZATION_FIELD.match(str(error.get("field") or ""))
+            if found is None:
+                return {}
+            where = f" (field {found.group(2)})" if found.group(2) else ""
+            named.setdefault(int(found.group(1)), []).append(f"{error.get('message') or 'refused'}{where}")
+        return {index: "SendGrid refused this reader: " + "; ".join(reasons) for index, reasons in named.items()}
 
 
 class _Transient(TransientTransportError):
@@ -129,14 +155,34 @@ class SendGridTransport:
         return client
 
     def send(self, batch: OutgoingBatch) -> BatchReceipt:
-        """Send `batch` as one request, retrying what may pass; returns SendGrid's message id."""
+        """Send `batch` as one request, retrying what may pass; returns SendGrid's message id.
+
+        Readers SendGrid refuses by name (a 400 whose every error is on a personalization) are
+        left out and the rest is sent again; they come back in the receipt's `refused`.
+        """
+        refused: dict[int, str] = {}
+        envelopes = batch.envelopes
+        while True:
+            try:
+                receipt = self._send_once(dataclasses.replace(batch, envelopes=envelopes))
+            except SendGridRefused as refusal:
+                named = refusal.refused_personalizations()
+                if not named or max(named) >= len(envelopes):
+                    raise
+                refused.update({envelopes[index].reader_id: reason for index, reason in named.items()})
+                envelopes = tuple(e for index, e in enumerate(envelopes) if index not in named)
+                if not envelopes:  # everyone refused: nothing was sent, nothing is left to send
+                    return BatchReceipt(message_id=None, delivered=not self.sandbox, refused=refused)
+                continue
+            return dataclasses.replace(receipt, refused=refused) if refused else receipt
+
+    def _send_once(self, batch: OutgoingBatch) -> BatchReceipt:
         payload = build_payload(batch, sandbox=self.sandbox, asm_group_id=self.asm_group_id)
         if self._observe is not None:
             self._observe(payload)
         # The client serialises the payload itself. Handing it text instead (faster, with orjson)
         # would need a Content-Type other than exactly 'application/json', and SendGrid has
         # answered 415 to 'application/json; charset=utf-8' on some endpoints.
-        ambiguous = False
         last = ""
         for attempt in range(1, self.retry.attempts + 1):
             with self._count_lock:
@@ -155,20 +201,28 @@ class SendGridTransport:
                     continue
             except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError,
                     http.client.HTTPException) as exc:
-                # The request may have reached SendGrid before the connection failed.
-                refused = isinstance(getattr(exc, "reason", None), ConnectionRefusedError) or isinstance(exc, ConnectionRefusedError)
-                ambiguous = ambiguous or not refused
                 last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+                refused = isinstance(getattr(exc, "reason", None), ConnectionRefusedError) or isinstance(exc, ConnectionRefusedError)
+                if not refused:
+                    # The request may have reached SendGrid before the connection failed, and
+                    # SendGrid has no idempotency key: a retry could deliver it twice. Stop here
+                    # and let reconciliation read SendGrid's events instead.
+                    raise _Transient(f"SendGrid batch {batch.batch_id} may or may not have been accepted ({last});"
+                                     " left unconfirmed for reconciliation", maybe_delivered=True) from None
             else:
                 if response.status_code == 202 or (self.sandbox and response.status_code == 200):
-                    message_id = response.headers.get("X-Message-Id", "") if response.headers else ""
-                    return BatchReceipt(message_id=message_id or f"sandbox-{batch.batch_id}",
-                                        delivered=not self.sandbox)
+                    # No X-Message-Id is recorded as unknown (None), never made up: reconciliation
+                    # fills it in from the events' sg_message_id.
+                    message_id = response.headers.get("X-Message-Id") if response.headers else None
+                    return BatchReceipt(message_id=message_id or None, delivered=not self.sandbox)
                 last = f"unexpected HTTP {response.status_code}"
+                if 200 <= response.status_code < 300:  # a success we did not ask for: it may have gone out
+                    raise _Transient(f"SendGrid batch {batch.batch_id}: {last}; left unconfirmed for reconciliation",
+                                     maybe_delivered=True)
             if attempt < self.retry.attempts:
                 self._sleep(self.retry.backoff(attempt, self._rng))
         raise _Transient(f"SendGrid batch {batch.batch_id} failed after {self.retry.attempts} attempts ({last})",
-                         maybe_delivered=ambiguous)
+                         maybe_delivered=False)
 
     def _rate_limit_wait(self, headers, attempt: int) -> float:
         reset = None

@@ -50,11 +50,17 @@ class OutgoingBatch:
 
 @dataclass(frozen=True)
 class BatchReceipt:
-    """What the transport confirmed: a message id for the batch and, if it has them, per reader."""
+    """What the transport confirmed: a message id for the batch and, if it has them, per reader.
 
-    message_id: str
+    `refused` names readers the provider refused (reader id -> its reason): they were not sent,
+    everyone else in the batch was. `message_id` is None when the provider accepted the batch
+    without saying its id (reconciliation fills it in from the delivery events).
+    """
+
+    message_id: str | None
     per_reader: dict[int, str] = field(default_factory=dict)
     delivered: bool = True  # False in sandbox mode: accepted, validated, sent to nobody
+    refused: dict[int, str] = field(default_factory=dict)
 
 
 @runtime_checkable

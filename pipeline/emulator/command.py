@@ -58,7 +58,7 @@ def build_parser(prog: str = "readerfirst sendgrid-emulator") -> argparse.Argume
     parser.add_argument(
         "--fault-kinds",
         default=",".join(fault.value for fault in Fault),
-        help="comma-separated faults sharing --fault-rate equally: 429,500,slow,drop (default all four)",
+        help="comma-separated faults sharing --fault-rate equally: 429,500,slow,drop,drop-after (default all five)",
     )
     parser.add_argument("--slow-seconds", type=float, default=0.3, help="how long a 'slow' fault waits before answering (default 0.3)")
     parser.add_argument("--seed", type=int, default=None, help="seed for the fault draws, to replay the same faults")
@@ -83,7 +83,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     try:
         kinds = [Fault(kind.strip()) for kind in args.fault_kinds.split(",") if kind.strip()]
     except ValueError as error:
-        raise ConfigurationError(f"--fault-kinds {args.fault_kinds!r}: use 429, 500, slow and drop") from error
+        raise ConfigurationError(f"--fault-kinds {args.fault_kinds!r}: use 429, 500, slow, drop and drop-after") from error
     faults = FaultPlan.spread(args.fault_rate, kinds, slow_seconds=args.slow_seconds, seed=args.seed)
     return EmulatorConfig(
         api_key=_api_key(args),

@@ -1,9 +1,11 @@
 """Fault injection: how often the emulator answers 429, 500, slowly, or drops the connection.
 
 A fault is decided once, when an authorised mail-send request arrives, from a seeded generator,
-so a run with the same seed and the same request order meets the same faults. A 429, 500 or dropped
-request stores nothing and emits no event, as a refused SendGrid request delivers nothing;
-a slow answer waits, then is processed normally.
+so a run with the same seed and the same request order meets the same faults. A 429, 500 or
+`drop` (the connection is cut before the body is read) stores nothing and emits no event, as a
+refused SendGrid request delivers nothing; a slow answer waits, then is processed normally.
+`drop-after` is the unlucky one: the request is accepted, stored and its events posted, and then
+the connection is cut before the 202, so the client cannot know it went out.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Fault(str, enum.Enum):
     SERVER_ERROR = "500"
     SLOW = "slow"
     DROP = "drop"
+    DROP_AFTER = "drop-after"
 
 
 @dataclass(frozen=True)
@@ -41,12 +44,14 @@ class FaultPlan:
     server_error: float = 0.0
     slow: float = 0.0
     drop: float = 0.0
+    drop_after: float = 0.0
     slow_seconds: float = 0.3
     seed: int | None = None
     rate_limit: int = 600  # what X-RateLimit-Limit announces
 
     def __post_init__(self) -> None:
-        rates = {"429": self.rate_limited, "500": self.server_error, "slow": self.slow, "drop": self.drop}
+        rates = {"429": self.rate_limited, "500": self.server_error, "slow": self.slow, "drop": self.drop,
+                 "drop-after": self.drop_after}
         for name, rate in rates.items():
             if not 0.0 <= rate <= 1.0:
                 raise ConfigurationError(f"fault rate for {name} must be between 0 and 1, not {rate}")
@@ -60,7 +65,7 @@ class FaultPlan:
         """A plan where `total` is shared equally among `kinds` (what `--fault-rate` means)."""
         chosen = [Fault(kind) for kind in kinds]
         if not chosen:
-            raise ConfigurationError("choose at least one fault kind (429, 500, slow, drop)")
+            raise ConfigurationError("choose at least one fault kind (429, 500, slow, drop, drop-after)")
         if not 0.0 <= total <= 1.0:
             raise ConfigurationError(f"--fault-rate must be between 0 and 1, not {total}")
         share = total / len(chosen)
@@ -69,13 +74,14 @@ class FaultPlan:
             "server_error": share if Fault.SERVER_ERROR in chosen else 0.0,
             "slow": share if Fault.SLOW in chosen else 0.0,
             "drop": share if Fault.DROP in chosen else 0.0,
+            "drop_after": share if Fault.DROP_AFTER in chosen else 0.0,
         }
         return cls(**rates, **options)  # type: ignore[arg-type]
 
     @property
     def active(self) -> bool:
         """True when any fault can happen."""
-        return (self.rate_limited + self.server_error + self.slow + self.drop) > 0
+        return (self.rate_limited + self.server_error + self.slow + self.drop + self.drop_after) > 0
 
 
 class FaultDecider:
@@ -92,6 +98,7 @@ class FaultDecider:
             (Fault.SERVER_ERROR, plan.server_error),
             (Fault.SLOW, plan.slow),
             (Fault.DROP, plan.drop),
+            (Fault.DROP_AFTER, plan.drop_after),
         ):
             cumulative += rate
             self._thresholds.append((cumulative, fault))

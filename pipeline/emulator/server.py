@@ -142,6 +142,13 @@ class SendGridEmulator:
             self.events.close(max(0.1, deadline - time.monotonic()))
         self.store.close()
 
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no mail-send is in progress (a slow one included) and every event was posted."""
+        deadline = time.monotonic() + timeout
+        while self._in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self._in_flight and self.flush_events(max(0.0, deadline - time.monotonic()))
+
     def flush_events(self, timeout: float = 10.0) -> bool:
         """Wait until every queued webhook event was posted; True when none is left."""
         return True if self.events is None else self.events.flush(timeout)
@@ -201,8 +208,7 @@ class SendGridEmulator:
             exchange.answer(500, SERVER_ERROR_BODY)
             return
         if fault is Fault.DROP:
-            exchange.discard_body()
-            exchange.drop()
+            exchange.drop()  # before reading a byte of the body: nothing was received
             return
         if fault is Fault.SLOW:
             time.sleep(self.config.faults.slow_seconds)
@@ -216,7 +222,10 @@ class SendGridEmulator:
         if sandbox:
             # Sandbox mode: validated, answered 200, delivers nothing and emits no events.
             self.count("sandbox")
-            exchange.answer(200, None)
+            if fault is Fault.DROP_AFTER:
+                exchange.drop()
+            else:
+                exchange.answer(200, None)
             return
         x_message_id = secrets.token_urlsafe(16)
         deliveries = self.store.record(x_message_id, payload, now)
@@ -225,6 +234,9 @@ class SendGridEmulator:
                          if str(block.get("type", "")).lower() == "text/html"), None)
             self.events.accepted(x_message_id, deliveries, payload.get("categories"), now, html=html)
         self.count("accepted")
+        if fault is Fault.DROP_AFTER:
+            exchange.drop()  # accepted and stored, events on their way: only the answer is lost
+            return
         exchange.answer(202, None, {"X-Message-Id": x_message_id})
 
     def _observe(self, payload: Any) -> None:

@@ -15,6 +15,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 
+from pipeline.delivery.reconcile import ReconcileReport, reconcile_all
 from pipeline.engagement.learning import DEFAULT_BATCH, apply_events
 from pipeline.flows.runtime import database
 from pipeline.flows.send_edition import apply_waiting_decisions, retry_transient
@@ -38,6 +39,17 @@ def apply_stored_events(batch_size: int | None = None) -> dict[str, int]:
     return report.summary()
 
 
+@task(name="reconcile-sends", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 20],
+      retry_jitter_factor=0.5, retry_condition_fn=retry_transient)
+def reconcile_sends() -> dict[str, int]:
+    """Settle unconfirmed SendGrid batches of every edition from the delivery events just stored."""
+    settings = load_settings()
+    total = ReconcileReport()
+    for report in reconcile_all(database(settings), after=settings.reconcile_after).values():
+        total.add(report)
+    return total.summary()
+
+
 @flow(name="apply-engagement", log_prints=False)
 def apply_engagement(batch_size: int | None = None, report: bool = True) -> dict[str, int | float]:
     """Apply stored engagement events to readers (suppressions, opt-outs) and their topics; returns the summary.
@@ -47,6 +59,8 @@ def apply_engagement(batch_size: int | None = None, report: bool = True) -> dict
     """
     started = time.perf_counter()
     summary: dict[str, int | float] = dict(apply_stored_events(batch_size))
+    # The same events settle sends left unconfirmed; the next send-edition run resends what was put back.
+    summary.update(reconcile_sends())
     summary["seconds"] = round(time.perf_counter() - started, 2)
     create_table_artifact(key="apply-engagement-summary",
                           table=[{"metric": k, "value": str(v)} for k, v in summary.items()],

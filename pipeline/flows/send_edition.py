@@ -2,7 +2,8 @@
 
 Tasks work on chunks of readers (planning) and on groups of batches (delivery), never on
 one reader, and receive only paths and ids. Only I/O tasks retry, and only on errors that
-may pass. The send ledger, not Prefect, guarantees that nobody gets two copies.
+may pass. The send ledger, not Prefect, guarantees that nobody gets two copies; every run
+starts by reconciling batches an earlier run left unconfirmed (pipeline/delivery/reconcile.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pipeline.content.edition import resolve_edition_path
 from pipeline.delivery.dispatch import DeliveryReport, deliver_batches
 from pipeline.delivery.ledger import PlannedBatch, SendLedger
 from pipeline.delivery.planning import PlanReport, plan_readers
+from pipeline.delivery.reconcile import ReconcileReport, reconcile_edition
 from pipeline.delivery.transport import MAX_BATCH
 from pipeline.errors import PipelineError, TransientTransportError
 from pipeline.flows.runtime import clear_halt, database, halt_signal, make_sender, make_transport, prepared_edition
@@ -114,6 +116,13 @@ def release_unconfirmed(edition_id: str) -> int:
     return sum(ledger.release(batch.batch_id) for batch in ledger.unconfirmed())
 
 
+@task(name="reconcile-unconfirmed", **_IO)
+def reconcile_unconfirmed(edition_id: str) -> ReconcileReport:
+    """Settle batches earlier runs left unconfirmed from SendGrid's events: sent, or planned again."""
+    settings = load_settings()
+    return reconcile_edition(database(settings), edition_id, after=settings.reconcile_after)
+
+
 @task(name="render-and-send", **_IO)
 def send_batches(edition_path: str, batches: list[PlannedBatch], sandbox: bool = False) -> DeliveryReport:
     """Render and send a group of batches (each one variant), confirming each in the ledger."""
@@ -168,6 +177,12 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
     info = check_edition(edition)
     clear_halt(info["id"])
     apply_reader_decisions()
+    reconciled = ReconcileReport()
+    if not dry_run and not sandbox:
+        reconciled = reconcile_unconfirmed(info["id"])
+        if reconciled.confirmed or reconciled.put_back:
+            logger.info("reconciled: %d readers confirmed sent by SendGrid events, %d put back to be sent again",
+                        reconciled.confirmed, reconciled.put_back)
     if resend_unconfirmed and not dry_run:
         released = release_unconfirmed(info["id"])
         logger.warning("resending %d readers of unconfirmed batches", released)
@@ -217,8 +232,10 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
         + (" (sandbox)" if sandbox else ""),
         "readers_selected": plan.readers, "holdout": plan.holdout, "variants": len(plan.variants),
         "batches": delivery.batches, "requests": delivery.requests, "retries": delivery.retries,
-        "sent": delivery.sent, "skipped": delivery.skipped, "sandbox_validated": delivery.validated,
-        "sent_total": counts["sent"], "unconfirmed_batches": len(unconfirmed),
+        "sent": delivery.sent, "skipped": delivery.skipped, "failed": delivery.failed,
+        "sandbox_validated": delivery.validated, "sent_total": counts["sent"], "failed_total": counts["failed"],
+        "reconciled_sent": reconciled.confirmed, "reconciled_put_back": reconciled.put_back,
+        "unconfirmed_batches": len(unconfirmed),
         "unconfirmed_readers": sum(b.readers for b in unconfirmed),
         "seconds": round(seconds, 2), "plan_seconds": round(planned_at - started, 2),
         "send_seconds": round(time.perf_counter() - planned_at, 2), "readers_per_second": round((plan.readers if dry_run else delivery.sent) / seconds, 1)

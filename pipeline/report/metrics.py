@@ -139,6 +139,13 @@ def _sent_editions(connection: Connection) -> dict[str, _Sent]:
     return {edition_id: _Sent(at, sent, int(holdout or 0)) for edition_id, at, sent, holdout in rows}
 
 
+def _failed_readers(connection: Connection) -> dict[str, int]:
+    """Readers refused per edition (ledger state 'failed'): never sent, so in no rate."""
+    ledger = SendLedgerEntry
+    return dict(connection.execute(select(ledger.edition_id, func.count()).where(ledger.state == LedgerState.FAILED)
+                                   .group_by(ledger.edition_id)).all())
+
+
 def _choose(editions: dict[str, _Sent], edition: str | None, since: dt.date | None) -> list[str]:
     if edition is not None and edition not in editions:
         known = ", ".join(sorted(editions, key=lambda e: editions[e].first_sent_at)) or "none yet"
@@ -157,13 +164,13 @@ def _fold(connection: Connection, edition_id: str) -> _Folded:
 
 
 def _edition_metrics(edition_id: str, sent: _Sent, folded: _Folded, unattributed: int,
-                     bounce_threshold: float) -> EditionMetrics:
+                     bounce_threshold: float, failed: int = 0) -> EditionMetrics:
     flags = folded.flags
     delivered, clickers = flags["delivered"], flags["clickers"]
     spam_rate = rate(flags["spam_reports"], delivered)
     bounce_rate = rate(flags["bounced"], sent.sent)
     return EditionMetrics(
-        edition_id=edition_id, first_sent_at=sent.first_sent_at, sent=sent.sent, **flags,
+        edition_id=edition_id, first_sent_at=sent.first_sent_at, sent=sent.sent, failed=failed, **flags,
         unattributed_events=unattributed, ctr=rate(clickers, delivered), ctor=rate(clickers, flags["human_openers"]),
         unsubscribe_rate=rate(flags["unsubscribes"], delivered), spam_rate=spam_rate, bounce_rate=bounce_rate,
         spam_flag=spam_rate is not None and spam_rate > SPAM_THRESHOLD,
@@ -210,10 +217,12 @@ def build_report(db: Database, *, edition: str | None = None, since: dt.date | N
         editions = _choose(sent, edition, since)
         folded = {e: _fold(connection, e) for e in editions}
         unattributed = {e: n for e, n in connection.execute(_UNATTRIBUTED) if e in folded}
+        failed = _failed_readers(connection)
         sections, topics = sections_and_topics(connection, editions)
         interests = learned_interests(connection)
 
-    metrics = [_edition_metrics(e, sent[e], folded[e], unattributed.get(e, 0), bounce_threshold) for e in editions]
+    metrics = [_edition_metrics(e, sent[e], folded[e], unattributed.get(e, 0), bounce_threshold, failed.get(e, 0))
+               for e in editions]
     arms = [_arms(sent[e], folded[e]) for e in editions]
     lifts = [_lift(e, *pair) for e, pair in zip(editions, arms)]
     if editions:

@@ -38,6 +38,7 @@ class EditionMetrics:
     edition_id: str
     first_sent_at: dt.datetime
     sent: int  # send-ledger rows in state 'sent'
+    failed: int  # send-ledger rows in state 'failed': readers whose address was refused, never sent
     delivered: int
     dropped: int
     bounced: int  # readers with any bounce, hard or soft

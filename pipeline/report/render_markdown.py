@@ -37,6 +37,7 @@ def edition_rows(report: Report) -> list[dict[str, str]]:
         "clickers": count(e.clickers), "CTR": percent(e.ctr), "CTOR": percent(e.ctor),
         "unsubscribes": count(e.unsubscribes), "unsubscribe rate": percent(e.unsubscribe_rate),
         "spam reports": count(e.spam_reports), "spam rate": _flagged(percent(e.spam_rate), e.spam_flag),
+        "failed (never sent)": count(e.failed),
     } for e in report.editions]
 
 

@@ -145,8 +145,9 @@ class LedgerState:
     SENDING = "sending"  # handed to the transport, not yet confirmed
     SENT = "sent"  # the transport confirmed it
     SKIPPED = "skipped"  # suppressed or unsubscribed when its turn came
+    FAILED = "failed"  # the provider (or our own address check) refused this reader: never sent, `reason` says why
 
-    ALL = (PLANNED, SENDING, SENT, SKIPPED)
+    ALL = (PLANNED, SENDING, SENT, SKIPPED, FAILED)
 
 
 class SendLedgerEntry(Base):
@@ -175,6 +176,9 @@ class SendLedgerEntry(Base):
     planned_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     sending_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # Why the entry is where it is when that was not the ordinary claim-and-confirm: SendGrid's
+    # message for a refused reader, or what reconciliation decided (see pipeline/delivery/reconcile.py).
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class EditionSection(Base):

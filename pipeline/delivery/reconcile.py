@@ -1,0 +1,181 @@
+"""Reconciliation: settling batches left `sending` from SendGrid's own account of them.
+
+A batch whose request may have reached SendGrid (a timeout, a connection dropped after the
+request was written, a crash between claim and confirm) is left `sending`: resending it blindly
+could give its readers two copies, since SendGrid has no idempotency key. But SendGrid posts
+`processed` for every personalization it accepted within minutes, then `delivered`, `deferred`,
+`bounce` or `dropped`, each carrying our custom_args (edition, reader), and the webhook stores
+them in `engagement_events`. So, per unconfirmed SendGrid batch (an outbox batch left by a crash
+has no events to be settled by and waits for `--resend-unconfirmed`):
+
+- any such event for one of its readers proves the request was accepted, and a request is
+  accepted whole: every reader of the batch becomes `sent`, with the event as evidence in
+  `reason` (a `dropped` or `bounce` is still `sent`: the send happened, and what became of it
+  is the engagement data's to tell; a hard bounce suppresses the reader there);
+- no event at all, `after` seconds past the claim (READERFIRST_RECONCILE_AFTER, 1 h by
+  default, far beyond the minutes SendGrid takes to post `processed`): the request was not
+  accepted, and the batch goes back to `planned`, so the next run sends it;
+- otherwise it waits for the next reconciliation.
+
+It also fills in the message id of sent readers whose 202 carried no `X-Message-Id`, from
+the events' `sg_message_id` (which starts with it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, or_, select, update
+
+from pipeline.engagement.events import EventType
+from pipeline.store.chunks import id_chunks
+from pipeline.store.database import Database
+from pipeline.store.models import EngagementEvent, LedgerState, SendLedgerEntry, utcnow
+
+__all__ = ["ReconcileReport", "reconcile_edition", "reconcile_all", "EVIDENCE", "CONFIRMED_BY_BATCH",
+           "PUT_BACK", "confirmed_by"]
+
+# The events SendGrid posts about a personalization it accepted, whatever became of it after.
+EVIDENCE = (EventType.PROCESSED, EventType.DELIVERED, EventType.DEFERRED, EventType.DROPPED,
+            EventType.HARD_BOUNCE, EventType.SOFT_BOUNCE)
+# A reader's own evidence, strongest first: what it is confirmed by when it has several.
+_PREFERENCE = {kind.value: rank for rank, kind in enumerate(
+    (EventType.DELIVERED, EventType.HARD_BOUNCE, EventType.SOFT_BOUNCE, EventType.DROPPED, EventType.DEFERRED,
+     EventType.PROCESSED))}
+CONFIRMED_BY_BATCH = "reconciled: sent (SendGrid reported events for other readers of the same request)"
+PUT_BACK = "reconciled: no SendGrid event for its request; put back to be sent again"
+
+_SENDGRID = "sendgrid"  # only SendGrid posts events to settle a batch by; the outbox's wait for --resend-unconfirmed
+_T = SendLedgerEntry.__table__
+_E = EngagementEvent.__table__
+_SETTLE = (update(_T).where(_T.c.edition_id == bindparam("edition"), _T.c.reader_id == bindparam("rid"),
+                            _T.c.state == LedgerState.SENDING, _T.c.batch_id == bindparam("batch"))
+           .values(state=LedgerState.SENT, message_id=bindparam("mid"), sent_at=bindparam("now"),
+                   reason=bindparam("why")))
+_PUT_BACK = (update(_T).where(_T.c.edition_id == bindparam("edition"), _T.c.batch_id == bindparam("batch"),
+                              _T.c.state == LedgerState.SENDING)
+             .values(state=LedgerState.PLANNED, batch_id=None, sending_at=None, reason=PUT_BACK))
+_FILL_ID = (update(_T).where(_T.c.edition_id == bindparam("edition"), _T.c.reader_id == bindparam("rid"),
+                             _T.c.state == LedgerState.SENT, _T.c.message_id.is_(None))
+            .values(message_id=bindparam("mid")))
+
+
+def confirmed_by(event_type: str) -> str:
+    """The ledger reason of a reader confirmed sent by its own SendGrid event of `event_type`."""
+    return f"reconciled: sent (SendGrid reported {event_type})"
+
+
+@dataclass
+class ReconcileReport:
+    """What one reconciliation decided, in readers (and batches)."""
+
+    confirmed: int = 0  # marked sent from SendGrid's events
+    put_back: int = 0  # no event within the wait: planned again, the next run sends them
+    waiting: int = 0  # unconfirmed, still within the wait
+    message_ids: int = 0  # sent readers whose unknown message id was filled in
+    batches_confirmed: int = 0
+    batches_put_back: int = 0
+    batches_waiting: int = 0
+
+    def add(self, other: ReconcileReport) -> None:
+        """Fold another report into this one."""
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def summary(self) -> dict[str, int]:
+        """The report as a flat dict, for flow summaries and artifacts."""
+        return {f"reconciled_{name}": getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def _message_id(raw: object) -> str | None:
+    """The request's X-Message-Id: the part of an event's sg_message_id before the first dot."""
+    value = raw.get("sg_message_id") if isinstance(raw, dict) else None
+    if not isinstance(value, str) or not value:
+        return None
+    return value.split(".", 1)[0][:200] or None
+
+
+def _evidence(connection, edition_id: str, reader_ids: Iterable[int]) -> dict[int, tuple[str, str | None]]:
+    """reader id -> (its strongest event type, the message id it names) for readers with any evidence."""
+    found: dict[int, tuple[str, str | None]] = {}
+    kinds = [kind.value for kind in EVIDENCE]
+    for part in id_chunks(list(reader_ids)):
+        rows = connection.execute(select(_E.c.reader_id, _E.c.event_type, _E.c.raw)
+                                  .where(_E.c.edition_id == edition_id, _E.c.reader_id.in_(part),
+                                         _E.c.event_type.in_(kinds)))
+        for reader_id, event_type, raw in rows:
+            known = found.get(reader_id)
+            message_id = _message_id(raw)
+            if known is None or _PREFERENCE[event_type] < _PREFERENCE[known[0]]:
+                found[reader_id] = (event_type, message_id or (known[1] if known else None))
+            elif known[1] is None and message_id:
+                found[reader_id] = (known[0], message_id)
+    return found
+
+
+def reconcile_edition(db: Database, edition_id: str, *, after: float, now: dt.datetime | None = None) -> ReconcileReport:
+    """Settle the edition's unconfirmed batches from stored SendGrid events (see the module docstring)."""
+    now = now or utcnow()
+    report = ReconcileReport()
+    with db.session() as session:
+        rows = session.execute(select(_T.c.batch_id, _T.c.reader_id, _T.c.sending_at)
+                               .where(_T.c.edition_id == edition_id, _T.c.state == LedgerState.SENDING,
+                                      _T.c.transport == _SENDGRID)
+                               .order_by(_T.c.batch_id, _T.c.reader_id)).all()
+    batches: dict[str | None, list[int]] = defaultdict(list)
+    claimed_at: dict[str | None, dt.datetime] = {}
+    for batch_id, reader_id, sending_at in rows:
+        batches[batch_id].append(reader_id)
+        if sending_at is not None and (batch_id not in claimed_at or sending_at < claimed_at[batch_id]):
+            claimed_at[batch_id] = sending_at
+    for batch_id, readers in batches.items():
+        with db.write_transaction() as connection:
+            evidence = _evidence(connection, edition_id, readers)
+            if evidence:
+                # One accepted request, one X-Message-Id: readers without events of their own share it.
+                shared = Counter(mid for _, mid in evidence.values() if mid).most_common(1)
+                batch_message = shared[0][0] if shared else None
+                connection.execute(_SETTLE, [
+                    {"edition": edition_id, "batch": batch_id, "rid": reader, "now": now,
+                     "mid": (evidence[reader][1] or batch_message) if reader in evidence else batch_message,
+                     "why": confirmed_by(evidence[reader][0]) if reader in evidence else CONFIRMED_BY_BATCH}
+                    for reader in readers])
+                report.confirmed += len(readers)
+                report.batches_confirmed += 1
+                continue
+            since = claimed_at.get(batch_id)
+            if since is None or (now - since).total_seconds() >= after:
+                report.put_back += connection.execute(_PUT_BACK, {"edition": edition_id, "batch": batch_id}).rowcount
+                report.batches_put_back += 1
+            else:
+                report.waiting += len(readers)
+                report.batches_waiting += 1
+    report.message_ids = _fill_message_ids(db, edition_id)
+    return report
+
+
+def _fill_message_ids(db: Database, edition_id: str) -> int:
+    """Give sent readers whose message id is unknown the one their events name; returns how many."""
+    with db.session() as session:
+        unknown = list(session.scalars(select(_T.c.reader_id).where(
+            _T.c.edition_id == edition_id, _T.c.state == LedgerState.SENT, _T.c.message_id.is_(None),
+            _T.c.transport == _SENDGRID)))
+    if not unknown:
+        return 0
+    with db.write_transaction() as connection:
+        named = {reader: mid for reader, (_, mid) in _evidence(connection, edition_id, unknown).items() if mid}
+        if named:
+            connection.execute(_FILL_ID, [{"edition": edition_id, "rid": r, "mid": m} for r, m in named.items()])
+    return len(named)
+
+
+def reconcile_all(db: Database, *, after: float, now: dt.datetime | None = None) -> dict[str, ReconcileReport]:
+    """Reconcile every edition with unconfirmed batches or unknown SendGrid message ids."""
+    with db.session() as session:
+        editions = list(session.scalars(select(_T.c.edition_id).distinct().where(or_(
+            (_T.c.state == LedgerState.SENDING) & (_T.c.transport == _SENDGRID),
+            (_T.c.state == LedgerState.SENT) & _T.c.message_id.is_(None) & (_T.c.transport == _SENDGRID)))))
+    return {edition: reconcile_edition(db, edition, after=after, now=now) for edition in sorted(editions)}
