@@ -159,12 +159,13 @@ def test_reader_model_settings_are_checked_at_start(tmp_path, eager_model):
         SendGridEmulator(EmulatorConfig(api_key="k", webhook_url="http://127.0.0.1:9/x", reader_model=broken))
 
 
-def test_the_command_line_takes_the_reader_options(tmp_path, eager_model):
+def test_the_command_line_takes_the_reader_options(tmp_path, eager_model, monkeypatch):
     """--reader-model, --reader-seed and --reader-editions reach the emulator's configuration."""
-    args = build_parser().parse_args(["--api-key", "k", "--store", str(tmp_path / "s.db"), "--webhook-url",
+    monkeypatch.setenv("SENDGRID_API_KEY", "k")
+    args = build_parser().parse_args(["--store", str(tmp_path / "s.db"), "--webhook-url",
                                       "http://127.0.0.1:9/h", "--reader-model", str(eager_model), "--reader-seed",
                                       "5", "--reader-editions", str(tmp_path)])
     config = config_from_args(args)
     assert (Path(config.reader_model), config.reader_seed, Path(config.reader_editions)) == (eager_model, 5, tmp_path)
-    plain = config_from_args(build_parser().parse_args(["--api-key", "k", "--store", str(tmp_path / "s.db")]))
+    plain = config_from_args(build_parser().parse_args(["--store", str(tmp_path / "s.db")]))
     assert plain.reader_model is None and plain.reader_seed == 0
