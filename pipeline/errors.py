@@ -19,6 +19,7 @@ __all__ = [
     "TransportError",
     "TransientTransportError",
     "UnknownReader",
+    "NotSendable",
 ]
 
 
@@ -46,6 +47,8 @@ class InputProblem:
         value = value.replace("\r", "\\r").replace("\n", "\\n")
         if len(value) > 80:
             value = value[:77] + "..."
+        if self.line == 0:  # the whole file, not one of its lines
+            return f"{self.file}: {self.reason}" if self.field == "file" else f"{self.file}: {self.field}={value}: {self.reason}"
         return f"{self.file}:{self.line}: {self.field}={value}: {self.reason}"
 
 
@@ -85,6 +88,10 @@ class RenderError(PipelineError, ValueError):
 
 class UnknownReader(PipelineError, LookupError):
     """No reader with that address in that audience."""
+
+
+class NotSendable(PipelineError, ValueError):
+    """The reader exists but must not get this edition: unsubscribed, suppressed or already sent."""
 
 
 class TransportError(PipelineError):

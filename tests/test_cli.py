@@ -15,10 +15,10 @@ def run(home, *args, env=None, check=True):
     """Run `readerfirst ARGS` with READERFIRST_HOME=home; returns the completed process."""
     if shutil.which("readerfirst") is None:
         pytest.fail("the readerfirst console script is not installed (pip install -e .)")
-    environment = {**os.environ, "READERFIRST_HOME": str(home), "READERFIRST_SECRET": "cli-secret-of-at-least-32-bytes!!",
-                   "COLUMNS": "200", **(env or {})}
-    environment.pop("SENDGRID_API_KEY", None)
-    environment.pop("READERFIRST_DATABASE_URL", None)
+    environment = {**os.environ, "READERFIRST_HOME": str(home), "READERFIRST_SECRET": "cli-secret-of-at-least-32-bytes!!"}
+    for name in ("SENDGRID_API_KEY", "READERFIRST_DATABASE_URL", "READERFIRST_DEBUG", "COLUMNS"):
+        environment.pop(name, None)  # output is read as a script reads it: a pipe, no width set
+    environment.update(env or {})
     result = subprocess.run(["readerfirst", *args], capture_output=True, text=True, env=environment, timeout=300)
     if check and result.returncode != 0:
         raise AssertionError(f"readerfirst {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")

@@ -8,12 +8,13 @@ import sys
 import typer
 
 from pipeline.cli import audience, demo, engagement, evaluate, report, sending, services, store
-from pipeline.cli.console import console, fail
-from pipeline.errors import PipelineError
+from pipeline.cli.console import err_console, fail
+from pipeline.cli.failures import debug_requested, explain
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(help="readerfirst: newsletters where every section serves the reader.",
+app = typer.Typer(help="readerfirst: newsletters where every section serves the reader."
+                       " Add --debug (or set READERFIRST_DEBUG=1) to see the traceback of an error.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.add_typer(store.app, name="db")
 app.add_typer(audience.app, name="audience")
@@ -27,14 +28,18 @@ demo.register(app)
 
 
 def main() -> None:
-    """Entry point of the console script: clear errors, never a traceback for bad input."""
+    """Entry point of the console script: one line per error, a traceback only with --debug."""
+    debug = debug_requested(sys.argv)
     # Prefect logs every task at INFO; the CLI shows its own progress instead.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
         app()
-    except PipelineError as exc:
-        fail(str(exc))
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
+        err_console.print("interrupted")
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - every error becomes one line, or a traceback with --debug
+        if debug:
+            raise
+        failure = explain(exc)
+        fail(failure.message, failure.code)

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from pipeline.audience.importer import import_audience
 from pipeline.audience.sample import write_sample_csv
-from pipeline.cli.console import console, err_console
+from pipeline.cli.console import console, err_console, print_json, working
+from pipeline.errors import ConfigurationError
 from pipeline.flows.runtime import database
 from pipeline.settings import PROJECT_ROOT, load_settings
 from pipeline.store.models import Audience, Reader
@@ -25,23 +26,32 @@ def import_file(
     audience: str = typer.Option(..., "--audience", "-a", help="Audience to import into (created if new)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Import the good rows; write bad ones to a file."),
     rejected_file: Path | None = typer.Option(None, "--rejected-file", help="Where --skip-invalid writes bad rows."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing rejected-rows file."),
 ) -> None:
     """Import readers; all or nothing unless --skip-invalid."""
-    report = import_audience(database(load_settings()), file, audience, skip_invalid=skip_invalid,
-                             rejected_file=rejected_file)
+    rejected_to = rejected_file or file.with_name(f"{file.stem}.rejected{file.suffix}")
+    if skip_invalid and rejected_to.exists() and not force:  # checked before anything is imported
+        raise ConfigurationError(f"{rejected_to}: already exists; move it away, choose --rejected-file,"
+                                 " or add --force to overwrite it")
+    with working(f"importing {file.name}"):
+        report = import_audience(database(load_settings()), file, audience, skip_invalid=skip_invalid,
+                                 rejected_file=rejected_file)
     console.print(f"imported {report.imported} readers into [bold]{escape(audience)}[/]"
                   f" ({report.created} new, {report.updated} updated)")
     if report.kept_unsubscribed:
         console.print(f"{report.kept_unsubscribed} readers who had unsubscribed stay unsubscribed"
                       " (only they can resubscribe)")
     if report.rejected:
-        err_console.print(f"[yellow]skipped {report.rejected} invalid rows[/], written to {report.rejected_file}:")
+        err_console.print(f"[yellow]skipped {report.rejected} invalid rows[/], written to {escape(str(report.rejected_file))}:")
         for problem in report.problems:
             err_console.print(f"  {escape(str(problem))}")
 
 
 @app.command("list")
-def list_audiences() -> None:
+def list_audiences(
+    json_output: bool = typer.Option(False, "--json", help="Print JSON: [{audience, subscribed, unsubscribed,"
+                                     " cleaned, suppressed}]."),
+) -> None:
     """Audiences and their readers by status."""
     db = database(load_settings())
     table = Table("audience", "subscribed", "unsubscribed", "cleaned", "suppressed")
@@ -54,8 +64,13 @@ def list_audiences() -> None:
         bucket = counts.setdefault(name, {})
         key = "suppressed" if suppressed else (status or "subscribed")
         bucket[key] = bucket.get(key, 0) + (count if status else 0)
+    statuses = ("subscribed", "unsubscribed", "cleaned", "suppressed")
+    if json_output:
+        print_json([{"audience": name, **{k: bucket.get(k, 0) for k in statuses}}
+                    for name, bucket in sorted(counts.items())])
+        return
     for name, bucket in sorted(counts.items()):
-        table.add_row(name, *(str(bucket.get(k, 0)) for k in ("subscribed", "unsubscribed", "cleaned", "suppressed")))
+        table.add_row(escape(name), *(str(bucket.get(k, 0)) for k in statuses))
     console.print(table)
 
 
@@ -64,7 +79,10 @@ def sample(
     out: Path = typer.Option(PROJECT_ROOT / "audiences" / "sample.csv", "--out", help="File to write."),
     readers: int = typer.Option(400, "--readers", min=1, help="How many fictional readers."),
     seed: int = typer.Option(7, "--seed", help="Same seed, same file."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
 ) -> None:
     """Write a deterministic sample audience of fictional readers."""
+    if out.exists() and not force:
+        raise ConfigurationError(f"{out}: already exists; choose another --out, or add --force to overwrite it")
     write_sample_csv(out, readers, seed=seed)
-    console.print(f"wrote {readers} fictional readers to {out}")
+    console.print(f"wrote {readers} fictional readers to {escape(str(out))}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from pipeline.cli.console import console, err_console
+from pipeline.cli.console import console, err_console, print_json, working
 from pipeline.flows.runtime import database
 from pipeline.settings import load_settings
 
@@ -18,24 +18,42 @@ __all__ = ["events_app", "engagement_app"]
 
 
 @events_app.command("ingest")
-def ingest(files: list[Path] = typer.Argument(..., help="SendGrid event exports: JSON arrays or JSON Lines.")) -> None:
+def ingest(
+    files: list[Path] = typer.Argument(..., help="SendGrid event exports: JSON arrays or JSON Lines."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON: [{file, events, stored, duplicates,"
+                                     " quarantined, unattributed, problems}]."),
+) -> None:
     """Store events from files, with the webhook's checks and dedupe (each file all or nothing)."""
     from pipeline.engagement.ingest import ingest_file
 
     db = database(load_settings())
+    reports = []
     for path in files:
         report = ingest_file(db, path)
-        console.print(f"{path}: {report.events} events, {report.stored} stored, {report.duplicates} duplicates,"
+        reports.append({"file": str(path), "events": report.events, "stored": report.stored,
+                        "duplicates": report.duplicates, "quarantined": report.quarantined,
+                        "unattributed": report.unattributed, "problems": [str(p) for p in report.problems]})
+        if json_output:
+            continue
+        console.print(f"{escape(str(path))}: {report.events} events, {report.stored} stored, {report.duplicates} duplicates,"
                       f" {report.quarantined} quarantined, {report.unattributed} for unknown readers")
         for problem in report.problems:
             err_console.print(f"  [yellow]{escape(str(problem))}[/]")
+    if json_output:
+        print_json(reports)
 
 
 @engagement_app.command("apply")
-def apply() -> None:
+def apply(
+    json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON (the keys printed without it)."),
+) -> None:
     """Apply stored events to readers' profiles (the apply-engagement flow), then report."""
     from pipeline.flows.apply_engagement import apply_engagement
 
-    summary = apply_engagement()
+    with working("applying events (Prefect flow apply-engagement)", enabled=not json_output):
+        summary = apply_engagement()
+    if json_output:
+        print_json(summary)
+        return
     for key, value in summary.items():
         console.print(f"{key.replace('_', ' ')}: {escape(str(value))}")
