@@ -6,6 +6,7 @@ import os
 import sys
 
 import typer
+from typer.core import TyperArgument
 
 from pipeline.cli import audience, demo, engagement, evaluate, report, sending, services, store
 from pipeline.cli.console import err_console, fail
@@ -13,9 +14,20 @@ from pipeline.cli.failures import debug_requested, explain
 
 __all__ = ["app", "main"]
 
+
+
+def _usage_name(self: TyperArgument) -> str:
+    """EDITION, FILE...: typer 0.29 writes a required argument as `{edition}`, which reads as a choice."""
+    name = self.display_name_raw.upper()
+    return (name if self.required else f"[{name}]") + ("..." if self.nargs != 1 else "")
+
+
+TyperArgument._usage_display_name = _usage_name  # type: ignore[method-assign]
+
+# Plain help (rich_markup_mode=None): typer's rich help labels every flag `<bool>`.
 app = typer.Typer(help="readerfirst: newsletters where every section serves the reader."
                        " Add --debug (or set READERFIRST_DEBUG=1) to see the traceback of an error.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 app.add_typer(store.app, name="db")
 app.add_typer(audience.app, name="audience")
 app.add_typer(engagement.events_app, name="events")

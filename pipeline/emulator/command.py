@@ -23,7 +23,7 @@ __all__ = ["build_parser", "config_from_args", "main"]
 DEFAULT_PORT = 3030
 
 
-def build_parser(prog: str = "python -m pipeline.emulator") -> argparse.ArgumentParser:
+def build_parser(prog: str = "readerfirst sendgrid-emulator") -> argparse.ArgumentParser:
     """The emulator's options, with help texts and defaults."""
     parser = argparse.ArgumentParser(
         prog=prog,

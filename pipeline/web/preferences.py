@@ -152,8 +152,10 @@ async def preferences_submit(request: Request) -> Response:
     if choices.errors:
         return page("preferences.html", 400, title="Your preferences",
                     view=_view(request, reader, choices.checked, choices.rows, errors=choices.errors))
+    shown = list(current.needs)[:NEED_ROWS]  # what the page showed, as _rows does
     await run_in_threadpool(lambda: save_preferences(state.db, reader.id, offered=list(state.taxonomy.labels),
-                                                     checked=choices.checked, needs=choices.needs))
+                                                     checked=choices.checked, needs=choices.needs,
+                                                     shown_needs=shown))
     saved = await run_in_threadpool(load_preferences, state.db, reader.id, today)
     return page("preferences.html", title="Your preferences",
                 view=_view(request, reader, set(saved.topics), _rows(saved.needs, today), saved=True))
