@@ -66,6 +66,9 @@ def test_preview_prints_picks_and_writes_files(tmp_path):
     assert "you follow Climate" in result.stdout
     html = next((tmp_path / "previews" / "2026-12-07").glob("*.html")).read_text()
     assert "Hi Kemi," in html and "%%rf:" not in html
+    unsubscribed = run(tmp_path, "preview", str(EDITION), "--email", "jun.costa.41@example.org")
+    assert unsubscribed.stderr == ("warning: this reader is unsubscribed: a send skips them;"
+                                   " the preview shows what they would get\n")
 
 
 def test_check_reports_invalid_edition(tmp_path):
