@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -114,6 +115,9 @@ def test_demo_runs_the_whole_job(tmp_path, prefect_harness):
     folder = tmp_path / "demo"
     result = run(tmp_path, "demo", "--folder", str(folder), env={"PREFECT_API_URL": prefect_harness})
     assert "open the previews: file://" in result.stdout
+    holdout = re.search(r"the holdout is (\d+) of 400 readers in each edition", result.stdout)
+    assert holdout and 20 <= int(holdout.group(1)) <= 60, result.stdout  # per edition (~10%), not a sum of four
+    assert (folder / ".readerfirst-demo").is_file()
     index = folder / "previews" / "2026-12-07" / "index.html"
     assert index.exists() and "editor&#x27;s pick for every reader" in index.read_text()
     with sqlite3.connect(folder / "readerfirst.db") as connection:

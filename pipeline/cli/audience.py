@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import func, select
 
 from pipeline.audience.importer import import_audience
@@ -44,7 +45,7 @@ def import_file(
     if report.rejected:
         err_console.print(f"[yellow]skipped {report.rejected} invalid rows[/], written to {escape(str(report.rejected_file))}:")
         for problem in report.problems:
-            err_console.print(f"  {escape(str(problem))}")
+            err_console.print(Text(f"  {problem}"))
 
 
 @app.command("list")

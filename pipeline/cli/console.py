@@ -2,7 +2,7 @@
 
 Rich never interprets what users wrote: no emoji codes (`interests=ai:abc` must not print
 `ai🔤`), no highlighting, and markup only in our own literal strings, where every user value
-goes through `escape`. When output is not a terminal, lines are never wrapped, so scripts can
+goes through `escape` or is printed as a `Text`. When output is not a terminal, lines are never wrapped, so scripts can
 read `FILE:LINE: ...` lines whole.
 """
 
@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from typing import Any, NoReturn
 
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
-__all__ = ["console", "err_console", "fail", "make_console", "print_json", "working"]
+__all__ = ["console", "err_console", "fail", "labelled", "make_console", "print_json", "working"]
 
 
 def make_console(*, stderr: bool = False) -> Console:
@@ -31,9 +31,15 @@ console = make_console()
 err_console = make_console(stderr=True)
 
 
+def labelled(label: str, style: str, text: str) -> Text:
+    """`label text` with only the label styled: `text` is never read as markup (escape() would double a
+    trailing backslash)."""
+    return Text.assemble((label, style), " ", text)
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print `message` as an error on stderr and exit with `code` (2: bad input, 1: a failure outside)."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}")
+    err_console.print(labelled("error:", "bold red", message))
     sys.exit(code)
 
 

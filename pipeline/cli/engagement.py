@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from pipeline.cli.console import console, err_console, print_json, working
 from pipeline.flows.runtime import database
@@ -38,7 +39,7 @@ def ingest(
         console.print(f"{escape(str(path))}: {report.events} events, {report.stored} stored, {report.duplicates} duplicates,"
                       f" {report.quarantined} quarantined, {report.unattributed} for unknown readers")
         for problem in report.problems:
-            err_console.print(f"  [yellow]{escape(str(problem))}[/]")
+            err_console.print(Text(f"  {problem}", style="yellow"))
     if json_output:
         print_json(reports)
 

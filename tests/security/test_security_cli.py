@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import io
 import sqlite3
-from contextlib import redirect_stdout
+from contextlib import redirect_stderr
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from rich.markup import escape
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from pipeline.cli.console import make_console
+from pipeline.cli.console import fail
 from pipeline.cli.failures import explain
 
 _DRIVER_MESSAGES = ["attempt to write a readonly database", "unable to open database file", "database is locked",
@@ -32,12 +32,13 @@ def test_database_errors_never_repeat_the_statement_or_its_parameters(value, rea
     assert "\n" not in message
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(text=st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=200))
-@example(text="interests=ai:abc;climate:cd :smile: [bold]x[/] " + "long " * 40)
-def test_user_text_prints_exactly_as_written(text):
-    """Emoji codes, markup and long lines in user text reach a pipe unchanged, on one line."""
+@example(text="ai:abc;climate:cd :smile: [bold]x[/] " + "long " * 40)
+@example(text="ends with a backslash \\")
+def test_error_lines_print_user_text_exactly_as_written(text):
+    """Emoji codes, markup, backslashes and long lines in a value reach a pipe unchanged, on one line."""
     out = io.StringIO()
-    with redirect_stdout(out):  # not a terminal, as when a script reads the output
-        make_console().print(f"[bold]name:[/] {escape(text)}")
-    assert out.getvalue() == f"name: {text}\n"
+    with redirect_stderr(out), pytest.raises(SystemExit):  # not a terminal, as when a script reads it
+        fail(f"audience.csv:2: first_name={text}: too long")
+    assert out.getvalue() == f"error: audience.csv:2: first_name={text}: too long\n"
