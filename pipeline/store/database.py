@@ -67,7 +67,8 @@ def create_database_engine(url: str) -> Engine:
         # Heroku and many hosts hand out postgres:// URLs, a name SQLAlchemy 1.4 dropped.
         parsed = parsed.set(drivername="postgresql" + parsed.drivername[len("postgres"):])
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        # A `file:` URI (uri=true, e.g. mode=ro) names its file itself: no folder to make for it.
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": 30}, **_JSON)
         event.listen(engine, "connect", _sqlite_pragmas)
