@@ -21,6 +21,7 @@ __all__ = [
     "TransportError",
     "TransientTransportError",
     "UnknownReader",
+    "NotSendable",
 ]
 
 
@@ -53,6 +54,10 @@ class InputProblem:
         value = self.value if isinstance(self.value, str) else repr(self.value)
         if len(value) > 80:
             value = value[:77] + "..."
+        if self.line == 0:  # the whole file, not one of its lines
+            if self.field == "file":
+                return f"{self.file}: {self.reason}"
+            return f"{self.file}: {self.field}={visible(value)}: {self.reason}"
         # One problem per line, and nothing a terminal would obey: line breaks, escape sequences
         # and invisible or direction-changing characters are shown as escapes.
         return f"{self.file}:{self.line}: {self.field}={visible(value)}: {self.reason}"
@@ -101,6 +106,10 @@ class RenderError(PipelineError, ValueError):
 
 class UnknownReader(PipelineError, LookupError):
     """No reader with that address in that audience."""
+
+
+class NotSendable(PipelineError, ValueError):
+    """The reader exists but must not get this edition: unsubscribed, suppressed or already sent."""
 
 
 class TransportError(PipelineError):

@@ -303,10 +303,21 @@ def test_file_that_is_not_utf8_is_reported_with_its_line(tmp_path):
 
 
 def test_missing_file_is_reported(tmp_path):
-    """A path that does not exist is reported as a problem."""
+    """A path that does not exist is reported as `FILE: no such file`, with no line number."""
     path = tmp_path / "nope.csv"
     problem, = read_audience_file(path, today=TODAY).problems
-    assert (problem.file, problem.field, problem.reason) == (str(path), "file", "file not found")
+    assert (problem.file, problem.field, problem.reason) == (str(path), "file", "no such file")
+    assert str(problem) == f"{path}: no such file"
+
+
+def test_folder_and_empty_file_are_reported_as_such(tmp_path):
+    """A folder given as the audience file, and a file with nothing in it, each get their own plain reason."""
+    empty = tmp_path / "empty.csv"
+    empty.write_text(" \n")
+    assert [str(p) for p in read_audience_file(tmp_path, today=TODAY).problems] == [
+        f"{tmp_path}: is a folder; give the audience file (CSV or JSONL)"]
+    assert [str(p) for p in read_audience_file(empty, today=TODAY).problems] == [
+        f"{empty}: the file is empty; export the audience again"]
 
 
 def test_jsonl_line_with_unicode_line_separator_keeps_line_numbers(tmp_path):

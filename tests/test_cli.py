@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -17,10 +21,10 @@ def run(home, *args, env=None, check=True):
     """Run `readerfirst ARGS` with READERFIRST_HOME=home; returns the completed process."""
     if shutil.which("readerfirst") is None:
         pytest.fail("the readerfirst console script is not installed (pip install -e .)")
-    environment = {**os.environ, "READERFIRST_HOME": str(home), "READERFIRST_SECRET": "cli-secret-of-at-least-32-bytes!!",
-                   "COLUMNS": "200", **(env or {})}
-    environment.pop("SENDGRID_API_KEY", None)
-    environment.pop("READERFIRST_DATABASE_URL", None)
+    environment = {**os.environ, "READERFIRST_HOME": str(home), "READERFIRST_SECRET": "cli-secret-of-at-least-32-bytes!!"}
+    for name in ("SENDGRID_API_KEY", "READERFIRST_DATABASE_URL", "READERFIRST_DEBUG", "COLUMNS"):
+        environment.pop(name, None)  # output is read as a script reads it: a pipe, no width set
+    environment.update(env or {})
     result = subprocess.run(["readerfirst", *args], capture_output=True, text=True, env=environment, timeout=300)
     if check and result.returncode != 0:
         raise AssertionError(f"readerfirst {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
@@ -67,6 +71,9 @@ def test_preview_prints_picks_and_writes_files(tmp_path):
     assert "you follow Climate" in result.stdout
     html = next((tmp_path / "previews" / "2026-12-07").glob("*.html")).read_text()
     assert "Hi Kemi," in html and "%%rf:" not in html
+    unsubscribed = run(tmp_path, "preview", str(EDITION), "--email", "jun.costa.41@example.org")
+    assert unsubscribed.stderr == ("warning: this reader is unsubscribed: a send skips them;"
+                                   " the preview shows what they would get\n")
 
 
 def test_mailchimp_export_needs_its_status_stated_and_list_shows_it(tmp_path):
@@ -133,11 +140,18 @@ def test_send_through_cli_with_progress_then_status(tmp_path, prefect_harness):
     env = {"PREFECT_API_URL": prefect_harness}
     run(tmp_path, "audience", "import", str(SAMPLE_AUDIENCE), "--audience", "sample")
     result = run(tmp_path, "send", str(EDITION), "--audience", "sample", "--limit", "40", env=env)
-    assert "40/40" in result.stdout and "sent_total" not in result.stdout
-    assert "sent total" in result.stdout
+    assert "sent_total" not in result.stdout and "sent total" in result.stdout
+    assert "━" not in result.stdout + result.stderr  # no progress bar when output is not a terminal
     status = run(tmp_path, "status", str(EDITION)).stdout
     assert "sent 40" in status and "planned 0" in status
     assert len(list((tmp_path / "outbox" / "2026-12-07").glob("*.eml"))) == 40
+    data = json.loads(run(tmp_path, "status", str(EDITION), "--json").stdout)
+    sendable = json.loads(run(tmp_path, "audience", "list", "--json").stdout)[0]["subscribed"]
+    assert data["counts"]["sent"] == 40 and data["remaining"] == {"sample": sendable - 40}
+    assert f"{sendable - 40} readers of sample not yet sent" in status
+    sent = json.loads(run(tmp_path, "send", str(EDITION), "--audience", "sample", "--limit", "2", "--json",
+                          env=env).stdout)
+    assert (sent["edition"], sent["sent"]) == ("2026-12-07", 2)
 
 
 def test_unknown_audience_is_a_clear_error(tmp_path):
@@ -153,9 +167,64 @@ def test_demo_runs_the_whole_job(tmp_path, prefect_harness):
     folder = tmp_path / "demo"
     result = run(tmp_path, "demo", "--folder", str(folder), env={"PREFECT_API_URL": prefect_harness})
     assert "open the previews: file://" in result.stdout
+    holdout = re.search(r"the holdout is (\d+) of 400 readers in each edition", result.stdout)
+    assert holdout and 20 <= int(holdout.group(1)) <= 60, result.stdout  # per edition (~10%), not a sum of four
+    assert (folder / ".readerfirst-demo").is_file()
     index = folder / "previews" / "2026-12-07" / "index.html"
     assert index.exists() and "editor&#x27;s pick for every reader" in index.read_text()
     with sqlite3.connect(folder / "readerfirst.db") as connection:
         events = dict(connection.execute("SELECT event_type, count(*) FROM engagement_events GROUP BY 1").fetchall())
         sent = connection.execute("SELECT count(*) FROM send_ledger WHERE state = 'sent'").fetchone()[0]
     assert sent > 300 and events.get("delivered") == sent
+
+
+def test_demo_folder_keeps_what_the_user_put_there(tmp_path):
+    """A demo folder is cleared of the demo's own files only: a file the user added survives a rerun."""
+    from pipeline.cli.demo import MARKER, clear_demo_folder
+
+    folder = tmp_path / "demo"
+    clear_demo_folder(folder)
+    (folder / "readerfirst.db").write_text("demo's")
+    (folder / "previews").mkdir()
+    (folder / "notes.txt").write_text("mine")
+    clear_demo_folder(folder)
+    assert sorted(p.name for p in folder.iterdir()) == [MARKER, "notes.txt"]
+
+
+def test_user_text_is_printed_as_written(tmp_path):
+    """Emoji codes and markup in user values print literally, and FILE:LINE lines are never wrapped in a pipe."""
+    long_name = tmp_path / ("a-rather-long-folder-name-for-an-audience-export-" * 2) / "export.csv"
+    long_name.parent.mkdir()
+    long_name.write_text("email,interests\na@example.com,ai:abc;climate:cd\n")
+    result = run(tmp_path, "audience", "import", str(long_name), "--audience", "x", check=False)
+    assert result.stderr.splitlines()[1:] == [
+        f"  {long_name}:2: interests=ai:abc: weight must be a number from 0 to 1",
+        f"  {long_name}:2: interests=climate:cd: weight must be a number from 0 to 1"]
+    good = tmp_path / "good.csv"
+    good.write_text("email,interests\nb@example.com,ai\n")
+    imported = run(tmp_path, "audience", "import", str(good), "--audience", "[bold]news:cd:[/]").stdout
+    assert imported == "imported 1 readers into [bold]news:cd:[/] (1 new, 0 updated)\n"
+
+
+def test_ctrl_c_stops_serve_without_a_traceback(tmp_path, prefect_harness):
+    """Ctrl-C on `serve` after its deployments are registered stops it with one line and exit 0."""
+    import httpx
+
+    run(tmp_path, "audience", "import", str(SAMPLE_AUDIENCE), "--audience", "sample")
+    environment = {**os.environ, "READERFIRST_HOME": str(tmp_path), "PREFECT_API_URL": prefect_harness,
+                   "READERFIRST_SECRET": "cli-secret-of-at-least-32-bytes!!"}
+    process = subprocess.Popen(["readerfirst", "serve", "--audience", "sample", "--editions", str(EDITION.parent)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        for _ in range(600):  # until the runner has registered its deployments (or exited)
+            found = httpx.post(f"{prefect_harness}/deployments/filter", json={}).json()
+            if any(d["name"] == "weekly-sample" for d in found) or process.poll() is not None:
+                break
+            time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert "serving weekly-sample" in out
+    assert (process.returncode, err) == (0, "stopped\n")

@@ -1,6 +1,6 @@
 """Our mail-send validator against the official OpenAPI spec and SendGrid's documented limits.
 
-The spec-agreement tests build a JSON Schema from ../shared/sendgrid/tsg_mail_v3.json (refs
+The spec-agreement tests build a JSON Schema from the official tsg_mail_v3.json (READERFIRST_SENDGRID_SPEC; refs
 resolved, with the two corrections its README lists) and check that, for every payload whose
 (in)validity the schema can express, our verdict is jsonschema's verdict. Payloads that only
 SendGrid's limits refuse are listed apart, each with the reason the schema cannot say so.
@@ -21,13 +21,10 @@ from jsonschema import Draft202012Validator
 
 from pipeline.emulator import validate_mail_send
 from pipeline.emulator.rules import is_email
-from tests.sendgrid_spec import SPEC, request_schema, resolve_refs
+from tests.sendgrid_spec import request_schema, resolve_refs, spec_path
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "sendgrid" / "mail_send_personalized.json"
 NOW = int(time.time())
-
-needs_spec = pytest.mark.skipif(not SPEC.exists(), reason=f"official SendGrid spec not found at {SPEC} (the shared folder sits beside the checkout)")
-
 
 _request_schema = request_schema
 
@@ -35,8 +32,6 @@ _request_schema = request_schema
 @pytest.fixture(scope="module")
 def official() -> Draft202012Validator:
     """The corrected official request-body schema, with format checking on (email needs it)."""
-    if not SPEC.exists():
-        pytest.skip(f"official SendGrid spec not found at {SPEC}")
     schema = _request_schema()
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
@@ -197,7 +192,6 @@ def test_tables_are_large_enough() -> None:
     assert len(LIMITS_ONLY) >= 20
 
 
-@needs_spec
 @pytest.mark.parametrize("case", AGREEMENT, ids=[case.name for case in AGREEMENT])
 def test_verdict_agrees_with_official_schema(case: Case, official: Draft202012Validator) -> None:
     """For payloads the schema can judge, our verdict is the official schema's verdict."""
@@ -209,7 +203,6 @@ def test_verdict_agrees_with_official_schema(case: Case, official: Draft202012Va
         assert case.field in ours
 
 
-@needs_spec
 @pytest.mark.parametrize("case", LIMITS_ONLY, ids=[case.name for case in LIMITS_ONLY])
 def test_limits_beyond_the_schema(case: Case, official: Draft202012Validator) -> None:
     """Payloads the schema accepts but SendGrid's documented limits refuse are refused by us, on the right field."""
@@ -217,17 +210,15 @@ def test_limits_beyond_the_schema(case: Case, official: Draft202012Validator) ->
     assert case.field in _fields(case.payload)
 
 
-@needs_spec
 @pytest.mark.parametrize("name", ["MailSendNoTemplate", "MailSendDynamicTemplate"])
 def test_spec_examples_are_accepted(name: str, official: Draft202012Validator) -> None:
     """The request examples shipped in the official spec pass both the schema and our validator."""
-    spec = json.loads(SPEC.read_text())
+    spec = json.loads(spec_path().read_text())
     example = resolve_refs(spec["components"]["requestBodies"]["PostMailSend"], spec)["content"]["application/json"]["examples"][name]["value"]
     assert official.is_valid(example)
     assert validate_mail_send(example, now=NOW) == []
 
 
-@needs_spec
 def test_uncorrected_spec_refuses_real_custom_args() -> None:
     """The README's defect is real: the spec as published refuses top-level custom_args as SendGrid takes them."""
     raw = Draft202012Validator(_request_schema(corrected=False), format_checker=Draft202012Validator.FORMAT_CHECKER)

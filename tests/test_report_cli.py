@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 import typer
@@ -83,3 +85,17 @@ def test_bad_options_are_refused(app, args):
     """A date not in YYYY-MM-DD, an unknown format or a threshold above 1 is a usage error."""
     result = run(app, *args)
     assert result.exit_code == 2 and "Invalid value" in result.output
+
+
+def test_existing_out_is_replaced_only_with_force_and_written_as_the_umask_says(app, tmp_path):
+    """An existing --out is refused (exit 2, unchanged) unless --force; the report gets the umask's mode, not 0600."""
+    out = tmp_path / "r.md"
+    out.write_text("mine")
+    refused = run(app, "--out", str(out))
+    assert refused.exit_code == 2 and "already exists" in refused.stderr and out.read_text() == "mine"
+    previous = os.umask(0o022)
+    try:
+        assert run(app, "--out", str(out), "--force").exit_code == 0
+    finally:
+        os.umask(previous)
+    assert out.read_text().startswith("# Engagement report") and stat.S_IMODE(out.stat().st_mode) == 0o644

@@ -120,7 +120,9 @@ def test_page_in_chromium_shows_the_form_with_declared_topics_ticked(site, reade
     assert {topic for topic, ticked in boxes.items() if ticked} == {"ai", "climate"}  # design was opted out
     assert {"Climate", "AI", "Remote work"} <= {label.strip() for label in found.labels}
     dates = [i for i in found.inputs if i.get("type") == "date"]
-    assert [(d["value"], d["min"], d["max"]) for d in dates] == [(days(45), days(30), days(60))] * 2
+    # The imported need comes first, with its own date; the second row is empty, at the default date.
+    assert [(d["value"], d["min"], d["max"]) for d in dates] == [(days(10), days(10), days(60)),
+                                                                  (days(45), days(30), days(60))]
     assert sum(1 for i in found.inputs if i["tag"] == "select") == 2
     shot = chromium_screenshot(url, tmp_path / "preferences.png", tmp_path / "profile2", width=390, height=1400)
     assert not png_is_blank(shot)
@@ -154,17 +156,27 @@ def test_needs_are_saved_for_30_to_60_days_at_most_two(site, db, reader):
     form = {"form_token": token, "topic": ["ai"], "need_topic_1": "hiring", "need_until_1": days(45),
             "need_topic_2": "funding", "need_until_2": days(30), "need_topic_3": "data", "need_until_3": days(40)}
     assert httpx.post(url, data=form).status_code == 200
-    assert needs(db, reader.id) == {
+    assert needs(db, reader.id) == {  # the imported need, shown in the first row, was replaced by the reader
         "hiring": (TODAY + dt.timedelta(days=45), "preference_centre"),
         "funding": (TODAY + dt.timedelta(days=30), "preference_centre"),
-        "leadership": (TODAY + dt.timedelta(days=10), "import"),  # the imported need is left alone
     }
     page = httpx.get(url).text
     assert re.search(r'<option value="funding" selected>', page) and f'value="{days(30)}"' in page
     # Saving again with one row cleared removes that need.
     form.update({"need_topic_2": "", "form_token": form_token(page)})
     httpx.post(url, data=form)
-    assert set(needs(db, reader.id)) == {"hiring", "leadership"}
+    assert set(needs(db, reader.id)) == {"hiring"}
+
+
+def test_an_imported_need_is_shown_and_can_be_removed(site, db, reader):
+    """A need that came from an import shows on the page, and saving with its row cleared removes it, learned data kept."""
+    url = page_url(site, reader)
+    page = httpx.get(url).text
+    assert re.search(r'<option value="leadership" selected>', page) and f'value="{days(10)}"' in page
+    before = interests(db, reader.id)
+    answer = httpx.post(url, data={"form_token": form_token(page), "topic": ["ai", "climate"], "need_topic_1": ""})
+    assert answer.status_code == 200 and needs(db, reader.id) == {}
+    assert interests(db, reader.id)["ai"][1:3] == before["ai"][1:3] and interests(db, reader.id)["security"] == before["security"]
 
 
 def test_an_aging_need_can_be_saved_unchanged(site, db, reader):

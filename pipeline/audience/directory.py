@@ -43,7 +43,8 @@ def find_reader_id(db: Database, audience: int, email: str) -> int:
         found = session.scalar(select(Reader.id).where(Reader.audience_id == audience,
                                                        Reader.email == lookup_address(email)))
     if found is None:
-        raise UnknownReader(f"no reader {email!r} in this audience")
+        # The address is not repeated: error text never carries reader data.
+        raise UnknownReader("no reader with that address in this audience; check the spelling, or import them")
     return found
 
 

@@ -304,10 +304,18 @@ def read_audience_file(path: Path | str, *, today: dt.date | None = None, taxono
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        return ReadResult([], [InputProblem(file, 0, "file", file, "file not found")], [], "")
+        return ReadResult([], [InputProblem(file, 0, "file", file, "no such file")], [], "")
+    except IsADirectoryError:
+        return ReadResult([], [InputProblem(file, 0, "file", file, "is a folder; give the audience file (CSV or JSONL)")],
+                          [], "")
+    except PermissionError:
+        return ReadResult([], [InputProblem(file, 0, "file", file, "permission denied; this user cannot read it")],
+                          [], "")
     except UnicodeDecodeError as exc:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
         return ReadResult([], [InputProblem(file, line, "file", "", "not UTF-8 text; save the file as UTF-8")], [], "")
+    if not text.strip():
+        return ReadResult([], [InputProblem(file, 0, "file", "", "the file is empty; export the audience again")], [], "")
     is_jsonl = path.suffix.lower() in (".jsonl", ".ndjson", ".json")
     records: list[ReaderRecord] = []
     problems: list[InputProblem] = []

@@ -7,13 +7,15 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import func, select
 
 from pipeline.audience.importer import import_audience
 from pipeline.audience.records import STATUSES
 from pipeline.audience.sample import write_sample_csv
-from pipeline.cli.console import console, err_console
+from pipeline.cli.console import console, err_console, print_json, working
 from pipeline.content.topics import load_taxonomy
+from pipeline.errors import ConfigurationError
 from pipeline.flows.runtime import database
 from pipeline.project import find_project
 from pipeline.settings import load_settings
@@ -32,12 +34,18 @@ def import_file(
                                       f" say it ({', '.join(STATUSES)}); needed for a renamed Mailchimp export."),
     topics: Path | None = typer.Option(None, "--topics", help="Taxonomy the interests and needs must use"
                                        " (default: READERFIRST_TOPICS, the project's editions/topics.yaml)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing rejected-rows file."),
 ) -> None:
     """Import readers; all or nothing unless --skip-invalid."""
+    rejected_to = rejected_file or file.with_name(f"{file.stem}.rejected{file.suffix}")
+    if skip_invalid and rejected_to.exists() and not force:  # checked before anything is imported
+        raise ConfigurationError(f"{rejected_to}: already exists; move it away, choose --rejected-file,"
+                                 " or add --force to overwrite it")
     settings = load_settings()
-    report = import_audience(database(settings), file, audience, skip_invalid=skip_invalid,
-                             rejected_file=rejected_file, status=status,
-                             taxonomy=load_taxonomy(topics or settings.topics_file))
+    with working(f"importing {file.name}"):
+        report = import_audience(database(settings), file, audience, skip_invalid=skip_invalid,
+                                 rejected_file=rejected_file, status=status,
+                                 taxonomy=load_taxonomy(topics or settings.topics_file))
     console.print(f"imported {report.imported} readers into [bold]{escape(audience)}[/]"
                   f" ({report.created} new, {report.updated} updated)")
     if report.kept_unsubscribed:
@@ -46,13 +54,16 @@ def import_file(
     if report.forgotten:
         console.print(f"{report.forgotten} rows were not imported: those people asked to be forgotten")
     if report.rejected:
-        err_console.print(f"[yellow]skipped {report.rejected} invalid rows[/], written to {report.rejected_file}:")
+        err_console.print(f"[yellow]skipped {report.rejected} invalid rows[/], written to {escape(str(report.rejected_file))}:")
         for problem in report.problems:
-            err_console.print(f"  {escape(str(problem))}")
+            err_console.print(Text(f"  {problem}"))
 
 
 @app.command("list")
-def list_audiences() -> None:
+def list_audiences(
+    json_output: bool = typer.Option(False, "--json", help="Print JSON: [{audience, subscribed, unsubscribed,"
+                                     " cleaned, nonsubscribed, suppressed}]."),
+) -> None:
     """Audiences and their readers by status."""
     db = database(load_settings())
     table = Table("audience", *STATUSES, "suppressed")
@@ -65,8 +76,13 @@ def list_audiences() -> None:
         bucket = counts.setdefault(name, {})
         key = "suppressed" if suppressed else (status or "subscribed")
         bucket[key] = bucket.get(key, 0) + (count if status else 0)
+    statuses = (*STATUSES, "suppressed")
+    if json_output:
+        print_json([{"audience": name, **{k: bucket.get(k, 0) for k in statuses}}
+                    for name, bucket in sorted(counts.items())])
+        return
     for name, bucket in sorted(counts.items()):
-        table.add_row(name, *(str(bucket.get(k, 0)) for k in (*STATUSES, "suppressed")))
+        table.add_row(escape(name), *(str(bucket.get(k, 0)) for k in statuses))
     console.print(table)
 
 
@@ -75,11 +91,14 @@ def sample(
     out: Path | None = typer.Option(None, "--out", help="File to write (default: the project's audiences/sample.csv)."),
     readers: int = typer.Option(400, "--readers", min=1, help="How many fictional readers."),
     seed: int = typer.Option(7, "--seed", help="Same seed, same file."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
 ) -> None:
     """Write a deterministic sample audience of fictional readers."""
     if out is None:
         # Never into an installed package: the current project's audiences/, else the working directory.
         project = find_project()
         out = project / "audiences" / "sample.csv" if project is not None else Path("sample.csv")
+    if out.exists() and not force:
+        raise ConfigurationError(f"{out}: already exists; choose another --out, or add --force to overwrite it")
     write_sample_csv(out, readers, seed=seed)
-    console.print(f"wrote {readers} fictional readers to {out}")
+    console.print(f"wrote {readers} fictional readers to {escape(str(out))}")

@@ -15,10 +15,11 @@ from rich.markup import escape
 from pipeline.audience.addresses import display_address
 from pipeline.audience.importer import import_audience
 from pipeline.cli.console import console
+from pipeline.errors import ConfigurationError
 from pipeline.project import SAMPLE_EDITION_NAME, packaged_file
 from pipeline.settings import load_settings
 
-__all__ = ["register", "run_demo"]
+__all__ = ["register", "run_demo", "clear_demo_folder", "MARKER"]
 
 # The packaged defaults (the wheel's or the checkout's), never the current project's: the demo shows the
 # sample as shipped, wherever it is run.
@@ -65,13 +66,42 @@ def _local_services(folder: Path) -> Iterator[tuple[str, str]]:
                 emulator.flush_events(timeout=10)
 
 
-def run_demo(folder: Path) -> dict:
+MARKER = ".readerfirst-demo"
+# What a demo writes in its folder; a rerun removes these and nothing else.
+DEMO_ENTRIES = ("readerfirst.db", "readerfirst.db-wal", "readerfirst.db-shm", "readerfirst.db-journal", "secret.key",
+                "outbox", "previews", "simulation", "report.html", "sendgrid-emulator.db", "sendgrid-emulator.db-wal",
+                "sendgrid-emulator.db-shm", "emulator-webhook-key.pem", "consent-spool")
+
+
+def clear_demo_folder(folder: Path, *, force: bool = False) -> None:
+    """Make `folder` ready for a demo, removing only what an earlier demo wrote there.
+
+    A folder that is not empty and holds no demo marker is someone else's: refused unless `force`
+    (even then only the demo's own file names are replaced; nothing else is touched).
+    """
+    if folder.exists() and not folder.is_dir():
+        raise ConfigurationError(f"{folder}: is a file, not a folder; choose another --folder")
+    if folder.is_dir():
+        ours = (folder / MARKER).is_file()
+        if not ours and not force and any(folder.iterdir()):
+            raise ConfigurationError(f"{folder}: not empty and not made by `readerfirst demo`; choose another"
+                                     " --folder, or add --force to let the demo replace its own files there")
+        for name in DEMO_ENTRIES:
+            entry = folder / name
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            elif entry.exists() or entry.is_symlink():
+                entry.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("made by `readerfirst demo`: a rerun replaces the demo's own files here\n",
+                                 encoding="utf-8")
+
+
+def run_demo(folder: Path, *, force: bool = False) -> dict:
     """Import the sample audience, send the sample edition through the SendGrid emulator, learn, preview."""
     from pipeline.cli.sending import run_send, write_preview  # after the environment is set
 
-    if folder.exists():
-        shutil.rmtree(folder)  # a demo always starts from nothing, so it can be run again
-    folder.mkdir(parents=True)
+    clear_demo_folder(folder, force=force)  # a demo starts from nothing, so it can be run again
     os.environ["READERFIRST_HOME"] = str(folder)
     for name in ("READERFIRST_DATABASE_URL", "SENDGRID_API_KEY", "SENDGRID_API_HOST", "READERFIRST_OUTBOX"):
         os.environ.pop(name, None)
@@ -142,9 +172,11 @@ def _write_report(simulation: Path) -> Path:
         versus = f", personalised vs holdout {lift['lift']:+.0%}{interval}" if lift.get("lift") is not None else ""
         console.print(f"{row['edition_id']}: delivered {row['delivered']}, click-through {row['ctr']:.1%},"
                       f" click-to-open {row['ctor']:.1%}{versus}")
-    holdout = max((entry["holdout"]["delivered"] for entry in data["lift"]), default=0)
-    console.print(f"[dim]the holdout is {holdout} of {SIMULATED_READERS} readers: the intervals are wide,"
-                  " as they should be with so few[/]")
+    # Per edition: the pooled "all" entry sums the holdout's deliveries over every edition.
+    holdout = max((entry["holdout"]["delivered"] for entry in data["lift"] if entry["edition_id"] != "all"),
+                  default=0)
+    console.print(f"[dim]the holdout is {holdout} of {SIMULATED_READERS} readers in each edition: the intervals"
+                  " are wide, as they should be with so few[/]")
     return out
 
 
@@ -182,6 +214,9 @@ def register(app: typer.Typer) -> None:
     """Add `demo` to `app`."""
 
     @app.command()
-    def demo(folder: Path = typer.Option(None, "--folder", help="Where the demo writes (default: <home>/demo).")) -> None:
+    def demo(
+        folder: Path = typer.Option(None, "--folder", help="Where the demo writes (default: <home>/demo)."),
+        force: bool = typer.Option(False, "--force", help="Use a non-empty folder the demo did not make."),
+    ) -> None:
         """Run the whole job on the sample audience and edition: no key, no server to start."""
-        run_demo((folder or load_settings().home / "demo").resolve())
+        run_demo((folder or load_settings().home / "demo").resolve(), force=force)

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from pipeline.cli.console import console, err_console, fail
+from pipeline.cli.console import console, err_console, fail, working
 from pipeline.errors import PipelineError
 from pipeline.flows.runtime import database
 from pipeline.report import (DEFAULT_BOUNCE_THRESHOLD, Report, build_report, render_html, render_json,
@@ -35,11 +35,19 @@ _SUFFIXES = {".html": ReportFormat.html, ".htm": ReportFormat.html, ".md": Repor
              ".markdown": ReportFormat.md, ".json": ReportFormat.json}
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def write_report(text: str, out: Path) -> None:
     """Write `text` to `out` whole or not at all: a failed write never leaves half a report."""
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file 0600; a report is an ordinary file, shared as the umask allows.
+        os.chmod(handle, 0o666 & ~_umask())
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             file.write(text)
         os.replace(temporary, out)
@@ -64,12 +72,16 @@ def report(
                                     help="File to write (default: standard output)."),
     bounce_threshold: float = typer.Option(DEFAULT_BOUNCE_THRESHOLD, "--bounce-threshold", min=0.0, max=1.0,
                                            help="Flag bounce rates above this fraction (0.02 = 2%)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
 ) -> None:
     """Engagement per edition, section and topic, personalised vs holdout, trends and learned interests."""
+    if out is not None and out.exists() and not force:
+        fail(f"{out}: already exists; choose another --out, or add --force to overwrite it")
     chosen = format_ or (_SUFFIXES.get(out.suffix.lower(), ReportFormat.md) if out else ReportFormat.md)
     try:
-        result = build_report(database(load_settings()), edition=edition, since=since.date() if since else None,
-                              bounce_threshold=bounce_threshold)
+        with working("building the report"):
+            result = build_report(database(load_settings()), edition=edition,
+                                  since=since.date() if since else None, bounce_threshold=bounce_threshold)
     except PipelineError as exc:
         fail(str(exc))
     text = _RENDER[chosen](result)

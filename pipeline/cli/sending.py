@@ -14,15 +14,16 @@ from rich.table import Table
 from pipeline.audience.addresses import display_address, lookup_address
 from pipeline.audience.directory import audience_id as find_audience, find_reader_id, load_profiles
 from pipeline.audience.tokens import reader_links
-from pipeline.cli.console import console, fail
+from pipeline.cli.console import console, err_console, print_json
 from pipeline.delivery.ledger import SendLedger
 from pipeline.delivery.planning import choose_for_reader, plan_settings, send_population
+from pipeline.errors import ConfigurationError, NotSendable, UnknownReader
 from pipeline.flows.runtime import database, prepared_edition
 from pipeline.rendering.message import merge_values, personalise
 from pipeline.settings import load_settings
 from pipeline.store.models import LedgerState
 
-__all__ = ["register", "run_send", "write_preview"]
+__all__ = ["register", "run_send", "write_preview", "check_recipient"]
 
 
 def _prepared(edition: Path):
@@ -38,6 +39,11 @@ def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int 
     db = database(settings)
     audience_id = find_audience(db, audience)
     ledger = SendLedger(db, prepared.edition.id)
+    # Checked before Prefect starts (10 s or more), so a mistake is reported at once.
+    if sandbox and settings.sendgrid_api_key is None:
+        raise ConfigurationError("--sandbox has SendGrid validate without delivering: set SENDGRID_API_KEY")
+    if to:
+        check_recipient(db, ledger, audience_id, audience, to)
     total = len(ledger.readers_to_plan(audience_id))
     if resend_unconfirmed:
         total += sum(batch.readers for batch in ledger.unconfirmed())
@@ -58,17 +64,22 @@ def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int 
             outcome["error"] = exc
 
     worker = threading.Thread(target=flow, name="send-edition", daemon=True)
-    console.print(f"sending [bold]{prepared.edition.id}[/] to {escape(audience)}: {total} readers"
-                  + (" (dry run: nothing is sent)" if dry_run else ""))
+    (console if show_progress else err_console).print(
+        f"sending [bold]{escape(prepared.edition.id)}[/] to {escape(audience)}: {total} readers"
+        + (" (dry run: nothing is sent)" if dry_run else ""))
     worker.start()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, disable=not show_progress or dry_run or sandbox,
+    # On stderr and only on a terminal: scripts read stdout, and a bar in a pipe is noise.
+    with Progress(*columns, console=err_console, disable=not show_progress or sandbox or not err_console.is_terminal,
                   transient=False) as progress:
-        bar = progress.add_task("sent", total=total or 1)
+        # A dry run records nothing in the ledger to count: its bar only shows that work goes on.
+        bar = progress.add_task("selecting and rendering" if dry_run else "sent", total=None if dry_run else total or 1)
         while worker.is_alive():
             worker.join(0.25)
+            if not dry_run:
+                progress.update(bar, completed=ledger.counts()["sent"] - before)
+        if not dry_run:
             progress.update(bar, completed=ledger.counts()["sent"] - before)
-        progress.update(bar, completed=ledger.counts()["sent"] - before)
     if "error" in outcome:
         raise outcome["error"]
     return outcome["summary"]
@@ -120,6 +131,48 @@ def _print_unconfirmed(ledger: SendLedger, edition: Path, reconcile_after: float
                       f" `readerfirst send {escape(str(edition))} --audience NAME --resend-unconfirmed`[/]")
 
 
+def _reader_state(db, audience_id: int, email: str):
+    from sqlalchemy import select
+
+    from pipeline.store.models import Reader
+
+    with db.session() as session:
+        return session.execute(select(Reader.id, Reader.status, Reader.suppressed_reason)
+                               .where(Reader.audience_id == audience_id, Reader.email == lookup_address(email))
+                               ).first()
+
+
+def check_recipient(db, ledger: SendLedger, audience_id: int, audience: str, email: str) -> None:
+    """Raise, saying which, unless the reader `email` of `audience` may be sent this edition now."""
+    reader = _reader_state(db, audience_id, email)
+    # The address is never repeated in the message: error text carries no reader data.
+    if reader is None:
+        raise UnknownReader(f"--to: no reader with that address in audience {audience!r};"
+                            " check the spelling, or import them first")
+    if reader.status != "subscribed":
+        raise NotSendable(f"--to: that reader is {reader.status} in audience {audience!r};"
+                          " readerfirst never sends to them (only the reader can resubscribe)")
+    if reader.suppressed_reason is not None:
+        raise NotSendable(f"--to: that reader is suppressed ({reader.suppressed_reason}) in audience {audience!r};"
+                          " readerfirst never sends to them")
+    if not ledger.readers_to_plan(audience_id, [reader.id]):
+        raise NotSendable(f"--to: that reader was already sent edition {ledger.edition_id};"
+                          " each reader gets an edition once")
+
+
+def remaining_readers(db, ledger: SendLedger) -> dict[str, int]:
+    """Per audience this edition was sent to: sendable readers not yet sending or sent (after a --limit)."""
+    from sqlalchemy import select
+
+    from pipeline.store.models import Audience, SendLedgerEntry
+
+    with db.session() as session:
+        audiences = session.execute(select(Audience.id, Audience.name).where(Audience.id.in_(
+            select(SendLedgerEntry.audience_id).where(SendLedgerEntry.edition_id == ledger.edition_id).distinct()))
+        ).all()
+    return {name: len(ledger.readers_to_plan(audience_id)) for audience_id, name in sorted(audiences, key=lambda a: a[1])}
+
+
 def _print_summary(summary: dict) -> None:
     table = Table("", "", show_header=False, box=None)
     for key, value in summary.items():
@@ -128,13 +181,22 @@ def _print_summary(summary: dict) -> None:
 
 
 def write_preview(edition: Path, email: str, audience: str | None, out: Path | None, *,
-                  today: dt.date | None = None) -> tuple[Path, Path, list[tuple[str, str]]]:
-    """Write one reader's HTML and text; returns the two paths and the picks with their reasons."""
+                  today: dt.date | None = None, force: bool = False) -> tuple[Path, Path, list[tuple[str, str]]]:
+    """Write one reader's HTML and text; returns the two paths and the picks with their reasons.
+
+    In a folder given with `out`, existing files are replaced only with `force` (the default
+    previews folder is readerfirst's own).
+    """
     settings = load_settings()
     prepared = _prepared(edition)
     db = database(settings)
     audience_id = find_audience(db, audience) if audience else _audience_of(db, email)
     profile = load_profiles(db, [find_reader_id(db, audience_id, email)])[0]
+    state = _reader_state(db, audience_id, email)
+    if state is not None and (state.status != "subscribed" or state.suppressed_reason is not None):
+        why = state.status if state.status != "subscribed" else f"suppressed ({state.suppressed_reason})"
+        err_console.print(f"[yellow]warning:[/] this reader is {escape(why)}: a send skips them;"
+                          " the preview shows what they would get")
     # The same choice the send makes (policy, seed, holdout), so the preview shows what is sent.
     selection, holdout = choose_for_reader(prepared.edition, profile, today=today or dt.date.today(),
                                            settings=plan_settings(),
@@ -148,6 +210,9 @@ def write_preview(edition: Path, email: str, audience: str | None, out: Path | N
     folder.mkdir(parents=True, exist_ok=True)
     stem = profile.email.replace("/", "_")
     html_path, text_path = folder / f"{stem}.html", folder / f"{stem}.txt"
+    if out is not None and not force and (html_path.exists() or text_path.exists()):
+        raise ConfigurationError(f"{folder}: already holds this reader's preview; choose another --out,"
+                                 " or add --force to overwrite it")
     html_path.write_text(message.html, encoding="utf-8")
     text_path.write_text(f"Subject: {message.subject}\n\n{message.text}", encoding="utf-8")
     picks = [(prepared.edition.section(p.section_id).title, p.reason) for p in selection.picks]
@@ -163,8 +228,11 @@ def _audience_of(db, email: str) -> int:
 
     with db.session() as session:
         ids = session.scalars(select(Reader.audience_id).where(Reader.email == lookup_address(email))).all()
-    if len(ids) != 1:
-        fail(f"{email} is in {len(ids)} audiences; say which with --audience")
+    if not ids:
+        raise UnknownReader("--email: no reader with that address in any audience; check the spelling,"
+                            " or import them first")
+    if len(ids) > 1:
+        raise UnknownReader(f"--email: that reader is in {len(ids)} audiences; say which with --audience")
     return ids[0]
 
 
@@ -181,10 +249,14 @@ def register(app: typer.Typer) -> None:
         sandbox: bool = typer.Option(False, "--sandbox", help="SendGrid validates every request, delivers nothing."),
         resend_unconfirmed: bool = typer.Option(False, "--resend-unconfirmed",
                                                 help="Also resend batches a crash left unconfirmed (see status)."),
+        json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON (no progress bar)."),
     ) -> None:
         """Send an edition: select -> render -> send -> record, as a Prefect flow run."""
         summary = run_send(edition, audience, dry_run=dry_run, limit=limit, to=to, sandbox=sandbox,
-                           resend_unconfirmed=resend_unconfirmed)
+                           resend_unconfirmed=resend_unconfirmed, show_progress=not json_output)
+        if json_output:
+            print_json(summary)
+            return
         _print_summary(summary)
         if summary["unconfirmed_batches"]:
             console.print(f"[yellow]{summary['unconfirmed_readers']} readers are in unconfirmed batches:"
@@ -196,9 +268,10 @@ def register(app: typer.Typer) -> None:
         email: str = typer.Option(..., "--email", help="The reader to preview."),
         audience: str | None = typer.Option(None, "--audience", "-a", help="Audience of the reader, if in several."),
         out: Path | None = typer.Option(None, "--out", help="Folder for the HTML and text (default: previews/)."),
+        force: bool = typer.Option(False, "--force", help="Overwrite this reader's files in --out."),
     ) -> None:
         """Write one reader's newsletter (HTML and text) and show the picks with their reasons."""
-        html_path, text_path, picks = write_preview(edition, email, audience, out)
+        html_path, text_path, picks = write_preview(edition, email, audience, out, force=force)
         # The address as the reader knows it (a Unicode domain), whichever form was typed.
         shown = display_address(lookup_address(email))
         table = Table("#", "section", "why this reader gets it", title=f"what {escape(shown)} gets")
@@ -208,14 +281,31 @@ def register(app: typer.Typer) -> None:
         console.print(f"HTML: {html_path.resolve().as_uri()}\ntext: {text_path}")
 
     @app.command()
-    def status(edition: Path = typer.Argument(..., help="Edition file (or folder: newest edition).")) -> None:
-        """Where the send of an edition stands: counts, refused readers, reconciliation, unconfirmed batches."""
+    def status(
+        edition: Path = typer.Argument(..., help="Edition file (or folder: newest edition)."),
+        json_output: bool = typer.Option(False, "--json", help="Print JSON: {edition, counts, variants, remaining,"
+                                         " unconfirmed}."),
+    ) -> None:
+        """Where the send of an edition stands: counts, readers still to send, refused readers,
+        reconciliation, unconfirmed batches."""
         settings = load_settings()
         prepared = _prepared(edition)
-        ledger = SendLedger(database(settings), prepared.edition.id)
+        db = database(settings)
+        ledger = SendLedger(db, prepared.edition.id)
         counts = ledger.counts()
-        console.print(f"edition {prepared.edition.id}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+        remaining = remaining_readers(db, ledger)
+        if json_output:
+            print_json({"edition": prepared.edition.id, "counts": counts, "variants": ledger.variants(),
+                        "remaining": remaining,
+                        "unconfirmed": [{"batch_id": b.batch_id, "readers": b.readers, "since": b.since.isoformat(),
+                                         "transport": b.transport or ""} for b in ledger.unconfirmed()]})
+            return
+        console.print(f"edition {escape(prepared.edition.id)}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
                       + f"; {ledger.variants()} variants")
+        for name, left in remaining.items():
+            if left:
+                console.print(f"{left} readers of {escape(name)} not yet sent: run `readerfirst send` again"
+                              " for them (without --limit for all)")
         _print_decisions(ledger)
         _print_failed(ledger, counts[LedgerState.FAILED])
         _print_unconfirmed(ledger, edition, settings.reconcile_after)
@@ -245,6 +335,10 @@ def register(app: typer.Typer) -> None:
 
         deployments = build_deployments(editions=str(editions.resolve()), audience=audience, cron=cron,
                                         timezone=timezone)
-        console.print(f"serving {', '.join(d.name for d in deployments)} ({cron}, {timezone}); Ctrl-C stops")
-        prefect_serve(*deployments)
+        console.print(f"serving {', '.join(d.name for d in deployments)} ({escape(cron)}, {escape(timezone)});"
+                      " Ctrl-C stops")
+        try:
+            prefect_serve(*deployments)
+        except KeyboardInterrupt:  # Ctrl-C is how a user stops it: not an error, no traceback
+            err_console.print("stopped")
 

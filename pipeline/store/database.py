@@ -61,10 +61,16 @@ def create_database_engine(url: str) -> Engine:
     """An engine for `url`; SQLite files get their folder made, WAL and foreign keys."""
     try:
         parsed = make_url(url)
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several kinds here
-        raise ConfigurationError(f"READERFIRST_DATABASE_URL={url!r} is not a database URL: {exc}")
+    except Exception:  # noqa: BLE001 - SQLAlchemy raises several kinds here
+        # Neither the URL nor SQLAlchemy's message is repeated: both may hold the password.
+        raise ConfigurationError("READERFIRST_DATABASE_URL is not a database URL;"
+                                 " use sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB") from None
+    if parsed.drivername.split("+")[0] == "postgres":
+        # Heroku and many hosts hand out postgres:// URLs, a name SQLAlchemy 1.4 dropped.
+        parsed = parsed.set(drivername="postgresql" + parsed.drivername[len("postgres"):])
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        # A `file:` URI (uri=true, e.g. mode=ro) names its file itself: no folder to make for it.
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": 30}, **_JSON)
         event.listen(engine, "connect", _sqlite_pragmas)

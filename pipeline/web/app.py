@@ -145,7 +145,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None, *,
     check = SignatureCheck(settings.sendgrid_webhook_public_key, settings.webhook_max_age_seconds)
     if check.problem:
         # The pages still work: a webhook key mistake must not stop readers unsubscribing.
-        log.error("the SendGrid webhook will answer 503: %s", check.problem)
+        log.warning("SendGrid event webhook off (it answers 503), preference and unsubscribe pages on: %s",
+                    check.problem)
     state = WebState(settings=settings, db=database, secret=settings.signing_secret,
                      taxonomy=load_taxonomy(taxonomy_path or settings.topics_file), signature_check=check,
                      today=today or (lambda: dt.datetime.now(dt.UTC).date()),

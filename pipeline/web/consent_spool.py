@@ -159,4 +159,5 @@ def _apply(db: Database, record: dict) -> None:
     offered, checked = [str(t) for t in record["offered"]], [str(t) for t in record["checked"]]
     reader = find_reader(db, public_id)
     if reader is not None:  # a reader forgotten since has nothing left to save
-        save_preferences(db, reader.id, offered=offered, checked=checked, needs=needs)
+        save_preferences(db, reader.id, offered=offered, checked=checked, needs=needs,
+                         shown_needs=[str(t) for t in record.get("shown_needs", [])])

@@ -151,7 +151,8 @@ async def preferences_submit(request: Request) -> Response:
     if choices.errors:
         return page("preferences.html", 400, title="Your preferences",
                     view=_view(request, reader, choices.checked, choices.rows, errors=choices.errors))
-    outcome = await run_in_threadpool(_save_or_keep, state, reader, list(state.taxonomy.labels), choices)
+    shown = list(current.needs)[:NEED_ROWS]  # what the page showed, as _rows does
+    outcome = await run_in_threadpool(_save_or_keep, state, reader, list(state.taxonomy.labels), choices, shown)
     if outcome is None:
         return unavailable()
     if outcome == _SAVED:
@@ -165,17 +166,19 @@ async def preferences_submit(request: Request) -> Response:
 _SAVED, _KEPT = "saved", "kept"
 
 
-def _save_or_keep(state, reader: ReaderView, offered: list[str], choices: Choices) -> str | None:
+def _save_or_keep(state, reader: ReaderView, offered: list[str], choices: Choices, shown: list[str]) -> str | None:
     """Save now (`saved`), or keep the save in the spool (`kept`); None when neither could take it."""
     if not state.spool.pending():
         try:
-            save_preferences(state.db, reader.id, offered=offered, checked=choices.checked, needs=choices.needs)
+            save_preferences(state.db, reader.id, offered=offered, checked=choices.checked, needs=choices.needs,
+                             shown_needs=shown)
             return _SAVED
         except SQLAlchemyError:
             pass
     try:
         state.spool.keep(consent_spool.PREFERENCES, reader.public_id, offered=offered,
-                         checked=sorted(choices.checked), needs=[(t, u.isoformat()) for t, u in choices.needs])
+                         checked=sorted(choices.checked), needs=[(t, u.isoformat()) for t, u in choices.needs],
+                         shown_needs=shown)
     except OSError:
         return None
     return _KEPT

@@ -120,7 +120,7 @@ def unsubscribe_reader(db: Database, public_id: str, *, via: str, now: dt.dateti
 
 
 def load_preferences(db: Database, reader_id: int, today: dt.date) -> Preferences:
-    """The reader's declared topics and their preference-page needs still running on `today`."""
+    """The reader's declared topics and every need still running on `today` (from an import or this page)."""
     with db.session() as session:
         topics = {topic: weight for topic, weight, opted_out in session.execute(
             select(ReaderInterest.topic, ReaderInterest.declared_weight, ReaderInterest.opted_out)
@@ -128,19 +128,20 @@ def load_preferences(db: Database, reader_id: int, today: dt.date) -> Preference
             if weight is not None and weight > 0 and not opted_out}
         needs = dict(session.execute(
             select(ReaderNeed.topic, ReaderNeed.until)
-            .where(ReaderNeed.reader_id == reader_id, ReaderNeed.source == NEED_SOURCE, ReaderNeed.until >= today)
+            .where(ReaderNeed.reader_id == reader_id, ReaderNeed.until >= today)
             .order_by(ReaderNeed.until, ReaderNeed.topic)).all())
     return Preferences(topics=topics, needs=needs)
 
 
 def save_preferences(db: Database, reader_id: int, *, offered: Collection[str], checked: Collection[str],
-                     needs: Sequence[tuple[str, dt.date]]) -> None:
+                     needs: Sequence[tuple[str, dt.date]], shown_needs: Collection[str] = ()) -> None:
     """Declare `checked` of the `offered` topics, undeclare the rest, and replace the page's needs.
 
     A topic that stays ticked keeps its declared weight (an import may have set one other than
     1.0); a newly ticked one gets 1.0 and is no longer opted out, since the reader asked for it.
-    Learned columns are never written. Needs from imports are left alone unless the reader
-    restates the same topic here.
+    Learned columns are never written. The needs the page showed (`shown_needs`, an import's
+    among them) are replaced by `needs`, so the reader can remove any need they see; an
+    imported need the page did not show is left alone.
     """
     checked = set(checked) & set(offered)
     unchecked = sorted(set(offered) - checked)
@@ -161,7 +162,8 @@ def save_preferences(db: Database, reader_id: int, *, offered: Collection[str], 
         upsert_rows(connection, ReaderInterest.__table__, ticked, ["reader_id", "topic"],
                     ["declared_weight", "opted_out"])
         connection.execute(delete(ReaderNeed).where(ReaderNeed.reader_id == reader_id,
-                                                    ReaderNeed.source == NEED_SOURCE))
+                                                    (ReaderNeed.source == NEED_SOURCE)
+                                                    | ReaderNeed.topic.in_(sorted(shown_needs))))
         upsert_rows(connection, ReaderNeed.__table__,
                     [{"reader_id": reader_id, "topic": topic, "until": until, "source": NEED_SOURCE}
                      for topic, until in needs],
