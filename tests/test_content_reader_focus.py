@@ -79,3 +79,38 @@ def test_any_text_gets_a_bounded_score(text):
     """Whatever an editor writes, the score is a number from -1 to 1 and scoring never fails."""
     assert -1.0 <= score_text(text) <= 1.0
     score_section("s", [text, text])
+
+
+def _edition_about_the_sender(folder: Path, sender_sections: int) -> Path:
+    """The sample edition with its first `sender_sections` section bodies replaced by sender-first texts."""
+    import yaml
+
+    source = yaml.safe_load((folder / "2026-12-07.yaml").read_text())
+    for section, text in zip(source["sections"][:sender_sections], SENDER_FIRST):
+        section["body"] = text
+    path = folder / "sender.yaml"
+    path.write_text(yaml.safe_dump(source, allow_unicode=True))
+    return path
+
+
+def test_check_refuses_an_edition_about_the_sender_unless_allowed(edition_dir, tmp_path):
+    """`check` warns per sender-centred section with its sentence, fails (exit 2) when most are, and passes when allowed."""
+    from tests.test_cli import run
+
+    path = _edition_about_the_sender(edition_dir, 10)  # 10 of 14 sections
+    refused = run(tmp_path, "check", str(path), check=False)
+    assert refused.returncode == 2
+    assert refused.stderr.count("warning:") >= 10
+    assert "sections[editors-note]: sender-centred" in refused.stderr
+    assert f"error: {path}: 10 of 14 sections are about the sender" in refused.stderr
+    allowed = run(tmp_path, "check", str(path), "--allow-sender-first")
+    assert "4 of 14 sections reader-first" in allowed.stdout
+
+
+def test_check_passes_a_mostly_reader_first_edition_with_warnings(edition_dir, tmp_path):
+    """A few sender-centred sections are warnings; the edition still passes."""
+    from tests.test_cli import run
+
+    result = run(tmp_path, "check", str(_edition_about_the_sender(edition_dir, 4)))
+    assert "10 of 14 sections reader-first" in result.stdout
+    assert "promotional" in result.stderr and "Buy now and save 30% off every plan." in result.stderr

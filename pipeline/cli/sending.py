@@ -14,10 +14,10 @@ from rich.table import Table
 from pipeline.audience.addresses import display_address, lookup_address
 from pipeline.audience.directory import audience_id as find_audience, find_reader_id, load_profiles
 from pipeline.audience.tokens import reader_links
-from pipeline.cli.console import console, err_console, print_json
+from pipeline.cli.console import console, err_console, labelled, print_json
 from pipeline.delivery.ledger import SendLedger
 from pipeline.delivery.planning import choose_for_reader, plan_settings, send_population
-from pipeline.errors import ConfigurationError, NotSendable, UnknownReader
+from pipeline.errors import ConfigurationError, NotSendable, UnknownReader, visible
 from pipeline.flows.runtime import database, prepared_edition
 from pipeline.rendering.message import merge_values, personalise
 from pipeline.settings import load_settings
@@ -311,15 +311,35 @@ def register(app: typer.Typer) -> None:
         _print_unconfirmed(ledger, edition, settings.reconcile_after)
 
     @app.command()
-    def check(edition: Path | None = typer.Argument(
-            None, help="Edition file (or folder: newest edition); default: the project's editions/.")) -> None:
-        """Validate an edition and its templates without sending anything."""
+    def check(
+        edition: Path | None = typer.Argument(
+            None, help="Edition file (or folder: newest edition); default: the project's editions/."),
+        allow_sender_first: bool = typer.Option(
+            False, "--allow-sender-first", help="Pass an edition where most sections are about the sender."),
+    ) -> None:
+        """Validate an edition and its templates without sending anything; flag sections about the sender."""
+        from pipeline.content.reader_focus import edition_focus
         from pipeline.project import project_editions
 
         prepared = _prepared(edition or project_editions())
+        source = prepared.edition.path
+        focus = edition_focus(prepared.edition)
+        for section in focus.sections:
+            for flag in section.flags:
+                # Advice, not an error: one line per flag, the editor's own sentence quoted.
+                err_console.print(labelled("warning:", "yellow", f"{source}: sections[{section.section_id}]:"
+                                           f" {flag.reason} (reader focus {section.score:+.2f}):"
+                                           f" \"{visible(flag.sentence)}\""), soft_wrap=True)
+        sender_first = focus.sender_first_sections
+        if focus.sender_first and not allow_sender_first:
+            raise ConfigurationError(
+                f"{source}: {len(sender_first)} of {len(focus.sections)} sections are about the sender, not the"
+                " reader (see the warnings above); rewrite them around what the reader gets, or pass"
+                " --allow-sender-first")
         console.print(f"{prepared.edition.path}: edition {prepared.edition.id} is valid:"
                       f" {len(prepared.edition.sections)} sections, {prepared.edition.sections_per_reader} per reader,"
-                      f" largest possible message {prepared.layout.worst_case_html_bytes / 1024:.1f} KB")
+                      f" largest possible message {prepared.layout.worst_case_html_bytes / 1024:.1f} KB;"
+                      f" {len(focus.sections) - len(sender_first)} of {len(focus.sections)} sections reader-first")
 
     @app.command()
     def serve(

@@ -29,7 +29,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pipeline.content.edition import Edition, Section
+
 __all__ = ["FocusFlag", "SectionFocus", "EditionFocus", "score_text", "score_section", "score_edition",
+           "section_words", "edition_focus",
            "SENDER_FIRST_BELOW", "MIN_SENDER_SIGNALS"]
 
 SENDER_FIRST_BELOW = -0.2
@@ -156,3 +159,13 @@ def score_section(section_id: str, texts: Iterable[str]) -> SectionFocus:
 def score_edition(sections: Iterable[tuple[str, Iterable[str]]]) -> EditionFocus:
     """Score every (section id, texts) of an edition."""
     return EditionFocus([score_section(section_id, texts) for section_id, texts in sections])
+
+
+def section_words(section: Section) -> list[str]:
+    """Everything a reader reads of a section: title, body, link titles and notes."""
+    return [section.title, section.body, *(f"{link.title}. {link.note}" for link in section.links)]
+
+
+def edition_focus(edition: Edition) -> EditionFocus:
+    """The reader focus of every section of `edition`, in editorial order."""
+    return score_edition((section.id, section_words(section)) for section in edition.sections)
