@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from pipeline.cli import audience, demo, engagement, evaluate, report, sending, services, store
+from pipeline.cli import audience, demo, engagement, evaluate, prefect_server, report, sending, services, store
 from pipeline.cli.console import console, fail
 from pipeline.errors import PipelineError
 
@@ -19,6 +19,7 @@ app.add_typer(store.app, name="db")
 app.add_typer(audience.app, name="audience")
 app.add_typer(engagement.events_app, name="events")
 app.add_typer(engagement.engagement_app, name="engagement")
+app.add_typer(prefect_server.app, name="prefect-server")
 sending.register(app)
 services.register(app)
 evaluate.register(app)

@@ -34,6 +34,9 @@ def ingest(files: list[Path] = typer.Argument(..., help="SendGrid event exports:
 @engagement_app.command("apply")
 def apply() -> None:
     """Apply stored events to readers' profiles (the apply-engagement flow), then report."""
+    from pipeline.cli.prefect_server import connect_flow_runs
+
+    connect_flow_runs()
     from pipeline.flows.apply_engagement import apply_engagement
 
     summary = apply_engagement()

@@ -43,6 +43,9 @@ def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int 
     total = 1 if to else total
     before = ledger.counts()["sent"]
 
+    from pipeline.cli.prefect_server import connect_flow_runs
+
+    connect_flow_runs()  # the Prefect server the run reports to: reused, started once, or temporary
     from pipeline.flows.send_edition import send_edition  # Prefect loads only when a flow runs
 
     outcome: dict = {}
