@@ -195,6 +195,10 @@ def register(app: typer.Typer) -> None:
         timezone: str = typer.Option("UTC", "--timezone", help="Time zone of the cron schedule."),
     ) -> None:
         """Serve the scheduled deployments (weekly send) until stopped."""
+        from pipeline.cli.prefect_server import connect_flow_runs
+
+        # A temporary server runs no scheduler: scheduled runs need a lasting server.
+        connect_flow_runs()
         from prefect import serve as prefect_serve
 
         from pipeline.flows.schedules import build_deployments
