@@ -209,6 +209,26 @@ def test_ephemeral_setting_keeps_prefects_temporary_server(home, monkeypatch):
     assert not (home / "prefect-server.json").exists()
 
 
+def test_background_server_becomes_prefects_api_url(servers, home, monkeypatch):
+    """Without an API URL, the background server's URL becomes Prefect's API URL for this process's runs."""
+    import prefect.context
+    from prefect.settings import temporary_settings
+
+    monkeypatch.setenv("READERFIRST_PREFECT_SERVER", "background")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    try:
+        with temporary_settings(updates={"api.url": None}):
+            connection = use_prefect_server(load_settings(), server=servers())
+        assert connection.source == "background" and connection.started
+        assert connection.url == json.loads((home / "prefect-server.json").read_text())["url"]
+        assert os.environ["PREFECT_API_URL"] == connection.url
+        # Prefect's process-wide settings (what threads without a settings context see) now say so too.
+        assert prefect.context.GLOBAL_SETTINGS_CONTEXT.settings.api.url == connection.url
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        prefect.context.refresh_global_settings_context()
+
+
 def _port() -> int:
     import socket
 

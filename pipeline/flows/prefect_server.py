@@ -341,10 +341,12 @@ def _tail(path: Path, lines: int = 5) -> str:
     return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
 
 
-def use_prefect_server(settings: Settings, *, on_start: Callable[[], None] | None = None) -> PrefectConnection:
+def use_prefect_server(settings: Settings, *, on_start: Callable[[], None] | None = None,
+                       server: BackgroundServer | None = None) -> PrefectConnection:
     """Point this process's flow runs at a Prefect API, before any runs: `PREFECT_API_URL` when set
-    (environment or Prefect profile), else the background server of `settings.home` (started now if
-    none runs), else, with `READERFIRST_PREFECT_SERVER=ephemeral`, Prefect's temporary server."""
+    (environment or Prefect profile), else the background server of `settings.home` (or `server`;
+    started now if none runs), else, with `READERFIRST_PREFECT_SERVER=ephemeral`, Prefect's temporary
+    server."""
     from prefect.settings import get_current_settings
 
     configured = get_current_settings().api.url
@@ -352,7 +354,7 @@ def use_prefect_server(settings: Settings, *, on_start: Callable[[], None] | Non
         return PrefectConnection(str(configured), "PREFECT_API_URL")
     if settings.prefect_server == "ephemeral":
         return PrefectConnection(None, "ephemeral")
-    record, started = BackgroundServer(settings.home).ensure(on_start=on_start)
+    record, started = (server or BackgroundServer(settings.home)).ensure(on_start=on_start)
     os.environ["PREFECT_API_URL"] = record.url
     _reload_prefect_settings()
     return PrefectConnection(record.url, "background", started)
