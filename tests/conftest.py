@@ -72,7 +72,7 @@ def prefect_harness():
     from prefect.settings import temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    with prefect_test_harness(server_startup_timeout=180):
         with temporary_settings(updates={"flows.heartbeat_frequency": None}):
             from prefect.settings import PREFECT_API_URL
 
