@@ -8,6 +8,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +70,8 @@ class Settings(BaseSettings):
     consent_spool_dir: Path | None = Field(default=None, alias="READERFIRST_CONSENT_SPOOL")
     chunk_size: int = Field(default=5000, ge=1, alias="READERFIRST_CHUNK_SIZE")
     workers: int = Field(default=2, ge=1, le=64, alias="READERFIRST_WORKERS")
+    # background: flows use a Prefect server started once and reused; ephemeral: a temporary one per command.
+    prefect_server: Literal["background", "ephemeral"] = Field(default="background", alias="READERFIRST_PREFECT_SERVER")
 
     @field_validator("secret")
     @classmethod

@@ -26,6 +26,8 @@ os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# Tests run flows against the harness (or a temporary server): never leave a background server running.
+os.environ.setdefault("READERFIRST_PREFECT_SERVER", "ephemeral")
 
 
 @pytest.fixture

@@ -99,8 +99,12 @@ def clear_demo_folder(folder: Path, *, force: bool = False) -> None:
 
 def run_demo(folder: Path, *, force: bool = False) -> dict:
     """Import the sample audience, send the sample edition through the SendGrid emulator, learn, preview."""
+    from pipeline.cli.prefect_server import connect_flow_runs
     from pipeline.cli.sending import run_send, write_preview  # after the environment is set
 
+    # Before READERFIRST_HOME moves into the demo folder: the background Prefect server belongs
+    # to the user's home and outlives demos.
+    prefect = connect_flow_runs()
     clear_demo_folder(folder, force=force)  # a demo starts from nothing, so it can be run again
     os.environ["READERFIRST_HOME"] = str(folder)
     for name in ("READERFIRST_DATABASE_URL", "SENDGRID_API_KEY", "SENDGRID_API_HOST", "READERFIRST_OUTBOX"):
@@ -119,7 +123,7 @@ def run_demo(folder: Path, *, force: bool = False) -> dict:
         console.rule("2. send the sample edition (flow send-edition -> SendGrid-compatible emulator)")
         console.print(f"[dim]web service (webhook, unsubscribe, preferences) on {web_url};"
                       f" SendGrid emulator on {emulator.url}[/]")
-        console.print("[dim]starting Prefect (a temporary server, unless PREFECT_API_URL points at one)...[/]")
+        console.print(f"[dim]flow runs report to Prefect at {prefect.url or 'a temporary server (10-15 s to start)'}[/]")
         summary = run_send(SAMPLE_EDITION, "sample")
         console.print(f"sent {summary['sent']} newsletters in {summary['requests']} SendGrid requests"
                       f" ({summary['variants']} variants), {summary['readers_per_second']} readers/s")

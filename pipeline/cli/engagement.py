@@ -67,6 +67,9 @@ def apply(
     json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON (the keys printed without it)."),
 ) -> None:
     """Apply stored events to readers' profiles (the apply-engagement flow), then report."""
+    from pipeline.cli.prefect_server import connect_flow_runs
+
+    connect_flow_runs()
     from pipeline.flows.apply_engagement import apply_engagement
 
     with working("applying events (Prefect flow apply-engagement)", enabled=not json_output):

@@ -51,6 +51,9 @@ def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int 
     total = 1 if to else total
     before = ledger.counts()["sent"]
 
+    from pipeline.cli.prefect_server import connect_flow_runs
+
+    connect_flow_runs()  # the Prefect server the run reports to: reused, started once, or temporary
     from pipeline.flows.send_edition import send_edition  # Prefect loads only when a flow runs
 
     outcome: dict = {}
@@ -349,6 +352,10 @@ def register(app: typer.Typer) -> None:
         timezone: str = typer.Option("UTC", "--timezone", help="Time zone of the cron schedule."),
     ) -> None:
         """Serve the scheduled deployments (weekly send) until stopped."""
+        from pipeline.cli.prefect_server import connect_flow_runs
+
+        # A temporary server runs no scheduler: scheduled runs need a lasting server.
+        connect_flow_runs()
         from prefect import serve as prefect_serve
 
         from pipeline.flows.schedules import build_deployments

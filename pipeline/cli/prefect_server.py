@@ -1,0 +1,75 @@
+"""`readerfirst prefect-server status | start | stop`: the Prefect server flow runs reuse."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from pipeline.cli.console import console, err_console
+from pipeline.flows.prefect_server import BackgroundServer, PrefectConnection, use_prefect_server
+from pipeline.settings import Settings, load_settings
+
+__all__ = ["app", "connect_flow_runs"]
+
+app = typer.Typer(help="The Prefect server readerfirst starts in the background and reuses.", no_args_is_help=True)
+
+
+def connect_flow_runs() -> PrefectConnection:
+    """Before a command's first flow run: reuse (or start once) the Prefect server its runs report to."""
+    connection = use_prefect_server(
+        load_settings(),
+        on_start=lambda: err_console.print("[dim]starting a Prefect server in the background"
+                                           " (once: later commands reuse it)...[/]"))
+    if connection.started:
+        err_console.print(f"[dim]Prefect server running at {connection.url}; it keeps running for later commands:"
+                          " `readerfirst prefect-server stop` stops it[/]")
+    return connection
+
+
+@app.command()
+def status() -> None:
+    """Whether the background Prefect server runs, where, and where its data and log are."""
+    settings = load_settings()
+    server = BackgroundServer(settings.home)
+    state = server.status()
+    if state.record is None:
+        console.print(f"no background Prefect server recorded in {server.state_path}")
+    elif state.usable:
+        record = state.record
+        console.print(f"running: {record.url} (pid {record.pid}, Prefect {record.prefect_version},"
+                      f" started {record.started_at})")
+    elif state.running:
+        console.print(f"starting or not answering: {state.record.url} (pid {state.record.pid}); see {server.log_path}")
+    else:
+        console.print(f"not running (pid {state.record.pid} has exited); the next flow run starts a new server")
+    console.print(f"data: {server.data_dir}\nlog: {server.log_path}\nflow runs use: " + _flow_runs_use(settings))
+
+
+def _flow_runs_use(settings: Settings) -> str:
+    if os.environ.get("PREFECT_API_URL"):
+        return f"PREFECT_API_URL={os.environ['PREFECT_API_URL']}"
+    if settings.prefect_server == "ephemeral":
+        return "a temporary server per command (READERFIRST_PREFECT_SERVER=ephemeral)"
+    return "this background server (PREFECT_API_URL unset; a Prefect profile's API URL would win)"
+
+
+@app.command()
+def start() -> None:
+    """Start the background Prefect server now, or say where it already runs."""
+    server = BackgroundServer(load_settings().home)
+    record, started = server.ensure(on_start=lambda: console.print("starting the Prefect server..."))
+    console.print(f"{'started' if started else 'already running'}: {record.url} (pid {record.pid});"
+                  f" dashboard {record.url.removesuffix('/api')}")
+
+
+@app.command()
+def stop() -> None:
+    """Stop the background Prefect server (flow runs start it again when needed)."""
+    server = BackgroundServer(load_settings().home)
+    record = server.stop()
+    if record is None:
+        console.print("no background Prefect server was running")
+    else:
+        console.print(f"stopped the Prefect server at {record.url} (pid {record.pid}); its data stays in"
+                      f" {server.data_dir}")
