@@ -52,57 +52,6 @@ def render(prepared, first_name: str, *, email: str = "ann@example.com"):
     return title, personalise(layout.variant(selection.section_ids), values, title)
 
 
-@pytest.mark.parametrize("name", HOSTILE_NAMES)
-def test_hostile_name_changes_nothing_but_its_own_text(prepared, name):
-    """A reader with a hostile name gets exactly a plain reader's message with only the name's text differing."""
-    _, plain = render(prepared, PLAIN)
-    _, hostile = render(prepared, name)
-    assert plain.html.count(PLAIN) == 1 and plain.text.count(PLAIN) == 1
-    assert hostile.html == plain.html.replace(PLAIN, html_value(name))
-    assert hostile.text == plain.text.replace(PLAIN, text_value(name))
-
-
-def test_markup_in_a_name_is_escaped(prepared):
-    """A name written as HTML shows as text in the HTML part."""
-    _, message = render(prepared, "<b>x</b>")
-    assert "Hi &lt;b&gt;x&lt;/b&gt;," in message.html
-    assert "<b>x</b>" not in message.html
-    assert "Hi <b>x</b>," in message.text  # plain text has no markup to escape
-
-
-def test_template_code_in_a_name_stays_literal(prepared):
-    """A name that looks like Jinja is shown literally in subject, HTML and text, never evaluated."""
-    subject, message = render(prepared, "{{ 7*7 }}")
-    assert subject.startswith("{{ 7*7 }},")
-    assert "Hi {{ 7*7 }}," in message.html and "Hi {{ 7*7 }}," in message.text
-    assert "49" not in subject and "Hi 49" not in message.html
-
-
-def test_provider_substitution_syntax_in_a_name_stays_literal(prepared):
-    """A name in SendGrid's -field- substitution syntax is kept as typed."""
-    subject, message = render(prepared, "-first_name-")
-    assert "Hi -first_name-," in message.html and subject.startswith("-first_name-,")
-
-
-def test_merge_tag_in_a_name_never_expands(prepared):
-    """A name that is a merge tag shows as text and never brings in another reader value."""
-    _, plain = render(prepared, PLAIN)
-    _, message = render(prepared, "%%rf:unsubscribe_url%%")
-    assert message.html.count(UNSUBSCRIBE) == plain.html.count(UNSUBSCRIBE) == 1
-    assert message.text.count(UNSUBSCRIBE) == plain.text.count(UNSUBSCRIBE) == 1
-    assert "Hi &#37;&#37;rf:unsubscribe_url&#37;&#37;," in message.html
-    assert not TAG_PATTERN.search(message.html) and not TAG_PATTERN.search(message.text)
-
-
-@pytest.mark.parametrize("name", ["Ann\r\nBcc: evil@example.com", "Ann\nSubject: win", "Ann\rX", "Ann\u2028X"])
-def test_line_breaks_never_reach_the_subject(prepared, name):
-    """CR, LF and other line breaks in a name never appear in the subject line."""
-    subject, message = render(prepared, name)
-    assert message.subject == subject
-    assert "\r" not in subject and "\n" not in subject and len(subject.splitlines()) == 1
-    assert subject.startswith("Ann ")
-
-
 def test_empty_first_name_gets_fallbacks(prepared):
     """With no first name the subject says Hello and the greeting says there."""
     subject, message = render(prepared, "")
@@ -216,3 +165,10 @@ def test_personalise_merges_html_and_text_separately():
     message = personalise(variant("<p>%%rf:first_name%%</p>", "Hi %%rf:first_name%%"), {"first_name": "A&B\nC"},
                           "Subj")
     assert (message.subject, message.html, message.text) == ("Subj", "<p>A&amp;B C</p>", "Hi A&B C")
+
+
+def test_an_internationalised_address_is_shown_in_unicode(prepared):
+    """The footer names the reader's address as they know it, though it is sent in its ASCII form."""
+    _, message = render(prepared, PLAIN, email="anna@xn--mnchen-3ya.de")
+    assert "anna@münchen.de" in message.text and "anna@münchen.de" in message.html
+    assert "xn--mnchen" not in message.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.audience.addresses import display_address
 from pipeline.audience.profile import Profile
 from pipeline.content.selection import Selection
 from pipeline.errors import RenderError
@@ -30,7 +31,7 @@ def merge_values_for(*, first_name: str, last_name: str, email: str, reasons: di
     values = {
         "first_name": first_name.strip() or GREETING_FALLBACK,
         "last_name": last_name,
-        "email": email,
+        "email": display_address(email),  # as the reader knows it: an internationalised domain in Unicode
         "unsubscribe_url": unsubscribe_url,
         "preferences_url": preferences_url,
     }
