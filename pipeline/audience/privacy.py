@@ -46,8 +46,12 @@ def _when(value: dt.datetime | dt.date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _readers(session, email: str) -> list[Reader]:
-    return list(session.scalars(select(Reader).where(Reader.email == lookup_address(email)).order_by(Reader.id)))
+def _readers(session, email: str) -> tuple[list[Reader], str, list[int]]:
+    """The readers with `email` in every audience, the address as stored, and their ids; UnknownReader if none."""
+    readers = list(session.scalars(select(Reader).where(Reader.email == lookup_address(email)).order_by(Reader.id)))
+    if not readers:
+        raise UnknownReader("no reader with that address in any audience")
+    return readers, readers[0].email, [reader.id for reader in readers]
 
 
 def export_reader(db: Database, email: str) -> dict:
@@ -56,11 +60,7 @@ def export_reader(db: Database, email: str) -> dict:
     Raises UnknownReader when no audience has that address.
     """
     with db.session() as session:
-        readers = _readers(session, email)
-        if not readers:
-            raise UnknownReader("no reader with that address in any audience")
-        stored = readers[0].email
-        ids = [reader.id for reader in readers]
+        readers, stored, ids = _readers(session, email)
         audiences = dict(session.execute(select(Audience.id, Audience.name)
                                          .where(Audience.id.in_({r.audience_id for r in readers}))).all())
         interests = session.scalars(select(ReaderInterest).where(ReaderInterest.reader_id.in_(ids))).all()
@@ -110,11 +110,7 @@ def forget_reader(db: Database, email: str) -> ForgetReport:
     """
     report = ForgetReport()
     with db.session() as session:
-        readers = _readers(session, email)
-        if not readers:
-            raise UnknownReader("no reader with that address in any audience")
-        stored = readers[0].email
-        ids = [reader.id for reader in readers]
+        readers, stored, ids = _readers(session, email)
         connection = session.connection()
         report.events = connection.execute(delete(EngagementEvent).where(
             or_(EngagementEvent.reader_id.in_(ids), EngagementEvent.email == stored))).rowcount
