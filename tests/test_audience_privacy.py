@@ -12,6 +12,7 @@ from sqlalchemy import func, insert, select
 
 from pipeline.audience.importer import import_audience
 from pipeline.audience.privacy import address_digest, export_reader, forget_reader
+from pipeline.engagement.store import quarantine_row
 from pipeline.errors import UnknownReader
 from pipeline.store.models import (EngagementEvent, ForgottenAddress, QuarantinedEvent, Reader, ReaderInterest,
                                    ReaderNeed, SendLedgerEntry)
@@ -38,10 +39,10 @@ def audiences(db, tmp_path):
              "reader_id": anna[0].id, "edition_id": "2026-12-07", "section_id": "s1",
              "occurred_at": dt.datetime(2026, 12, 7, 9), "received_at": dt.datetime(2026, 12, 7, 9), "applied": True,
              "raw": {"event": kind, "email": "anna@xn--mnchen-3ya.de"}} for n, kind in enumerate(["open", "click"])])
-        session.add(QuarantinedEvent(source="sendgrid-webhook", reason="bad timestamp",
-                                     raw='{"email": "anna@xn--mnchen-3ya.de", "timestamp": "soon"}'))
-        session.add(QuarantinedEvent(source="sendgrid-webhook", reason="bad timestamp",
-                                     raw='{"email": "bo@example.com", "timestamp": "soon"}'))
+        for raw in ('{"email": "anna@xn--mnchen-3ya.de", "timestamp": "soon"}',
+                    '{"email": "bo@example.com", "timestamp": "soon"}'):
+            session.add(QuarantinedEvent(**quarantine_row(raw, "bad timestamp", "sendgrid-webhook",
+                                                          dt.datetime(2026, 12, 7, 9))))
     return source
 
 
