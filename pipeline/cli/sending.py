@@ -367,5 +367,7 @@ def register(app: typer.Typer) -> None:
         try:
             prefect_serve(*deployments)
         except KeyboardInterrupt:  # Ctrl-C is how a user stops it: not an error, no traceback
-            err_console.print("stopped")
+            pass
+        # Prefect's runner sometimes takes the Ctrl-C itself and returns: stopped either way.
+        err_console.print("stopped")
 
