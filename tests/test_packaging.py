@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def wheel(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def venv(wheel, tmp_path_factory) -> dict[str, object]:
+def venv(wheel, tmp_path_factory) -> Iterator[dict[str, object]]:
     """A fresh venv without system site packages, the wheel installed in it, and an environment to run it with."""
     try:
         import ensurepip  # noqa: F401
@@ -75,7 +76,11 @@ def venv(wheel, tmp_path_factory) -> dict[str, object]:
     _run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", str(wheel)], base, env)
     work = base / "work"  # the working directory: outside the checkout, in no project
     work.mkdir()
-    return {"bin": bin_dir, "env": env, "work": work}
+    yield {"bin": bin_dir, "env": env, "work": work}
+    # The demo starts readerfirst's background Prefect server, as it would for a user: stop it,
+    # so that no test leaves a process running.
+    subprocess.run([str(bin_dir / "readerfirst"), "prefect-server", "stop"], cwd=work, env=env,
+                   capture_output=True, text=True, timeout=120)
 
 
 def test_wheel_carries_the_packaged_defaults_once(wheel):
