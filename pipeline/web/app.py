@@ -33,7 +33,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from pipeline.content.topics import Taxonomy, load_taxonomy
-from pipeline.settings import PROJECT_ROOT, Settings, load_settings
+from pipeline.settings import Settings, load_settings
 from pipeline.store.database import Database, open_database
 from pipeline.web.consent_spool import ConsentSpool
 from pipeline.web.pages import unavailable
@@ -41,11 +41,8 @@ from pipeline.web.preferences import preferences_page, preferences_submit
 from pipeline.web.unsubscribe import unsubscribe_now, unsubscribe_page
 from pipeline.web.webhook import SignatureCheck, receive_sendgrid_events
 
-__all__ = ["WebState", "create_app", "serve", "open_web_database", "running_server", "DEFAULT_TAXONOMY",
-           "WEB_BUSY_TIMEOUT_MS"]
+__all__ = ["WebState", "create_app", "serve", "open_web_database", "running_server", "WEB_BUSY_TIMEOUT_MS"]
 
-# The packaged topics; the service reads READERFIRST_TOPICS, else the project's editions/topics.yaml, else these.
-DEFAULT_TAXONOMY = PROJECT_ROOT / "editions" / "topics.yaml"
 WEB_BUSY_TIMEOUT_MS = 5_000
 SPOOL_DRAIN_SECONDS = 2.0  # how often waiting reader decisions are offered to the database again
 

@@ -98,9 +98,6 @@ class ConsentSpool:
         except (FileNotFoundError, NotADirectoryError):  # nothing was ever kept there
             return []
 
-    def __bool__(self) -> bool:
-        return bool(self.pending())
-
     @contextmanager
     def _draining(self) -> Iterator[None]:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
