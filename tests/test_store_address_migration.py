@@ -24,6 +24,15 @@ def database_at_0007(path):
     return engine, url
 
 
+def readers_after_upgrade(url: str) -> list[tuple]:
+    """Open the database (which applies the pending migrations) and return (id, email, status, suppressed_reason)."""
+    db = open_database(url)
+    with db.session() as session:
+        rows = session.execute(text("SELECT id, email, status, suppressed_reason FROM readers ORDER BY id")).all()
+    db.dispose()
+    return [tuple(r) for r in rows]
+
+
 def add_reader(engine, reader_id: int, email: str, status: str = "subscribed", suppressed: str | None = None) -> None:
     """Insert a reader as the importer before 0008 could have stored them."""
     with engine.begin() as connection:
@@ -42,11 +51,7 @@ def test_unicode_domains_are_converted_and_unsendable_addresses_suppressed(tmp_p
     add_reader(engine, 2, "jürgen@example.com")
     add_reader(engine, 3, "ann@example.com")
     engine.dispose()
-    db = open_database(url)
-    with db.session() as session:
-        rows = session.execute(text("SELECT id, email, status, suppressed_reason FROM readers ORDER BY id")).all()
-    db.dispose()
-    assert [tuple(r) for r in rows] == [
+    assert readers_after_upgrade(url) == [
         (1, "anna@xn--mnchen-3ya.de", "subscribed", None),
         (2, "jürgen@example.com", "subscribed", "address-not-ascii"),
         (3, "ann@example.com", "subscribed", None),
@@ -61,11 +66,7 @@ def test_a_collision_keeps_the_ascii_reader_and_the_stricter_choice(tmp_path):
     add_reader(engine, 3, "bo@xn--mnchen-3ya.de", status="cleaned")
     add_reader(engine, 4, "bo@münchen.de", suppressed="spamreport")
     engine.dispose()
-    db = open_database(url)
-    with db.session() as session:
-        rows = session.execute(text("SELECT id, email, status, suppressed_reason FROM readers ORDER BY id")).all()
-    db.dispose()
-    assert [tuple(r) for r in rows] == [
+    assert readers_after_upgrade(url) == [
         (1, "anna@xn--mnchen-3ya.de", "unsubscribed", None),
         (2, "anna@münchen.de", "unsubscribed", "duplicate-address"),
         (3, "bo@xn--mnchen-3ya.de", "cleaned", "spamreport"),
