@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -51,7 +52,15 @@ from pipeline.errors import ConfigurationError, PipelineError
 from pipeline.settings import PROJECT_ROOT
 from pipeline.simulation.engagement import response_events, section_link
 from pipeline.simulation.inputs import write_audience, write_edition, write_taxonomy
-from pipeline.simulation.measures import ArmCounts, EditionMeasure, ReaderOutcome, check_goals, measure_edition
+from pipeline.simulation.measures import (
+    ArmCounts,
+    EditionMeasure,
+    ReaderOutcome,
+    check_goals,
+    json_number,
+    lift_over_editions,
+    measure_edition,
+)
 from pipeline.simulation.models import ReaderModel, load_reader_model, reader_model_yaml
 from pipeline.simulation.readers import Candidate, ShownSection, SimulatedAudience
 from pipeline.simulation.transport import RecordingTransport
@@ -85,6 +94,8 @@ class Evaluation:
     measures: list[EditionMeasure] = field(default_factory=list)
     goals: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    # The lift over every edition, with a 95% bootstrap interval over readers and editions.
+    lift_interval: tuple[float, float, float] = (math.nan, math.nan, math.nan)
 
     def as_json(self) -> dict[str, Any]:
         """`{"editions": [...]}`, exactly the documented shape."""
@@ -95,7 +106,10 @@ class Evaluation:
         return {"model": self.model.name, "model_file": str(self.model.path) if self.model.path else None,
                 "seed": self.seed, "readers": self.readers, "transport": self.transport, "policy": self.policy,
                 "holdout_share": self.holdout_share, "seconds": round(self.seconds, 2),
-                "editions": [m.details() for m in self.measures], "goals": self.goals}
+                "editions": [m.details() for m in self.measures], "goals": self.goals,
+                "lift_over_editions": {"lift": json_number(self.lift_interval[0]),
+                                       "ci": [json_number(self.lift_interval[1]), json_number(self.lift_interval[2])],
+                                       "bootstrap": "readers and editions"}}
 
 
 @dataclass(frozen=True)
@@ -159,9 +173,11 @@ class _Run:
         self.model, self.folder, self.seed, self.db, self.delivery = model, folder, seed, db, delivery
         self.options, self.half_life = policy_options, half_life_days
         self.audience = SimulatedAudience(model, seed)
+        self.outcomes: list[list[ReaderOutcome]] = []  # per edition, for the bootstrap over readers and editions
 
     def import_readers(self, count: int) -> int:
-        path = write_audience(self.audience, self.folder / "audience.csv", count, seed=self.seed)
+        path = write_audience(self.audience, self.folder / "audience.csv", count, seed=self.seed,
+                              first_sent=START.date())
         # The simulated topics are the model's, not the sample edition's: check readers against them.
         taxonomy = load_taxonomy(write_taxonomy(self.model, self.folder))
         report = import_audience(self.db, path, AUDIENCE, today=START.date(), taxonomy=taxonomy)
@@ -193,7 +209,9 @@ class _Run:
         else:
             self._respond(number, prepared.edition, delivered, int(sent_at.replace(tzinfo=dt.UTC).timestamp()))
         live = self._live(prepared.edition.id, delivered)
-        measure = measure_edition(number, prepared.edition.id, self._outcomes(number, prepared.edition, delivered), live)
+        outcomes = self._outcomes(number, prepared.edition, delivered)
+        self.outcomes.append(outcomes)
+        measure = measure_edition(number, prepared.edition.id, outcomes, live)
         apply_events(self.db, half_life_days=self.half_life, soft_bounce_limit=3, topic_groups={},
                      now=None if emulated else sent_at + dt.timedelta(days=6))
         return measure
@@ -260,17 +278,25 @@ class _Run:
         """Expected outcomes of each personalised reader under their copy, the editorial one and the oracle's."""
         editorial = self._shown(edition, editorial_sections(edition).section_ids)
         candidates = [Candidate(s.id, s.topics, s.pinned) for s in edition.sections]
+        offered = {t for s in edition.sections for t in s.topics}
         outcomes = []
         for entry in delivered:
             if entry.holdout:
                 continue
-            got = self.audience.expect(entry.email, number, self._shown(edition, entry.section_ids))
+            shown = self._shown(edition, entry.section_ids)
+            got = self.audience.expect(entry.email, number, shown)
             usual = self.audience.expect(entry.email, number, editorial)
             best = self.audience.expect(entry.email, number, self.audience.oracle(
                 entry.email, number, candidates, k=edition.sections_per_reader, max_per_topic=edition.max_per_topic))
             reader = self.audience.reader(entry.email)
+            need = reader.need_active(number) and reader.need in offered
+            on_need = [s for s in shown if reader.need in s.topics] if need else []
+            need_clicks = (self.model.engagement.open_rate * sum(self.audience.click_chances(entry.email, number, on_need))
+                           if on_need else 0.0)
             outcomes.append(ReaderOutcome(got.clicks, usual.clicks, best.clicks, got.unsubscribe, usual.unsubscribe,
-                                          drifted=reader.drifted(number), declared=bool(reader.declared)))
+                                          drifted=reader.drifted(number), declared=bool(reader.declared),
+                                          reader_id=entry.reader_id, need=need, need_served=bool(on_need),
+                                          need_clicks=need_clicks))
         return outcomes
 
 
@@ -317,6 +343,7 @@ def run_evaluation(model: ReaderModel | Path | str, *, editions: int = 8, reader
             result.measures.append(measure)
             if on_edition is not None:
                 on_edition(measure)
+        result.lift_interval = lift_over_editions(run.outcomes, seed=seed)
     result.goals = check_goals(result.measures, model.drift.at_edition if model.drift else None)
     result.seconds = time.perf_counter() - started
     return result

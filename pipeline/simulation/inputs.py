@@ -118,14 +118,21 @@ def write_edition(model: ReaderModel, folder: Path, number: int, *, seed: int, s
     return path
 
 
-def write_audience(audience: SimulatedAudience, path: Path, count: int, *, seed: int) -> Path:
-    """Write `count` subscribed readers of `audience` as a CSV audience file; returns `path`."""
+def write_audience(audience: SimulatedAudience, path: Path, count: int, *, seed: int,
+                   first_sent: dt.date | None = None) -> Path:
+    """Write `count` subscribed readers of `audience` as a CSV audience file; returns `path`.
+
+    A reader's need is written with `needs_until` the day the need's last edition is sent,
+    edition n going out `first_sent` + (n - 1) weeks; without `first_sent`, needs are left out.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     for row in generate_rows(count, seed=seed, topics=audience.model.topic_names):
         reader = audience.reader(row["email"])
+        need = reader.need if first_sent is not None else None
+        until = first_sent + dt.timedelta(weeks=reader.need_last - 1) if need and first_sent else None
         rows.append({**row, "interests": ";".join(f"{t}:{w:g}" for t, w in reader.declared.items()),
-                     "needs": "", "needs_until": "", "status": "subscribed"})
+                     "needs": need or "", "needs_until": until.isoformat() if until else "", "status": "subscribed"})
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["email"], lineterminator="\n")
         writer.writeheader()

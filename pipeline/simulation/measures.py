@@ -8,20 +8,30 @@ group is the live editorial arm; its simulated figures are kept beside (see `Arm
 
 CTR here is distinct sections clicked per delivered newsletter. Lift is
 ctr_personalised / ctr_editorial - 1, with a 95% interval by the delta method for a ratio of
-paired means over readers: var(R) ~ var(x - R y) / (n mean(y)^2). Unsubscribes are expected
-rates per delivered newsletter (a spam report also ends the subscription but is counted apart).
+paired means over readers: var(R) ~ var(x - R y) / (n mean(y)^2). That interval only covers
+which readers were sampled; within a run the ratio swings far more between editions (which
+sections an edition happened to have) than it does between samples of readers, so the run's
+lift is also given with a bootstrap over readers AND editions (`lift_over_editions`). Unsubscribes
+are expected rates per delivered newsletter (a spam report also ends the subscription but is
+counted apart).
+
+Needs served: among personalised readers with an active need whose edition has a section on
+the needed topic, the share whose copy had one, and their expected clicks on those sections.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["GOALS", "ArmCounts", "EditionMeasure", "ReaderOutcome", "check_goals", "measure_edition"]
+__all__ = ["GOALS", "ArmCounts", "EditionMeasure", "ReaderOutcome", "check_goals", "json_number", "lift_over_editions",
+           "measure_edition"]
 
 _Z95 = 1.959964
+_BOOTSTRAP = 200  # resamples of the readers-and-editions bootstrap
 
 GOALS = {
     "final_vs_editorial": 1.5,  # personalised CTR at least 1.5 x editorial after the last edition
@@ -43,6 +53,10 @@ class ReaderOutcome:
     unsubscribe_editorial: float
     drifted: bool = False
     declared: bool = False  # the reader declared interests at sign-up
+    reader_id: int = 0  # the same reader in every edition: the bootstrap resamples readers, not rows
+    need: bool = False  # the reader has an active need and the edition has a section for it
+    need_served: bool = False  # ... and their copy had one
+    need_clicks: float = 0.0  # expected clicks on the sections of their copy on the needed topic
 
 
 @dataclass
@@ -85,14 +99,16 @@ class EditionMeasure:
     live: dict[str, ArmCounts] = field(default_factory=dict)  # "personalised" and "holdout"
     # Expected CTRs of groups of personalised readers (declared interests or not): where the gap is.
     groups: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Readers with an active need the edition could serve: how many, the share served, their clicks on it.
+    needs: dict[str, float] | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The entry of this edition in the evaluation's JSON (exactly the documented keys; null when undefined)."""
-        return {"edition": self.edition, "ctr_personalised": _number(self.ctr_personalised),
-                "ctr_editorial": _number(self.ctr_editorial), "ctr_oracle": _number(self.ctr_oracle),
-                "lift": _number(self.lift), "lift_ci": [_number(self.lift_ci[0]), _number(self.lift_ci[1])],
-                "unsubscribes_personalised": _number(self.unsubscribes_personalised),
-                "unsubscribes_editorial": _number(self.unsubscribes_editorial)}
+        return {"edition": self.edition, "ctr_personalised": json_number(self.ctr_personalised),
+                "ctr_editorial": json_number(self.ctr_editorial), "ctr_oracle": json_number(self.ctr_oracle),
+                "lift": json_number(self.lift), "lift_ci": [json_number(self.lift_ci[0]), json_number(self.lift_ci[1])],
+                "unsubscribes_personalised": json_number(self.unsubscribes_personalised),
+                "unsubscribes_editorial": json_number(self.unsubscribes_editorial)}
 
     def details(self) -> dict[str, Any]:
         """Everything measured, for the details file."""
@@ -100,13 +116,16 @@ class EditionMeasure:
                                  "vs_oracle": round(self.ctr_personalised / self.ctr_oracle, 4) if self.ctr_oracle else None,
                                  "live": {arm: counts.as_dict() for arm, counts in self.live.items()},
                                  "groups": self.groups}
+        if self.needs is not None:
+            extra["needs"] = self.needs
         if self.ctr_drifted is not None:
             extra["drifted"] = {"ctr_personalised": round(self.ctr_drifted[0], 6),
                                 "ctr_oracle": round(self.ctr_drifted[1], 6)}
         return {**self.as_json(), **extra}
 
 
-def _number(value: float) -> float | None:
+def json_number(value: float) -> float | None:
+    """`value` rounded for JSON, or None when it is not finite."""
     # NaN is not JSON: a lift with no editorial clicks (or too few readers for an interval) is null.
     return round(value, 6) if math.isfinite(value) else None
 
@@ -147,7 +166,64 @@ def measure_edition(number: int, edition_id: str, outcomes: Sequence[ReaderOutco
         unsubscribes_personalised=_mean([o.unsubscribe_personalised for o in outcomes]),
         unsubscribes_editorial=_mean([o.unsubscribe_editorial for o in outcomes]),
         ctr_drifted=(_mean([o.personalised for o in drifted]), _mean([o.oracle for o in drifted])) if drifted else None,
-        live=live, groups=groups)
+        live=live, groups=groups, needs=_needs(outcomes))
+
+
+def _needs(outcomes: Sequence[ReaderOutcome]) -> dict[str, float] | None:
+    needing = [o for o in outcomes if o.need]
+    if not needing:
+        return None
+    return {"readers": len(needing), "served": round(sum(o.need_served for o in needing) / len(needing), 6),
+            "ctr_on_need": round(_mean([o.need_clicks for o in needing]), 6)}
+
+
+def lift_over_editions(editions: Sequence[Sequence[ReaderOutcome]], *, seed: int = 0,
+                       resamples: int = _BOOTSTRAP) -> tuple[float, float, float]:
+    """(lift, low, high) of personalised over editorial CTR across `editions`, 95% by a two-way bootstrap.
+
+    Each resample weighs every reader and every edition by an independent Poisson(1) count
+    (the pigeonhole bootstrap for crossed factors), so the interval covers both which readers
+    and which editions were drawn. Percentile interval; NaN without editorial clicks.
+    """
+    rng = random.Random(seed)
+    readers = sorted({o.reader_id for outcomes in editions for o in outcomes})
+    totals = [sum(o.editorial for outcomes in editions for o in outcomes)]
+    if not editions or totals[0] <= 0:
+        return (math.nan, math.nan, math.nan)
+    lift = sum(o.personalised for outcomes in editions for o in outcomes) / totals[0] - 1.0
+    rows = [[(o.reader_id, o.personalised, o.editorial) for o in outcomes] for outcomes in editions]
+    lifts = []
+    for _ in range(resamples):
+        weight = {r: _poisson(rng) for r in readers}
+        x = y = 0.0
+        for edition in rows:
+            w = _poisson(rng)
+            if not w:
+                continue
+            ex = ey = 0.0
+            for reader, personalised, editorial in edition:
+                v = weight[reader]
+                ex += v * personalised
+                ey += v * editorial
+            x += w * ex
+            y += w * ey
+        if y > 0:
+            lifts.append(x / y - 1.0)
+    if len(lifts) < 2:
+        return (lift, math.nan, math.nan)
+    lifts.sort()
+    return lift, lifts[int(0.025 * (len(lifts) - 1))], lifts[int(math.ceil(0.975 * (len(lifts) - 1)))]
+
+
+def _poisson(rng: random.Random) -> int:
+    """A Poisson(1) draw by inversion (about 1.7 uniform draws each)."""
+    u, k, p = rng.random(), 0, math.exp(-1.0)
+    cumulative = p
+    while u > cumulative:
+        k += 1
+        p /= k
+        cumulative += p
+    return k
 
 
 def _group(outcomes: Sequence[ReaderOutcome]) -> dict[str, float]:

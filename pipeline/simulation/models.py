@@ -24,6 +24,7 @@ __all__ = [
     "EditionShape",
     "Engagement",
     "InvalidReaderModel",
+    "Needs",
     "Propensity",
     "ReaderModel",
     "load_reader_model",
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 _TOP_KEYS = {"name", "description", "topics", "preferences", "declared", "engagement", "unsubscribe",
-             "complaint", "drift", "edition"}
+             "complaint", "drift", "needs", "edition"}
 
 
 class InvalidReaderModel(PipelineError, ValueError):
@@ -46,10 +47,15 @@ class InvalidReaderModel(PipelineError, ValueError):
 
 @dataclass(frozen=True)
 class Declared:
-    """What readers said at sign-up: `share` of them declared their `topics` favourite hidden topics."""
+    """What readers said at sign-up: `share` of them declared their `topics` favourite hidden topics.
+
+    `wrong_share` of those who declare name other topics instead (drawn by popularity among
+    the ones that are not their favourites), with the same weights: a declaration that misleads.
+    """
 
     share: float = 0.5
     topics: int = 2
+    wrong_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,19 @@ class Drift:
 
 
 @dataclass(frozen=True)
+class Needs:
+    """`share` of the readers sign up with a need: one topic (by popularity), for editions 1 to `lasts`.
+
+    While it lasts, the reader's affinity for that topic is at least `strength` (1 = as much as
+    their favourite topic; 2 = twice as likely to be clicked); the audience file carries the need.
+    """
+
+    share: float
+    lasts: int = 3
+    strength: float = 2.0
+
+
+@dataclass(frozen=True)
 class EditionShape:
     """The shape of the editions the evaluation generates for this audience."""
 
@@ -102,6 +121,7 @@ class ReaderModel:
     drift: Drift | None = None
     edition: EditionShape = field(default_factory=EditionShape)
     path: Path | None = None
+    needs: Needs | None = None
 
     @property
     def topic_names(self) -> tuple[str, ...]:
@@ -206,11 +226,12 @@ def _check(c: _Checker, raw: dict, path: Path) -> ReaderModel:
     prefs = c.block(raw, "preferences", {"concentration"})
     concentration = c.number(prefs, ("preferences", "concentration"), 1.0, 0.0, 1000.0, low_open=True)
 
-    declared_raw = c.block(raw, "declared", {"share", "topics"})
+    declared_raw = c.block(raw, "declared", {"share", "topics", "wrong_share"})
     # Bounded by the topics the file names, valid or not, so one bad topic is reported once.
     named = max(1, len(raw["topics"])) if isinstance(raw.get("topics"), dict) else 1
     declared = Declared(c.number(declared_raw, ("declared", "share"), Declared.share, 0.0, 1.0),
-                        c.whole(declared_raw, ("declared", "topics"), min(Declared.topics, named), 0, named))
+                        c.whole(declared_raw, ("declared", "topics"), min(Declared.topics, named), 0, named),
+                        c.number(declared_raw, ("declared", "wrong_share"), 0.0, 0.0, 1.0))
 
     eng = c.block(raw, "engagement", {"open_rate", "click_rate", "position_decay", "machine_open_share"})
     engagement = Engagement(
@@ -229,6 +250,13 @@ def _check(c: _Checker, raw: dict, path: Path) -> ReaderModel:
         drift = Drift(c.number(drift_raw, ("drift", "share"), None, 0.0, 1.0),
                       c.whole(drift_raw, ("drift", "at_edition"), None, 2, 10_000))
 
+    needs = None
+    if raw.get("needs") is not None:
+        needs_raw = c.block(raw, "needs", {"share", "lasts", "strength"})
+        needs = Needs(c.number(needs_raw, ("needs", "share"), None, 0.0, 1.0),
+                      c.whole(needs_raw, ("needs", "lasts"), Needs.lasts, 1, 52),
+                      c.number(needs_raw, ("needs", "strength"), Needs.strength, 0.0, 5.0, low_open=True))
+
     shape = c.block(raw, "edition", {"candidates", "sections_per_reader", "max_per_topic"})
     per_reader = c.whole(shape, ("edition", "sections_per_reader"), EditionShape.sections_per_reader, 1, 30)
     edition = EditionShape(
@@ -237,7 +265,7 @@ def _check(c: _Checker, raw: dict, path: Path) -> ReaderModel:
         max_per_topic=c.whole(shape, ("edition", "max_per_topic"), EditionShape.max_per_topic, 1, 30))
     return ReaderModel(name=name.strip(), topics=topics, concentration=concentration, description=description,
                        declared=declared, engagement=engagement, unsubscribe=unsubscribe, complaint=complaint,
-                       drift=drift, edition=edition, path=path)
+                       drift=drift, edition=edition, path=path, needs=needs)
 
 
 def load_reader_model(path: Path | str) -> ReaderModel:
@@ -267,7 +295,8 @@ def reader_model_yaml(model: ReaderModel) -> str:
         "description": model.description,
         "topics": {slug: round(share, 6) for slug, share in model.topics.items()},
         "preferences": {"concentration": model.concentration},
-        "declared": {"share": model.declared.share, "topics": model.declared.topics},
+        "declared": {"share": model.declared.share, "topics": model.declared.topics,
+                     **({"wrong_share": model.declared.wrong_share} if model.declared.wrong_share else {})},
         "engagement": vars(model.engagement).copy(),
         "unsubscribe": vars(model.unsubscribe).copy(),
         "complaint": vars(model.complaint).copy(),
@@ -275,4 +304,6 @@ def reader_model_yaml(model: ReaderModel) -> str:
     }
     if model.drift is not None:
         data["drift"] = vars(model.drift).copy()
+    if model.needs is not None:
+        data["needs"] = vars(model.needs).copy()
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -15,7 +15,10 @@ Response model, for a newsletter of sections in reading order (position 0 first)
 - once read, served = the best affinity in the newsletter; the reader reports spam with
   probability complaint.base + (complaint.poorly_served - complaint.base) x (1 - served), and
   otherwise unsubscribes with the same formula over `unsubscribe`;
-- from `drift.at_edition` on, `drift.share` of the readers have a second, independent draw.
+- from `drift.at_edition` on, `drift.share` of the readers have a second, independent draw;
+- a reader with a need (`needs.share` of them, one topic drawn by popularity) has an affinity of
+  at least `needs.strength` for that topic from edition 1 to `needs.lasts` (clicks capped at 1);
+- `declared.wrong_share` of the readers who declare name topics that are not their favourites.
 """
 
 from __future__ import annotations
@@ -95,6 +98,9 @@ class SimulatedReader:
     machine_opener: bool
     declared: dict[str, float]  # topic -> weight said at sign-up (empty: declared nothing)
     drift_edition: int | None = None
+    need: str | None = None  # the topic the reader needs help with, from edition 1 ...
+    need_last: int = 0  # ... to this edition (0: no need)
+    need_strength: float = 0.0  # their affinity for it while it lasts is at least this
 
     def __post_init__(self) -> None:
         # Affinities are read for every section of every newsletter: compute them once per reader.
@@ -109,8 +115,15 @@ class SimulatedReader:
         return self.preferences_before
 
     def affinities(self, edition: int) -> dict[str, float]:
-        """Topic -> p_t / max(p) at `edition`: 1 for the favourite topic."""
-        return self._after if self.drifted(edition) else self._before  # type: ignore[attr-defined]
+        """Topic -> p_t / max(p) at `edition`: 1 for the favourite topic, raised on an active need."""
+        found = self._after if self.drifted(edition) else self._before  # type: ignore[attr-defined]
+        if self.need_active(edition):
+            return {**found, self.need: max(found.get(self.need, 0.0), self.need_strength)}  # type: ignore[dict-item]
+        return found
+
+    def need_active(self, edition: int) -> bool:
+        """Whether the reader's need lasts at `edition`."""
+        return self.need is not None and edition <= self.need_last
 
     def drifted(self, edition: int) -> bool:
         """Whether this reader's interests have changed by `edition`."""
@@ -124,6 +137,13 @@ def _dirichlet(rng: random.Random, alphas: dict[str, float]) -> dict[str, float]
         chosen = rng.choice(sorted(alphas))
         return {topic: float(topic == chosen) for topic in alphas}
     return {topic: value / total for topic, value in draws.items()}
+
+
+def _weighted_pick(rng: random.Random, weights: dict[str, float], leave_out: Iterable[str] = ()) -> str | None:
+    """One topic drawn in proportion to `weights`, never one of `leave_out` (None when none is left)."""
+    left = set(leave_out)
+    topics = [t for t in weights if t not in left]
+    return rng.choices(topics, [weights[t] for t in topics])[0] if topics else None
 
 
 def _section_affinity(affinity: dict[str, float], topics: Iterable[str]) -> float:
@@ -157,15 +177,29 @@ class SimulatedAudience:
         machine = rng.random() < self.model.engagement.machine_open_share
         declares = rng.random() < self.model.declared.share
         drifts = rng.random() < (self.model.drift.share if self.model.drift else 0.0)
+        # Drawn after the draws above, so models without these fields give every reader the same tastes as before.
+        wrong = rng.random() < self.model.declared.wrong_share
+        needs = rng.random() < (self.model.needs.share if self.model.needs else 0.0)
+        need = _weighted_pick(rng, self.model.topics)
         declared: dict[str, float] = {}
         if declares and self.model.declared.topics:
             top = max(before.values())
             ranked = sorted(before, key=lambda t: (-before[t], t))[:self.model.declared.topics]
             # Readers round what they say: weights in steps of 0.2, never below 0.2.
             declared = {t: max(0.2, round(before[t] / top * 5) / 5) for t in ranked}
+            if wrong:
+                named: list[str] = []
+                for _ in ranked:
+                    pick = _weighted_pick(rng, self.model.topics, leave_out=[*ranked, *named])
+                    if pick is not None:
+                        named.append(pick)
+                declared = dict(zip(named, declared.values()))
         found = SimulatedReader(email=key, preferences_before=before, preferences_after=after if drifts else None,
                                 machine_opener=machine, declared=declared,
-                                drift_edition=self.model.drift.at_edition if drifts and self.model.drift else None)
+                                drift_edition=self.model.drift.at_edition if drifts and self.model.drift else None,
+                                need=need if needs and self.model.needs else None,
+                                need_last=self.model.needs.lasts if needs and self.model.needs else 0,
+                                need_strength=self.model.needs.strength if needs and self.model.needs else 0.0)
         if len(self._readers) >= _CACHE_LIMIT:
             self._readers.clear()
         self._readers[key] = found
@@ -181,7 +215,7 @@ class SimulatedAudience:
     def served(self, email: str, edition: int, sections: Sequence[ShownSection]) -> float:
         """How well the newsletter matches the reader: the best affinity among its sections (0-1)."""
         affinity = self.reader(email).affinities(edition)
-        return max((_section_affinity(affinity, s.topics) for s in sections), default=0.0)
+        return min(1.0, max((_section_affinity(affinity, s.topics) for s in sections), default=0.0))
 
     def respond(self, email: str, edition: int, sections: Sequence[ShownSection]) -> Response:
         """What the reader does with this newsletter at `edition`: random, deterministic per (seed, address, edition)."""
