@@ -19,6 +19,11 @@ that knows much more than production can get on the very same simulated readers:
   nothing). With drift it keeps the exact mixture: after the drift a reader either kept their
   preferences or has a fresh, independent prior draw (their declaration still describes the
   old one);
+- made stronger (never weaker) for issue 14's reader models: with wrong declarations it keeps
+  the mixture "this reader's declaration is right" (the declared pool) or "wrong" (the prior),
+  weighed by `declared.wrong_share` and the evidence; a reader's active need (the audience
+  file's `needs` and `needs_until`, as production reads them) scores its topic at
+  `needs.strength`, and clicks on it while the need lasts are not taken as taste;
 - it chooses each newsletter greedily on posterior expected clicks, as the oracle does on the
   truth: pinned sections first, then the candidates by posterior mean affinity (ties in
   editorial order), at most max_per_topic per topic, k in all, the rest in editorial order.
@@ -50,7 +55,7 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -265,6 +270,7 @@ class Learner:
     prior: Pool  # the undeclared pool, also the fresh draw of a drifted reader
     fresh: Block | None = None  # after a drift: every reader's posterior of a fresh draw
     stale_evidence: np.ndarray | None = None  # log evidence of the pre-drift clicks, frozen at the drift
+    misled: Block | None = None  # with wrong declarations: declared readers' posterior if theirs was wrong
     conditioning: dict[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -279,7 +285,10 @@ class Learner:
         conditioning: dict[str, int] = {}
         for d, rows in members.items():
             conditioning[pools[d].level] = conditioning.get(pools[d].level, 0) + len(rows)
-        return cls(model, bank, blocks, pools[()], conditioning=conditioning)
+        misled = None
+        if model.declared.wrong_share > 0:
+            misled = Block.start(pools[()], np.array([i for i, d in enumerate(declarations) if d], dtype=np.int64))
+        return cls(model, bank, blocks, pools[()], conditioning=conditioning, misled=misled)
 
     @property
     def drift_at(self) -> int | None:
@@ -289,21 +298,39 @@ class Learner:
         """At the drift edition: freeze the evidence of what came before and start the fresh branch."""
         if number != self.drift_at:
             return
-        self.stale_evidence = np.empty(readers)
-        for block in self.blocks:
-            zeros = np.zeros((len(block.pool.rows), 1))
-            self.stale_evidence[block.readers] = summarise(block.logw, zeros)[1]
+        self.stale_evidence = self.before_drift(lambda rows: np.zeros((len(rows), 1)), readers)[1]
         self.fresh = Block.start(self.prior, np.arange(readers))
+
+    def before_drift(self, affinity_of: Callable[[np.ndarray], np.ndarray],
+                     readers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per reader, under their first tastes: posterior mean affinities, log evidence, sum of squared weights.
+
+        With wrong declarations in the model, a reader who declared is a mixture: their
+        declaration is right (the declared pool) or wrong (the prior), weighed by the evidence.
+        """
+        width = affinity_of(self.bank[:1]).shape[1]
+        means, evidence, squares = np.empty((readers, width)), np.empty(readers), np.empty(readers)
+        for block in self.blocks:
+            m, e, s = summarise(block.logw, affinity_of(self.bank[block.pool.rows]))
+            means[block.readers], evidence[block.readers], squares[block.readers] = m, e, s
+        if self.misled is not None and len(self.misled.readers):
+            wrong = self.model.declared.wrong_share
+            idx = self.misled.readers
+            m, e, s = summarise(self.misled.logw, affinity_of(self.bank[self.misled.pool.rows]))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_right = math.log1p(-wrong) + evidence[idx] if wrong < 1 else np.full(len(idx), -np.inf)
+                log_wrong = math.log(wrong) + e
+                odds = np.nan_to_num(log_right - log_wrong, nan=0.0)
+            misled = 1.0 / (1.0 + np.exp(np.clip(odds, -700, 700)))
+            means[idx] = (1 - misled)[:, None] * means[idx] + misled[:, None] * m
+            evidence[idx] = np.logaddexp(log_right, log_wrong)
+            squares[idx] = (1 - misled) ** 2 * squares[idx] + misled ** 2 * s
+        return means, evidence, squares
 
     def scores(self, kinds: Sequence[tuple[int, ...]],
                readers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Per reader: posterior mean affinity of each section kind, effective sample size, P(drifted)."""
-        means = np.empty((readers, len(kinds)))
-        evidence = np.empty(readers)
-        squares = np.empty(readers)
-        for block in self.blocks:
-            m, e, s = summarise(block.logw, section_affinities(self.bank[block.pool.rows], kinds))
-            means[block.readers], evidence[block.readers], squares[block.readers] = m, e, s
+        means, evidence, squares = self.before_drift(lambda rows: section_affinities(rows, kinds), readers)
         if self.fresh is None:
             return means, 1.0 / squares, None
         fresh_means, fresh_evidence, fresh_squares = summarise(
@@ -328,6 +355,12 @@ class Learner:
                 chosen = block.readers[local]
                 condition(block, section_affinities(self.bank[block.pool.rows], kinds), local, shown[chosen],
                         clicked[chosen], self.model)
+        if self.misled is not None:
+            local = np.flatnonzero(opened[self.misled.readers])
+            if len(local):
+                chosen = self.misled.readers[local]
+                condition(self.misled, section_affinities(self.bank[self.prior.rows], kinds), local, shown[chosen],
+                          clicked[chosen], self.model)
         if self.fresh is not None:
             local = np.flatnonzero(opened)
             condition(self.fresh, section_affinities(self.bank[self.prior.rows], kinds), local, shown[local],
@@ -377,6 +410,7 @@ class Run:
     learner: Learner
     index: dict[str, int]
     audience: SimulatedAudience
+    needs: list[tuple[int, dt.date] | None] = field(default_factory=list)  # per reader: (topic, until)
 
     def edition(self, number: int) -> dict:
         """Choose, respond, measure and learn for edition `number`; returns its figures."""
@@ -387,6 +421,13 @@ class Run:
         readers = len(self.emails)
         self.learner.begin(number, readers)
         scores, ess, belief = self.learner.scores(cands.kinds, readers)
+        # An active need (the audience file's, as production reads it) makes its topic at least
+        # needs.strength to the reader: scored so, and its clicks say nothing of their tastes.
+        strength = self.model.needs.strength if self.model.needs else 1.0
+        needing = {r: need[0] for r, need in enumerate(self.needs) if need is not None and need[1] >= sent}
+        on_need = {t: np.array([t in kind for kind in cands.kinds]) for t in set(needing.values())}
+        for r, topic in needing.items():
+            scores[r, on_need[topic]] = np.maximum(scores[r, on_need[topic]], strength)
         ranking = np.argsort(-scores[:, cands.kind_of], axis=1, kind="stable")  # equal kinds tie exactly
         editorial = [ShownSection(sid, edition.by_id[sid].topics, place)
                      for place, sid in enumerate(editorial_sections(edition).section_ids)]
@@ -407,12 +448,16 @@ class Run:
             # What the posterior expects of its own choice: unbiased for the truth if the posterior is right.
             rows["predicted"].append(float(weight[:len(picks)] @ scores[r, cands.kind_of[picks]]))
             clicked[r, :len(picks)] = [s.section_id in response.clicks for s in mine]
+            if r in needing:
+                ignored = on_need[needing[r]][shown[r, :len(picks)]]
+                shown[r, :len(picks)][ignored] = len(cands.kinds)  # the kind without topics: affinity 0, never clicked
+                clicked[r, :len(picks)][ignored] = False
             best = self.audience.oracle(email, number, cands.sections, k=k, max_per_topic=cap)
             for arm, newsletter in (("reference", mine), ("editorial", editorial), ("oracle", best)):
                 rows[arm].append(self.audience.expect(email, number, newsletter).clicks)
             drifted.append(self.audience.reader(email).drifted(number))
             declared.append(bool(self.declarations[r]))
-        self.learner.observe(cands.kinds, opened, shown, clicked)
+        self.learner.observe((*cands.kinds, ()), opened, shown, clicked)
         return figures(number, rows, drifted, declared, ess, belief)
 
 
@@ -438,10 +483,13 @@ def figures(number: int, rows: dict[str, list[float]], drifted: list[bool], decl
             "belief_stayed": None if belief is None else float(belief[~np.array(drifted)].mean())}
 
 
-def read_audience(path: Path) -> tuple[list[str], list[str]]:
+def read_audience(path: Path, index: dict[str, int]) -> tuple[list[str], list[str], list[tuple[int, dt.date] | None]]:
+    """Addresses, declared interests and needs ((topic index, until) or None) of an audience file."""
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    return [r["email"] for r in rows], [r.get("interests", "") for r in rows]
+    needs = [(index[r["needs"].split(";")[0].strip()], dt.date.fromisoformat(r["needs_until"]))
+             if r.get("needs") and r.get("needs_until") else None for r in rows]
+    return [r["email"] for r in rows], [r.get("interests", "") for r in rows], needs
 
 
 def run_reference(model: ReaderModel, seed: int, *, readers: int, editions: int, particles: int, bank: int,
@@ -452,11 +500,12 @@ def run_reference(model: ReaderModel, seed: int, *, readers: int, editions: int,
     with tempfile.TemporaryDirectory(prefix="readerfirst-ceiling-") as work:
         folder = Path(work)
         audience = SimulatedAudience(model, seed)
-        emails, interests = read_audience(write_audience(audience, folder / "audience.csv", readers, seed=seed))
+        emails, interests, needs = read_audience(
+            write_audience(audience, folder / "audience.csv", readers, seed=seed, first_sent=START.date()), index)
         declarations = [parse_interests(text, index) for text in interests]
         rng = np.random.default_rng([seed, zlib.crc32(model.name.encode()), 0xCE11])
         learner = Learner.create(model, declarations, particles=particles, bank_size=bank, minimum=minimum, rng=rng)
-        run = Run(model, seed, folder, emails, declarations, learner, index, audience)
+        run = Run(model, seed, folder, emails, declarations, learner, index, audience, needs)
         measures = [run.edition(n) for n in range(1, editions + 1)]
     return {"model": model.name, "seed": seed, "readers": readers, "particles": particles, "bank": bank,
             "declared_readers": sum(1 for d in declarations if d), "conditioning": learner.conditioning,

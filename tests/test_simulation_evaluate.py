@@ -210,3 +210,24 @@ def test_a_bad_transport_or_model_is_a_clear_error(tmp_path):
     broken.write_text("topics: {a: 1, b: 1}\nengagement: {open_rate: 7}\n", encoding="utf-8")
     with pytest.raises(InvalidReaderModel, match="engagement.open_rate=7"):
         run_evaluation(broken, editions=1, readers=10)
+
+
+def test_needs_are_imported_and_served_while_they_last(tmp_path):
+    """The changing model's needs reach the audience file and the readers table; needy readers get a section for them."""
+    result = run_evaluation(MODELS / "changing.yaml", editions=4, readers=300, seed=3, folder=tmp_path / "run")
+    lasts = result.model.needs.lasts
+    with sqlite3.connect(tmp_path / "run" / "simulation.db") as db:
+        (needing,) = db.execute("SELECT count(DISTINCT reader_id) FROM reader_needs").fetchone()
+    assert 40 < needing < 120
+    assert all(m.needs is not None and m.needs["served"] >= 0.95 for m in result.measures[:lasts])
+    assert all(m.needs is None for m in result.measures[lasts:])
+    assert result.details()["editions"][0]["needs"]["ctr_on_need"] > result.measures[0].ctr_personalised
+
+
+def test_the_run_lift_has_an_interval_over_readers_and_editions(small_run):
+    """The details carry the run's lift with a bootstrap interval around it, wider than one edition's."""
+    result, _ = small_run
+    entry = result.details()["lift_over_editions"]
+    low, high = entry["ci"]
+    assert low <= entry["lift"] <= high
+    assert entry["bootstrap"] == "readers and editions"

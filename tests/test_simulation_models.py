@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from pathlib import Path
 
@@ -158,3 +159,40 @@ def test_concentration_controls_how_focused_readers_are():
 
     assert mean_top(focused) > 0.6
     assert mean_top(broad) < 0.35
+
+
+def test_wrong_declarations_and_needs_are_read_and_written_back(tmp_path):
+    """`declared.wrong_share` and the `needs` block load with their defaults and survive reader_model_yaml."""
+    path = write(tmp_path, GOOD + "declared: {share: 0.5, topics: 1, wrong_share: 0.3}\nneeds: {share: 0.2}\n")
+    model = load_reader_model(path)
+    assert model.declared.wrong_share == 0.3
+    assert (model.needs.share, model.needs.lasts, model.needs.strength) == (0.2, 3, 2.0)
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(reader_model_yaml(model), encoding="utf-8")
+    assert load_reader_model(copy).needs == model.needs
+    assert load_reader_model(copy).declared == model.declared
+
+
+@pytest.mark.parametrize("extra, field", [
+    ("needs: {share: 0.2, lasts: 0}\n", "needs.lasts"),
+    ("needs: {share: 0.2, strength: 0}\n", "needs.strength"),
+    ("needs: {lasts: 2}\n", "needs.share"),
+    ("declared: {wrong_share: 1.5}\n", "declared.wrong_share"),
+])
+def test_bad_needs_and_wrong_shares_are_reported_by_field(tmp_path, extra, field):
+    """A need lasting no edition, a need of no strength, a need without a share, a share above 1: each is refused by name."""
+    assert [p.field for p in problems_of(write(tmp_path, GOOD + extra))] == [field]
+
+
+def test_wrong_declarations_name_topics_that_are_not_the_readers_favourites():
+    """With wrong_share 1 no declaring reader names their favourite; with 0 every one does."""
+    model = load_reader_model(MODELS / "changing.yaml")
+    emails = [f"reader{i}@example.com" for i in range(400)]
+    for share, names_favourite in ((1.0, False), (0.0, True)):
+        changed = dataclasses.replace(model, declared=dataclasses.replace(model.declared, wrong_share=share))
+        audience = SimulatedAudience(changed, seed=2)
+        declaring = [audience.reader(e) for e in emails if audience.reader(e).declared]
+        assert len(declaring) > 150
+        for reader in declaring:
+            top = max(reader.preferences_before, key=reader.preferences_before.get)
+            assert (top in reader.declared) is names_favourite

@@ -190,3 +190,20 @@ def test_the_oracle_respects_the_edition_rules_and_beats_any_other_copy(focused)
         for topic in topics:
             assert sum(topic in s.topics for s in chosen) <= 2
         assert audience.expect(email, 1, chosen).clicks >= audience.expect(email, 1, editorial).clicks - 1e-12
+
+
+def test_a_need_raises_clicks_on_its_topic_while_it_lasts():
+    """A reader with a need clicks its topic at `strength` x click_rate while it lasts, and as before afterwards."""
+    model = load_reader_model(MODELS / "changing.yaml")
+    audience = SimulatedAudience(model, seed=1)
+    email = next(e for e in EMAILS if audience.reader(e).need is not None
+                 and audience.reader(e).affinities(model.needs.lasts + 1).get(audience.reader(e).need, 0) < 0.5)
+    reader = audience.reader(email)
+    section = [ShownSection("a", (reader.need,), 0)]
+    during = audience.click_chances(email, model.needs.lasts, section)[0]
+    after = audience.click_chances(email, model.needs.lasts + 1, section)[0]
+    assert during == pytest.approx(min(1.0, model.engagement.click_rate * model.needs.strength))
+    assert after < during / 2
+    assert reader.need_active(model.needs.lasts) and not reader.need_active(model.needs.lasts + 1)
+    share = sum(audience.reader(e).need is not None for e in EMAILS) / len(EMAILS)
+    assert abs(share - model.needs.share) < 0.04

@@ -62,12 +62,8 @@ from pipeline.content.selection import (
     Selection,
     select_sections,
 )
-from pipeline.engagement.learning import (
-    BASE_CTR,
-    PRIOR_STRENGTH,
-    expected_ctr,
-    topic_posterior,
-)
+from pipeline.content.taste import AudienceTastes, audience_tastes, favourite_chance
+from pipeline.engagement.learning import BASE_CTR, PRIOR_STRENGTH, expected_ctr
 from pipeline.errors import ConfigurationError
 
 __all__ = [
@@ -166,23 +162,21 @@ def population_means(population: Mapping[str, TopicSignal]) -> dict[str, float]:
     return means
 
 
-_NO_PRIORS: tuple[dict[str, float], dict[str, tuple[float, float]]] = ({}, {})
-_LAST_POPULATION: tuple[object, tuple[dict[str, float], dict[str, tuple[float, float]]]] = (None, _NO_PRIORS)
+_NO_TASTES = audience_tastes({}, None, 0.0)
+_LAST_POPULATION: tuple[object, tuple[dict[str, float], AudienceTastes]] = (None, ({}, _NO_TASTES))
 
 
-def _population_priors(population: Mapping[str, TopicSignal] | None
-                       ) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+def _population_priors(population: Mapping[str, TopicSignal] | None) -> tuple[dict[str, float], AudienceTastes]:
     global _LAST_POPULATION
     if not population:
-        return _NO_PRIORS
+        return {}, _NO_TASTES
     last = _LAST_POPULATION
     if last[0] is population:
         return last[1]
-    # One population serves a whole send: convert it once, not once per reader. Each topic's
-    # Beta prior is worth PRIOR_STRENGTH exposures; the one under _POOLED is for topics never shown.
+    # One population serves a whole send: convert it once, not once per reader.
     means = population_means(population)
-    priors = {key: topic_posterior(None, None, undeclared_mean=mean) for key, mean in means.items() if key != _AVERAGE}
-    found = (means, priors)
+    exposures = sum(max(0.0, signal.exposures) for signal in population.values())
+    found = (means, audience_tastes(means, means.get(_POOLED), exposures / len(population)))
     _LAST_POPULATION = (population, found)
     return found
 
@@ -264,9 +258,6 @@ class _Draft:
         return True
 
 
-_UNKNOWN = topic_posterior(None, None)  # undeclared, never shown, no audience figure
-
-
 def _thompson(edition: Edition, profile: Profile, today: dt.date, seed: int, settings: PolicySettings,
               population: Mapping[str, TopicSignal] | None) -> Selection:
     walk = edition_walk(edition)
@@ -274,29 +265,22 @@ def _thompson(edition: Edition, profile: Profile, today: dt.date, seed: int, set
     cap = edition.max_per_topic if settings.max_per_topic is None else settings.max_per_topic
     opted, interests, learned = profile.opted_out, profile.interests, profile.learned
     needs = profile.current_needs(today) if profile.needs else {}
-    means, priors = _population_priors(population)
-    pooled = means.get(_POOLED)
-    unshown = priors.get(_POOLED, _UNKNOWN)
+    means, tastes = _population_priors(population)
     rng = reader_stream(edition.id, profile, seed)
-    betavariate = rng.betavariate
 
     draws: list[float | None] = []
-    sampled = False
+    chances: list[float] = []
+    clicked = False
     for topic in walk.topics:
         if topic in opted:
             draws.append(None)
+            chances.append(0.0)
             continue
-        signal, weight = learned.get(topic), interests.get(topic)
-        if signal is None and not weight:
-            alpha, beta = priors.get(topic, unshown)
-        else:
-            alpha, beta = topic_posterior(weight, signal, undeclared_mean=means.get(topic, pooled))
-        if signal is not None and signal.clicks > 0:
-            # A clicked topic is drawn from its posterior, sharpened (see the module docstring).
-            value = betavariate(alpha * SHARPENING, beta * SHARPENING)
-            sampled = True
-        else:
-            value = alpha / (alpha + beta)
+        signal = learned.get(topic)
+        chance = favourite_chance(tastes, tastes.prior(topic, interests.get(topic)), signal)
+        clicked = clicked or (signal is not None and signal.clicks > 0)
+        chances.append(chance)
+        value = tastes.worth(chance)
         draws.append(value + NEED_BOOST if topic in needs else value)
 
     picks: list[Pick] = []
@@ -313,20 +297,21 @@ def _thompson(edition: Edition, profile: Profile, today: dt.date, seed: int, set
     draft = _Draft(cap, per_topic, draws, bool(opted))
     share = places * settings.exploration
     explore = int(share) + (rng.random() < share - int(share)) if share else 0
-    ranked = ranked_sections(walk, draws, chances=bool(means) and not sampled)
+    ranked = ranked_sections(walk, draws, chances=bool(means) and not clicked)
     _exploit(draft, ranked, places - explore)
     if explore:
         # Places the posterior already gave to topics new to the reader count as explored: a
         # reader with no history (all topics new) is not handed random topics on top.
         explore -= sum(1 for _, _, which in draft.chosen if which >= 0 and _is_new(walk.topics[which], profile, needs))
     if explore > 0:
-        _explore(draft, walk, profile, needs, rng, explore)
+        _explore(draft, walk, profile, needs, rng, explore, chances)
     _exploit(draft, ranked, places)  # places exploration could not fill
 
     for section, score, which in draft.chosen:
         picks.append(Pick(section.id, score, _reason(walk, which, profile, needs, means)))
     for section, score, which in draft.explored:
-        picks.append(Pick(section.id, score, REASON_EXPLORE.format(label=walk.labels[which])))
+        again = not _is_new(walk.topics[which], profile, needs)
+        picks.append(Pick(section.id, score, (REASON_AGAIN if again else REASON_EXPLORE).format(label=walk.labels[which])))
     return Selection(tuple(picks))
 
 
@@ -350,22 +335,22 @@ def _exploit(draft: _Draft, ranked: Iterator[tuple[int, Section, tuple[int, ...]
 
 
 def _explore(draft: _Draft, walk: EditionWalk, profile: Profile, needs: Mapping[str, dt.date], rng: random.Random,
-             places: int) -> None:
-    """Give up to `places` places to topics new to the reader, one section each, by a uniform draw per topic.
+             places: int, chances: list[float]) -> None:
+    """Give up to `places` places to topics the copy lacks, one section each, drawn by their chance of being a favourite.
 
-    New means never shown, not declared, not needed and not already in this copy: the place
-    is there to learn something, and the posterior already serves what the reader asked for.
-    Uniform rather than by posterior, because for a topic never shown the posterior is the
-    prior alone, which would keep offering the same few.
+    Any topic not declared, not needed and not already in this copy may be drawn, shown before
+    or not: after a change of taste the new favourite has usually been shown once already,
+    and a rule that only tried topics never shown stopped trying it. A draw weighted by the
+    chance (Efraimidis-Spirakis keys) rather than the best chance first, so that the same
+    few do not take every place: a topic shown often and never clicked has a small chance
+    and is rarely drawn; one shown once, long ago, keeps most of its prior chance.
     """
-    learned, interests, per_topic, draws = profile.learned, profile.interests, draft.per_topic, draft.draws
+    interests, per_topic, draws = profile.interests, draft.per_topic, draft.draws
     priority: dict[int, float] = {}
     for i, topic in enumerate(walk.topics):
         if draws[i] is None or interests.get(topic) or topic in needs or per_topic.get(topic):
             continue
-        signal = learned.get(topic)
-        if signal is None or signal.exposures <= 0:
-            priority[i] = rng.random()
+        priority[i] = rng.random() ** (1.0 / max(chances[i], 1e-9))
     goal = len(draft.explored) + places
     for i in sorted(priority, key=priority.__getitem__, reverse=True):
         if len(draft.explored) >= goal:
