@@ -1,38 +1,28 @@
-"""Choosing sections by Thompson sampling over each reader's topic posteriors, sharpened.
+"""Choosing sections from each reader's chance of a favourite per topic, with exploration by that chance.
 
-Every topic of the edition has a Beta posterior for the reader
-(`pipeline.engagement.learning.topic_posterior`): its prior mean is what the whole audience
-clicks on the topic (the population prior; BASE_CTR before the audience has clicked anything),
-raised towards DECLARED_CTR by a declared interest; decayed clicks and exposures move it. An
-unexpired need adds NEED_BOOST, so needs still come first. A section is worth the value of its
-best topic (a little more for a section on several topics while the reader's favourite is
-uncertain), sections of equal value come in the editor's order, as in the first rule:
-`pipeline.content.ranking` orders them.
+Every topic of the edition gets the reader's chance that it is one of their favourites
+(`pipeline.content.taste`): a prior from what the whole audience clicks on it (or from a
+declaration, raised to DECLARATION_TRUST x weight), moved by the reader's own decayed clicks
+and exposures. A topic is worth its expected click rate; an unexpired need adds NEED_BOOST,
+so needs come first. A section is worth the value of its best topic (a little more for a
+section on several topics while the reader's favourite is uncertain), sections of equal
+value come in the editor's order, as in the first rule: `pipeline.content.ranking` orders them.
 
-Which topics are sampled, and how: a topic the reader clicked gets one draw from its posterior
-with both parameters multiplied by SHARPENING (the same mean, a quarter of the standard
-deviation: Thompson sampling with a scaled posterior, as Chapelle and Li found works better in
-practice). Unsharpened, at about 0.15 clicks per reader and edition, a topic clicked once has a
-posterior so wide that its draw fell below the audience's favourite topic about a third of the
-time, and the one topic the reader had shown they read left the top places as often as not: in
-the evaluation, readers who declared nothing and had clicked got 0.58-0.62 of the oracle's
-clicks with plain draws and 0.70 with the posterior mean alone; sharpened draws keep nearly all
-of that (the whole focused audience, seed 1: 0.699 of the oracle, against 0.702 for the mean).
-A topic clicked once and then ignored still gives way: its exposures lower the posterior.
-Every other topic is worth its posterior mean: drawing for never-clicked topics too would be
-textbook Thompson sampling, but their priors are wide enough that a reader with no history got
-a random newsletter instead of the editor's. So:
+The copy is greedy on those values (the reference learner in `benchmarks/learning_ceiling.py`
+is greedy too), and the `exploration` share of the non-pinned places (on average: a reader with
+4 places and 0.1 gets one such place 40% of the time) goes to topics the copy lacks, drawn in
+proportion to their chance. Shown topics are drawn too: after a change of taste the new
+favourite has usually been shown once already, and the policy that only explored topics never
+shown kept drifted readers at 0.44-0.55 of the oracle for 12 editions. Places the values
+already give to topics new to the reader count towards that share: a newcomer's whole copy
+is new to them. So:
 
 - with no signal at all (no population, nothing declared or clicked) the copy is the editor's;
-- the population prior ranks the topics of readers who told us nothing, exposures without
-  clicks lower a topic, declared interests and clicks lift it;
-- trying topics the reader has never been shown is the job of the `exploration` share of the
-  non-pinned places (on average: a reader with 4 places and 0.1 gets one such place 40% of the
-  time), chosen by a uniform draw per topic, so that a confident posterior on a few topics never
-  stops the newsletter from finding new ones. Places the posterior already gives to topics new
-  to the reader count towards that share: a newcomer's whole copy is new to them.
+- the population prior ranks the topics of readers who told us nothing once it can tell the
+  topics apart, exposures without clicks lower a topic, declared interests and clicks lift it,
+  and evidence overrules a declaration.
 
-Draws (of clicked topics and for exploration) come from a generator seeded with a stable hash
+Exploration draws come from a generator seeded with a stable hash
 of (edition id, reader's public id, seed): the same reader gets the same sections in every
 process, so a resumed send plans what the first attempt planned. Python's `hash()` is salted
 per process and is never used for this.
@@ -89,7 +79,6 @@ __all__ = [
 THOMPSON, EDITORIAL, RULE = "thompson", "editorial", "rule"
 POLICIES = (THOMPSON, EDITORIAL, RULE)
 DEFAULT_EXPLORATION = 0.1
-SHARPENING = 16.0  # a clicked topic's draw comes from Beta(16 alpha, 16 beta): same mean, a quarter of the spread
 
 REASON_EDITORIAL = "this week's editor's selection"
 REASON_POPULAR = "popular with readers like you"
