@@ -98,28 +98,22 @@ def test_selection_varies_across_seeds_and_readers(edition):
     by_seed = {choose_sections(edition, profile, today=TODAY, seed=s).variant_id for s in range(50)}
     by_reader = {choose_sections(edition, dataclasses.replace(profile, reader_id=i, public_id=f"{i:032x}"),
                                  today=TODAY, seed=0).variant_id for i in range(50)}
-    # 4 places x 0.1: a copy explores 40% of the time, mostly the two clicked topics it had no room for.
-    assert len(by_seed) >= 3 and len(by_reader) >= 3
+    assert len(by_seed) >= 4 and len(by_reader) >= 4  # 4 places x 0.1: a copy explores 40% of the time
 
 
-def test_without_exploration_the_copy_follows_the_chances_alone(edition):
-    """With no exploration the copy is the greedy one (the same for every seed), the topic far ahead first."""
-    ahead = reader(learned={"ai": shown(8, 6), "security": shown(6, 1), "funding": shown(5, 1)})
+def test_clicked_topics_are_drawn_from_their_posteriors(edition):
+    """Thompson sampling: with no exploration, clicked topics of close posteriors still trade places
+    from seed to seed (their means alone would give one copy), and a topic far ahead keeps first place."""
+    close = reader(learned={"ai": shown(6, 1), "security": shown(6, 1), "funding": shown(5, 1), "design": shown(5, 1)})
     settings = PolicySettings(exploration=0.0)
-    copies = {choose_sections(edition, ahead, today=TODAY, seed=s, policy_settings=settings).section_ids
+    copies = {choose_sections(edition, close, today=TODAY, seed=s, policy_settings=settings).section_ids
               for s in range(60)}
-    assert len(copies) == 1
-    first = next(iter(copies))[1]
-    assert "ai" in edition.by_id[first].topics
-
-
-def test_a_topic_shown_and_not_clicked_is_tried_again(edition):
-    """Exploration also draws topics shown before without a click ('another look'), not only never-shown ones."""
-    profile = reader(learned={t: shown(30, 9) for t in ("ai", "security")} | {"design": shown(1, 0)})
-    reasons = Counter(reason for seed in SEEDS for reason in choose_sections(
-        edition, profile, today=TODAY, seed=seed, policy_settings=PolicySettings(exploration=0.25)).reasons.values())
-    assert reasons["another look at Design"] > 5
-    assert reasons["something new to try: Climate"] > 5
+    assert len(copies) >= 3
+    ahead = reader(learned={"ai": shown(8, 6), "security": shown(6, 1), "funding": shown(5, 1)})
+    firsts = {next(p.section_id for p in choose_sections(edition, ahead, today=TODAY, seed=s,
+                                                         policy_settings=settings).picks if p.reason != REASON_PINNED)
+              for s in range(60)}
+    assert firsts and all("ai" in edition.by_id[sid].topics for sid in firsts)
 
 
 def test_invariants_hold_for_many_random_readers(edition):
@@ -180,10 +174,9 @@ def test_expired_need_is_not_boosted(edition):
         assert not any(reason.startswith("you said you need") for reason in selection.reasons.values())
 
 
-def test_exploration_gives_its_share_of_places_to_other_topics(edition):
-    """Over many readers, about the exploration share of non-pinned places goes to topics drawn by their chance."""
+def test_exploration_gives_its_share_of_places_to_unseen_topics(edition):
+    """Over many readers, about the exploration share of non-pinned places goes to never-shown topics, by sampling."""
     seen = ["hiring", "ai", "security", "funding", "remote-work", "product", "data", "leadership"]
-    tries = ("something new to try", "another look at")
 
     def explored(exploration: float) -> tuple[float, Counter]:
         places, tried = 0, Counter()
@@ -192,17 +185,15 @@ def test_exploration_gives_its_share_of_places_to_other_topics(edition):
             profile = reader(i, learned={t: shown(30, 9) for t in seen})
             picks = choose_sections(edition, profile, today=TODAY, seed=1, policy_settings=settings).picks[1:]
             places += len(picks)
-            tried.update(p.reason for p in picks if p.reason.startswith(tries))
+            tried.update(p.reason for p in picks if p.reason.startswith("something new to try"))
         return sum(tried.values()) / places, tried
 
-    # Readers who click what they are shown: without exploration the copy stays on those topics.
-    assert explored(0.0)[0] == 0
+    # Readers who click what they are shown: without exploration the sampler rarely leaves those topics.
+    assert explored(0.0)[0] < 0.02
     share, tried = explored(0.1)
     assert 0.085 <= share <= 0.115
-    # A topic clicked 9 times in 30 that the copy had no room for is drawn by its chance (near 1),
-    # and still the two topics never shown (a prior chance) get their tries.
-    assert tried["another look at Funding"] > tried["something new to try: Design"] > 0.1 * max(tried.values())
-    assert tried["something new to try: Climate"] > 0.1 * max(tried.values())
+    assert set(tried) == {"something new to try: Climate", "something new to try: Design"}
+    assert min(tried.values()) > 0.3 * max(tried.values())  # the draw spreads tries over both unseen topics
     assert 0.24 <= explored(0.25)[0] <= 0.26  # four places: exactly one of them for every reader
 
 
