@@ -225,7 +225,7 @@ def test_needs_are_imported_and_served_while_they_last(tmp_path):
 
 
 def test_the_run_lift_has_an_interval_over_readers_and_editions(small_run):
-    """The details carry the run's lift with a bootstrap interval around it, wider than one edition's."""
+    """The details carry the run's lift with its bootstrap interval over readers and editions around it."""
     result, _ = small_run
     entry = result.details()["lift_over_editions"]
     low, high = entry["ci"]
