@@ -29,11 +29,11 @@ from pipeline.errors import InputProblem, InvalidAudience
 from pipeline.store.database import Database
 from pipeline.store.models import Audience, utcnow
 
-__all__ = ["ImportReport", "import_audience", "next_status"]
+__all__ = ["BATCH", "ImportReport", "import_audience", "next_status"]
 
 # Statuses only the reader (or their mailbox) can leave: a file never moves a reader out of them.
 _OPTED_OUT = ("unsubscribed", "cleaned")
-_BATCH = 5_000  # rows read, checked and staged at a time: what an import holds in memory
+BATCH = 5_000  # rows read, checked and staged at a time: what an import holds in memory
 
 
 @dataclass
@@ -74,14 +74,14 @@ def next_status(current: str, suppressed: bool, incoming: str | None) -> str | N
 def import_audience(db: Database, path: Path | str, audience: str, *, skip_invalid: bool = False,
                     rejected_file: Path | None = None, today: dt.date | None = None,
                     taxonomy: Taxonomy | None = None, status: str | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> ImportReport:
+                    progress: Callable[[int, int], None] | None = None, batch_size: int = BATCH) -> ImportReport:
     """Import `path` into `audience`; raises InvalidAudience (changing nothing) on any bad row.
 
     With `skip_invalid`, good rows are imported and the bad ones written, as they were, to
     `rejected_file` (default: `<file>.rejected<suffix>` beside the input). Topics must be in
     `taxonomy` (default: `editions/topics.yaml`); `status` states the status of the file's
     people where the file does not (see `read_audience_file`). `progress`, when given, is
-    called after each batch with the bytes read and the file's size.
+    called after each batch of `batch_size` rows with the bytes read and the file's size.
     """
     path = Path(path)
     if not audience.strip():
@@ -92,7 +92,7 @@ def import_audience(db: Database, path: Path | str, audience: str, *, skip_inval
     with _RejectedRows(rejected_to, keep=skip_invalid) as rejected, db.transaction() as connection:
         staging = ImportStaging(connection, _audience_id(connection, audience))
         accepted = 0
-        for batch in _batches(scan.rows()):
+        for batch in _batches(scan.rows(), batch_size):
             accepted += _stage_batch(staging, scan, batch, report, rejected)
             if progress is not None:
                 progress(scan.position, scan.size)
@@ -111,11 +111,11 @@ def import_audience(db: Database, path: Path | str, audience: str, *, skip_inval
     return report
 
 
-def _batches(rows: Iterator[ScannedRow]) -> Iterator[list[ScannedRow]]:
+def _batches(rows: Iterator[ScannedRow], size: int) -> Iterator[list[ScannedRow]]:
     batch: list[ScannedRow] = []
     for row in rows:
         batch.append(row)
-        if len(batch) >= _BATCH:
+        if len(batch) >= size:
             yield batch
             batch = []
     if batch:
