@@ -89,8 +89,8 @@ def import_audience(db: Database, path: Path | str, audience: str, *, skip_inval
     scan = AudienceScan(path, today=today, taxonomy=taxonomy, status=status)
     report = ImportReport(audience=audience)
     rejected_to = rejected_file or path.with_name(f"{path.stem}.rejected{path.suffix}")
-    with _RejectedRows(rejected_to, keep=skip_invalid) as rejected, db.transaction() as connection:
-        staging = ImportStaging(connection, _audience_id(connection, audience))
+    with (_RejectedRows(rejected_to, keep=skip_invalid) as rejected, db.transaction() as connection,
+          ImportStaging(connection, _audience_id(connection, audience)) as staging):
         accepted = 0
         for batch in _batches(scan.rows(), batch_size):
             accepted += _stage_batch(staging, scan, batch, report, rejected)

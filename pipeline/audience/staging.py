@@ -73,6 +73,16 @@ class ImportStaging:
                 connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} ({columns.format(json='TEXT')})")
         connection.exec_driver_sql("CREATE UNIQUE INDEX ix_import_readers_email ON import_readers (email)")
 
+    def __enter__(self) -> ImportStaging:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.postgres:
+            # SQLite runs DDL outside the transaction: drop the tables, or a pooled connection
+            # would keep a whole file's rows until the next import.
+            for name in _TABLES:
+                self.connection.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
+
     def first_lines(self, emails: Sequence[str]) -> dict[str, int]:
         """Of `emails`, those already staged, with the line that brought them."""
         found: dict[str, int] = {}
