@@ -202,8 +202,10 @@ def store_events(db: Database, events: Sequence[NormalisedEvent], quarantined: S
             else:
                 disowned.append(event_row(event, None, received_at))
         if connection.dialect.name == "postgresql":
-            # One insert for the batch: RETURNING tells which of the disowned ones were new.
-            new = _insert_new_ids(connection, attributed + disowned)
+            # One insert for the batch: RETURNING tells which of the disowned ones were new. In id
+            # order, so that two workers storing overlapping batches wait for each other in the same
+            # order on the unique index and never deadlock.
+            new = _insert_new_ids(connection, sorted(attributed + disowned, key=lambda row: row["provider_event_id"]))
             unattributed = len(new.intersection(row["provider_event_id"] for row in disowned))
             stored = len(new) - unattributed
         else:
