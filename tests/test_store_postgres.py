@@ -107,3 +107,15 @@ def test_two_concurrent_posters_store_each_event_exactly_once_on_postgres(pg_db)
         distinct = session.scalar(select(func.count(func.distinct(EngagementEvent.provider_event_id))))
     assert rows == distinct == 12 * 150
     assert sum(stored) == 12 * 150  # the counts each poster reported add up exactly: nothing counted twice
+
+
+def test_a_forgotten_reader_is_not_imported_again_on_postgres(pg_db, tmp_path):
+    """On PostgreSQL an import skips and counts the rows of people who asked to be forgotten."""
+    from pipeline.audience.privacy import forget_reader
+    from tests.test_audience_importer import write_csv
+
+    path = write_csv(tmp_path, "ann@example.com,Ann,,,,,,,", "bob@example.com,Bob,,,,,,,")
+    import_audience(pg_db, path, "weekly", today=dt.date(2026, 12, 1))
+    forget_reader(pg_db, "ann@example.com")
+    again = import_audience(pg_db, path, "weekly", today=dt.date(2026, 12, 1))
+    assert (again.created, again.updated, again.forgotten) == (0, 1, 1)
