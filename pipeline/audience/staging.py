@@ -130,6 +130,10 @@ class ImportStaging:
     def merge(self, now: dt.datetime) -> MergeCounts:
         """Merge the staged rows into the audience: update, insert, restate interests and needs."""
         run = self._run
+        if self.postgres:
+            # Autovacuum never sees temporary tables: without statistics the planner would join a
+            # million staged rows as if they were a handful.
+            self.connection.exec_driver_sql(f"ANALYZE {', '.join(_TABLES)}")
         counts = MergeCounts()
         counts.forgotten = self._scalar("SELECT count(*) FROM import_readers WHERE forgotten")
         counts.updated, counts.kept_unsubscribed = self.connection.execute(text(
