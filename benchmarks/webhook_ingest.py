@@ -133,19 +133,67 @@ def _start_service(env: dict[str, str], port: int, synchronous: str) -> subproce
     raise SystemExit("the web service did not start")
 
 
-def run(batches: int, events_per_batch: int, concurrency: int, resend: float, *, synchronous: str = "FULL",
-        folder: str | None = None) -> dict:
-    """Post the batches to a fresh service whose SQLite runs at `synchronous`, and measure; returns the figures."""
+def _signed(batches: int, events_per_batch: int, resend: float, *, seed: int = 7) -> tuple[str, list[tuple[bytes, dict]]]:
+    """The public key and the signed bodies: `batches` distinct ones, then a share `resend` of them again."""
     key = ec.generate_private_key(ec.SECP256R1())
     public = base64.b64encode(key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
-    bodies = build_batches(batches, events_per_batch)
+    bodies = build_batches(batches, events_per_batch, seed=seed)
     # SendGrid's retries: a share of the batches comes again, after the first copies.
     bodies += bodies[: int(len(bodies) * resend)]
     stamp = str(int(time.time()))
-    signed = [(body, {"X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(
+    return public, [(body, {"X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(
         key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))).decode(),
         "X-Twilio-Email-Event-Webhook-Timestamp": stamp, "Content-Type": "application/json"}) for body in bodies]
+
+
+def _post_all(signed: list[tuple[bytes, dict]], ports: list[int], concurrency: int) -> dict:
+    """Post every body from `concurrency` threads, spread over the services on `ports`; the figures."""
+    latencies: list[float] = []
+    counts = {"stored": 0, "duplicates": 0, "quarantined": 0}
+    failures: list[str] = []
+    lock = threading.Lock()
+    queue = list(enumerate(signed))
+
+    def worker(port: int) -> None:
+        with httpx.Client(timeout=60) as client:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    _, (body, headers) = queue.pop(0)
+                started = time.perf_counter()
+                answer = client.post(f"http://127.0.0.1:{port}/webhooks/sendgrid", content=body, headers=headers)
+                elapsed = time.perf_counter() - started
+                with lock:
+                    latencies.append(elapsed)
+                    if answer.status_code != 200:
+                        failures.append(f"{answer.status_code} {answer.text[:200]}")
+                    else:
+                        for name in counts:
+                            counts[name] += answer.json()[name]
+
+    started = time.perf_counter()
+    # Each poster keeps to one service, as a proxy's keep-alive connections do.
+    threads = [threading.Thread(target=worker, args=(ports[n % len(ports)],)) for n in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    events = sum(body.count(b'"sg_event_id"') for body, _ in signed)
+    ordered = sorted(latencies)
+    return {
+        "batches": len(signed), "events": events, "bytes": sum(len(b) for b, _ in signed), "seconds": wall,
+        "events_per_second": events / wall, "p50_ms": statistics.median(ordered) * 1000,
+        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, "failures": failures, **counts,
+    }
+
+
+def run(batches: int, events_per_batch: int, concurrency: int, resend: float, *, synchronous: str = "FULL",
+        folder: str | None = None) -> dict:
+    """Post the batches to a fresh service whose SQLite runs at `synchronous`, and measure; returns the figures."""
+    public, signed = _signed(batches, events_per_batch, resend)
     with tempfile.TemporaryDirectory(prefix="readerfirst-bench-", dir=folder) as folder:
         url = f"sqlite:///{folder}/bench.db"
         _seed_readers(url)
@@ -153,48 +201,12 @@ def run(batches: int, events_per_batch: int, concurrency: int, resend: float, *,
         env = {**os.environ, "READERFIRST_HOME": folder, "READERFIRST_DATABASE_URL": url,
                "READERFIRST_SECRET": "benchmark-secret-of-at-least-32-bytes", "SENDGRID_WEBHOOK_PUBLIC_KEY": public}
         process = _start_service(env, port, synchronous)
-        latencies: list[float] = []
-        counts = {"stored": 0, "duplicates": 0, "quarantined": 0}
-        failures: list[str] = []
-        lock = threading.Lock()
-        queue = list(enumerate(signed))
-
-        def worker() -> None:
-            with httpx.Client(timeout=60) as client:
-                while True:
-                    with lock:
-                        if not queue:
-                            return
-                        _, (body, headers) = queue.pop(0)
-                    started = time.perf_counter()
-                    answer = client.post(f"http://127.0.0.1:{port}/webhooks/sendgrid", content=body, headers=headers)
-                    elapsed = time.perf_counter() - started
-                    with lock:
-                        latencies.append(elapsed)
-                        if answer.status_code != 200:
-                            failures.append(f"{answer.status_code} {answer.text[:200]}")
-                        else:
-                            for name in counts:
-                                counts[name] += answer.json()[name]
-
         try:
-            started = time.perf_counter()
-            threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            wall = time.perf_counter() - started
+            figures = _post_all(signed, [port], concurrency)
         finally:
             process.terminate()
             process.wait(30)
-    events = sum(body.count(b'"sg_event_id"') for body, _ in signed)
-    ordered = sorted(latencies)
-    return {
-        "synchronous": synchronous, "batches": len(signed), "events": events, "bytes": sum(len(b) for b, _ in signed), "seconds": wall,
-        "events_per_second": events / wall, "p50_ms": statistics.median(ordered) * 1000,
-        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, "failures": failures, **counts,
-    }
+    return {"synchronous": synchronous, **figures}
 
 
 def main() -> None:

@@ -366,3 +366,88 @@ def test_sample_generator_depends_on_its_seed(tmp_path):
     one = write_sample_csv(tmp_path / "a.csv", 50, seed=8).read_bytes()
     assert write_sample_csv(tmp_path / "b.csv", 50, seed=8).read_bytes() == one
     assert write_sample_csv(tmp_path / "c.csv", 50, seed=7).read_bytes() != one
+
+
+# -- streaming: batches, staging and the set-based merge ------------------------------------------
+
+def check_bad_row_late_in_a_long_file_imports_nothing(db, folder: Path) -> None:
+    """Shared with the PostgreSQL tests: batches already staged are dropped when a later row is bad."""
+    path = write_sample_csv(folder / "long.csv", 260, seed=5)
+    with path.open("a", encoding="utf-8") as file:
+        file.write("not-an-address,Late,,,,,,,\n")
+    before = snapshot(db)
+    with pytest.raises(InvalidAudience) as refused:
+        import_audience(db, path, "weekly", today=TODAY, batch_size=50)
+    assert [str(p) for p in refused.value.problems] == [
+        f"{path}:262: email=not-an-address: An email address must have an @-sign."]
+    assert snapshot(db) == before
+
+
+def check_duplicates_across_batches_name_the_first_line(db, folder: Path) -> None:
+    """Shared with the PostgreSQL tests: an address seen batches earlier is reported with that line."""
+    rows = [f"r{i}@example.com,R{i},,,,,,," for i in range(120)] + ["R7@Example.com,Again,,,,,,,"]
+    path = write_csv(folder, *rows)
+    with pytest.raises(InvalidAudience) as refused:
+        import_audience(db, path, "weekly", today=TODAY, batch_size=25)
+    assert [str(p) for p in refused.value.problems] == [
+        f"{path}:122: email=r7@example.com: duplicate of line 9 (addresses compare case-insensitively)"]
+    report = import_audience(db, path, "weekly", today=TODAY, batch_size=25, skip_invalid=True)
+    assert (report.created, report.rejected) == (120, 1)
+    assert report.rejected_file.read_text(encoding="utf-8") == f"{HEADER}\nR7@Example.com,Again,,,,,,,\n"
+    assert reader(db, "r7@example.com").first_name == "R7"
+
+
+STATUS_CASES = [(current, suppressed, incoming)
+                for current in ("subscribed", "unsubscribed", "cleaned", "nonsubscribed")
+                for suppressed in (False, True)
+                for incoming in ("", "subscribed", "unsubscribed", "cleaned", "nonsubscribed")]
+
+
+def check_reimport_statuses_follow_next_status(db, folder: Path) -> None:
+    """Shared with the PostgreSQL tests: the merge's SQL gives every reader the status `next_status` gives."""
+    from pipeline.audience.importer import next_status
+
+    emails = [f"p{i}@example.com" for i in range(len(STATUS_CASES))]
+    first = [f"{e},P,,,,,,{current}," for e, (current, _, _) in zip(emails, STATUS_CASES)]
+    import_audience(db, write_csv(folder, *first, name="first.csv"), "weekly", today=TODAY)
+    with db.session() as session:
+        for email, (_, suppressed, _) in zip(emails, STATUS_CASES):
+            if suppressed:
+                session.execute(update(Reader).where(Reader.email == email).values(suppressed_reason="bounce"))
+    second = [f"{e},,,,,,,{incoming}," for e, (_, _, incoming) in zip(emails, STATUS_CASES)]
+    report = import_audience(db, write_csv(folder, *second, name="second.csv"), "weekly", today=TODAY, batch_size=7)
+    expected, kept = [], 0
+    for current, suppressed, incoming in STATUS_CASES:
+        new = next_status(current, suppressed, incoming or None)
+        expected.append(new or current)
+        kept += new is None and incoming not in ("", current)
+    with db.session() as session:
+        found = dict(session.execute(select(Reader.email, Reader.status)).all())
+    assert [found[e] for e in emails] == expected
+    assert (report.updated, report.kept_unsubscribed) == (len(emails), kept)
+    assert {reader(db, e).first_name for e in emails} == {"P"}  # an empty cell keeps the name
+
+
+def test_bad_row_late_in_a_long_file_imports_nothing(db, tmp_path):
+    """A bad last row, after batches were already staged, leaves the database as it was."""
+    check_bad_row_late_in_a_long_file_imports_nothing(db, tmp_path)
+
+
+def test_duplicates_across_batches_name_the_first_line(db, tmp_path):
+    """A duplicate address batches after its first row is refused, naming that row's line."""
+    check_duplicates_across_batches_name_the_first_line(db, tmp_path)
+
+
+def test_reimport_statuses_follow_next_status(db, tmp_path):
+    """Every combination of current status, suppression and file status ends as next_status says."""
+    check_reimport_statuses_follow_next_status(db, tmp_path)
+
+
+def test_progress_reports_every_batch_up_to_the_file_size(db, tmp_path):
+    """The progress callback hears once per batch, never backwards, and ends at the file's size."""
+    path = write_sample_csv(tmp_path / "readers.csv", 100, seed=5)
+    seen: list[tuple[int, int]] = []
+    import_audience(db, path, "weekly", today=TODAY, batch_size=30, progress=lambda done, total: seen.append((done, total)))
+    assert len(seen) == 4
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert seen[-1] == (path.stat().st_size, path.stat().st_size)

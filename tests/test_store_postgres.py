@@ -39,3 +39,83 @@ def test_migrations_import_and_ledger_on_postgres(pg_db):
     ledger.confirm("b1", "m1")
     assert ledger.counts()["sent"] == 10
     assert len(ledger.readers_to_plan(aid)) == len(ids) - 10
+
+
+def test_import_with_a_bad_row_late_in_the_file_leaves_nothing_on_postgres(pg_db, tmp_path):
+    """On PostgreSQL (COPY into staging), a bad row after several staged batches leaves the database as it was."""
+    from tests.test_audience_importer import check_bad_row_late_in_a_long_file_imports_nothing
+
+    check_bad_row_late_in_a_long_file_imports_nothing(pg_db, tmp_path)
+
+
+def test_import_duplicates_across_batches_on_postgres(pg_db, tmp_path):
+    """On PostgreSQL the staging index finds a duplicate batches later and names the first line."""
+    from tests.test_audience_importer import check_duplicates_across_batches_name_the_first_line
+
+    check_duplicates_across_batches_name_the_first_line(pg_db, tmp_path)
+
+
+def test_reimport_statuses_on_postgres(pg_db, tmp_path):
+    """On PostgreSQL the merge gives every status combination what next_status gives."""
+    from tests.test_audience_importer import check_reimport_statuses_follow_next_status
+
+    check_reimport_statuses_follow_next_status(pg_db, tmp_path)
+
+
+def test_two_concurrent_posters_store_each_event_exactly_once_on_postgres(pg_db):
+    """Two posters (two engines, as two uvicorn workers) sending overlapping batches at once store each event once."""
+    import threading
+
+    from sqlalchemy import func, select
+
+    from pipeline.engagement.sendgrid_events import parse_events
+    from pipeline.engagement.store import store_events
+    from pipeline.store.database import open_database
+    from pipeline.store.models import EngagementEvent
+    from tests.test_engagement_sendgrid_events import sendgrid_event
+    from tests.test_engagement_store import add_reader
+
+    reader_id = add_reader(pg_db)
+    batches = [[sendgrid_event("open", sg_event_id=f"b{b}-{i}", reader_id=str(reader_id)) for i in range(150)]
+               for b in range(12)]
+    # The second poster sends the same batches in another order, and each batch with a neighbour's half.
+    second = [batch[:75] + batches[(n + 1) % len(batches)][75:] for n, batch in enumerate(reversed(batches))]
+    start = threading.Barrier(2)
+    stored: list[int] = []
+    failures: list[BaseException] = []
+
+    def post(plan: list[list[dict]]) -> None:
+        worker = open_database(pg_db.url, migrate=False)
+        try:
+            start.wait()
+            for batch in plan:
+                events, quarantined = parse_events(batch)
+                stored.append(store_events(worker, events, quarantined, source="sendgrid-webhook").stored)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+        finally:
+            worker.dispose()
+
+    posters = [threading.Thread(target=post, args=(plan,)) for plan in (batches, second)]
+    for poster in posters:
+        poster.start()
+    for poster in posters:
+        poster.join()
+    assert failures == []
+    with pg_db.session() as session:
+        rows = session.scalar(select(func.count()).select_from(EngagementEvent))
+        distinct = session.scalar(select(func.count(func.distinct(EngagementEvent.provider_event_id))))
+    assert rows == distinct == 12 * 150
+    assert sum(stored) == 12 * 150  # the counts each poster reported add up exactly: nothing counted twice
+
+
+def test_a_forgotten_reader_is_not_imported_again_on_postgres(pg_db, tmp_path):
+    """On PostgreSQL an import skips and counts the rows of people who asked to be forgotten."""
+    from pipeline.audience.privacy import forget_reader
+    from tests.test_audience_importer import write_csv
+
+    path = write_csv(tmp_path, "ann@example.com,Ann,,,,,,,", "bob@example.com,Bob,,,,,,,")
+    import_audience(pg_db, path, "weekly", today=dt.date(2026, 12, 1))
+    forget_reader(pg_db, "ann@example.com")
+    again = import_audience(pg_db, path, "weekly", today=dt.date(2026, 12, 1))
+    assert (again.created, again.updated, again.forgotten) == (0, 1, 1)

@@ -4,30 +4,36 @@ A re-import updates what the file says (names, declared interests, needs, tags) 
 what readerfirst learned (topic posteriors, suppressions) alone. A reader who unsubscribed,
 was cleaned or is suppressed stays so even if the file says `subscribed` (or Mailchimp's
 `nonsubscribed`, from which a later file could subscribe them): only the reader can resubscribe.
+
+The file is read, checked and staged a batch at a time (see `staging`), in the one transaction
+that then merges it: memory stays flat however long the file, and a refused import leaves nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, select
 
 from pipeline.audience.mailchimp import NONSUBSCRIBED
-from pipeline.audience.privacy import forgotten_among
-from pipeline.audience.records import ReaderRecord, read_audience_file
+from pipeline.audience.records import AudienceScan, ReaderRecord, ScannedRow, duplicate_problem
+from pipeline.audience.staging import ImportStaging
 from pipeline.content.topics import Taxonomy
 from pipeline.errors import InputProblem, InvalidAudience
 from pipeline.store.database import Database
-from pipeline.store.models import Audience, Reader, ReaderInterest, ReaderNeed, utcnow
-from pipeline.store.upsert import upsert_rows
+from pipeline.store.models import Audience, utcnow
 
-__all__ = ["ImportReport", "import_audience", "next_status"]
+__all__ = ["BATCH", "ImportReport", "import_audience", "next_status"]
 
 # Statuses only the reader (or their mailbox) can leave: a file never moves a reader out of them.
 _OPTED_OUT = ("unsubscribed", "cleaned")
+BATCH = 5_000  # rows read, checked and staged at a time: what an import holds in memory
 
 
 @dataclass
@@ -49,14 +55,6 @@ class ImportReport:
         return self.created + self.updated
 
 
-def _write_rejected(path: Path, out: Path, rejected: list[tuple[int, str]], fmt: str) -> None:
-    lines = [text for _, text in rejected]
-    if fmt == "csv":
-        header = path.read_text(encoding="utf-8-sig").splitlines()[0]
-        lines = [header, *lines]
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
 def next_status(current: str, suppressed: bool, incoming: str | None) -> str | None:
     """The status a re-import gives a reader now `current`, or None to keep it.
 
@@ -75,100 +73,122 @@ def next_status(current: str, suppressed: bool, incoming: str | None) -> str | N
 
 def import_audience(db: Database, path: Path | str, audience: str, *, skip_invalid: bool = False,
                     rejected_file: Path | None = None, today: dt.date | None = None,
-                    taxonomy: Taxonomy | None = None, status: str | None = None) -> ImportReport:
+                    taxonomy: Taxonomy | None = None, status: str | None = None,
+                    progress: Callable[[int, int], None] | None = None, batch_size: int = BATCH) -> ImportReport:
     """Import `path` into `audience`; raises InvalidAudience (changing nothing) on any bad row.
 
     With `skip_invalid`, good rows are imported and the bad ones written, as they were, to
     `rejected_file` (default: `<file>.rejected<suffix>` beside the input). Topics must be in
     `taxonomy` (default: `editions/topics.yaml`); `status` states the status of the file's
-    people where the file does not (see `read_audience_file`).
+    people where the file does not (see `read_audience_file`). `progress`, when given, is
+    called after each batch of `batch_size` rows with the bytes read and the file's size.
     """
     path = Path(path)
     if not audience.strip():
         raise InvalidAudience([InputProblem(str(path), 0, "audience", audience, "an audience name is required")])
-    result = read_audience_file(path, today=today, taxonomy=taxonomy, status=status)
-    file_level = [p for p in result.problems if p.field in ("file", "header")]
-    if result.problems and (not skip_invalid or file_level or not result.records):
-        raise InvalidAudience(result.problems)
-    report = ImportReport(audience=audience, rejected=len(result.rejected), problems=result.problems)
-    if result.rejected:
-        report.rejected_file = rejected_file or path.with_name(f"{path.stem}.rejected{path.suffix}")
-    _store(db, audience, result.records, report)
-    if report.rejected_file:
-        _write_rejected(path, report.rejected_file, result.rejected, result.source_format)
+    scan = AudienceScan(path, today=today, taxonomy=taxonomy, status=status)
+    report = ImportReport(audience=audience)
+    rejected_to = rejected_file or path.with_name(f"{path.stem}.rejected{path.suffix}")
+    with (_RejectedRows(rejected_to, keep=skip_invalid) as rejected, db.transaction() as connection,
+          ImportStaging(connection, _audience_id(connection, audience)) as staging):
+        accepted = 0
+        for batch in _batches(scan.rows(), batch_size):
+            accepted += _stage_batch(staging, scan, batch, report, rejected)
+            if progress is not None:
+                progress(scan.position, scan.size)
+        if not scan.problems and not accepted and not report.problems:
+            scan.problems.append(scan.no_readers())
+        if scan.problems:
+            raise InvalidAudience(scan.problems)
+        if report.problems and (not skip_invalid or not accepted):
+            raise InvalidAudience(report.problems)
+        counts = staging.merge(utcnow())
+        report.created, report.updated = counts.created, counts.updated
+        report.kept_unsubscribed, report.forgotten = counts.kept_unsubscribed, counts.forgotten
+        if report.rejected:
+            rejected.keep(scan.header if scan.source_format == "csv" else None)
+            report.rejected_file = rejected_to
     return report
 
 
-def _store(db: Database, audience_name: str, records: list[ReaderRecord], report: ImportReport) -> None:
-    now = utcnow()
-    with db.session() as session:
-        audience_id = session.scalar(select(Audience.id).where(Audience.name == audience_name))
-        if audience_id is None:
-            audience_row = Audience(name=audience_name)
-            session.add(audience_row)
-            session.flush()
-            audience_id = audience_row.id
-        existing = {email: (rid, status, suppressed) for rid, email, status, suppressed in session.execute(
-            select(Reader.id, Reader.email, Reader.status, Reader.suppressed_reason).where(Reader.audience_id == audience_id))}
-        connection = session.connection()
-
-        new_rows, updates = [], []
-        # People who asked to be forgotten are not imported again, from any old list.
-        forgotten = forgotten_among(connection, [r.email for r in records if r.email not in existing])
-        if forgotten:
-            report.forgotten = sum(r.email in forgotten for r in records)
-            records = [r for r in records if r.email not in forgotten]
-        for record in records:
-            found = existing.get(record.email)
-            if found is None:
-                new_rows.append({
-                    "audience_id": audience_id, "public_id": uuid.uuid4().hex, "email": record.email,
-                    "first_name": record.first_name, "last_name": record.last_name, "timezone": record.timezone,
-                    "status": record.status or "subscribed", "tags": record.tags or [],
-                    "created_at": now, "updated_at": now,
-                })
-                continue
-            rid, status, suppressed = found
-            values: dict = {"id": rid, "updated_at": now}
-            for key in ("first_name", "last_name", "timezone"):
-                if getattr(record, key):
-                    values[key] = getattr(record, key)
-            if record.tags is not None:
-                values["tags"] = record.tags
-            new_status = next_status(status, suppressed is not None, record.status)
-            if new_status is not None:
-                values["status"] = new_status
-            elif record.status not in (None, status):
-                report.kept_unsubscribed += 1
-            updates.append(values)
-        if new_rows:
-            connection.execute(Reader.__table__.insert(), new_rows)
-        report.created = len(new_rows)
-        report.updated = len(updates)
-        _update_readers(connection, updates)
-
-        ids = dict(session.execute(select(Reader.email, Reader.id).where(Reader.audience_id == audience_id)).all())
-        declaring = [ids[r.email] for r in records if r.interests is not None]
-        for start in range(0, len(declaring), 500):
-            # The file restates declared interests; learned columns are left as they are.
-            connection.execute(update(ReaderInterest).where(ReaderInterest.reader_id.in_(declaring[start:start + 500]))
-                               .values(declared_weight=None))
-        interest_rows = [{"reader_id": ids[r.email], "topic": t, "declared_weight": w, "learned_clicks": 0.0,
-                          "learned_exposures": 0.0, "opted_out": False}
-                         for r in records if r.interests for t, w in r.interests.items()]
-        upsert_rows(connection, ReaderInterest.__table__, interest_rows, ["reader_id", "topic"], ["declared_weight"])
-        need_rows = [{"reader_id": ids[r.email], "topic": t, "until": until, "source": "import"}
-                     for r in records for t, until in r.needs.items()]
-        upsert_rows(connection, ReaderNeed.__table__, need_rows, ["reader_id", "topic"], ["until", "source"])
+def _batches(rows: Iterator[ScannedRow], size: int) -> Iterator[list[ScannedRow]]:
+    batch: list[ScannedRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
-def _update_readers(connection, updates: list[dict]) -> None:
-    """Apply per-reader updates, grouped by the set of columns they change."""
-    groups: dict[tuple[str, ...], list[dict]] = {}
-    for values in updates:
-        groups.setdefault(tuple(sorted(values)), []).append(values)
-    table = Reader.__table__
-    for columns, rows in groups.items():
-        statement = (table.update().where(table.c.id == bindparam("_id"))
-                     .values({c: bindparam(c) for c in columns if c != "id"}))
-        connection.execute(statement, [{**{k: v for k, v in row.items() if k != "id"}, "_id": row["id"]} for row in rows])
+def _stage_batch(staging: ImportStaging, scan: AudienceScan, batch: list[ScannedRow], report: ImportReport,
+                 rejected: _RejectedRows) -> int:
+    """Stage the valid rows of `batch` whose address no earlier row has; returns how many were staged."""
+    valid = [row.record for row in batch if row.record is not None]
+    # The staging table's unique index knows every address before this batch; a dict this one's.
+    first = staging.first_lines([r.email for r in valid])
+    fresh: list[ReaderRecord] = []
+    for row in batch:
+        found = row.problems
+        if row.record is not None:
+            line = first.setdefault(row.record.email, row.line)
+            if line != row.line:
+                found = [duplicate_problem(scan.file, row.line, row.record.email, line)]
+            else:
+                fresh.append(row.record)
+        if found:
+            report.problems += found
+            report.rejected += 1
+            rejected.write(row.raw_text)
+    staging.add(fresh)
+    return len(fresh)
+
+
+def _audience_id(connection: Connection, name: str) -> int:
+    found = connection.scalar(select(Audience.id).where(Audience.name == name))
+    if found is None:
+        found = connection.execute(Audience.__table__.insert().values(name=name, created_at=utcnow())).inserted_primary_key[0]
+    return found
+
+
+class _RejectedRows:
+    """Rejected rows as written, streamed to a hidden file beside the target and put in place only if kept."""
+
+    def __init__(self, target: Path, *, keep: bool) -> None:
+        self.target = target
+        self.enabled = keep
+        self._file: IO[str] | None = None
+        self._kept = False
+        self._header: str | None = None
+
+    def __enter__(self) -> _RejectedRows:
+        return self
+
+    def write(self, raw_text: str) -> None:
+        """Add one rejected row."""
+        if not self.enabled:
+            return
+        if self._file is None:
+            self._file = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=self.target.parent,
+                                                     prefix=f".{self.target.name}.", suffix=".partial", delete=False)
+        self._file.write(raw_text + "\n")
+
+    def keep(self, header: str | None) -> None:
+        """Put the rows in place (after `header`, a CSV's first line) once the import is committed."""
+        self._kept = True
+        self._header = header
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if self._file is None:
+            return
+        self._file.close()
+        partial = Path(self._file.name)
+        if not self._kept or exc_type is not None:
+            partial.unlink(missing_ok=True)
+            return
+        with self.target.open("w", encoding="utf-8") as out, partial.open(encoding="utf-8") as rows:
+            if self._header is not None:
+                out.write(self._header + "\n")
+            shutil.copyfileobj(rows, out)
+        partial.unlink()

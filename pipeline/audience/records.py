@@ -5,10 +5,7 @@ Every row is checked and every problem is reported, each as `FILE:LINE: field=va
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import json
 import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.audience.addresses import AddressRefused, stored_address
-from pipeline.audience.mailchimp import MAILCHIMP_COLUMNS, NONSUBSCRIBED, StatusUnclear, export_status, is_mailchimp_export
+from pipeline.audience.file_rows import AudienceFileRows, CsvUnreadable, HeaderProblem, first_undecodable_line, is_blank
+from pipeline.audience.mailchimp import NONSUBSCRIBED, StatusUnclear, export_status, is_mailchimp_export
 from pipeline.content.topics import TOPIC_PATTERN, Taxonomy, default_taxonomy
 from pipeline.errors import InputProblem
 
-__all__ = ["ReaderRecord", "ReadResult", "read_audience_file", "STATUSES", "DEFAULT_NEED_DAYS"]
+__all__ = ["ReaderRecord", "ReadResult", "read_audience_file", "STATUSES", "DEFAULT_NEED_DAYS", "AudienceScan",
+           "ScannedRow", "duplicate_problem"]
 
 # Only `subscribed` is ever sent to; the others are Mailchimp's statuses of people who left
 # (unsubscribed), whose address bounced (cleaned) or who never opted in (nonsubscribed).
@@ -55,80 +54,6 @@ class ReadResult:
     problems: list[InputProblem]
     rejected: list[tuple[int, str]]
     source_format: str
-
-
-def _rows_csv(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any], str]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    try:
-        headers = reader.fieldnames or []
-    except csv.Error as exc:
-        raise _CsvError(1, str(exc)) from None
-    mailchimp = is_mailchimp_export(headers)
-    mapping: dict[str, str] = {}
-    unknown, repeated = [], []
-    for header in headers:
-        key = (header or "").strip()
-        low = key.lower()
-        # A Mailchimp export's other columns are its own; in ours an unknown column is a typo.
-        column = MAILCHIMP_COLUMNS.get(low) if mailchimp else (low if low in _COLUMNS else None)
-        if column is None:
-            if not mailchimp:
-                unknown.append(header)
-        elif column in mapping.values():
-            # Two headers for one column ("email" and "Email"): csv would keep only the last one's
-            # value, silently, so which address or status a row has would depend on column order.
-            repeated.append(header)
-        else:
-            mapping[header] = column
-    if unknown or repeated:
-        raise _HeaderError(unknown, repeated=repeated)
-    if "email" not in mapping.values():
-        raise _HeaderError([], missing_email=True)
-    # Physical lines as csv counts them: only \n ends a line (\f or U+2028 inside a cell do not).
-    lines = [line.removesuffix("\r") for line in text.split("\n")]
-    start = 2
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:  # a cell over csv's field limit: the file cannot be read past it
-            raise _CsvError(start, str(exc)) from None
-        end = reader.line_num
-        raw_text = "\n".join(lines[start - 1:end])
-        values = {mapping[k]: v for k, v in row.items() if k in mapping}
-        if None in row:  # more cells than headers
-            values["__extra__"] = row[None]
-        yield start, values, raw_text
-        start = end + 1
-
-
-class _CsvError(Exception):
-    def __init__(self, line: int, message: str):
-        self.line = line
-        self.message = message
-
-
-class _HeaderError(Exception):
-    def __init__(self, unknown: list[str], *, missing_email: bool = False, repeated: list[str] | None = None):
-        self.unknown = unknown
-        self.missing_email = missing_email
-        self.repeated = repeated or []
-
-
-def _rows_jsonl(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any] | str, str]]:
-    for number, line in enumerate((part.removesuffix("\r") for part in text.split("\n")), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield number, f"not valid JSON: {exc.msg}", line
-            continue
-        if not isinstance(value, dict):
-            yield number, "each line must be a JSON object", line
-            continue
-        yield number, value, line
 
 
 def _check_topic(topic: str, field_name: str, taxonomy: Taxonomy | None, problem) -> bool:
@@ -272,12 +197,8 @@ def _check_row(values: dict[str, Any], line: int, file: str, today: dt.date, pro
                         status=status, tags=tags)
 
 
-def _mailchimp_status(path: Path, text: str, stated: str | None) -> tuple[str | None, list[InputProblem]]:
+def _mailchimp_status(path: Path, headers: list[str], stated: str | None) -> tuple[str | None, list[InputProblem]]:
     """The status of a Mailchimp export's people (None for our own format), or the problem why not."""
-    try:
-        headers = next(csv.reader(io.StringIO(text, newline="")), [])
-    except csv.Error:
-        return stated, []  # reading the rows reports it, at its line
     if not is_mailchimp_export(headers):
         return stated, []
     try:
@@ -286,79 +207,147 @@ def _mailchimp_status(path: Path, text: str, stated: str | None) -> tuple[str | 
         return None, [InputProblem(str(path), 1, "status", stated or path.name, str(exc))]
 
 
+def duplicate_problem(file: str, line: int, email: str, first_line: int) -> InputProblem:
+    """The problem of a row whose address an earlier row (`first_line`) already has."""
+    return InputProblem(file, line, "email", email,
+                        f"duplicate of line {first_line} (addresses compare case-insensitively)")
+
+
+@dataclass
+class ScannedRow:
+    """One row of an audience file: its record when valid, else its problems; and its text as written."""
+
+    line: int
+    record: ReaderRecord | None
+    problems: list[InputProblem]
+    raw_text: str
+
+
+class AudienceScan:
+    """An audience file checked a row at a time, so that memory does not grow with the file.
+
+    Iterate `rows()`; afterwards `problems` holds the file-level problems (the file or its header
+    cannot be read, a Mailchimp export's status is unclear): with any of them, nothing of the file
+    may be imported, whatever the rows said. Duplicate addresses are the caller's to find (with
+    `duplicate_problem`), in memory or in a database, as the size of the file demands.
+    """
+
+    def __init__(self, path: Path | str, *, today: dt.date | None = None, taxonomy: Taxonomy | None = None,
+                 status: str | None = None) -> None:
+        self.path = Path(path)
+        self.file = str(path)
+        self.today = today or dt.date.today()
+        self.taxonomy = taxonomy or default_taxonomy()
+        self.status = status
+        self.jsonl = self.path.suffix.lower() in (".jsonl", ".ndjson", ".json")
+        self.problems: list[InputProblem] = []
+        self.source_format = ""
+        self.header = ""  # a CSV's header line, as written
+        self.size = 0
+        self._rows: AudienceFileRows | None = None
+
+    @property
+    def position(self) -> int:
+        """Bytes of the file read so far."""
+        return self._rows.position if self._rows is not None else 0
+
+    def no_readers(self) -> InputProblem:
+        """The problem of a file with no rows at all."""
+        return InputProblem(self.file, 1, "file", "", "no readers in this file")
+
+    def _unopenable(self) -> InputProblem | None:
+        file, path = self.file, self.path
+        if self.status is not None and self.status not in STATUSES:
+            return InputProblem(file, 0, "status", self.status, f"unknown status; use {', '.join(STATUSES)}")
+        try:
+            blank = is_blank(path)
+        except FileNotFoundError:
+            return InputProblem(file, 0, "file", file, "no such file")
+        except IsADirectoryError:
+            return InputProblem(file, 0, "file", file, "is a folder; give the audience file (CSV or JSONL)")
+        except PermissionError:
+            return InputProblem(file, 0, "file", file, "permission denied; this user cannot read it")
+        except UnicodeDecodeError:
+            return self._undecodable()
+        if blank:
+            return InputProblem(file, 0, "file", "", "the file is empty; export the audience again")
+        return None
+
+    def _undecodable(self) -> InputProblem:
+        return InputProblem(self.file, first_undecodable_line(self.path), "file", "",
+                            "not UTF-8 text; save the file as UTF-8")
+
+    def rows(self) -> Iterator[ScannedRow]:
+        """Each row of the file, checked; stops early (with `problems` set) when the file cannot be read on."""
+        unopenable = self._unopenable()
+        if unopenable is not None:
+            self.problems.append(unopenable)
+            return
+        file, status = self.file, self.status
+        self.source_format = "jsonl" if self.jsonl else "csv"
+        try:
+            with AudienceFileRows(self.path, jsonl=self.jsonl, columns=_COLUMNS) as rows:
+                self._rows, self.size = rows, rows.size
+                if not self.jsonl:
+                    status, unclear = _mailchimp_status(self.path, rows.read_header(), status)
+                    self.header = rows.header
+                    if unclear:
+                        self.problems.extend(unclear)
+                        return
+                for line, values, raw_text in rows:
+                    problems: list[InputProblem] = []
+                    if isinstance(values, str):
+                        problems.append(InputProblem(file, line, "line", raw_text, values))
+                        record = None
+                    else:
+                        if not self.jsonl and "email" not in values and not values:
+                            continue
+                        record = _check_row(values, line, file, self.today, problems, taxonomy=self.taxonomy,
+                                            stated_status=status)
+                    yield ScannedRow(line, record, problems, raw_text)
+        except HeaderProblem as exc:
+            known = ", ".join(_COLUMNS)
+            found = [InputProblem(file, 1, "header", h, f"unknown column; use {known} (or a Mailchimp export)")
+                     for h in exc.unknown]
+            found += [InputProblem(file, 1, "header", h, "a second column for the same field; keep one")
+                      for h in exc.repeated]
+            if exc.missing_email:
+                found.append(InputProblem(file, 1, "header", self.header,
+                                          "no email column (email, or Mailchimp's 'Email Address')"))
+            self.problems.extend(found)
+        except CsvUnreadable as exc:
+            self.problems.append(InputProblem(file, exc.line, "file", "", f"not readable as CSV ({exc.message});"
+                                              " is a quote left open, or a cell far too long?"))
+        except UnicodeDecodeError:
+            self.problems.append(self._undecodable())
+
+
 def read_audience_file(path: Path | str, *, today: dt.date | None = None, taxonomy: Taxonomy | None = None,
                        status: str | None = None) -> ReadResult:
-    """Read and check every row of a CSV or JSONL audience file.
+    """Read and check every row of a CSV or JSONL audience file, into lists (see AudienceScan for big files).
 
     Topics must be in `taxonomy` (default: the project's `editions/topics.yaml`). `status`, when
     given, is the status of every row that does not state its own (and of every row of a
     Mailchimp export, whose status is otherwise told by its columns and file name).
     """
-    path = Path(path)
-    today = today or dt.date.today()
-    taxonomy = taxonomy or default_taxonomy()
-    file = str(path)
-    if status is not None and status not in STATUSES:
-        return ReadResult([], [InputProblem(file, 0, "status", status, f"unknown status; use {', '.join(STATUSES)}")],
-                          [], "")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        return ReadResult([], [InputProblem(file, 0, "file", file, "no such file")], [], "")
-    except IsADirectoryError:
-        return ReadResult([], [InputProblem(file, 0, "file", file, "is a folder; give the audience file (CSV or JSONL)")],
-                          [], "")
-    except PermissionError:
-        return ReadResult([], [InputProblem(file, 0, "file", file, "permission denied; this user cannot read it")],
-                          [], "")
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        return ReadResult([], [InputProblem(file, line, "file", "", "not UTF-8 text; save the file as UTF-8")], [], "")
-    if not text.strip():
-        return ReadResult([], [InputProblem(file, 0, "file", "", "the file is empty; export the audience again")], [], "")
-    is_jsonl = path.suffix.lower() in (".jsonl", ".ndjson", ".json")
+    scan = AudienceScan(path, today=today, taxonomy=taxonomy, status=status)
     records: list[ReaderRecord] = []
     problems: list[InputProblem] = []
     rejected: list[tuple[int, str]] = []
     first_seen: dict[str, int] = {}
-    fmt = "jsonl" if is_jsonl else "csv"
-    if not is_jsonl:
-        status, unclear = _mailchimp_status(path, text, status)
-        if unclear:
-            return ReadResult([], unclear, [], fmt)
-    rows = _rows_jsonl(path, text) if is_jsonl else _rows_csv(path, text)
-    try:
-        for line, values, raw_text in rows:
-            before = len(problems)
-            if isinstance(values, str):
-                problems.append(InputProblem(file, line, "line", raw_text, values))
-                record = None
+    for row in scan.rows():
+        found = row.problems
+        if row.record is not None:
+            first = first_seen.setdefault(row.record.email, row.line)
+            if first != row.line:
+                found = [duplicate_problem(scan.file, row.line, row.record.email, first)]
             else:
-                if not is_jsonl and "email" not in values and not values:
-                    continue
-                record = _check_row(values, line, file, today, problems, taxonomy=taxonomy, stated_status=status)
-            if record is not None:
-                if record.email in first_seen:
-                    problems.append(InputProblem(file, line, "email", record.email,
-                                                 f"duplicate of line {first_seen[record.email]} (addresses compare case-insensitively)"))
-                else:
-                    first_seen[record.email] = line
-                    records.append(record)
-            if len(problems) > before:
-                rejected.append((line, raw_text))
-    except _HeaderError as exc:
-        known = ", ".join(_COLUMNS)
-        found = [InputProblem(file, 1, "header", h, f"unknown column; use {known} (or a Mailchimp export)")
-                 for h in exc.unknown]
-        found += [InputProblem(file, 1, "header", h, "a second column for the same field; keep one")
-                  for h in exc.repeated]
-        if exc.missing_email:
-            found.append(InputProblem(file, 1, "header", text.split("\n")[0].removesuffix("\r") if text else "",
-                                      "no email column (email, or Mailchimp's 'Email Address')"))
-        return ReadResult([], found, [], fmt)
-    except _CsvError as exc:
-        return ReadResult([], [InputProblem(file, exc.line, "file", "", f"not readable as CSV ({exc.message});"
-                                            " is a quote left open, or a cell far too long?")], [], fmt)
+                records.append(row.record)
+        if found:
+            problems += found
+            rejected.append((row.line, row.raw_text))
+    if scan.problems:
+        return ReadResult([], scan.problems, [], scan.source_format)
     if not records and not problems:
-        problems.append(InputProblem(file, 1, "file", "", "no readers in this file"))
-    return ReadResult(records, problems, rejected, fmt)
+        problems.append(scan.no_readers())
+    return ReadResult(records, problems, rejected, scan.source_format)

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from pipeline.audience.importer import import_audience
 from pipeline.audience.records import STATUSES
 from pipeline.audience.sample import write_sample_csv
-from pipeline.cli.console import console, err_console, print_json, working
+from pipeline.cli.console import console, err_console, print_json, progress_bar
 from pipeline.content.topics import load_taxonomy
 from pipeline.errors import ConfigurationError
 from pipeline.flows.runtime import database
@@ -42,10 +42,10 @@ def import_file(
         raise ConfigurationError(f"{rejected_to}: already exists; move it away, choose --rejected-file,"
                                  " or add --force to overwrite it")
     settings = load_settings()
-    with working(f"importing {file.name}"):
+    with progress_bar(f"importing {file.name}") as progress:
         report = import_audience(database(settings), file, audience, skip_invalid=skip_invalid,
                                  rejected_file=rejected_file, status=status,
-                                 taxonomy=load_taxonomy(topics or settings.topics_file))
+                                 taxonomy=load_taxonomy(topics or settings.topics_file), progress=progress)
     console.print(f"imported {report.imported} readers into [bold]{escape(audience)}[/]"
                   f" ({report.created} new, {report.updated} updated)")
     if report.kept_unsubscribed:

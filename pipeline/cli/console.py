@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-__all__ = ["console", "err_console", "fail", "labelled", "make_console", "print_json", "working"]
+__all__ = ["console", "err_console", "fail", "labelled", "make_console", "print_json", "progress_bar", "working"]
 
 
 def make_console(*, stderr: bool = False) -> Console:
@@ -68,3 +70,32 @@ def working(what: str, *, enabled: bool = True) -> Iterator[None]:
         timer.cancel()
         timer.join()  # a start already under way finishes before the stop
         status.stop()
+
+
+@contextmanager
+def progress_bar(what: str, *, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A bar on stderr fed with (bytes done, bytes in all), shown only on a terminal and after a second.
+
+    Like `working`: a pipe or a quick step gets nothing, so scripts and small files see no bar.
+    """
+    if not enabled or not err_console.is_terminal:
+        yield lambda done, total: None
+        return
+    started = time.monotonic()
+    bar = Progress(TextColumn(what), BarColumn(), DownloadColumn(), TimeElapsedColumn(), console=err_console,
+                   transient=True)
+    task: list = []
+
+    def update(done: int, total: int) -> None:
+        if not task:
+            if time.monotonic() - started < 1.0:
+                return
+            bar.start()
+            task.append(bar.add_task(what, total=total))
+        bar.update(task[0], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if task:
+            bar.stop()

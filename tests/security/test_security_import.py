@@ -161,3 +161,27 @@ def test_a_status_column_cannot_subscribe_people_in_a_mailchimp_export(db, tmp_p
     import_audience(db, path, "main", today=TODAY)
     with db.session() as session:
         assert set(session.scalars(select(Reader.status))) == {"unsubscribed"}
+
+
+ascii_domain = st.builds(lambda labels, tld: ".".join([*labels, tld]),
+                         st.lists(st.from_regex(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,8}[a-zA-Z0-9])?", fullmatch=True),
+                                  min_size=1, max_size=3),
+                         st.sampled_from(["de", "com", "CoM", "test", "invalid", "local", "localhost", "arpa",
+                                          "onion", "example", "a1", "xn--p1ai", "xn--zz", "museum"]))
+dot_atoms = st.from_regex(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,30}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,30}){0,2}",
+                          fullmatch=True)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(st.builds(lambda local, host: f"{local}@{host}", dot_atoms, ascii_domain), addresses))
+def test_the_fast_address_check_agrees_with_email_validators_full_check(address):
+    """The per-domain shortcut for plain addresses stores, or refuses, exactly what the full check does."""
+    from pipeline.audience.addresses import AddressRefused, stored_address, validated_address
+
+    def outcome(check):
+        try:
+            return check(address.strip())
+        except AddressRefused as exc:
+            return ("refused", str(exc))
+
+    assert outcome(stored_address) == outcome(validated_address)
