@@ -62,6 +62,7 @@ class Delivery(NamedTuple):
     email: str
     kind: str
     custom_args: dict[str, str]
+    reply_to: str | None = None  # the request's reply-to address with this recipient's substitutions applied
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ class MessageStore:
         top_headers = payload.get("headers") or {}
         top_subject = payload.get("subject")
         top_send_at = int(payload.get("send_at") or received_at)
+        top_reply_to = (payload.get("reply_to") or {}).get("email")
         rows, deliveries = [], []
         for index, person in enumerate(payload["personalizations"]):
             args = {**top_args, **person["custom_args"]} if person.get("custom_args") else top_args
@@ -178,6 +180,9 @@ class MessageStore:
                 _dump(headers),
                 int(person.get("send_at") or top_send_at),
             )
+            # SendGrid applies substitutions to the reply-to as to the subject and content.
+            reply_to = (apply_substitutions(top_reply_to, person.get("substitutions") or {})
+                        if top_reply_to and "%" in top_reply_to else top_reply_to)
             number = 0
             for kind in ("to", "cc", "bcc"):
                 for recipient in person.get(kind) or ():
@@ -185,7 +190,7 @@ class MessageStore:
                     number += 1
                     address = recipient["email"]
                     rows.append((sg_message_id, address.lower(), address, recipient.get("name"), kind, index, *shared))
-                    deliveries.append(Delivery(sg_message_id, address, kind, args))
+                    deliveries.append(Delivery(sg_message_id, address, kind, args, reply_to))
         request = (
             x_message_id,
             received_at,
