@@ -86,6 +86,7 @@ class ReceivedMessage:
     send_at: int = 0
     received_at: float = 0.0
     template_id: str | None = None
+    reply_to: str | None = None  # the request's reply-to address, substitutions applied (as SendGrid does)
 
     def as_json(self) -> dict[str, Any]:
         """The message as the `/_emulator/messages` endpoint lists it."""
@@ -106,6 +107,7 @@ class ReceivedMessage:
             "send_at": self.send_at,
             "received_at": self.received_at,
             "template_id": self.template_id,
+            "reply_to": self.reply_to,
         }
 
 
@@ -119,6 +121,13 @@ def apply_substitutions(text: str | None, substitutions: Mapping[str, str]) -> s
     keys = sorted(substitutions, key=len, reverse=True)
     pattern = re.compile("|".join(re.escape(key) for key in keys if key))
     return pattern.sub(lambda match: substitutions[match.group(0)], text)
+
+
+def _reply_address(value: object) -> str | None:
+    """The address of a stored `reply_to` (an object), or the first of a `reply_to_list`."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return value.get("email") if isinstance(value, dict) else None
 
 
 def _dump(value: object) -> str | None:
@@ -225,14 +234,14 @@ class MessageStore:
             found = self._db.execute(
                 "SELECT r.x_message_id, d.sg_message_id, d.address, d.name, d.kind, r.from_json, d.from_json,"
                 " d.subject, r.text_body, r.html_body, r.categories_json, d.custom_args_json, d.headers_json,"
-                " d.substitutions_json, d.send_at, r.received_at, r.template_id"
+                " d.substitutions_json, d.send_at, r.received_at, r.template_id, r.reply_to_json"
                 " FROM deliveries d JOIN mail_requests r ON r.id = d.request_id"
                 " WHERE d.email = ? ORDER BY d.id",
                 (email.lower(),),
             ).fetchall()
         messages = []
         for (x_id, sg_id, address, name, kind, request_from, own_from, subject, text, html,
-             categories, args, headers, subs, send_at, received_at, template_id) in found:
+             categories, args, headers, subs, send_at, received_at, template_id, reply_to) in found:
             sender = _load(own_from) or _load(request_from)
             substitutions = _load(subs)
             messages.append(
@@ -254,6 +263,7 @@ class MessageStore:
                     send_at=send_at,
                     received_at=received_at,
                     template_id=template_id,
+                    reply_to=apply_substitutions(_reply_address(_load(reply_to)), substitutions),
                 )
             )
         return messages

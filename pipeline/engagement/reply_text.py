@@ -7,7 +7,8 @@ block, a `-- ` signature delimiter or a mobile footer ("Sent from my iPhone"), a
 `>` quoted line above it. It never raises and only ever removes lines.
 
 `suggest_topics` finds the taxonomy's topics a reply names, by label, slug or synonym, as whole
-words in any case: the first two, in the order the reader wrote them.
+words in any case (with a plural or -er, -ing, -ed ending): the first two, in the order the
+reader wrote them.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def _patterns(taxonomy: Taxonomy) -> tuple[tuple[str, re.Pattern[str]], ...]:
     for slug, label in taxonomy.labels.items():
         words = {label, slug, slug.replace("-", " "), *taxonomy.synonyms.get(slug, ())}
         alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True) if w.strip())
-        found.append((slug, re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)))
+        # Common English endings too: "designer", "hiring managers", "investors".
+        found.append((slug, re.compile(rf"(?<!\w)(?:{alternatives})(?:s|es|er|ers|ing|ed)?(?!\w)", re.IGNORECASE)))
     return tuple(found)
 
 
