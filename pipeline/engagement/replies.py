@@ -68,6 +68,7 @@ class ReplyRow:
     suggested_topics: list[str]
     confirmed_topic: str | None
     answered_at: dt.datetime | None
+    reader_id: int | None = None  # never printed: the editor sees the address
 
     def as_json(self) -> dict:
         """The row as JSON-ready data (for `readerfirst replies --json`)."""
@@ -143,7 +144,7 @@ def list_replies(db: Database, *, edition: str | None = None, topic: str | None 
         query = query.where(Reply.answered_at.is_(None))
     with db.session() as session:
         rows = [ReplyRow(r.id, r.received_at, r.edition_id, r.attributed, r.from_address, r.subject, r.text,
-                         list(r.suggested_topics or []), r.confirmed_topic, r.answered_at)
+                         list(r.suggested_topics or []), r.confirmed_topic, r.answered_at, r.reader_id)
                 for r in session.scalars(query)]
     if topic is not None:  # JSON containment differs between SQLite and PostgreSQL: filtered here
         rows = [r for r in rows if topic in r.suggested_topics or r.confirmed_topic == topic]
