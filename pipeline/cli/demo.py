@@ -257,7 +257,7 @@ def _simulate_editions(folder: Path) -> Path:
                       f" (lift {measure.lift:+.0%})")
 
     run_evaluation(READER_MODEL, editions=SIMULATED_EDITIONS, readers=SIMULATED_READERS, seed=7,
-                   transport="outbox", folder=folder, on_edition=show)
+                   transport="outbox", folder=folder, on_edition=show, replies=True)
     engine = create_engine(f"sqlite:///{folder / 'simulation.db'}")
     with engine.connect() as connection:
         rows = connection.execute(text(
