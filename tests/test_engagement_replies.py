@@ -97,3 +97,18 @@ def test_the_replies_command_lists_as_json_and_confirms(db, home):
     assert json.loads(run(home, "replies", "--json", "--unanswered").stdout) == []
     refused = run(home, "replies", "confirm", "999", "product", check=False)
     assert refused.returncode == 2 and "no such reply" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_replies_are_stored_listed_and_confirmed_on_postgres():
+    """On PostgreSQL the replies table takes a reply once, lists it by topic and confirms its need."""
+    from tests.tools import postgres_database
+
+    with postgres_database() as pg:
+        reader_id, public_id = reader_sent(pg)
+        words = "Investors and a seed round are on my mind"
+        first = receive(pg, reply_address(public_id), words, message_id="<pg-1@reader.example>")
+        assert receive(pg, reply_address(public_id), words, message_id="<pg-1@reader.example>") == first
+        assert [r.id for r in list_replies(pg, topic="funding")] == [first]
+        confirm_reply(pg, first, "funding", days=60, taxonomy=TAXONOMY, today=dt.date(2026, 12, 8))
+        with pg.session() as session:
+            assert session.scalars(select(ReaderNeed.topic).where(ReaderNeed.reader_id == reader_id)).all() == ["funding"]

@@ -33,6 +33,9 @@ from pipeline.errors import PipelineError
 __all__ = ["InboundMessage", "InvalidInboundPost", "parse_inbound_form", "MAX_PARTS"]
 
 MAX_PARTS = 500  # form fields and attachments in one post; SendGrid sends about 15 plus attachments
+# Multipart declarations in one post: a real mail nests a few (mixed, alternative, related); the
+# standard parser recurses into each, so thousands would take seconds and then overflow the stack.
+_MAX_NESTED = 100
 _SUBJECT_CHARS = 998  # RFC 5322's line limit: a subject longer than this was not written by a person
 _ADDRESS_CHARS = 320
 
@@ -110,10 +113,16 @@ def _decode(value: bytes, charset: str | None) -> str:
 
 def _fields(body: bytes, content_type: str) -> tuple[dict[str, bytes], int]:
     """The form's fields (name -> bytes) and how many file parts it had."""
+    content_type = " ".join(content_type.split())  # one header line, whatever the client sent
     if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type.lower():
         raise InvalidInboundPost("not a multipart/form-data post with a boundary")
+    if body.lower().count(b"multipart/") > _MAX_NESTED:
+        raise InvalidInboundPost(f"more than {_MAX_NESTED} nested multipart parts")
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1", errors="replace")
-    message = email.message_from_bytes(head + body, policy=email.policy.compat32)
+    try:
+        message = email.message_from_bytes(head + body, policy=email.policy.compat32)
+    except RecursionError:
+        raise InvalidInboundPost("multipart parts nested too deeply") from None
     if not message.is_multipart():
         raise InvalidInboundPost("the multipart body has no parts")
     parts = message.get_payload()
@@ -199,7 +208,10 @@ def parse_inbound_form(body: bytes, content_type: str) -> InboundMessage:
         return _decode(fields.get(name, b""), charsets.get(name))
 
     if "email" in fields:  # raw mode: the whole message, headers included
-        mail, text = _raw_mail(fields["email"])
+        try:
+            mail, text = _raw_mail(fields["email"])
+        except RecursionError:
+            raise InvalidInboundPost("the raw message's parts are nested too deeply") from None
         headers: Message = mail
     else:
         text = field("text") or _html_text(field("html"))

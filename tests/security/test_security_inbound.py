@@ -133,3 +133,11 @@ def test_a_post_that_is_not_a_form_is_answered_400(serve, signer):  # noqa: F811
     answer = httpx.post(serve(), content=body, headers={"Content-Type": "application/json",
                                                         **signer.headers(str(int(time.time())), body)})
     assert answer.status_code == 400
+
+
+def test_deeply_nested_multipart_is_refused_quickly_as_invalid():
+    """Thousands of nested multipart parts are refused as invalid before the recursive parser sees them."""
+    body = b"".join(f"--b{i}\r\nContent-Disposition: form-data; name=\"x{i}\"\r\n"
+                    f"Content-Type: multipart/mixed; boundary=b{i + 1}\r\n\r\n".encode() for i in range(3000))
+    with pytest.raises(InvalidInboundPost, match="nested"):
+        parse_inbound_form(body, "multipart/form-data; boundary=b0")
