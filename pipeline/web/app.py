@@ -152,6 +152,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None, *,
                      spool=ConsentSpool(settings.resolved_consent_spool_dir),
                      inbound_check=inbound_signature_check(settings.sendgrid_inbound_public_key,
                                                            settings.webhook_max_age_seconds))
+    if settings.sendgrid_inbound_public_key and state.inbound_check.problem:
+        # Set but unusable: say so once, rather than answer 404 to SendGrid without a word.
+        log.warning("Inbound Parse off (it answers 404): %s", state.inbound_check.problem)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
