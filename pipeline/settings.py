@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     sendgrid_webhook_public_key: str | None = Field(default=None, alias="SENDGRID_WEBHOOK_PUBLIC_KEY")
     webhook_max_age_seconds: int = Field(default=600, ge=1, alias="READERFIRST_WEBHOOK_MAX_AGE")
     webhook_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, alias="READERFIRST_WEBHOOK_MAX_BYTES")
+    # Replies: readers' Reply-To is reply+<signed token>@this domain (routed to SendGrid's Inbound Parse);
+    # unset, messages carry no per-reader Reply-To and replies go to the From address.
+    reply_domain: str | None = Field(default=None, alias="READERFIRST_REPLY_DOMAIN")
+    sendgrid_inbound_public_key: str | None = Field(default=None, alias="SENDGRID_INBOUND_PUBLIC_KEY")
+    inbound_max_bytes: int = Field(default=30 * 1024 * 1024, ge=1024, alias="READERFIRST_INBOUND_MAX_BYTES")
     learning_half_life_days: float = Field(default=60.0, gt=0, alias="READERFIRST_HALF_LIFE_DAYS")
     soft_bounce_limit: int = Field(default=3, ge=1, alias="READERFIRST_SOFT_BOUNCE_LIMIT")
     # ASM (unsubscribe) group id -> topic, e.g. {"1201": "climate"}: a group unsubscribe opts out of that topic.

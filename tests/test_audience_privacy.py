@@ -116,3 +116,26 @@ def test_cli_export_and_forget(home, db, audiences, tmp_path):
     forgot = subprocess.run(["readerfirst", "reader", "forget", "anna@münchen.de", "--yes"], env=env,
                             capture_output=True, text=True, timeout=120)
     assert forgot.returncode == 0 and "2 profile(s)" in forgot.stdout, forgot.stderr
+
+
+def test_replies_are_exported_and_forgotten_with_the_reader(db):
+    """A reader's replies (attributed, or sent from their address to a forged one) are in the export and erased."""
+    from pipeline.content.topics import load_taxonomy
+    from pipeline.engagement.inbound_parse import parse_inbound_form
+    from pipeline.engagement.replies import list_replies, store_reply
+    from pipeline.emulator.inbound import InboundReply, inbound_form
+    from tests.test_web_inbound import DOMAIN, ROOT, SECRET, reader_sent, reply_address
+
+    taxonomy = load_taxonomy(ROOT / "editions" / "topics.yaml")
+    _, public_id = reader_sent(db, "cleo@example.com")
+    reader_sent(db, "dan@example.com")
+    for n, (sender, to) in enumerate([("cleo@example.com", reply_address(public_id)),
+                                      ("Cleo@Example.com", f"reply+forged@{DOMAIN}"),
+                                      ("dan@example.com", f"news@{DOMAIN}")]):
+        body, kind = inbound_form(InboundReply(sender, to, "Re", f"my private words {n}"))
+        store_reply(db, parse_inbound_form(body, kind), secret=SECRET.encode(), reply_domain=DOMAIN, taxonomy=taxonomy)
+    exported = export_reader(db, "cleo@example.com")
+    assert sorted(r["text"] for r in exported["replies"]) == ["my private words 0", "my private words 1"]
+    report = forget_reader(db, "cleo@example.com")
+    assert report.replies == 2
+    assert [r.text for r in list_replies(db)] == ["my private words 2"]  # someone else's reply stays

@@ -132,6 +132,11 @@ MISTAKES = [
     Mistake("preview of an address in no audience", lambda t: ["preview", str(EDITION), "--email", "who@example.com"],
             lambda t: "error: --email: no reader with that address in any audience; check the spelling, or import"
                       " them first\n", 2, sample=True),
+    Mistake("replies confirm of a reply that does not exist", lambda t: ["replies", "confirm", "7", "hiring"],
+            lambda t: "error: reply 7: no such reply (see `readerfirst replies`)\n", 2),
+    Mistake("replies confirm for longer than the ask offers",
+            lambda t: ["replies", "confirm", "7", "hiring", "--days", "90"],
+            lambda t: "error: --days=90: a need lasts 30, 45 or 60 days\n", 2),
     Mistake("demo into a folder it did not make", lambda t: ["demo", "--folder", str(t / "mine")],
             lambda t: f"error: {t / 'mine'}: not empty and not made by `readerfirst demo`; choose another --folder, or"
                       " add --force to let the demo replace its own files there\n", 2, prepare=_non_empty_folder),

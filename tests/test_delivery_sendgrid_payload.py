@@ -123,3 +123,31 @@ def test_values_shared_by_every_reader_are_written_into_the_content_once():
     # One reader alone keeps every value in substitutions (nothing is shared with anyone).
     single = build_payload(sample_batch(readers=1))["personalizations"][0]["substitutions"]
     assert html_key("first_name") in single
+
+
+def _with_reply_to(batch: OutgoingBatch, domain: str = "replies.example.com") -> OutgoingBatch:
+    """The batch with a distinct reply address per reader on `domain`."""
+    import dataclasses
+
+    return dataclasses.replace(batch, envelopes=tuple(
+        dataclasses.replace(e, reply_to=f"reply+tok{e.reader_id}abc@{domain}") for e in batch.envelopes))
+
+
+def test_per_reader_reply_to_is_a_substituted_reply_to_valid_for_the_spec():
+    """Per-reader Reply-To goes out as the request's reply_to with a tag each personalization substitutes."""
+    from pipeline.delivery.sendgrid_payload import REPLY_TAG
+    from pipeline.emulator.store import apply_substitutions
+
+    payload = build_payload(_with_reply_to(sample_batch(readers=3)))
+    assert_payload_valid(payload)
+    assert payload["reply_to"] == {"email": f"{REPLY_TAG}@replies.example.com"}
+    assert [apply_substitutions(payload["reply_to"]["email"], p["substitutions"])
+            for p in payload["personalizations"]] == [f"reply+tok{i}abc@replies.example.com" for i in (1, 2, 3)]
+
+
+def test_a_single_reader_gets_the_reply_address_itself_and_no_domain_means_none():
+    """One reader's request names the address as it is; readers without one get no reply_to at all."""
+    single = build_payload(_with_reply_to(sample_batch(readers=1)))
+    assert single["reply_to"] == {"email": "reply+tok1abc@replies.example.com"}
+    assert_payload_valid(single)
+    assert "reply_to" not in build_payload(sample_batch(readers=2))

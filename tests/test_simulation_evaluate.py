@@ -231,3 +231,26 @@ def test_the_run_lift_has_an_interval_over_readers_and_editions(small_run):
     low, high = entry["ci"]
     assert low <= entry["lift"] <= high
     assert entry["bootstrap"] == "readers and editions"
+
+
+def test_simulated_readers_reply_and_replies_are_attributed_and_learned(tmp_path):
+    """With replies on, readers write back to their own reply address; each reply names its reader and edition."""
+    folder = tmp_path / "replies"
+    run_evaluation(MODELS / "focused.yaml", editions=2, readers=300, seed=5, folder=folder, replies=True)
+    with sqlite3.connect(folder / "simulation.db") as connection:
+        replies = connection.execute("SELECT attributed, edition_id, reader_id, suggested_topics FROM replies").fetchall()
+        events = connection.execute("SELECT count(*), sum(applied) FROM engagement_events WHERE event_type = 'reply'"
+                                    ).fetchone()
+    assert len(replies) > 10 and all(a == 1 and e and r for a, e, r, _ in replies)
+    assert all(json.loads(topics) for *_, topics in replies)  # each names the needs it asks for
+    assert events == (len(replies), len(replies))  # every reply reached learning
+
+
+def test_the_emulator_plays_replies_through_inbound_parse(tmp_path):
+    """Through the emulator, simulated readers' replies arrive as signed Inbound Parse posts and are stored."""
+    folder = tmp_path / "emulated"
+    run_evaluation(MODELS / "focused.yaml", editions=1, readers=150, seed=5, folder=folder, transport="emulator",
+                   replies=True)
+    with sqlite3.connect(folder / "simulation.db") as connection:
+        rows = connection.execute("SELECT attributed, edition_id FROM replies").fetchall()
+    assert rows and all(attributed == 1 and edition for attributed, edition in rows)

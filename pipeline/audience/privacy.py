@@ -1,8 +1,9 @@
 """A reader's rights over their data: everything held about them, and forgetting them.
 
 `export_reader` gathers every row that concerns one address, in every audience: the profile,
-declared and learned interests, needs, what each edition sent them and why, and their
-engagement events with the raw provider payloads. `forget_reader` erases all of it and keeps
+declared and learned interests, needs, what each edition sent them and why, their
+engagement events with the raw provider payloads, and their replies (attributed to them, or
+sent from their address). `forget_reader` erases all of it and keeps
 one thing only: a SHA-256 digest of the address, so that a later import of an old list can
 never bring them back as a subscriber. The digest is not keyed, so it keeps working whatever
 happens to READERFIRST_SECRET; it reveals an address only to someone who already has it.
@@ -15,7 +16,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, or_, select
+from sqlalchemy import Connection, delete, func, or_, select
 
 from pipeline.audience.addresses import display_address, lookup_address
 from pipeline.errors import UnknownReader
@@ -29,6 +30,7 @@ from pipeline.store.models import (
     Reader,
     ReaderInterest,
     ReaderNeed,
+    Reply,
     SendLedgerEntry,
     utcnow,
 )
@@ -54,6 +56,11 @@ def _readers(session, email: str) -> tuple[list[Reader], str, list[int]]:
     return readers, readers[0].email, [reader.id for reader in readers]
 
 
+def _replies_of(ids: list[int], stored_email: str):
+    """Replies attributed to these readers, or sent from their address (a reply to a forged address too)."""
+    return or_(Reply.reader_id.in_(ids), func.lower(Reply.from_address) == stored_email)
+
+
 def export_reader(db: Database, email: str) -> dict:
     """Everything readerfirst holds about `email`, in every audience, as JSON-ready data.
 
@@ -70,6 +77,7 @@ def export_reader(db: Database, email: str) -> dict:
         events = session.scalars(select(EngagementEvent)
                                  .where(or_(EngagementEvent.reader_id.in_(ids), EngagementEvent.email == stored))
                                  .order_by(EngagementEvent.occurred_at, EngagementEvent.id)).all()
+        replies = session.scalars(select(Reply).where(_replies_of(ids, stored)).order_by(Reply.id)).all()
         return {
             "email": display_address(stored),
             "email_as_sent": stored,
@@ -91,6 +99,10 @@ def export_reader(db: Database, email: str) -> dict:
             } for reader in readers],
             "events": [{"type": e.event_type, "occurred_at": _when(e.occurred_at), "edition": e.edition_id,
                         "section": e.section_id, "reason": e.reason, "raw": e.raw} for e in events],
+            "replies": [{"received_at": _when(r.received_at), "edition": r.edition_id, "from": r.from_address,
+                         "subject": r.subject, "text": r.text, "suggested_topics": r.suggested_topics,
+                         "confirmed_topic": r.confirmed_topic, "answered_at": _when(r.answered_at)}
+                        for r in replies],
         }
 
 
@@ -101,6 +113,7 @@ class ForgetReport:
     readers: int = 0
     events: int = 0
     quarantined: int = 0
+    replies: int = 0
 
 
 def forget_reader(db: Database, email: str) -> ForgetReport:
@@ -117,6 +130,7 @@ def forget_reader(db: Database, email: str) -> ForgetReport:
         # Events that could not be read keep their raw text: any that names the address goes too.
         report.quarantined = connection.execute(delete(QuarantinedEvent).where(
             QuarantinedEvent.raw.contains(stored))).rowcount
+        report.replies = connection.execute(delete(Reply).where(_replies_of(ids, stored))).rowcount
         for table in (SendLedgerEntry, ReaderInterest, ReaderNeed):
             connection.execute(delete(table).where(table.reader_id.in_(ids)))
         report.readers = connection.execute(delete(Reader).where(Reader.id.in_(ids))).rowcount

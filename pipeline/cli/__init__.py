@@ -8,8 +8,8 @@ import sys
 import typer
 from typer.core import TyperArgument
 
-from pipeline.cli import (audience, demo, engagement, evaluate, prefect_server, reader, report, sending, services,
-                          starter, store)
+from pipeline.cli import (audience, demo, engagement, evaluate, prefect_server, reader, replies, report, sending,
+                          services, starter, store)
 from pipeline.cli.console import err_console, fail
 from pipeline.cli.failures import debug_requested, explain
 
@@ -31,6 +31,7 @@ app = typer.Typer(help="readerfirst: newsletters where every section serves the 
 app.add_typer(store.app, name="db")
 app.add_typer(audience.app, name="audience")
 app.add_typer(reader.app, name="reader")
+app.add_typer(replies.app, name="replies")
 app.add_typer(engagement.events_app, name="events")
 app.add_typer(engagement.engagement_app, name="engagement")
 app.add_typer(prefect_server.app, name="prefect-server")

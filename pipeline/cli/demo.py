@@ -29,6 +29,8 @@ PREVIEW_READERS = 3
 READER_MODEL = packaged_file("audiences", "reader-models", "focused.yaml")
 SIMULATED_EDITIONS = 4
 SIMULATED_READERS = 400
+# Readers' Reply-To addresses are reply+<token>@this domain; the emulator's simulated readers reply there.
+DEMO_REPLY_DOMAIN = "replies.readerfirst.example"
 
 
 def _index_page(edition_id: str, previews: list[tuple[str, Path, list[tuple[str, str]]]]) -> str:
@@ -47,17 +49,24 @@ def _local_services(folder: Path) -> Iterator[tuple[str, str]]:
     """The web service and the SendGrid-compatible emulator on loopback, wired to each other.
 
     The emulator signs its delivery events with a key whose public half the web service checks,
-    exactly as with SendGrid's signed Event Webhook.
+    exactly as with SendGrid's signed Event Webhook, and its simulated readers (the demo's reader
+    model) open, click and reply: replies go to each reader's Reply-To address, posted as signed
+    Inbound Parse forms to the web service, as SendGrid's Inbound Parse would.
     """
     from pipeline.emulator import WebhookSigner, load_signing_key, running_emulator
     from pipeline.web import create_app, running_server
 
     key_file = folder / "emulator-webhook-key.pem"
     os.environ["SENDGRID_WEBHOOK_PUBLIC_KEY"] = WebhookSigner(load_signing_key(key_file)).public_key
+    # One key signs both here; on SendGrid the Inbound Parse security policy has a key of its own.
+    os.environ["SENDGRID_INBOUND_PUBLIC_KEY"] = os.environ["SENDGRID_WEBHOOK_PUBLIC_KEY"]
+    os.environ["READERFIRST_REPLY_DOMAIN"] = DEMO_REPLY_DOMAIN
     with running_server(create_app()) as web_url:
         os.environ["READERFIRST_PUBLIC_URL"] = web_url
         with running_emulator(store_path=folder / "sendgrid-emulator.db", signing_key_path=key_file,
-                              webhook_url=f"{web_url}/webhooks/sendgrid") as emulator:
+                              webhook_url=f"{web_url}/webhooks/sendgrid", reader_model=READER_MODEL,
+                              reader_editions=SAMPLE_EDITION.parent,
+                              inbound_url=f"{web_url}/webhooks/inbound") as emulator:
             os.environ["SENDGRID_API_KEY"] = emulator.api_key
             os.environ["SENDGRID_API_HOST"] = emulator.url
             try:
@@ -143,6 +152,7 @@ def run_demo(folder: Path, *, force: bool = False) -> dict:
             console.print(f"   {escape(title)}  [dim]({escape(reason)})[/]")
     index = settings.previews_dir / summary["edition"] / "index.html"
     index.write_text(_index_page(summary["edition"], previews), encoding="utf-8")
+    replies = show_replies(summary)
 
     simulation = _simulate_editions(folder / "simulation")
     report = _write_report(simulation)
@@ -151,7 +161,54 @@ def run_demo(folder: Path, *, force: bool = False) -> dict:
     console.print(f"open the engagement report: {report.resolve().as_uri()}")
     console.print(f"every message SendGrid received, with substitutions applied: {folder / 'sendgrid-emulator.db'}")
     return {"summary": summary, "index": index, "previews": [p for _, p, _ in previews], "simulation": simulation,
-            "report": report}
+            "report": report, "replies": replies}
+
+
+def show_replies(summary: dict) -> dict:
+    """Step 3b of the demo loop: replies from simulated readers are listed, a suggested need is confirmed,
+    and that reader's next copy serves it ("you said you need help with X").
+
+    Kept apart so the ask (issue 16, item 1) can be wired in beside it: answers to the ask and
+    replies are two ways of hearing the same thing.
+    """
+    from pipeline.cli.sending import write_preview
+    from pipeline.content.topics import load_taxonomy
+    from pipeline.engagement.replies import confirm_reply, list_replies
+    from pipeline.flows.runtime import database
+    from pipeline.store.models import Reader
+
+    settings = load_settings()
+    db = database(settings)
+    console.rule("3b. replies: readers wrote back to their own Reply-To address (Inbound Parse)")
+    rows = list_replies(db)
+    attributed = [r for r in rows if r.attributed]
+    rate = len(attributed) / summary["sent"] if summary.get("sent") else 0.0
+    console.print(f"{len(rows)} replies ({len(attributed)} attributed to a reader and the edition):"
+                  f" a response rate of {rate:.1%} of {summary.get('sent', 0)} sent")
+    for row in attributed[:3]:
+        console.print(f"   #{row.id} {escape(' '.join(row.text.split())[:100])}  [dim](suggests:"
+                      f" {escape(', '.join(row.suggested_topics) or 'nothing')})[/]")
+    taxonomy = load_taxonomy(settings.topics_file)
+    for row in [r for r in attributed if r.suggested_topics][:10]:
+        with db.session() as session:
+            reader = session.get(Reader, row.reader_id) if row.reader_id is not None else None
+            email = reader.email if reader is not None else None
+        if email is None:
+            continue
+        until = confirm_reply(db, row.id, row.suggested_topics[0], days=30, taxonomy=taxonomy)
+        _, _, picks = write_preview(SAMPLE_EDITION, email, "sample", None)
+        served = [(title, reason) for title, reason in picks if "you said you need" in reason]
+        if not served:
+            continue  # a holdout reader gets the editor's copy: try the next reply
+        console.print(f"confirmed reply #{row.id}: {escape(display_address(email))} needs "
+                      f"{row.suggested_topics[0]} until {until} (readerfirst replies confirm {row.id} "
+                      f"{row.suggested_topics[0]}); their next copy:")
+        for title, reason in picks:
+            console.print(f"   {escape(title)}  [dim]({escape(reason)})[/]")
+        return {"replies": len(rows), "attributed": len(attributed), "response_rate": rate, "confirmed": row.id,
+                "served": served}
+    return {"replies": len(rows), "attributed": len(attributed), "response_rate": rate, "confirmed": None,
+            "served": []}
 
 
 def _write_report(simulation: Path) -> Path:
@@ -200,7 +257,7 @@ def _simulate_editions(folder: Path) -> Path:
                       f" (lift {measure.lift:+.0%})")
 
     run_evaluation(READER_MODEL, editions=SIMULATED_EDITIONS, readers=SIMULATED_READERS, seed=7,
-                   transport="outbox", folder=folder, on_edition=show)
+                   transport="outbox", folder=folder, on_edition=show, replies=True)
     engine = create_engine(f"sqlite:///{folder / 'simulation.db'}")
     with engine.connect() as connection:
         rows = connection.execute(text(

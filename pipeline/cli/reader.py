@@ -47,4 +47,5 @@ def forget(
                                  "(run `readerfirst reader export` first if they asked for a copy)")
     report = forget_reader(database(load_settings()), email)
     console.print(f"forgot the reader: {report.readers} profile(s), {report.events} event(s), "
-                  f"{report.quarantined} quarantined event(s) erased; the address will not be imported again")
+                  f"{report.quarantined} quarantined event(s), {report.replies} reply(ies) erased; "
+                  f"the address will not be imported again")

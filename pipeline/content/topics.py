@@ -1,10 +1,15 @@
-"""The topic taxonomy: the topics sections and readers may name, with their labels."""
+"""The topic taxonomy: the topics sections and readers may name, with their labels and synonyms.
+
+`topics.yaml` holds `topics: {slug: Label}` and, optionally, `synonyms: {slug: [word, ...]}`:
+the words a reader may use for a topic in a reply ("recruiting" for hiring), from which
+replies suggest needs. A file without `synonyms:` reads as before.
+"""
 
 from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,6 +32,7 @@ class Taxonomy:
     """Known topics, slug to human label, in the editor's order."""
 
     labels: dict[str, str]
+    synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)  # slug -> other words for it
 
     def __contains__(self, topic: object) -> bool:
         return topic in self.labels
@@ -64,7 +70,16 @@ def load_taxonomy(path: Path) -> Taxonomy:
     ]
     if problems:
         raise InvalidEdition(problems)
-    return Taxonomy({slug: inert_text(str(label)) for slug, label in topics.items()})
+    synonyms = data.get("synonyms") or {}
+    if not isinstance(synonyms, dict):
+        raise InvalidEdition([InputProblem(str(path), 1, "synonyms", synonyms, "expected a mapping of topic slug to words")])
+    problems = [InputProblem(str(path), 1, "synonyms", slug, "not a topic of this file (or its words are not a list)")
+                for slug, words in synonyms.items()
+                if slug not in topics or not isinstance(words, list) or not all(isinstance(w, str) for w in words)]
+    if problems:
+        raise InvalidEdition(problems)
+    return Taxonomy({slug: inert_text(str(label)) for slug, label in topics.items()},
+                    {slug: tuple(w.strip() for w in words if w.strip()) for slug, words in synonyms.items()})
 
 
 @lru_cache(maxsize=1)

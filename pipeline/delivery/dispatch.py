@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from pipeline.audience.reply_address import make_reply_address
 from pipeline.audience.tokens import reader_links
 from pipeline.delivery.addresses import UnsendableAddress, wire_address
 from pipeline.delivery.ledger import ClaimedEntry, PlannedBatch, SendLedger
@@ -33,6 +34,7 @@ class Sender:
     from_name: str
     public_url: str
     secret: bytes
+    reply_domain: str | None = None  # per-reader Reply-To addresses on this domain, when set
 
 
 @dataclass
@@ -69,8 +71,10 @@ def _envelope(prepared: PreparedEdition, sender: Sender, entry: ClaimedEntry, ad
                                        "email": entry.email})
     name = " ".join(part for part in (entry.first_name, entry.last_name) if part)
     # The wire form of the address (IDNA domain) goes to the transport; the merge fields keep the reader's own.
+    reply_to = (make_reply_address(sender.secret, sender.reply_domain, entry.public_id, prepared.edition.id)
+                if sender.reply_domain else "")
     return Envelope(reader_id=entry.reader_id, email=address or entry.email, name=name, subject=subject, values=values,
-                    unsubscribe_url=unsubscribe_url, holdout=entry.holdout)
+                    unsubscribe_url=unsubscribe_url, holdout=entry.holdout, reply_to=reply_to)
 
 
 def deliver_batch(prepared: PreparedEdition, ledger: SendLedger, transport: Transport, sender: Sender,

@@ -85,6 +85,8 @@ class OutboxTransport:
         mail["Subject"] = message.subject
         mail["Date"] = email.utils.formatdate(localtime=False)
         mail["Message-ID"] = message_id
+        if envelope.reply_to:
+            mail["Reply-To"] = envelope.reply_to
         mail["List-Unsubscribe"] = f"<{envelope.unsubscribe_url}>"
         mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         mail["X-Readerfirst-Edition"] = batch.edition_id

@@ -8,6 +8,12 @@ contain no `%%`: a value can never smuggle in another substitution tag.
 A merge field with the same value for every reader of a batch (a reason everyone in the
 variant shares; all of them in the holdout's batches) is written into the content once,
 escaped the same way, instead of into every personalization: smaller requests, the same mail.
+
+A per-reader Reply-To (`reply+<token>@domain`, see `pipeline.audience.reply_address`) cannot be
+a personalization field: SendGrid has `reply_to` only at the top of a request and refuses a
+`Reply-To` header. It documents substitutions as applying to the reply-to, so the request's
+`reply_to` is `REPLY_TAG@domain` and each personalization substitutes its reader's local part
+(a substitution tag made only of characters an address may hold, so the field stays an address).
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ from pipeline.delivery.transport import MAX_BATCH, Envelope, OutgoingBatch
 from pipeline.rendering.merge import MergeTemplate, html_value, text_value
 
 __all__ = ["build_payload", "html_key", "text_key", "SUBSTITUTIONS_LIMIT", "CUSTOM_ARGS_LIMIT",
-           "substitutions_size"]
+           "REPLY_TAG", "substitutions_size"]
 
 SUBSTITUTIONS_LIMIT = 10_000  # bytes per personalization (SendGrid's documented, safe figure)
 CUSTOM_ARGS_LIMIT = 10_000
+REPLY_TAG = "%%rf-reply%%"  # the reply address's local part, per reader: atext characters only
 _SHRINKABLE = ("first_name", "last_name")  # reader-typed values; ours are short and bounded
 
 
@@ -100,6 +107,19 @@ def _ascii_category(value: str) -> str:
     return value.encode("ascii", "replace").decode()[:255]
 
 
+def _reply_to(envelopes: Sequence[Envelope]) -> tuple[dict[str, str] | None, dict[int, str]]:
+    """The request's `reply_to`, and each reader's substitution for REPLY_TAG (by index)."""
+    if not envelopes[0].reply_to:
+        return None, {}
+    parts = [e.reply_to.rpartition("@") for e in envelopes]
+    domain = parts[0][2]
+    if len(envelopes) == 1 or any(p[2] != domain or not p[1] for p in parts):
+        if len(envelopes) > 1:
+            raise ValueError(f"readers of one batch have reply addresses on different domains ({domain!r})")
+        return {"email": envelopes[0].reply_to}, {}
+    return {"email": f"{REPLY_TAG}@{domain}"}, {i: p[0] for i, p in enumerate(parts)}
+
+
 def build_payload(batch: OutgoingBatch, *, sandbox: bool = False, asm_group_id: int | None = None) -> dict:
     """The JSON body of one POST /v3/mail/send for `batch`."""
     if len(batch.envelopes) > MAX_BATCH:
@@ -113,15 +133,17 @@ def build_payload(batch: OutgoingBatch, *, sandbox: bool = False, asm_group_id: 
     widest_args = {"edition_id": batch.edition_id, "variant_id": batch.variant_id, "reader_id": widest, "holdout": "0"}
     if len(json.dumps(widest_args).encode()) >= CUSTOM_ARGS_LIMIT:
         raise ValueError(f"custom_args of batch {batch.batch_id} exceed {CUSTOM_ARGS_LIMIT} bytes")
+    reply_to, reply_locals = _reply_to(batch.envelopes)
     personalizations = []
-    for envelope in batch.envelopes:
+    for index, envelope in enumerate(batch.envelopes):
         to = {"email": envelope.email}
         if envelope.name:
             to["name"] = envelope.name
         personalizations.append({
             "to": [to],
             "subject": envelope.subject,
-            "substitutions": _substitutions(envelope, html_tags, text_tags, escaped),
+            "substitutions": _substitutions(envelope, html_tags, text_tags, escaped)
+            | ({REPLY_TAG: reply_locals[index]} if reply_locals else {}),
             "custom_args": {"reader_id": str(envelope.reader_id), "holdout": "1" if envelope.holdout else "0"},
             "headers": {"List-Unsubscribe": f"<{envelope.unsubscribe_url}>"},
         })
@@ -138,6 +160,8 @@ def build_payload(batch: OutgoingBatch, *, sandbox: bool = False, asm_group_id: 
                     {"type": "text/html",
                      "value": _content(batch.body.html, html_key, {t: html_value(v) for t, v in shared.items()})}],
     }
+    if reply_to is not None:
+        payload["reply_to"] = reply_to
     if categories:
         payload["categories"] = categories
     if asm_group_id is not None:

@@ -28,6 +28,7 @@ class Envelope:
     values: dict[str, str]  # raw, unescaped; the transport escapes for HTML and text
     unsubscribe_url: str
     holdout: bool = False
+    reply_to: str = ""  # this reader's own reply address (reply+<token>@domain), or empty
 
 
 @dataclass(frozen=True)

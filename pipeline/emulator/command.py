@@ -18,6 +18,7 @@ from types import FrameType
 from pipeline.emulator.faults import Fault, FaultPlan
 from pipeline.emulator.server import EmulatorConfig, run_emulator
 from pipeline.errors import ConfigurationError
+from pipeline.simulation.replies import ReplyHabit
 
 __all__ = ["build_parser", "config_from_args", "main"]
 
@@ -74,6 +75,12 @@ def build_parser(prog: str = "readerfirst sendgrid-emulator") -> argparse.Argume
     parser.add_argument("--reader-seed", type=int, default=0, help="seed of the simulated readers (default 0)")
     parser.add_argument("--reader-editions", type=Path, default=None,
                         help="folder of edition files giving each section's topics (default: the project's editions/)")
+    parser.add_argument("--inbound-url", default=None,
+                        help="where simulated readers' replies go, as signed Inbound Parse posts "
+                             "(the web service's /webhooks/inbound; needs --reader-model)")
+    parser.add_argument("--reply-rate", type=float, default=ReplyHabit.base,
+                        help=f"chance a reader who read a copy that missed them replies (default {ReplyHabit.base}); "
+                             f"a copy that serves them fully adds {ReplyHabit.served_bonus}")
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
     return parser
 
@@ -97,7 +104,16 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         reader_model=getattr(args, "reader_model", None),
         reader_seed=getattr(args, "reader_seed", 0),
         reader_editions=getattr(args, "reader_editions", None),
+        inbound_url=getattr(args, "inbound_url", None),
+        reply_habit=_reply_habit(getattr(args, "reply_rate", ReplyHabit.base)),
     )
+
+
+def _reply_habit(rate: float) -> ReplyHabit:
+    try:
+        return ReplyHabit(base=rate)
+    except ValueError:
+        raise ConfigurationError(f"--reply-rate {rate}: a chance between 0 and 1") from None
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:

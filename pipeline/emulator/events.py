@@ -8,7 +8,8 @@ unique `sg_event_id` and an `sg_message_id` that starts with the request's X-Mes
 the body ends with CRLF (which is part of what is signed).
 
 Hook: an `engagement` callable (the simulated readers of `pipeline.emulator.readers`) is given
-each request's `delivered` events and HTML, and its events (opens, clicks, ...) are posted too.
+each request's `delivered` events, HTML and reply addresses, and its events (opens, clicks, ...)
+are posted too (replies, if it writes any, go to Inbound Parse: `pipeline.emulator.inbound`).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from pipeline.emulator.store import Delivery
 
 __all__ = ["Engagement", "EventDispatcher", "delivery_events"]
 
-# Given one request's `delivered` events and its HTML, the events its readers then cause.
-Engagement = Callable[[list[dict[str, object]], str | None], list[dict[str, object]]]
+# Given one request's `delivered` events, its HTML and each recipient's reply address (lower-cased
+# address -> reply-to, when the request had one), the events its readers then cause.
+Engagement = Callable[[list[dict[str, object]], str | None, dict[str, str]], list[dict[str, object]]]
 
 log = logging.getLogger("pipeline.emulator")
 
@@ -170,7 +172,9 @@ class EventDispatcher:
                     sent = delivery_events(item.x_message_id, item.deliveries, item.categories, item.timestamp, self.bounces)
                     events.extend(sent)
                     if self.engagement is not None:
-                        events.extend(self.engagement([e for e in sent if e["event"] == "delivered"], item.html))
+                        reply_to = {d.email.lower(): d.reply_to for d in item.deliveries if d.reply_to}
+                        events.extend(self.engagement([e for e in sent if e["event"] == "delivered"], item.html,
+                                                      reply_to))
                 for start in range(0, len(events), self.batch_size):
                     self._post(events[start:start + self.batch_size])
             except Exception:  # a bug here must not stop the thread, or flush() would wait forever

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -24,11 +24,13 @@ from urllib.parse import parse_qsl, urlsplit
 import yaml
 
 from pipeline.content.edition import load_edition
+from pipeline.emulator.inbound import InboundPoster, InboundReply
 from pipeline.errors import PipelineError
 from pipeline.rendering.links import EDITION_PARAM
 from pipeline.simulation.engagement import response_events, section_links_in_html
 from pipeline.simulation.models import ReaderModel, load_reader_model
 from pipeline.simulation.readers import ShownSection, SimulatedAudience
+from pipeline.simulation.replies import ReplyHabit, simulated_reply
 
 __all__ = ["SimulatedReaders"]
 
@@ -40,8 +42,11 @@ _NOT_EVENT_FIELDS = ("event", "sg_event_id", "response", "timestamp")
 class SimulatedReaders:
     """Turns the `delivered` events of one accepted request into what its readers then did."""
 
-    def __init__(self, model: ReaderModel, seed: int, editions: Path | str):
+    def __init__(self, model: ReaderModel, seed: int, editions: Path | str, *,
+                 replies: InboundPoster | None = None, reply_habit: ReplyHabit | None = None):
         self.audience = SimulatedAudience(model, seed)
+        self.replies = replies  # where readers' replies are posted (Inbound Parse), if anywhere
+        self.reply_habit = reply_habit or ReplyHabit()
         self.editions = Path(editions)
         self._order: dict[str, int] = {}  # edition id -> its number, in the order first delivered
         self._topics: dict[str, dict[str, tuple[str, ...]]] = {}  # edition id -> section id -> topics
@@ -49,9 +54,10 @@ class SimulatedReaders:
         self._warned: set[str] = set()
 
     @classmethod
-    def from_files(cls, model: Path | str, seed: int, editions: Path | str) -> SimulatedReaders:
+    def from_files(cls, model: Path | str, seed: int, editions: Path | str, *,
+                   replies: InboundPoster | None = None, reply_habit: ReplyHabit | None = None) -> SimulatedReaders:
         """Readers of the reader model file `model`; raises InvalidReaderModel naming what is wrong."""
-        return cls(load_reader_model(model), seed, editions)
+        return cls(load_reader_model(model), seed, editions, replies=replies, reply_habit=reply_habit)
 
     def edition_number(self, edition_id: str) -> int:
         """The number of this edition as the emulator met them (1 for the first)."""
@@ -95,8 +101,13 @@ class SimulatedReaders:
                 return path
         return None
 
-    def events_for(self, delivered: Sequence[dict[str, Any]], html: str | None) -> list[dict[str, Any]]:
-        """The engagement events of the readers of `delivered` (one request's delivered events)."""
+    def events_for(self, delivered: Sequence[dict[str, Any]], html: str | None,
+                   reply_to: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """The engagement events of the readers of `delivered` (one request's delivered events).
+
+        Readers who read it may also write back to their address in `reply_to` (address ->
+        reply-to): their reply is posted to Inbound Parse at once, when `replies` is set.
+        """
         if not delivered or not html:
             return []
         links = section_links_in_html(html)
@@ -111,9 +122,19 @@ class SimulatedReaders:
             shown = [ShownSection(sid, topics.get(sid, ()), i) for i, sid in enumerate(links)]
             number = self.edition_number(edition_id)
             response = self.audience.respond(str(event["email"]), number, shown)
+            address = (reply_to or {}).get(str(event["email"]).lower())
+            if self.replies is not None and address and response.opened:
+                self._reply(str(event["email"]), address, number, shown)
             base = {k: v for k, v in event.items() if k not in _NOT_EVENT_FIELDS}
             events += response_events(response, base=base, section_urls=links, delivered_at=int(event["timestamp"]))
         return events
+
+    def _reply(self, email: str, address: str, number: int, shown: list[ShownSection]) -> None:
+        assert self.replies is not None
+        text = simulated_reply(self.audience, email, number, shown, self.reply_habit)
+        if text is not None:
+            self.replies.post(InboundReply(from_address=email, to_address=address,
+                                           subject="Re: your newsletter", text=text))
 
     @staticmethod
     def _tagged_edition(links: dict[str, str]) -> str:

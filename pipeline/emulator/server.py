@@ -31,6 +31,7 @@ from pipeline.emulator.signing import WebhookSigner, load_signing_key
 from pipeline.emulator.store import MessageStore
 from pipeline.emulator.validation import validate_mail_send
 from pipeline.errors import ConfigurationError
+from pipeline.simulation.replies import ReplyHabit
 
 __all__ = ["EmulatorConfig", "SendGridEmulator", "run_emulator", "running_emulator"]
 
@@ -58,6 +59,10 @@ class EmulatorConfig:
     reader_model: Path | str | None = None
     reader_seed: int = 0
     reader_editions: Path | str | None = None
+    # Replies of simulated readers: posted as signed Inbound Parse forms to this URL (the web
+    # service's /webhooks/inbound), with the chances of `reply_habit`. Needs a reader model.
+    inbound_url: str | None = None
+    reply_habit: ReplyHabit = field(default_factory=ReplyHabit)
     # Tests can see every decoded mail-send body (e.g. to check it against the official spec);
     # if it raises, the request is refused 400 and running_emulator re-raises on exit.
     payload_observer: Callable[[Any], None] | None = None
@@ -69,6 +74,10 @@ class EmulatorConfig:
             raise ConfigurationError(f"--webhook-url must be an http(s) URL, not {self.webhook_url!r}")
         if self.reader_model is not None and self.webhook_url is None:
             raise ConfigurationError("--reader-model needs --webhook-url: simulated readers report through the webhook")
+        if self.inbound_url is not None and (self.reader_model is None
+                                             or not self.inbound_url.startswith(("http://", "https://"))):
+            raise ConfigurationError("--inbound-url must be an http(s) URL, and needs --reader-model "
+                                     "(simulated readers write the replies)")
 
 
 class _ThreadingServer(ThreadingHTTPServer):
@@ -87,7 +96,7 @@ class SendGridEmulator:
         self.config = config
         self.api_key = config.api_key
         self.signer = WebhookSigner(load_signing_key(config.signing_key_path))
-        engagement = _simulated_readers(config)  # before binding: a bad reader model leaves nothing open
+        engagement = _simulated_readers(config, self.signer)  # before binding: a bad reader model leaves nothing open
         self.public_key = self.signer.public_key
         self._faults = FaultDecider(config.faults)
         self._counts: Counter[str] = Counter()
@@ -274,15 +283,18 @@ class SendGridEmulator:
             raise ExchangeRefused(400, error_body(f"Bad Request: the body is not valid JSON ({error})")) from error
 
 
-def _simulated_readers(config: EmulatorConfig) -> Engagement | None:
+def _simulated_readers(config: EmulatorConfig, signer: WebhookSigner) -> Engagement | None:
     """The simulated readers' event maker, or None when no reader model is configured."""
     if config.reader_model is None:
         return None
+    from pipeline.emulator.inbound import InboundPoster
     from pipeline.emulator.readers import SimulatedReaders
     from pipeline.settings import PROJECT_ROOT
 
     editions = config.reader_editions if config.reader_editions is not None else PROJECT_ROOT / "editions"
-    return SimulatedReaders.from_files(config.reader_model, config.reader_seed, editions).events_for
+    replies = InboundPoster(config.inbound_url, signer) if config.inbound_url else None
+    return SimulatedReaders.from_files(config.reader_model, config.reader_seed, editions, replies=replies,
+                                       reply_habit=config.reply_habit).events_for
 
 
 @contextmanager

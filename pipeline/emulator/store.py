@@ -62,6 +62,7 @@ class Delivery(NamedTuple):
     email: str
     kind: str
     custom_args: dict[str, str]
+    reply_to: str | None = None  # the request's reply-to address with this recipient's substitutions applied
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class ReceivedMessage:
     send_at: int = 0
     received_at: float = 0.0
     template_id: str | None = None
+    reply_to: str | None = None  # the request's reply-to address, substitutions applied (as SendGrid does)
 
     def as_json(self) -> dict[str, Any]:
         """The message as the `/_emulator/messages` endpoint lists it."""
@@ -105,6 +107,7 @@ class ReceivedMessage:
             "send_at": self.send_at,
             "received_at": self.received_at,
             "template_id": self.template_id,
+            "reply_to": self.reply_to,
         }
 
 
@@ -118,6 +121,13 @@ def apply_substitutions(text: str | None, substitutions: Mapping[str, str]) -> s
     keys = sorted(substitutions, key=len, reverse=True)
     pattern = re.compile("|".join(re.escape(key) for key in keys if key))
     return pattern.sub(lambda match: substitutions[match.group(0)], text)
+
+
+def _reply_address(value: object) -> str | None:
+    """The address of a stored `reply_to` (an object), or the first of a `reply_to_list`."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return value.get("email") if isinstance(value, dict) else None
 
 
 def _dump(value: object) -> str | None:
@@ -166,6 +176,7 @@ class MessageStore:
         top_headers = payload.get("headers") or {}
         top_subject = payload.get("subject")
         top_send_at = int(payload.get("send_at") or received_at)
+        top_reply_to = (payload.get("reply_to") or {}).get("email")
         rows, deliveries = [], []
         for index, person in enumerate(payload["personalizations"]):
             args = {**top_args, **person["custom_args"]} if person.get("custom_args") else top_args
@@ -178,6 +189,9 @@ class MessageStore:
                 _dump(headers),
                 int(person.get("send_at") or top_send_at),
             )
+            # SendGrid applies substitutions to the reply-to as to the subject and content.
+            reply_to = (apply_substitutions(top_reply_to, person.get("substitutions") or {})
+                        if top_reply_to and "%" in top_reply_to else top_reply_to)
             number = 0
             for kind in ("to", "cc", "bcc"):
                 for recipient in person.get(kind) or ():
@@ -185,7 +199,7 @@ class MessageStore:
                     number += 1
                     address = recipient["email"]
                     rows.append((sg_message_id, address.lower(), address, recipient.get("name"), kind, index, *shared))
-                    deliveries.append(Delivery(sg_message_id, address, kind, args))
+                    deliveries.append(Delivery(sg_message_id, address, kind, args, reply_to))
         request = (
             x_message_id,
             received_at,
@@ -220,14 +234,14 @@ class MessageStore:
             found = self._db.execute(
                 "SELECT r.x_message_id, d.sg_message_id, d.address, d.name, d.kind, r.from_json, d.from_json,"
                 " d.subject, r.text_body, r.html_body, r.categories_json, d.custom_args_json, d.headers_json,"
-                " d.substitutions_json, d.send_at, r.received_at, r.template_id"
+                " d.substitutions_json, d.send_at, r.received_at, r.template_id, r.reply_to_json"
                 " FROM deliveries d JOIN mail_requests r ON r.id = d.request_id"
                 " WHERE d.email = ? ORDER BY d.id",
                 (email.lower(),),
             ).fetchall()
         messages = []
         for (x_id, sg_id, address, name, kind, request_from, own_from, subject, text, html,
-             categories, args, headers, subs, send_at, received_at, template_id) in found:
+             categories, args, headers, subs, send_at, received_at, template_id, reply_to) in found:
             sender = _load(own_from) or _load(request_from)
             substitutions = _load(subs)
             messages.append(
@@ -249,6 +263,7 @@ class MessageStore:
                     send_at=send_at,
                     received_at=received_at,
                     template_id=template_id,
+                    reply_to=apply_substitutions(_reply_address(_load(reply_to)), substitutions),
                 )
             )
         return messages

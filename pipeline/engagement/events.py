@@ -29,10 +29,11 @@ class EventType(StrEnum):
     UNSUBSCRIBE = "unsubscribe"
     GROUP_UNSUBSCRIBE = "group_unsubscribe"
     GROUP_RESUBSCRIBE = "group_resubscribe"
+    REPLY = "reply"  # the reader wrote back to their reply address: the strongest signal there is
 
 
 # Events that show a person engaged with the newsletter.
-ENGAGEMENT = frozenset({EventType.OPEN, EventType.CLICK})
+ENGAGEMENT = frozenset({EventType.OPEN, EventType.CLICK, EventType.REPLY})
 # Events that stop all mail to the reader at once.
 SUPPRESSING = frozenset({EventType.HARD_BOUNCE, EventType.SPAM_REPORT, EventType.UNSUBSCRIBE})
 

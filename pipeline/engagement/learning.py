@@ -46,6 +46,10 @@ Rules, per event type:
 - soft_bounce counts up to soft_bounce_limit, which cleans the reader ('soft_bounces'). A later
   delivered event resets the count to 0: only consecutive soft bounces show a dead address.
 - group_unsubscribe / group_resubscribe set or clear opted_out on the ASM group's topic.
+- reply (the reader wrote back to their reply address; see `pipeline.engagement.replies`): the
+  strongest signal a reader gives. The message counts as seen, and REPLY_CREDIT clicks are
+  shared by the topics the reply names (its suggested needs, kept in the event's raw `topics`),
+  or, when it names none, by the topics of the sections the reader got, each with one exposure.
 - events with no reader, or a reader since deleted, are applied and counted as unattributed.
 """
 
@@ -70,7 +74,7 @@ from pipeline.store.models import EditionSection, EngagementEvent, PositionClick
 from pipeline.store.upsert import upsert_rows
 
 __all__ = ["LearningReport", "apply_events", "topic_posterior", "expected_ctr",
-           "PRIOR_STRENGTH", "BASE_CTR", "DECLARED_CTR", "DEFAULT_BATCH", "DEFAULT_HUMAN_OPEN_SHARE",
+           "PRIOR_STRENGTH", "BASE_CTR", "DECLARED_CTR", "DEFAULT_BATCH", "DEFAULT_HUMAN_OPEN_SHARE", "REPLY_CREDIT",
            "POSITION_DECAY", "position_decay"]
 
 PRIOR_STRENGTH = 20.0  # the prior is worth this many exposures
@@ -79,6 +83,8 @@ BASE_CTR = 0.05  # prior click rate of a topic the reader never declared (or dec
 # read newsletter (see the module docstring), where a reader's favourite is clicked about a quarter of the time.
 DECLARED_CTR = 0.25
 DEFAULT_BATCH = 20_000
+# Clicks a reply is worth, shared by the topics it names: writing back costs a reader far more than a click.
+REPLY_CREDIT = 2.0
 # A section's exposure is worth d to the power of its place in the copy (0 first): readers stop
 # reading on the way down, so a section lower down missing a click says less. d is estimated
 # from the audience's clicks (`position_decay`); this is where the estimate starts.
@@ -95,7 +101,7 @@ _STATUS = {EventType.UNSUBSCRIBE: "unsubscribed", EventType.SPAM_REPORT: "unsubs
            EventType.HARD_BOUNCE: "cleaned"}
 _SEEN = (EventType.OPEN.value, EventType.CLICK.value)  # proof a person saw the message
 # Events about one (edition, reader) message: deliveries reset soft bounces, the others expose.
-_MESSAGE = (EventType.DELIVERED.value, EventType.MACHINE_OPEN.value, *_SEEN)
+_MESSAGE = (EventType.DELIVERED.value, EventType.MACHINE_OPEN.value, *_SEEN, EventType.REPLY.value)
 _GROUP = (EventType.GROUP_UNSUBSCRIBE.value, EventType.GROUP_RESUBSCRIBE.value)
 
 
@@ -141,6 +147,7 @@ class LearningReport:
     clicks: int = 0  # (edition, reader, section) clicks counted
     repeat_clicks: int = 0  # clicks on a section already counted for that reader and edition
     machine_opens: int = 0  # Apple Mail Privacy Protection prefetches, never engagement
+    replies: int = 0  # replies folded in (each credits REPLY_CREDIT clicks)
     suppressed: int = 0  # readers suppressed (unsubscribe, spam report, bounces)
     opt_outs: int = 0
     opt_ins: int = 0
@@ -287,6 +294,7 @@ class _BatchWork:
         # -> (sections, (topic, weight of its place) per topic of each section)
         self.picks: dict[tuple[str, int], tuple[tuple[str, ...], tuple[tuple[str, float], ...]]] = {}
         self.pairs: dict[int, list[float]] = {}  # gap -> [clicks on the upper, on the lower section] (PositionClicks)
+        self.reply_topics: dict[int, tuple[str, ...]] = {}  # reply event id -> the topics it names
 
     def apply(self) -> None:
         self._load_readers(sorted({e[2] for e in self.events if e[2] is not None}))
@@ -296,8 +304,9 @@ class _BatchWork:
         # Picks of pairs not yet surely seen, and of clicked pairs (was the section shown?).
         exposed = self.run.exposed
         self._load_picks({(e[3], e[2]) for e in seen if e[1] != EventType.DELIVERED
-                          and (e[1] == EventType.CLICK or exposed.get((e[3], e[2]), 0.0) < 1.0)})
+                          and (e[1] in (EventType.CLICK, EventType.REPLY) or exposed.get((e[3], e[2]), 0.0) < 1.0)})
         groups = self._group_topics([e[0] for e in self.events if e[1] in _GROUP])
+        self.reply_topics = self._reply_topics([e[0] for e in self.events if e[1] == EventType.REPLY])
         for event in self.events:
             self._fold(event, groups)
         self._write()
@@ -312,6 +321,8 @@ class _BatchWork:
             if reader[3]:
                 # A message got through: earlier soft bounces were passing trouble, not a dead address.
                 reader[3], reader[4] = 0, True
+        elif kind == EventType.REPLY:
+            self._reply(event_id, edition, rid, self.raw.from_time(min(occurred, self.run.now)))
         elif kind in _SEEN or kind == EventType.MACHINE_OPEN:
             if kind == EventType.MACHINE_OPEN:
                 self.report.machine_opens += 1
@@ -369,6 +380,19 @@ class _BatchWork:
         topics = self.run.topics.get(edition, {}).get(section, ())
         credit = 1.0 / len(topics) if topics else 1.0
         self.learned.extend([(rid, topic, credit, exposure, stamp) for topic in topics])
+
+    def _reply(self, event_id: int, edition: str | None, rid: int, stamp: Any) -> None:
+        """Fold one reply: the message was seen; its topics (or the copy's) share REPLY_CREDIT clicks."""
+        self.report.replies += 1
+        if edition:
+            self._expose(edition, rid, stamp, 1.0)
+        topics = self.reply_topics.get(event_id) or ()
+        if not topics and edition:
+            shown = self.picks.get((edition, rid))
+            topics = tuple(dict.fromkeys(topic for topic, _ in shown[1])) if shown is not None else ()
+        if topics:
+            credit = REPLY_CREDIT / len(topics)
+            self.learned.extend([(rid, topic, credit, 1.0, stamp) for topic in topics])
 
     def _pair_click(self, edition: str, sections: tuple[str, ...], clicked: str) -> None:
         """Count a click on a one-topic section against every other section of the copy on that topic alone."""
@@ -447,6 +471,16 @@ class _BatchWork:
             for event_id, raw in self.connection.execute(select(e.id, e.raw).where(e.id.in_(chunk))):
                 group = raw.get("asm_group_id") if isinstance(raw, dict) else None
                 found[event_id] = self.run.groups.get(str(group)) if group is not None else None
+        return found
+
+    def _reply_topics(self, ids: list[int]) -> dict[int, tuple[str, ...]]:
+        e = EngagementEvent.__table__.c
+        found: dict[int, tuple[str, ...]] = {}
+        for chunk in id_chunks(ids):
+            for event_id, raw in self.connection.execute(select(e.id, e.raw).where(e.id.in_(chunk))):
+                topics = raw.get("topics") if isinstance(raw, dict) else None
+                if isinstance(topics, list):
+                    found[event_id] = tuple(t for t in topics if isinstance(t, str) and t)[:2]
         return found
 
     # -- writes --------------------------------------------------------------------------

@@ -75,4 +75,4 @@ def make_transport(settings: Settings, *, sandbox: bool = False) -> Transport:
 def make_sender(settings: Settings) -> Sender:
     """Who newsletters come from and how their links are signed."""
     return Sender(from_email=settings.from_email, from_name=settings.from_name, public_url=settings.public_url,
-                  secret=settings.signing_secret)
+                  secret=settings.signing_secret, reply_domain=settings.reply_domain or None)

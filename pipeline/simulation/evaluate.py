@@ -16,10 +16,16 @@ each), `emulator` (SendGrid's official client to the in-process SendGrid emulato
 simulated readers post signed events to readerfirst's webhook endpoint). With the emulator,
 events carry real time, so no decay happens between editions; with the others, edition n is
 sent at START + (n - 1) weeks and events keep that simulated time.
+
+With `replies=True`, messages carry per-reader Reply-To addresses and readers who read one may
+write back (`pipeline.simulation.replies`): the reply is stored as the Inbound Parse endpoint
+stores it (`store_reply`: attributed by its token, a `reply` event for learning), directly with
+`record` and `outbox`, and through the emulator's signed Inbound Parse post with `emulator`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import math
@@ -34,6 +40,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from pipeline.audience.importer import import_audience
+from pipeline.audience.reply_address import make_reply_address
 from pipeline.content.edition import Edition
 from pipeline.content.policy import DEFAULT_EXPLORATION, editorial_sections
 from pipeline.content.topics import load_taxonomy
@@ -45,7 +52,9 @@ from pipeline.delivery.preparation import prepare_edition
 from pipeline.delivery.transport import MAX_BATCH, Transport
 from pipeline.emulator.events import delivery_events
 from pipeline.emulator.store import Delivery
+from pipeline.engagement.inbound_parse import InboundMessage
 from pipeline.engagement.learning import apply_events
+from pipeline.engagement.replies import store_reply
 from pipeline.engagement.sendgrid_events import parse_events
 from pipeline.engagement.store import store_events
 from pipeline.errors import ConfigurationError, PipelineError
@@ -63,6 +72,7 @@ from pipeline.simulation.measures import (
 )
 from pipeline.simulation.models import ReaderModel, load_reader_model, reader_model_yaml
 from pipeline.simulation.readers import Candidate, ShownSection, SimulatedAudience
+from pipeline.simulation.replies import ReplyHabit, simulated_reply
 from pipeline.simulation.transport import RecordingTransport
 from pipeline.store.database import Database, open_database
 from pipeline.store.models import EngagementEvent, LedgerState, Reader, SendLedgerEntry
@@ -79,6 +89,7 @@ _STORE_CHUNK = 20_000  # events per store_events transaction
 _SECRET = "readerfirst-simulation-signing-key-0001"  # simulated readers only: never a real installation's key
 _SENDER = Sender(from_email="newsletter@readerfirst.example", from_name="readerfirst simulation",
                  public_url="http://127.0.0.1:8025", secret=_SECRET.encode())
+REPLY_DOMAIN = "replies.simulation.example"
 
 
 @dataclass
@@ -121,7 +132,8 @@ class _Delivery:
 
 
 @contextmanager
-def _delivery(kind: str, folder: Path, db: Database, model: ReaderModel, seed: int) -> Iterator[_Delivery]:
+def _delivery(kind: str, folder: Path, db: Database, model: ReaderModel, seed: int,
+              replies: bool = False) -> Iterator[_Delivery]:
     """The transport of `kind`, with whatever it needs running for the duration of the run."""
     if kind == "record":
         yield _Delivery(RecordingTransport())
@@ -137,12 +149,16 @@ def _delivery(kind: str, folder: Path, db: Database, model: ReaderModel, seed: i
     # The webhook must know the emulator's key before the emulator exists: make the key first.
     key_path = folder / "webhook-key.pem"
     public_key = WebhookSigner(load_signing_key(key_path)).public_key
-    settings = Settings(READERFIRST_HOME=folder, READERFIRST_SECRET=_SECRET, SENDGRID_WEBHOOK_PUBLIC_KEY=public_key)
+    inbound = {"SENDGRID_INBOUND_PUBLIC_KEY": public_key, "READERFIRST_REPLY_DOMAIN": REPLY_DOMAIN,
+               "READERFIRST_TOPICS": str(write_taxonomy(model, folder))} if replies else {}
+    settings = Settings(READERFIRST_HOME=folder, READERFIRST_SECRET=_SECRET, SENDGRID_WEBHOOK_PUBLIC_KEY=public_key,
+                        **inbound)
     with ExitStack() as stack:
         base = stack.enter_context(running_server(create_app(settings, db)))
         emulator = stack.enter_context(running_emulator(
             webhook_url=f"{base}/webhooks/sendgrid", signing_key_path=key_path, reader_model=model.path,
-            reader_seed=seed, reader_editions=folder / "editions", event_batch_wait=0.05))
+            reader_seed=seed, reader_editions=folder / "editions", event_batch_wait=0.05,
+            inbound_url=f"{base}/webhooks/inbound" if replies else None))
         transport = SendGridTransport(emulator.api_key, emulator.url, timeout=30.0, retry=RetryPolicy(attempts=3))
         # The webhook stores a batch before it answers: once the emulator has posted everything, it is stored.
         yield _Delivery(transport, lambda: emulator.flush_events(120.0))
@@ -169,17 +185,19 @@ class _Run:
     """One evaluation in progress: the database, the audience and the figures so far."""
 
     def __init__(self, model: ReaderModel, folder: Path, seed: int, db: Database, delivery: _Delivery, *,
-                 policy_options: dict[str, Any], half_life_days: float):
+                 policy_options: dict[str, Any], half_life_days: float, replies: bool = False):
         self.model, self.folder, self.seed, self.db, self.delivery = model, folder, seed, db, delivery
         self.options, self.half_life = policy_options, half_life_days
         self.audience = SimulatedAudience(model, seed)
         self.outcomes: list[list[ReaderOutcome]] = []  # per edition, for the bootstrap over readers and editions
+        self.replies = replies
+        self.sender = dataclasses.replace(_SENDER, reply_domain=REPLY_DOMAIN) if replies else _SENDER
 
     def import_readers(self, count: int) -> int:
         path = write_audience(self.audience, self.folder / "audience.csv", count, seed=self.seed,
                               first_sent=START.date())
         # The simulated topics are the model's, not the sample edition's: check readers against them.
-        taxonomy = load_taxonomy(write_taxonomy(self.model, self.folder))
+        taxonomy = self.taxonomy = load_taxonomy(write_taxonomy(self.model, self.folder))
         report = import_audience(self.db, path, AUDIENCE, today=START.date(), taxonomy=taxonomy)
         with self.db.session() as session:
             self.audience_id = session.scalar(select(Reader.audience_id).limit(1))
@@ -200,7 +218,7 @@ class _Run:
         for start in range(0, len(reader_ids), _PLAN_CHUNK):
             plan_readers(prepared, ledger, self.audience_id, reader_ids[start:start + _PLAN_CHUNK],
                          today=sent_at.date(), **self.options)
-        deliver_batches(prepared, ledger, self.delivery.transport, _SENDER, ledger.planned_batches(MAX_BATCH))
+        deliver_batches(prepared, ledger, self.delivery.transport, self.sender, ledger.planned_batches(MAX_BATCH))
         delivered = self._delivered(prepared.edition.id)
         emulated = self.delivery.wait_for_events is not None
         if emulated:
@@ -239,11 +257,26 @@ class _Run:
             sent = delivery_events(entry.message_id, [Delivery(entry.message_id, entry.email, "to", args)],
                                    [edition.id], sent_at)
             response = self.audience.respond(entry.email, number, self._shown(edition, entry.section_ids))
+            if self.replies and response.opened:
+                self._reply(number, edition, entry, sent_at)
             base = {k: v for k, v in sent[-1].items() if k not in ("event", "sg_event_id", "response", "timestamp")}
             events += sent + response_events(response, base=base, section_urls=urls, delivered_at=sent_at)
         for start in range(0, len(events), _STORE_CHUNK):
             parsed, quarantined = parse_events(events[start:start + _STORE_CHUNK])
             store_events(self.db, parsed, quarantined, source=EVENT_SOURCE)
+
+    def _reply(self, number: int, edition: Edition, entry: _Delivered, sent_at: int) -> None:
+        """Store the reply this reader writes, if they write one, as the Inbound Parse endpoint would."""
+        text = simulated_reply(self.audience, entry.email, number, self._shown(edition, entry.section_ids),
+                               ReplyHabit())
+        if text is None:
+            return
+        address = make_reply_address(_SECRET.encode(), REPLY_DOMAIN, _public_id(self.seed, entry.email), edition.id)
+        message = InboundMessage(from_address=entry.email, recipients=(address,), subject="Re: your newsletter",
+                                 text=text, message_id=f"<sim-{edition.id}-{entry.reader_id}@readers.simulation>",
+                                 raw_size=len(text))
+        store_reply(self.db, message, secret=_SECRET.encode(), reply_domain=REPLY_DOMAIN, taxonomy=self.taxonomy,
+                    now=dt.datetime.fromtimestamp(sent_at, dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=3))
 
     def _live(self, edition_id: str, delivered: list[_Delivered]) -> dict[str, ArmCounts]:
         """What each arm's readers did, read back from the stored events."""
@@ -304,13 +337,14 @@ def run_evaluation(model: ReaderModel | Path | str, *, editions: int = 8, reader
                    transport: str = "record", policy: str = "thompson", holdout_share: float = 0.1,
                    exploration: float = DEFAULT_EXPLORATION, half_life_days: float = 60.0,
                    folder: Path | None = None,
-                   on_edition: Callable[[EditionMeasure], None] | None = None) -> Evaluation:
+                   on_edition: Callable[[EditionMeasure], None] | None = None, replies: bool = False) -> Evaluation:
     """Run `editions` editions for `readers` simulated readers of `model`; deterministic for a seed.
 
     `policy`, `seed` (also the policy's seed), `exploration` and `holdout_share` go to
     `plan_readers` as they are, never from the environment, so a run can be repeated anywhere.
     `folder` keeps the run's database, audience file, editions (and outbox); by default a
     temporary folder, removed afterwards. `on_edition` is called with each edition's figures.
+    `replies` lets readers write back (see the module docstring).
     """
     if transport not in TRANSPORTS:
         raise ConfigurationError(f"--transport {transport!r}: use one of {', '.join(TRANSPORTS)}")
@@ -335,8 +369,9 @@ def run_evaluation(model: ReaderModel | Path | str, *, editions: int = 8, reader
                             holdout_share=holdout_share)
         db = open_database(f"sqlite:///{work / 'simulation.db'}")
         stack.callback(db.dispose)
-        delivery = stack.enter_context(_delivery(transport, work, db, model, seed))
-        run = _Run(model, work, seed, db, delivery, policy_options=options, half_life_days=half_life_days)
+        delivery = stack.enter_context(_delivery(transport, work, db, model, seed, replies))
+        run = _Run(model, work, seed, db, delivery, policy_options=options, half_life_days=half_life_days,
+                   replies=replies)
         run.import_readers(readers)
         for number in range(1, editions + 1):
             measure = run.edition(number)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -39,6 +40,7 @@ __all__ = [
     "QuarantinedEvent",
     "PositionClicks",
     "ForgottenAddress",
+    "Reply",
     "utcnow",
 ]
 
@@ -246,3 +248,32 @@ class ForgottenAddress(Base):
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     forgotten_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Reply(Base):
+    """A reader's reply to an edition, as SendGrid's Inbound Parse posted it: quoted text stripped.
+
+    `attributed` is true only when the reply address carried a genuine token: a reply to a
+    forged or altered address keeps `reader_id` and `edition_id` empty. `message_id` (the
+    Message-ID header, or a digest of the post when there is none) makes a resent post a no-op.
+    """
+
+    __tablename__ = "replies"
+    __table_args__ = (Index("uq_replies_message_id", "message_id", unique=True),
+                      Index("ix_replies_edition", "edition_id", "reader_id"),
+                      Index("ix_replies_reader", "reader_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reader_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    edition_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    attributed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    from_address: Mapped[str] = mapped_column(String(320), default="", server_default="")
+    to_address: Mapped[str] = mapped_column(String(320), default="", server_default="")
+    subject: Mapped[str] = mapped_column(Text, default="", server_default="")
+    text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    raw_size: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    suggested_topics: Mapped[list[str]] = mapped_column(JSON, default=list)
+    confirmed_topic: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    message_id: Mapped[str] = mapped_column(String(255))

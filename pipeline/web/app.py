@@ -1,4 +1,4 @@
-"""The web service: SendGrid's Event Webhook, one-click unsubscribe and the preference centre.
+"""The web service: SendGrid's Event Webhook and Inbound Parse, one-click unsubscribe and the preference centre.
 
 `create_app()` builds the Starlette application from the settings; `serve()` runs it with
 uvicorn; `running_server()` runs an application on a free loopback port in a thread (tests,
@@ -36,6 +36,7 @@ from pipeline.content.topics import Taxonomy, load_taxonomy
 from pipeline.settings import Settings, load_settings
 from pipeline.store.database import Database, open_database
 from pipeline.web.consent_spool import ConsentSpool
+from pipeline.web.inbound import inbound_signature_check, receive_inbound_parse
 from pipeline.web.pages import unavailable
 from pipeline.web.preferences import preferences_page, preferences_submit
 from pipeline.web.unsubscribe import unsubscribe_now, unsubscribe_page
@@ -58,6 +59,7 @@ class WebState:
     secret: bytes
     taxonomy: Taxonomy
     signature_check: SignatureCheck
+    inbound_check: SignatureCheck  # Inbound Parse posts (replies); off (404) until a key is set
     today: Callable[[], dt.date]
     spool: ConsentSpool  # decisions acknowledged while the database could not take them
 
@@ -147,7 +149,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None, *,
     state = WebState(settings=settings, db=database, secret=settings.signing_secret,
                      taxonomy=load_taxonomy(taxonomy_path or settings.topics_file), signature_check=check,
                      today=today or (lambda: dt.datetime.now(dt.UTC).date()),
-                     spool=ConsentSpool(settings.resolved_consent_spool_dir))
+                     spool=ConsentSpool(settings.resolved_consent_spool_dir),
+                     inbound_check=inbound_signature_check(settings.sendgrid_inbound_public_key,
+                                                           settings.webhook_max_age_seconds))
+    if settings.sendgrid_inbound_public_key and state.inbound_check.problem:
+        # Set but unusable: say so once, rather than answer 404 to SendGrid without a word.
+        log.warning("Inbound Parse off (it answers 404): %s", state.inbound_check.problem)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -161,6 +168,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None, *,
 
     app = Starlette(routes=[
         Route("/webhooks/sendgrid", receive_sendgrid_events, methods=["POST"]),
+        Route("/webhooks/inbound", receive_inbound_parse, methods=["POST"]),
         Route("/u/{token}", unsubscribe_page, methods=["GET"]),
         Route("/u/{token}", unsubscribe_now, methods=["POST"]),
         Route("/p/{token}", preferences_page, methods=["GET"]),

@@ -36,8 +36,8 @@ from pipeline.engagement.store import StoreReport, store_events
 from pipeline.errors import PipelineError
 from pipeline.store.database import Database
 
-__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WEBHOOK_SOURCE", "SignatureCheck", "failure_summary",
-           "receive_sendgrid_events", "store_webhook_body"]
+__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WEBHOOK_SOURCE", "BodyTooLarge", "SignatureCheck",
+           "failure_summary", "read_limited_body", "receive_sendgrid_events", "store_webhook_body"]
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -79,24 +79,26 @@ class SignatureCheck:
 
     public_key: str | None
     max_age_seconds: int
+    variable: str = "SENDGRID_WEBHOOK_PUBLIC_KEY"  # the setting the key comes from, for messages
 
     def __post_init__(self) -> None:
         self._helper = EventWebhook()
         self._key: ec.EllipticCurvePublicKey | None = None
         self.problem: str | None = None
         if not self.public_key:
-            self.problem = ("SENDGRID_WEBHOOK_PUBLIC_KEY is not set; unsigned events are never accepted. "
-                            "Copy the verification key from SendGrid's Mail Settings > Signed Event Webhook.")
+            where = ("the Inbound Parse security policy's public key" if "INBOUND" in self.variable
+                     else "the verification key from SendGrid's Mail Settings > Signed Event Webhook")
+            self.problem = f"{self.variable} is not set; unsigned posts are never accepted. Copy {where}."
             return
         # Accept the key as SendGrid shows it, or pasted as PEM with its armour and line breaks.
         bare = "".join(line.strip() for line in self.public_key.strip().splitlines() if "-----" not in line)
         try:
             key = self._helper.convert_public_key_to_ecdsa(bare)
         except (ValueError, TypeError) as exc:
-            self.problem = f"SENDGRID_WEBHOOK_PUBLIC_KEY is not a base64 DER public key: {exc}"
+            self.problem = f"{self.variable} is not a base64 DER public key: {exc}"
             return
         if not isinstance(key, ec.EllipticCurvePublicKey):
-            self.problem = "SENDGRID_WEBHOOK_PUBLIC_KEY is not an ECDSA key"
+            self.problem = f"{self.variable} is not an ECDSA key"
             return
         self._key = key
 
@@ -133,7 +135,8 @@ class SignatureCheck:
         return True
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    """The request's body; BodyTooLarge past `limit` bytes (declared or read), ValueError for a bad length."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.strip().isdigit():
@@ -171,7 +174,7 @@ async def receive_sendgrid_events(request: Request) -> Response:
         return PlainTextResponse(f"webhook not configured: {check.problem}\n", status_code=503)
     limit = state.settings.webhook_max_bytes
     try:
-        body = await _read_body(request, limit)
+        body = await read_limited_body(request, limit)
     except BodyTooLarge:
         return PlainTextResponse(f"body over {limit} bytes\n", status_code=413)
     except ValueError as exc:
