@@ -7,6 +7,7 @@ shipped ones: `FILE:LINE: field=value: reason`, with did-you-mean for unknown fi
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,17 @@ from pipeline.content.wording import inert_text
 from pipeline.content.yamlsource import LinedYaml
 from pipeline.errors import InputProblem
 
-__all__ = ["FieldChecker", "Image", "check_kind_fields", "is_web_url"]
+__all__ = ["FieldChecker", "Image", "check_kind_fields", "is_web_url", "control_character"]
+
+# Control characters other than tab and line breaks: invisible to the editor, and MRML refuses
+# the whole document over one of them ("unable to parse next template"), naming nothing.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def control_character(text: str) -> str | None:
+    """The first control character (not tab or a line break) in `text`, written as U+XXXX, or None."""
+    found = _CONTROL.search(text)
+    return f"U+{ord(found.group(0)):04X}" if found else None
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,10 @@ class FieldChecker:
             return ""
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             self.problem((*where, key), label, value, "must be text")
+            return ""
+        control = control_character(str(value))
+        if control:
+            self.problem((*where, key), label, str(value), f"holds the control character {control}; remove it")
             return ""
         if max_chars is not None and len(str(value)) > max_chars:
             self.problem((*where, key), label, str(value), f"is {len(str(value))} characters; at most {max_chars}")
@@ -205,7 +220,7 @@ def _group(c: FieldChecker, spec: FieldSpec, raw: dict, where: tuple, label: str
 def _list(c: FieldChecker, spec: FieldSpec, raw: dict, where: tuple, label: str) -> tuple[dict, ...]:
     value = raw.get(spec.name)
     if value is None or value == []:
-        if spec.required or spec.min_items:
+        if spec.required:
             c.problem((*where, spec.name), label, "", f"needs a list of at least {max(spec.min_items, 1)}"
                                                       f" ({', '.join(f.name for f in spec.fields)})")
         return ()
