@@ -91,6 +91,20 @@ class Section:
         found = self.fields.get("event")
         return EventDetails(found["starts"], found["location"]) if found else None
 
+    @property
+    def first_url(self) -> str:
+        """The section's own URL, else the first URL among its fields (a list's first link, a pair's first story)."""
+        if self.url:
+            return self.url
+
+        def walk(value: Any) -> str:
+            if isinstance(value, str):
+                return value if _is_link_value(value) else ""
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+            return next((found for found in map(walk, items) if found), "")
+
+        return walk(dict(self.fields))
+
     def words(self) -> list[str]:
         """Every text and Markdown value of the section, title first (what a reader reads)."""
         found = [self.title]
@@ -185,13 +199,14 @@ def load_edition(path: Path | str, *, taxonomy: Taxonomy | None = None, kinds: S
     """Read and validate an edition file; raises InvalidEdition listing every problem.
 
     Its sections' kinds are those of the template folder `templates` (or `kinds` already
-    loaded from one); by default the project's templates (`pipeline.project.project_templates`).
+    loaded from one); by default the templates of the project the file is in, else the
+    packaged ones (`pipeline.project.project_templates`).
     """
     from pipeline.project import project_templates
     from pipeline.rendering.subject import SubjectTemplate  # the subject is a template: check it compiles
 
     if kinds is None:
-        kinds = load_section_kinds(templates if templates is not None else project_templates())
+        kinds = load_section_kinds(templates if templates is not None else project_templates(Path(path).parent))
 
     path = Path(path)
     try:
