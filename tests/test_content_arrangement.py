@@ -16,6 +16,7 @@ from pipeline.content.edition import Edition, Section, load_edition
 from pipeline.content.policy import POLICIES
 from pipeline.content.selection import REASON_FILL, Pick, Selection
 from pipeline.delivery.planning import choose_for_reader, plan_settings
+from pipeline.errors import InvalidEdition
 
 TODAY = dt.date(2026, 12, 7)
 # (kind, role) pairs as the shipped schemas declare them.
@@ -148,7 +149,6 @@ def test_max_sponsor_is_read_and_checked(edition_dir, edition_path):
     assert load_edition(good).max_sponsor == 0
     bad = edition_dir / "bad.yaml"
     bad.write_text(text.replace("max_sponsor: 1", "max_sponsor: many"), encoding="utf-8")
-    from pipeline.errors import InvalidEdition
     with pytest.raises(InvalidEdition, match=r"bad.yaml:\d+: max_sponsor=many: must be a whole number from 0 to 30"):
         load_edition(bad)
 

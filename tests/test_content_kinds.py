@@ -14,7 +14,6 @@ from pipeline.content.kinds import load_section_kinds
 from pipeline.content.reader_focus import edition_focus
 from pipeline.errors import InvalidEdition, InvalidSectionKinds
 from pipeline.rendering.layout import EditionLayout
-from pipeline.rendering.merge import merge_tag
 from pipeline.rendering.templates import TemplateSet
 from tests.conftest import TEMPLATES
 

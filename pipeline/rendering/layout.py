@@ -302,7 +302,7 @@ def _field_view(spec: FieldSpec, value: Any, tag) -> Any:
             _set_fields(view, spec.fields, item, tag)
             items.append(view)
         return items
-    if kind in ("text",):
+    if kind == "text":
         return value or ""
     return value
 
