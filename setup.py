@@ -17,7 +17,7 @@ from setuptools.command.build_py import build_py
 HERE = Path(__file__).resolve().parent
 # Repository folder -> the files of it the installed CLI needs (its sample edition, audience, reader models).
 BUNDLED = {
-    "templates": ("**/*.j2",),
+    "templates": ("**/*.j2", "sections/*.yaml"),
     "editions": ("*.yaml", "README.md"),
     "audiences": ("sample.csv", "reader-models/*.yaml", "reader-models/README.md"),
 }

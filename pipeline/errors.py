@@ -17,6 +17,7 @@ __all__ = [
     "InvalidEdition",
     "TemplateError",
     "InvalidTemplates",
+    "InvalidSectionKinds",
     "RenderError",
     "TransportError",
     "TransientTransportError",
@@ -97,6 +98,13 @@ class InvalidTemplates(_ProblemsError, TemplateError):
     """Templates render MJML that the reference MJML refuses or silently repairs; nothing was sent."""
 
     what = "the MJML of the templates"
+    outcome = "nothing was sent"
+
+
+class InvalidSectionKinds(_ProblemsError, TemplateError):
+    """A section kind's schema (`templates/sections/<kind>.yaml`) is missing or wrong; nothing was sent."""
+
+    what = "the section kinds of the templates"
     outcome = "nothing was sent"
 
 

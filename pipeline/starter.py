@@ -80,7 +80,7 @@ below from this folder: it uses this folder's templates and topics.
 | path | what it is |
 |---|---|
 | `editions/` | one YAML file per edition, named by date; `topics.yaml` lists the topics (format: `editions/README.md`) |
-| `templates/` | the MJML layout, one partial per section kind, and the plain-text part |
+| `templates/` | the MJML layout; per section kind `sections/<kind>.mjml.j2` and its fields in `sections/<kind>.yaml`; the plain-text part |
 | `{audience}` | {readers} fictional readers to try things with; replace it with your list or a Mailchimp export |
 | `.env.example` | every setting with its default; copy it to `.env` (keep that out of git) and uncomment what you change |
 
@@ -170,7 +170,7 @@ def starter_files(today: dt.date, name: str = "newsletter") -> list[StarterFile]
     """Every file of the starter project `name` whose next edition goes out the Monday after `today`."""
     templates = packaged_file("templates")
     files = [StarterFile(Path("templates") / p.relative_to(templates), p.read_text(encoding="utf-8"))
-             for p in sorted(templates.rglob("*.j2")) if p.is_file()]
+             for p in sorted([*templates.rglob("*.j2"), *templates.glob("sections/*.yaml")]) if p.is_file()]
     monday = next_monday(today)
     files += [StarterFile(Path("editions") / name, packaged_file("editions", name).read_text(encoding="utf-8"))
               for name in ("topics.yaml", "README.md")]

@@ -97,14 +97,14 @@ def test_check_refuses_an_edition_about_the_sender_unless_allowed(edition_dir, t
     """`check` warns per sender-centred section with its sentence, fails (exit 2) when most are, and passes when allowed."""
     from tests.test_cli import run
 
-    path = _edition_about_the_sender(edition_dir, 10)  # 10 of 14 sections
+    path = _edition_about_the_sender(edition_dir, 10)  # 10 of the 16 that count (the labelled sponsor does not)
     refused = run(tmp_path, "check", str(path), check=False)
     assert refused.returncode == 2
     assert refused.stderr.count("warning:") >= 10
     assert "sections[editors-note]: sender-centred" in refused.stderr
-    assert f"error: {path}: 10 of 14 sections are about the sender" in refused.stderr
+    assert f"error: {path}: 10 of 16 sections are about the sender" in refused.stderr
     allowed = run(tmp_path, "check", str(path), "--allow-sender-first")
-    assert "4 of 14 sections reader-first" in allowed.stdout
+    assert "6 of 16 sections reader-first" in allowed.stdout
 
 
 def test_check_passes_a_mostly_reader_first_edition_with_warnings(edition_dir, tmp_path):
@@ -112,5 +112,5 @@ def test_check_passes_a_mostly_reader_first_edition_with_warnings(edition_dir, t
     from tests.test_cli import run
 
     result = run(tmp_path, "check", str(_edition_about_the_sender(edition_dir, 4)))
-    assert "10 of 14 sections reader-first" in result.stdout
+    assert "12 of 16 sections reader-first" in result.stdout
     assert "promotional" in result.stderr and "Buy now and save 30% off every plan." in result.stderr

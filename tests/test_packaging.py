@@ -86,7 +86,8 @@ def venv(wheel, tmp_path_factory) -> Iterator[dict[str, object]]:
 def test_wheel_carries_the_packaged_defaults_once(wheel):
     """The wheel holds the templates, the sample edition and topics, the sample audience and reader models."""
     names = set(zipfile.ZipFile(wheel).namelist())
-    for path in ("templates/layout.mjml.j2", "templates/sections/lead.mjml.j2", "templates/text/layout.txt.j2",
+    for path in ("templates/layout.mjml.j2", "templates/sections/lead.mjml.j2", "templates/sections/lead.yaml",
+                 "templates/text/sections/lead.txt.j2", "templates/text/layout.txt.j2",
                  "editions/2026-12-07.yaml", "editions/topics.yaml", "audiences/sample.csv",
                  "audiences/reader-models/focused.yaml"):
         assert f"pipeline/bundled/{path}" in names

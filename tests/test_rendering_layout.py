@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.content.edition import KINDS, load_edition
+from pipeline.content.edition import load_edition
+from pipeline.content.kinds import load_section_kinds
 from pipeline.errors import RenderError, TemplateError
 from pipeline.rendering.layout import GMAIL_CLIP_BYTES, EditionLayout, section_marker
 from pipeline.rendering.links import read_tag
@@ -19,6 +20,7 @@ from pipeline.rendering.merge import MAX_FIELD_CHARS, TAG_PATTERN, html_value, m
 from pipeline.rendering.templates import TemplateSet
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+KINDS = load_section_kinds(TEMPLATES).names
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +122,9 @@ def test_every_web_link_carries_edition_and_section(edition, layout):
             for href in links:
                 assert read_tag(href) == (edition.id, section_id), href
         outside = hrefs(html[:starts[0]] + html[starts[-1]:])
-        # Outside the sections only the footer's merge-tag links, which the reader's values fill in.
-        assert sorted(outside) == sorted([merge_tag("preferences_url"), merge_tag("unsubscribe_url")])
+        # Outside the sections only the intro's and the footer's merge-tag links, which the reader's values fill in.
+        assert sorted(outside) == sorted([merge_tag("preferences_url"), merge_tag("preferences_url"),
+                                          merge_tag("unsubscribe_url")])
 
 
 def test_links_section_tags_each_of_its_links(edition, layout):
@@ -143,7 +146,7 @@ def test_text_part_links_are_tagged(edition, layout):
 
 def test_section_content_is_escaped_in_html(tmp_path, edition):
     """Titles, alt text and link titles with markup characters are escaped, never markup."""
-    sections = tuple(dataclasses.replace(s, title="Tips & <tricks>", body="x < y & z") if s.id == "ai-evals" else s
+    sections = tuple(dataclasses.replace(s, title="Tips & <tricks>", fields={**s.fields, "body": "x < y & z"}) if s.id == "ai-evals" else s
                      for s in edition.sections)
     html = EditionLayout(dataclasses.replace(edition, sections=sections), TemplateSet(TEMPLATES)) \
         .compile_document(["ai-evals"])
@@ -175,7 +178,7 @@ def test_sample_edition_fits_gmail(layout):
 def test_edition_with_huge_sections_is_refused(edition):
     """An edition whose largest message could pass Gmail's clipping size fails check_size, naming Gmail."""
     body = ("A long paragraph about heat pumps. " * 3500)[:120_000]
-    sections = tuple(dataclasses.replace(s, body=body) if s.id == "heat-pumps-offices" else s
+    sections = tuple(dataclasses.replace(s, fields={**s.fields, "body": body}) if s.id == "heat-pumps-offices" else s
                      for s in edition.sections)
     layout = EditionLayout(dataclasses.replace(edition, sections=sections), TemplateSet(TEMPLATES))
     assert layout.worst_case_html_bytes > GMAIL_CLIP_BYTES
@@ -189,7 +192,7 @@ def test_edition_with_huge_sections_is_refused(edition):
 def test_many_medium_sections_are_refused_together(edition):
     """Sections each small enough alone are refused when sections_per_reader of them together are too big."""
     body = "Twenty-four kilobytes of careful prose. " * 600
-    sections = tuple(dataclasses.replace(s, body=body) if s.kind == "article" else s for s in edition.sections)
+    sections = tuple(dataclasses.replace(s, fields={**s.fields, "body": body}) if s.kind == "article" else s for s in edition.sections)
     big = dataclasses.replace(edition, sections=sections)
     layout = EditionLayout(big, TemplateSet(TEMPLATES))
     assert len(layout.compile_document(["ai-evals"]).encode()) < GMAIL_CLIP_BYTES

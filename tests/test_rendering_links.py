@@ -119,10 +119,11 @@ def test_javascript_link_in_markdown_is_not_a_link():
     assert "<a " not in html
 
 
-def test_markdown_image_syntax_does_not_make_an_image():
-    """Image syntax in a body makes no <img> (images need the section's image field, with alt text)."""
-    html = render_markdown("![](https://images.example.com/x.jpg)", tag)
-    assert "<img" not in html
+def test_markdown_image_is_a_closed_img_tag_with_its_alt_and_no_script_source():
+    """An image in a body is a self-closed <img> with its alt (MRML needs well-formed HTML); javascript: is no image."""
+    html = render_markdown("![A chart](https://images.example.com/x.jpg)", tag)
+    assert '<img src="https://images.example.com/x.jpg" alt="A chart" style="' in html and html.count("/>") == 1
+    assert "<img" not in render_markdown("![A chart](javascript:alert(1))", tag)
 
 
 def test_plain_text_body_writes_links_out_tagged():

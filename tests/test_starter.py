@@ -31,10 +31,11 @@ def test_init_writes_a_project_whose_edition_is_for_next_monday(tmp_path):
     written = write_starter_project(tmp_path / "news", today=TODAY)
     project = tmp_path / "news"
     names = {p.relative_to(project).as_posix() for p in written}
-    assert {"templates/layout.mjml.j2", "templates/sections/lead.mjml.j2", "templates/text/layout.txt.j2",
+    assert {"templates/layout.mjml.j2", "templates/sections/lead.mjml.j2", "templates/sections/lead.yaml",
+            "templates/sections/sponsor.yaml", "templates/text/sections/pair.txt.j2", "templates/text/layout.txt.j2",
             "editions/topics.yaml", "editions/2027-03-08.yaml", AUDIENCE_FILE.as_posix(), ".env.example",
             "README.md"} <= names
-    edition = load_edition(project / "editions" / "2027-03-08.yaml")
+    edition = load_edition(project / "editions" / "2027-03-08.yaml", templates=project / "templates")
     assert edition.id == "2027-03-08" and "week of 8 March" in edition.subject
     # The sample's events move with the edition (3 and 8 days after it), so none is already past.
     starts = [s.event.starts for s in edition.sections if s.kind == "event"]

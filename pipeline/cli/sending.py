@@ -319,8 +319,10 @@ def register(app: typer.Typer) -> None:
             None, help="Edition file (or folder: newest edition); default: the project's editions/."),
         allow_sender_first: bool = typer.Option(
             False, "--allow-sender-first", help="Pass an edition where most sections are about the sender."),
+        json_output: bool = typer.Option(False, "--json", help="Print the verdict, section kinds and focus as JSON."),
     ) -> None:
-        """Validate an edition and its templates without sending anything; flag sections about the sender."""
+        """Validate an edition and its templates without sending anything; list the section kinds; flag sections about the sender."""
+        from pipeline.cli.kinds_listing import kind_lines, kinds_json
         from pipeline.content.reader_focus import edition_focus
         from pipeline.project import project_editions
 
@@ -334,15 +336,33 @@ def register(app: typer.Typer) -> None:
                                            f" {flag.reason} (reader focus {section.score:+.2f}):"
                                            f" \"{visible(flag.sentence)}\""), soft_wrap=True)
         sender_first = focus.sender_first_sections
+        counted = len(focus.counted)  # labelled sponsor sections are outside the share (reader_focus)
         if focus.sender_first and not allow_sender_first:
             raise ConfigurationError(
-                f"{source}: {len(sender_first)} of {len(focus.sections)} sections are about the sender, not the"
+                f"{source}: {len(sender_first)} of {counted} sections are about the sender, not the"
                 " reader (see the warnings above); rewrite them around what the reader gets, or pass"
                 " --allow-sender-first")
+        kinds = prepared.layout.kinds
+        if json_output:
+            print_json({"edition": prepared.edition.id, "path": str(source), "valid": True,
+                        "sections": len(prepared.edition.sections),
+                        "sections_per_reader": prepared.edition.sections_per_reader,
+                        "max_sponsor": prepared.edition.max_sponsor,
+                        "largest_message_bytes": prepared.layout.worst_case_html_bytes,
+                        "kinds": kinds_json(kinds),
+                        "reader_focus": [{"section": s.section_id, "score": s.score, "sponsored": s.sponsored,
+                                          "sender_first": s.sender_first,
+                                          "flags": [{"reason": f.reason, "sentence": f.sentence} for f in s.flags]}
+                                         for s in focus.sections]})
+            return
         console.print(f"{prepared.edition.path}: edition {prepared.edition.id} is valid:"
                       f" {len(prepared.edition.sections)} sections, {prepared.edition.sections_per_reader} per reader,"
                       f" largest possible message {prepared.layout.worst_case_html_bytes / 1024:.1f} KB;"
-                      f" {len(focus.sections) - len(sender_first)} of {len(focus.sections)} sections reader-first")
+                      f" {counted - len(sender_first)} of {counted} sections reader-first")
+        console.print(f"section kinds in {escape(str(kinds.folder))}/sections (each also takes id, kind, title,"
+                      " topics, pinned; ? marks an optional field):", soft_wrap=True)
+        for line in kind_lines(kinds):
+            console.print(escape(line), soft_wrap=True)
 
     @app.command()
     def serve(

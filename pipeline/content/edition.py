@@ -8,38 +8,31 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
+from pipeline.content.kinds import SectionKinds, did_you_mean, load_section_kinds
+from pipeline.content.section_fields import FieldChecker, Image, check_kind_fields
 from pipeline.content.topics import Taxonomy, load_taxonomy
-from pipeline.content.yamlsource import LinedYaml, read_lined_yaml
+from pipeline.content.yamlsource import read_lined_yaml
 from pipeline.errors import InputProblem, InvalidEdition
-from pipeline.content.wording import inert_text
 
-__all__ = ["Edition", "Section", "Image", "Link", "KINDS", "load_edition", "resolve_edition_path",
-           "DEFAULT_SECTIONS_PER_READER"]
+__all__ = ["Edition", "Section", "Image", "Link", "EventDetails", "load_edition", "resolve_edition_path",
+           "DEFAULT_SECTIONS_PER_READER", "DEFAULT_MAX_SPONSOR"]
 
-KINDS = ("lead", "article", "links", "event")
-KINDS_NEEDING_IMAGE = ("lead", "article")
 DEFAULT_SECTIONS_PER_READER = 5
 DEFAULT_MAX_PER_TOPIC = 2
+DEFAULT_MAX_SPONSOR = 1  # sponsor sections per reader's copy (issue 16: the reader comes first)
 
 _EDITION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _SECTION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-_EDITION_KEYS = {"id", "subject", "preheader", "topics_file", "sections_per_reader", "max_per_topic", "sections"}
-_SECTION_KEYS = {"id", "kind", "title", "body", "url", "image", "topics", "pinned", "links", "event"}
-
-
-@dataclass(frozen=True)
-class Image:
-    """An image with its alt text (required: readers with images off or screen readers see it)."""
-
-    src: str
-    alt: str
+_EDITION_KEYS = {"id", "subject", "preheader", "topics_file", "sections_per_reader", "max_per_topic", "max_sponsor",
+                 "intro", "sign_off", "sections"}
+_LONG_TEXT = 4000  # characters of an edition's intro or sign-off
 
 
 @dataclass(frozen=True)
@@ -61,18 +54,77 @@ class EventDetails:
 
 @dataclass(frozen=True)
 class Section:
-    """One candidate section of an edition."""
+    """One candidate section of an edition: the common fields, and its kind's declared ones in `fields`."""
 
     id: str
     kind: str
     title: str
-    body: str = ""
-    url: str = ""
-    image: Image | None = None
     topics: tuple[str, ...] = ()
     pinned: bool = False
-    links: tuple[Link, ...] = ()
-    event: EventDetails | None = None
+    # Declared by the kind's schema (templates/sections/<kind>.yaml), checked by its types.
+    fields: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    role: str = "section"  # the kind's role in the layout: section, lead or sponsor
+
+    @property
+    def body(self) -> str:
+        """The Markdown body, if the kind has one."""
+        return self.fields.get("body") or ""
+
+    @property
+    def url(self) -> str:
+        """The section's own link, if the kind has one."""
+        return self.fields.get("url") or ""
+
+    @property
+    def image(self) -> Image | None:
+        """The section's image, if any."""
+        return self.fields.get("image")
+
+    @property
+    def links(self) -> tuple[Link, ...]:
+        """The entries of a `links` field, if the kind has one."""
+        return tuple(Link(item["title"], item["url"], item.get("note") or "") for item in self.fields.get("links") or ())
+
+    @property
+    def event(self) -> EventDetails | None:
+        """When and where, for a kind with an `event` group."""
+        found = self.fields.get("event")
+        return EventDetails(found["starts"], found["location"]) if found else None
+
+    @property
+    def first_url(self) -> str:
+        """The section's own URL, else the first URL among its fields (a list's first link, a pair's first story)."""
+        if self.url:
+            return self.url
+
+        def walk(value: Any) -> str:
+            if isinstance(value, str):
+                return value if _is_link_value(value) else ""
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+            return next((found for found in map(walk, items) if found), "")
+
+        return walk(dict(self.fields))
+
+    def words(self) -> list[str]:
+        """Every text and Markdown value of the section, title first (what a reader reads)."""
+        found = [self.title]
+
+        def walk(value: Any) -> None:
+            if isinstance(value, str) and not _is_link_value(value):
+                found.append(value)
+            elif isinstance(value, dict):
+                for item in value.values():
+                    walk(item)
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    walk(item)
+
+        walk(dict(self.fields))
+        return found
+
+
+def _is_link_value(value: str) -> bool:
+    return value.startswith(("http://", "https://")) and " " not in value
 
 
 @dataclass(frozen=True)
@@ -86,6 +138,9 @@ class Edition:
     taxonomy: Taxonomy
     sections_per_reader: int = DEFAULT_SECTIONS_PER_READER
     max_per_topic: int = DEFAULT_MAX_PER_TOPIC
+    max_sponsor: int = DEFAULT_MAX_SPONSOR
+    intro: str = ""  # Markdown above the sections, the same for every reader
+    sign_off: str = ""  # Markdown below them
     path: Path | None = None
     by_id: dict[str, Section] = field(init=False, repr=False, compare=False)
 
@@ -97,90 +152,28 @@ class Edition:
         return self.by_id[section_id]
 
 
-def _is_web_url(value: object) -> bool:
-    if not isinstance(value, str) or any(c.isspace() for c in value):
-        return False
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and "." in (parts.hostname or "")
-
-
-class _Checker:
-    """Collects every problem of one edition file."""
-
-    def __init__(self, path: Path, source: LinedYaml):
-        self.path = path
-        self.source = source
-        self.problems: list[InputProblem] = []
-
-    def problem(self, where: tuple, field_name: str, value: Any, reason: str) -> None:
-        self.problems.append(InputProblem(str(self.path), self.source.line(*where), field_name, value, reason))
-
-    def text(self, raw: dict, where: tuple, key: str, label: str, *, required: bool = True) -> str:
-        value = raw.get(key)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            if required:
-                self.problem((*where, key), label, "", "is required")
-            return ""
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            self.problem((*where, key), label, value, "must be text")
-            return ""
-        # The editor's words are shown as written and never read as a merge tag (`%%rf:...%%`).
-        return inert_text(str(value))
-
-    def url(self, raw: dict, where: tuple, key: str, label: str, *, required: bool = True) -> str:
-        value = raw.get(key)
-        if value is None:
-            if required:
-                self.problem((*where, key), label, "", "is required")
-            return ""
-        if not _is_web_url(value):
-            self.problem((*where, key), label, value, "is not an http(s) URL with a host name")
-            return ""
-        if "%%" in value:
-            self.problem((*where, key), label, value, "'%%' is not valid in a URL (it would read as a merge tag); "
-                                                       "write a literal % as %25")
-            return ""
-        return value
-
-
-def _check_section(c: _Checker, raw: Any, index: int, taxonomy: Taxonomy, seen: dict[str, int]) -> Section | None:
+def _check_section(c: FieldChecker, raw: Any, index: int, taxonomy: Taxonomy, kinds: SectionKinds,
+                   seen: dict[str, int]) -> Section | None:
     where = ("sections", index)
     if not isinstance(raw, dict):
         c.problem(where, f"sections[{index}]", raw, "each section is a mapping of fields")
         return None
+    before = len(c.problems)
     sid = raw.get("id")
     label = f"sections[{sid if isinstance(sid, str) else index}]"
-    for key in sorted(set(raw) - _SECTION_KEYS, key=str):
-        c.problem((*where, key), f"{label}.{key}", raw[key], f"unknown field; sections take {', '.join(sorted(_SECTION_KEYS))}")
     if not isinstance(sid, str) or not _SECTION_ID.match(sid):
         c.problem((*where, "id"), f"{label}.id", sid if sid is not None else "", "section ids are lowercase letters, digits and dashes")
     elif sid in seen:
         c.problem((*where, "id"), f"{label}.id", sid, f"duplicate section id (first used on line {seen[sid]})")
     else:
         seen[sid] = c.source.line(*where, "id")
-    kind = raw.get("kind")
-    if kind not in KINDS:
-        c.problem((*where, "kind"), f"{label}.kind", kind if kind is not None else "", f"unknown kind; use one of {', '.join(KINDS)}")
+    kind_name = raw.get("kind")
+    kind = kinds.by_name.get(kind_name) if isinstance(kind_name, str) else None
+    if kind is None:
+        where_from = f" (templates: {kinds.folder})" if kinds.folder else ""
+        c.problem((*where, "kind"), f"{label}.kind", kind_name if kind_name is not None else "",
+                  f"unknown kind{did_you_mean(kind_name, kinds.names)}; use one of {', '.join(kinds.names)}{where_from}")
     title = c.text(raw, where, "title", f"{label}.title")
-    body = c.text(raw, where, "body", f"{label}.body", required=False)
-    url = c.url(raw, where, "url", f"{label}.url", required=kind != "links")
-
-    image = None
-    image_raw = raw.get("image")
-    if image_raw is None:
-        if kind in KINDS_NEEDING_IMAGE:
-            c.problem((*where, "image"), f"{label}.image", "", f"a {kind} section needs an image with alt text")
-    elif not isinstance(image_raw, dict):
-        c.problem((*where, "image"), f"{label}.image", image_raw, "expected a mapping with src and alt")
-    else:
-        src = c.url(image_raw, (*where, "image"), "src", f"{label}.image.src")
-        alt = image_raw.get("alt")
-        if not isinstance(alt, str) or not alt.strip():
-            c.problem((*where, "image", "alt"), f"{label}.image.alt", alt if alt is not None else "",
-                      "alt text is required: describe the image for readers who cannot see it")
-        elif src:
-            image = Image(src=src, alt=inert_text(alt.strip()))
-
     topics_raw = raw.get("topics", [])
     if isinstance(topics_raw, str):
         topics_raw = [topics_raw]
@@ -193,64 +186,27 @@ def _check_section(c: _Checker, raw: Any, index: int, taxonomy: Taxonomy, seen: 
                 c.problem((*where, "topics", t_index), f"{label}.topics", topic, taxonomy.unknown_reason(str(topic)))
             elif topic not in topics:
                 topics.append(topic)
-
-    pinned = raw.get("pinned", False)
-    if not isinstance(pinned, bool):
-        c.problem((*where, "pinned"), f"{label}.pinned", pinned, "must be true or false")
-        pinned = False
-
-    links: list[Link] = []
-    links_raw = raw.get("links")
-    if kind == "links":
-        if not isinstance(links_raw, list) or not links_raw:
-            c.problem((*where, "links"), f"{label}.links", links_raw or "", "a links section needs a list of links")
-        else:
-            for l_index, link in enumerate(links_raw):
-                lw = (*where, "links", l_index)
-                if not isinstance(link, dict):
-                    c.problem(lw, f"{label}.links[{l_index}]", link, "each link is a mapping with title and url")
-                    continue
-                l_title = c.text(link, lw, "title", f"{label}.links[{l_index}].title")
-                l_url = c.url(link, lw, "url", f"{label}.links[{l_index}].url")
-                note = c.text(link, lw, "note", f"{label}.links[{l_index}].note", required=False)
-                if l_title and l_url:
-                    links.append(Link(l_title, l_url, note))
-    elif links_raw is not None:
-        c.problem((*where, "links"), f"{label}.links", links_raw, "only links sections take links")
-
-    event = None
-    event_raw = raw.get("event")
-    if kind == "event":
-        if not isinstance(event_raw, dict):
-            c.problem((*where, "event"), f"{label}.event", event_raw or "", "an event section needs event: {starts, location}")
-        else:
-            starts = event_raw.get("starts")
-            if isinstance(starts, (dt.date, dt.datetime)):
-                starts = starts.isoformat()
-            elif isinstance(starts, str):
-                try:
-                    starts = dt.datetime.fromisoformat(starts).isoformat()
-                except ValueError:
-                    c.problem((*where, "event", "starts"), f"{label}.event.starts", starts, "not an ISO date or date-time")
-                    starts = None
-            else:
-                c.problem((*where, "event", "starts"), f"{label}.event.starts", starts or "", "is required (ISO date or date-time)")
-                starts = None
-            location = c.text(event_raw, (*where, "event"), "location", f"{label}.event.location")
-            if starts and location:
-                event = EventDetails(starts=str(starts), location=location)
-    elif event_raw is not None:
-        c.problem((*where, "event"), f"{label}.event", event_raw, "only event sections take event details")
-
-    if c.problems:
+    pinned = c.flag(raw, where, "pinned", f"{label}.pinned")
+    fields = check_kind_fields(c, kind, raw, where, label) if kind is not None else {}
+    if len(c.problems) > before:
         return None
-    return Section(id=sid, kind=kind, title=title, body=body, url=url, image=image, topics=tuple(topics),
-                   pinned=pinned, links=tuple(links), event=event)
+    return Section(id=sid, kind=kind.name, title=title, topics=tuple(topics), pinned=pinned, fields=fields,
+                   role=kind.role)
 
 
-def load_edition(path: Path | str, *, taxonomy: Taxonomy | None = None) -> Edition:
-    """Read and validate an edition file; raises InvalidEdition listing every problem."""
+def load_edition(path: Path | str, *, taxonomy: Taxonomy | None = None, kinds: SectionKinds | None = None,
+                 templates: Path | str | None = None) -> Edition:
+    """Read and validate an edition file; raises InvalidEdition listing every problem.
+
+    Its sections' kinds are those of the template folder `templates` (or `kinds` already
+    loaded from one); by default the templates of the project the file is in, else the
+    packaged ones (`pipeline.project.project_templates`).
+    """
+    from pipeline.project import project_templates
     from pipeline.rendering.subject import SubjectTemplate  # the subject is a template: check it compiles
+
+    if kinds is None:
+        kinds = load_section_kinds(templates if templates is not None else project_templates(Path(path).parent))
 
     path = Path(path)
     try:
@@ -261,11 +217,12 @@ def load_edition(path: Path | str, *, taxonomy: Taxonomy | None = None) -> Editi
         line = getattr(getattr(exc, "problem_mark", None), "line", 0) + 1
         raise InvalidEdition([InputProblem(str(path), line, "edition", "", f"not valid YAML: {exc}")])
     raw = source.data
-    c = _Checker(path, source)
+    c = FieldChecker(path, source)
     if not isinstance(raw, dict):
         raise InvalidEdition([InputProblem(str(path), 1, "edition", raw, "an edition is a mapping of fields")])
     for key in sorted(set(raw) - _EDITION_KEYS, key=str):
-        c.problem((key,), key, raw[key], f"unknown field; editions take {', '.join(sorted(_EDITION_KEYS))}")
+        c.problem((key,), key, raw[key],
+                  f"unknown field{did_you_mean(key, sorted(_EDITION_KEYS))}; editions take {', '.join(sorted(_EDITION_KEYS))}")
 
     if taxonomy is None:
         topics_file = path.parent / str(raw.get("topics_file", "topics.yaml"))
@@ -282,10 +239,13 @@ def load_edition(path: Path | str, *, taxonomy: Taxonomy | None = None) -> Editi
         if problem:
             c.problem(("subject",), "subject", subject, problem)
     preheader = c.text(raw, (), "preheader", "preheader", required=False)
+    intro = c.markdown(raw, (), "intro", "intro", max_chars=_LONG_TEXT)
+    sign_off = c.markdown(raw, (), "sign_off", "sign_off", max_chars=_LONG_TEXT)
 
     limits = {}
     for key, default, low, high in (("sections_per_reader", DEFAULT_SECTIONS_PER_READER, 1, 30),
-                                    ("max_per_topic", DEFAULT_MAX_PER_TOPIC, 1, 30)):
+                                    ("max_per_topic", DEFAULT_MAX_PER_TOPIC, 1, 30),
+                                    ("max_sponsor", DEFAULT_MAX_SPONSOR, 0, 30)):
         value = raw.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             c.problem((key,), key, value, f"must be a whole number from {low} to {high}")
@@ -300,13 +260,16 @@ def load_edition(path: Path | str, *, taxonomy: Taxonomy | None = None) -> Editi
         seen: dict[str, int] = {}
         for index, section_raw in enumerate(sections_raw):
             before = len(c.problems)
-            section = _check_section(c, section_raw, index, taxonomy, seen)
+            section = _check_section(c, section_raw, index, taxonomy, kinds, seen)
             if section is not None and len(c.problems) == before:
                 sections.append(section)
+        if sections and all(s.role == "sponsor" for s in sections) and not c.problems:
+            c.problem(("sections",), "sections", f"{len(sections)} sponsor sections",
+                      "an edition needs at least one section that is not a sponsor")
     if c.problems:
         raise InvalidEdition(c.problems)
     return Edition(id=str(edition_id), subject=subject, preheader=preheader, sections=tuple(sections),
-                   taxonomy=taxonomy, path=path, **limits)
+                   taxonomy=taxonomy, path=path, intro=intro, sign_off=sign_off, **limits)
 
 
 def resolve_edition_path(path: Path | str) -> Path:

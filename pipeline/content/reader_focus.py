@@ -21,6 +21,13 @@ sender-centred (a single `we` in a report about someone else is not);
 an edition where most sections are is refused by `check` unless the editor says
 `--allow-sender-first`. `I`/`my` are not counted: an editor's letter in the first person
 singular is a voice, not a sales pitch.
+
+Sponsor sections (kinds with `role: sponsor`) are promotional by design, and they are always
+labelled: their schema requires the sponsor's name and a disclosure, and their template shows
+"Sponsored" beside them. So they are scored and their promotional sentences still reported
+(as `promotional (sponsored)`), but they do not count towards the sender-first share: that share
+is about the editor's own sections, and a labelled advertisement is capped per copy
+(`max_sponsor`) and never first instead. Promotion in any other kind is unlabelled and counts.
 """
 
 from __future__ import annotations
@@ -94,11 +101,12 @@ class SectionFocus:
     reader: int
     sender: int
     flags: list[FocusFlag] = field(default_factory=list)
+    sponsored: bool = False  # a labelled sponsor section: outside the sender-first share
 
     @property
     def sender_first(self) -> bool:
-        """True when the section is mostly about the sender (and says so more than once)."""
-        return self.score < SENDER_FIRST_BELOW and self.sender >= MIN_SENDER_SIGNALS
+        """True when an unlabelled section is mostly about the sender (and says so more than once)."""
+        return not self.sponsored and self.score < SENDER_FIRST_BELOW and self.sender >= MIN_SENDER_SIGNALS
 
 
 @dataclass
@@ -108,6 +116,11 @@ class EditionFocus:
     sections: list[SectionFocus]
 
     @property
+    def counted(self) -> list[SectionFocus]:
+        """The sections the sender-first share is taken over: all but labelled sponsor sections."""
+        return [s for s in self.sections if not s.sponsored]
+
+    @property
     def sender_first_sections(self) -> list[SectionFocus]:
         """Sections below the threshold, in edition order."""
         return [s for s in self.sections if s.sender_first]
@@ -115,7 +128,7 @@ class EditionFocus:
     @property
     def sender_first(self) -> bool:
         """True when more than half of the sections are about the sender."""
-        return len(self.sender_first_sections) * 2 > len(self.sections)
+        return len(self.sender_first_sections) * 2 > len(self.counted)
 
 
 def _plain(text: str) -> str:
@@ -133,12 +146,12 @@ def score_text(text: str) -> float:
     return (reader - sender) / (reader + sender + 2)
 
 
-def score_section(section_id: str, texts: Iterable[str]) -> SectionFocus:
+def score_section(section_id: str, texts: Iterable[str], *, sponsored: bool = False) -> SectionFocus:
     """Score one section from its words (title, body, call to action...), flagging what gave it away."""
     text = _plain("\n".join(t for t in texts if t))
     reader, sender, _ = _counts(text)
     focus = SectionFocus(section_id=section_id, score=round((reader - sender) / (reader + sender + 2), 3),
-                         reader=reader, sender=sender)
+                         reader=reader, sender=sender, sponsored=sponsored)
     worst: tuple[int, str, tuple[str, ...]] | None = None
     for match in _SENTENCE.finditer(text):
         sentence = " ".join(match.group(0).split())
@@ -146,7 +159,7 @@ def score_section(section_id: str, texts: Iterable[str]) -> SectionFocus:
             continue
         promo = tuple(m.group(0) for m in _PROMO.finditer(sentence))
         if promo:
-            focus.flags.append(FocusFlag("promotional", sentence, promo))
+            focus.flags.append(FocusFlag("promotional (sponsored)" if sponsored else "promotional", sentence, promo))
         found = tuple(m.group(0) for m in _SENDER.finditer(sentence))
         weight = len(found) - len(_READER.findall(sentence))
         if found and (worst is None or weight > worst[0]):
@@ -162,10 +175,11 @@ def score_edition(sections: Iterable[tuple[str, Iterable[str]]]) -> EditionFocus
 
 
 def section_words(section: Section) -> list[str]:
-    """Everything a reader reads of a section: title, body, link titles and notes."""
-    return [section.title, section.body, *(f"{link.title}. {link.note}" for link in section.links)]
+    """Everything a reader reads of a section: its title and every text of its kind's fields."""
+    return section.words()
 
 
 def edition_focus(edition: Edition) -> EditionFocus:
-    """The reader focus of every section of `edition`, in editorial order."""
-    return score_edition((section.id, section_words(section)) for section in edition.sections)
+    """The reader focus of every section of `edition`, in editorial order (sponsor sections marked)."""
+    return EditionFocus([score_section(section.id, section_words(section), sponsored=section.role == "sponsor")
+                         for section in edition.sections])

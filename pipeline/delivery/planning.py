@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from pipeline.audience.directory import load_profiles, population_prior
 from pipeline.audience.profile import Profile, TopicSignal
+from pipeline.content.arrangement import arrange_copy
 from pipeline.content.edition import Edition
 from pipeline.content.holdout import DEFAULT_HOLDOUT_SHARE, check_share, in_holdout
 from pipeline.content.policy import (
@@ -149,8 +150,10 @@ def choose_for_reader(edition: Edition, profile: Profile, *, today: dt.date, set
     """The reader's selection and whether they are in the holdout (who get the editorial one)."""
     holdout = in_holdout(profile, settings.holdout_share)
     policy = PolicySettings(name=EDITORIAL if holdout else settings.policy, exploration=settings.exploration)
-    return choose_sections(edition, profile, today=today, seed=settings.seed, policy_settings=policy,
-                           population=population), holdout
+    chosen = choose_sections(edition, profile, today=today, seed=settings.seed, policy_settings=policy,
+                             population=population)
+    # Every copy, holdout included, follows the editor's layout rules (pipeline.content.arrangement).
+    return arrange_copy(edition, chosen, profile), holdout
 
 
 def plan_readers(prepared: PreparedEdition, ledger: SendLedger, audience_id: int, reader_ids: Sequence[int],

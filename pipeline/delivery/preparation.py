@@ -29,7 +29,7 @@ def _fingerprint(folder: Path) -> tuple:
 
 @lru_cache(maxsize=8)
 def _prepare(path: str, mtime: int, templates: str, templates_fingerprint: tuple, newsletter_name: str) -> PreparedEdition:
-    edition = load_edition(Path(path))
+    edition = load_edition(Path(path), templates=Path(templates))  # its kinds are the templates' kinds
     layout = EditionLayout(edition, TemplateSet(Path(templates)), newsletter_name=newsletter_name)
     layout.check_size()
     return PreparedEdition(edition=edition, layout=layout, subject=SubjectTemplate(edition.subject))

@@ -68,8 +68,8 @@ def response_events(response: Response, *, base: Mapping[str, Any], section_urls
 
 
 def section_link(section: Section, edition_id: str) -> str | None:
-    """The tagged link a reader follows to read `section` (its own URL, or its first link)."""
-    url = section.url or (section.links[0].url if section.links else "")
+    """The tagged link a reader follows to read `section` (its own URL, or the first in its fields)."""
+    url = section.first_url
     return tag_url(url, edition_id, section.id) if url else None
 
 

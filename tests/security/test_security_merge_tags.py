@@ -33,9 +33,22 @@ def _edition_with(folder, text: str):
     source = yaml.safe_load((folder / "2026-12-07.yaml").read_text())
     source["subject"] = f"{text} {{{{ first_name }}}}"
     source["preheader"] = text
+    source["intro"] = f"{source.get('intro', '')}\n\n{text}\n"
+    source["sign_off"] = f"{source.get('sign_off', '')}\n\n{text}\n"
     for section in source["sections"]:
         section["title"] = f"{section['title']} {text}"
-        section["body"] = f"{section.get('body', '')}\n\n{text}\n"
+        # Every kind's own words too: a body where the kind has one, else its quote or stories.
+        if section["kind"] == "quote":
+            section["quote"] = f"{section['quote']} {text}"
+            section["attribution"] = f"{section['attribution']} {text}"
+        elif section["kind"] == "pair":
+            for story in section["stories"]:
+                story["body"] = f"{story.get('body', '')}\n\n{text}\n"
+        else:
+            section["body"] = f"{section.get('body', '')}\n\n{text}\n"
+        for key in ("signature", "sponsor", "disclosure", "cta", "author"):
+            if key in section:
+                section[key] = f"{section[key]} {text}"
     path = folder / "trap.yaml"
     path.write_text(yaml.safe_dump(source, allow_unicode=True))
     return load_edition(path)
