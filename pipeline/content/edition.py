@@ -23,7 +23,7 @@ from pipeline.content.wording import inert_text
 __all__ = ["Edition", "Section", "Image", "Link", "KINDS", "load_edition", "resolve_edition_path",
            "DEFAULT_SECTIONS_PER_READER"]
 
-KINDS = ("lead", "article", "links", "event")
+KINDS = ("lead", "article", "links", "event", "ask")  # ask: see pipeline/content/ask.py
 KINDS_NEEDING_IMAGE = ("lead", "article")
 DEFAULT_SECTIONS_PER_READER = 5
 DEFAULT_MAX_PER_TOPIC = 2
@@ -163,7 +163,7 @@ def _check_section(c: _Checker, raw: Any, index: int, taxonomy: Taxonomy, seen: 
         c.problem((*where, "kind"), f"{label}.kind", kind if kind is not None else "", f"unknown kind; use one of {', '.join(KINDS)}")
     title = c.text(raw, where, "title", f"{label}.title")
     body = c.text(raw, where, "body", f"{label}.body", required=False)
-    url = c.url(raw, where, "url", f"{label}.url", required=kind != "links")
+    url = c.url(raw, where, "url", f"{label}.url", required=kind not in ("links", "ask"))
 
     image = None
     image_raw = raw.get("image")

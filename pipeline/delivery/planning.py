@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from pipeline.audience.directory import load_profiles, population_prior
 from pipeline.audience.profile import Profile, TopicSignal
+from pipeline.content.ask import add_ask, selectable
 from pipeline.content.edition import Edition
 from pipeline.content.holdout import DEFAULT_HOLDOUT_SHARE, check_share, in_holdout
 from pipeline.content.policy import (
@@ -146,11 +147,16 @@ def send_population(db: Database, audience_id: int, edition_id: str) -> dict[str
 
 def choose_for_reader(edition: Edition, profile: Profile, *, today: dt.date, settings: PlanSettings,
                       population: Mapping[str, TopicSignal] | None = None) -> tuple[Selection, bool]:
-    """The reader's selection and whether they are in the holdout (who get the editorial one)."""
+    """The reader's selection and whether they are in the holdout (who get the editorial one).
+
+    The edition's ask, if it has one, is never chosen by the policy: it is added last for a
+    reader due to be asked, in either arm (pipeline/content/ask.py).
+    """
     holdout = in_holdout(profile, settings.holdout_share)
     policy = PolicySettings(name=EDITORIAL if holdout else settings.policy, exploration=settings.exploration)
-    return choose_sections(edition, profile, today=today, seed=settings.seed, policy_settings=policy,
-                           population=population), holdout
+    selection = choose_sections(selectable(edition), profile, today=today, seed=settings.seed, policy_settings=policy,
+                                population=population)
+    return add_ask(selection, edition, profile, today), holdout
 
 
 def plan_readers(prepared: PreparedEdition, ledger: SendLedger, audience_id: int, reader_ids: Sequence[int],

@@ -17,6 +17,8 @@ from types import SimpleNamespace
 
 from markupsafe import Markup
 
+from pipeline.audience.ask_tokens import ASK_WORDS_FIELD, ask_merge_name
+from pipeline.content.ask import ask_topics, asks
 from pipeline.content.edition import Edition, Section
 from pipeline.errors import RenderError, TemplateError
 from pipeline.rendering.links import tag_url
@@ -111,6 +113,11 @@ class EditionLayout:
             links=[SimpleNamespace(title=link.title, url=tag(link.url), note=link.note) for link in section.links],
             event=SimpleNamespace(when=_when(section.event.starts), location=section.event.location)
             if section.event else None,
+            # The ask's one-click answers and free-text link: per-reader signed links, so merge tags.
+            answers=[SimpleNamespace(topic=topic, label=self.edition.taxonomy.label(topic),
+                                     url=Markup(merge_tag(ask_merge_name(topic))))
+                     for topic in ask_topics(self.edition)] if asks(section.kind) else [],
+            words_url=Markup(merge_tag(ASK_WORDS_FIELD)) if asks(section.kind) else "",
         )
 
     def _render_section(self, section: Section) -> MjmlPart:
