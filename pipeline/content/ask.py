@@ -23,11 +23,12 @@ from pipeline.audience.profile import Profile
 from pipeline.content.edition import Edition, Section
 from pipeline.content.selection import Pick, Selection
 
-__all__ = ["ASK_KIND", "ASK_MODES", "ASK_QUESTION", "ASK_WINDOW_DAYS", "ASK_MAX_TOPICS", "REASON_ASK",
+__all__ = ["ASK_KIND", "ASK_SOURCE", "ASK_MODES", "ASK_QUESTION", "ASK_WINDOW_DAYS", "ASK_MAX_TOPICS", "REASON_ASK",
            "ask_section", "ask_topics", "asks", "is_due", "with_default_ask", "without_ask", "selectable",
            "add_ask", "asked_in", "edition_for_mode"]
 
 ASK_KIND = "ask"
+ASK_SOURCE = "ask"  # reader_needs.source of a need stated in answer to the ask
 ASK_MODES = ("auto", "off")
 ASK_QUESTION = "What are the two things you need in the next 30-60 days?"
 ASK_WINDOW_DAYS = 14  # a need that runs out before the next edition or so is asked about again

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, inspect, select, text
 
+from pipeline.content.ask import ASK_KIND, ASK_SOURCE
 from pipeline.report.model import NeedsServed, ResponseArm, ResponseMetrics
 from pipeline.report.stats import estimate_lift, inconclusive, minimum_detectable_lift, rate
 from pipeline.store.models import EditionSection
@@ -36,7 +37,6 @@ except ImportError:  # pragma: no cover
 __all__ = ["REPLIES_TABLE", "responses", "needs_served", "pooled_responses"]
 
 REPLIES_TABLE = "replies"  # written by the replies feature (Inbound Parse); read here when it exists
-ASK_KIND = "ask"
 
 _PICKS = text("SELECT holdout, CAST(picks AS TEXT) FROM send_ledger WHERE edition_id = :edition AND state = 'sent'")
 _ANSWERS = "SELECT reader_id, 1 AS answered, 0 AS replied FROM ask_answers WHERE edition_id = :edition"
@@ -128,7 +128,7 @@ def needs_served(connection: Connection, edition_id: str, first_sent_at: dt.date
     picks_of: dict[int, str] = {}
     for reader_id, picks, topic, source, first_answer in connection.execute(
             _NEEDS, {"edition": edition_id, "day": first_sent_at.date()}):
-        if source == ASK_KIND and first_answer is not None and _moment(first_answer) >= first_sent_at:
+        if source == ASK_SOURCE and first_answer is not None and _moment(first_answer) >= first_sent_at:
             continue  # stated after this edition went out (in its own ask, or later)
         needs[reader_id].add(topic)
         picks_of[reader_id] = picks

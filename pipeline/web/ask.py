@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
@@ -30,6 +31,9 @@ from pipeline.web.ask_answers import MAX_WORDS_CHARS, TooManyWords, active_needs
 from pipeline.web.forms import FormTooLarge, check_form_token, make_form_token, read_form, same_origin
 from pipeline.web.pages import AskPage, bad_link, page, unavailable
 from pipeline.web.reader_choices import ReaderView, find_reader
+
+if TYPE_CHECKING:  # the application module imports this one
+    from pipeline.web.app import WebState
 
 __all__ = ["ask_page", "ask_submit", "ASK_DAYS", "ASK_DEFAULT_DAYS", "NEEDS_ASKED"]
 
@@ -133,14 +137,14 @@ async def ask_submit(request: Request) -> Response:
                                                       second=_second(state, link, running)))
 
 
-async def _running_needs(state, reader_id: int) -> dict[str, dt.date]:
+async def _running_needs(state: WebState, reader_id: int) -> dict[str, dt.date]:
     try:
         return await run_in_threadpool(active_needs, state.db, reader_id, state.today())
     except SQLAlchemyError:  # the answer is kept; the offer of a second need can do without the others
         return {}
 
 
-def _second(state, link: _Link, running: dict[str, dt.date]) -> list[tuple[str, str]]:
+def _second(state: WebState, link: _Link, running: dict[str, dt.date]) -> list[tuple[str, str]]:
     """One-click links for the second need, while fewer than two needs are running."""
     if len(running) >= NEEDS_ASKED:
         return []
@@ -153,7 +157,7 @@ def _second(state, link: _Link, running: dict[str, dt.date]) -> list[tuple[str, 
     return links
 
 
-def _record_or_keep(state, link: _Link, topic: str, until: dt.date, words: str | None) -> bool:
+def _record_or_keep(state: WebState, link: _Link, topic: str, until: dt.date, words: str | None) -> bool:
     """Record now, or keep the answer in the spool; False when neither could take it (nothing recorded)."""
     if not state.spool.pending():  # decisions waiting there go first, in order
         try:

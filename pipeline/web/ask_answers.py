@@ -13,6 +13,7 @@ import unicodedata
 from sqlalchemy import select
 
 from pipeline.audience.ask_tokens import edition_key
+from pipeline.content.ask import ASK_SOURCE
 from pipeline.store.database import Database
 from pipeline.store.models import AskAnswer, ReaderNeed, SendLedgerEntry, utcnow
 from pipeline.store.upsert import upsert_rows
@@ -20,7 +21,6 @@ from pipeline.store.upsert import upsert_rows
 __all__ = ["ASK_SOURCE", "MAX_WORDS_CHARS", "TooManyWords", "clean_words", "sent_edition", "record_answer",
            "active_needs"]
 
-ASK_SOURCE = "ask"
 MAX_WORDS_CHARS = 500  # a sentence or two; the page's box says so, and the database keeps no essays
 
 
