@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     workers: int = Field(default=2, ge=1, le=64, alias="READERFIRST_WORKERS")
     # background: flows use a Prefect server started once and reused; ephemeral: a temporary one per command.
     prefect_server: Literal["background", "ephemeral"] = Field(default="background", alias="READERFIRST_PREFECT_SERVER")
+    # auto: readers whose needs are missing or about to run out get the ask in their copy; off: nobody does.
+    ask: Literal["auto", "off"] = Field(default="auto", alias="READERFIRST_ASK")
 
     @field_validator("secret")
     @classmethod

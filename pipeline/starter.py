@@ -65,6 +65,7 @@ _COMMENTS = {
     "READERFIRST_POLICY_SEED": "Seed of the policy's draws (same seed, same picks).",
     "READERFIRST_EXPLORATION": "Share of places given to topics a reader has never been shown.",
     "READERFIRST_HOLDOUT_SHARE": "Share of readers who get the editor's newsletter (0 turns the holdout off).",
+    "READERFIRST_ASK": "auto: ask readers whose needs are missing or about to expire what they need next; off: never ask.",
 }
 # Defaults computed at run time, shown as the rule rather than this machine's value.
 _SHOWN = {"READERFIRST_HOME": "~/.local/share/readerfirst", "READERFIRST_TEMPLATES": "templates",

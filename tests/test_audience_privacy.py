@@ -13,8 +13,9 @@ from sqlalchemy import func, insert, select
 from pipeline.audience.importer import import_audience
 from pipeline.audience.privacy import address_digest, export_reader, forget_reader
 from pipeline.engagement.store import quarantine_row
+from pipeline.web.ask_answers import record_answer
 from pipeline.errors import UnknownReader
-from pipeline.store.models import (EngagementEvent, ForgottenAddress, QuarantinedEvent, Reader, ReaderInterest,
+from pipeline.store.models import (AskAnswer, EngagementEvent, ForgottenAddress, QuarantinedEvent, Reader, ReaderInterest,
                                    ReaderNeed, SendLedgerEntry)
 
 TODAY = dt.date(2026, 12, 1)
@@ -43,6 +44,12 @@ def audiences(db, tmp_path):
                     '{"email": "bo@example.com", "timestamp": "soon"}'):
             session.add(QuarantinedEvent(**quarantine_row(raw, "bad timestamp", "sendgrid-webhook",
                                                           dt.datetime(2026, 12, 7, 9))))
+        bo = session.scalars(select(Reader.id).where(Reader.email == "bo@example.com")).first()
+        anna_id = anna[0].id
+    # Answers to the ask, in the readers' own words: personal data too.
+    record_answer(db, anna_id, "2026-12-07", "data", dt.date(2027, 1, 20), "a warehouse that fits",
+                  now=dt.datetime(2026, 12, 7, 10))
+    record_answer(db, bo, "2026-12-07", "design", dt.date(2027, 1, 20), "bo's words")
     return source
 
 
@@ -53,7 +60,10 @@ def test_export_holds_everything_about_the_reader_and_nothing_else(db, audiences
     assert sorted(r["audience"] for r in data["readers"]) == ["daily", "weekly"]
     weekly = next(r for r in data["readers"] if r["audience"] == "weekly")
     assert {i["topic"]: i["declared_weight"] for i in weekly["interests"]} == {"climate": 0.8, "ai": 1.0}
-    assert [n["topic"] for n in weekly["needs"]] == ["hiring"]
+    assert sorted(n["topic"] for n in weekly["needs"]) == ["data", "hiring"]
+    assert weekly["ask_answers"] == [{"edition": "2026-12-07", "topic": "data", "words": "a warehouse that fits",
+                                     "until": "2027-01-20", "answered_at": "2026-12-07T10:00:00"}]
+    assert {"topic": "data", "until": "2027-01-20", "source": "ask", "words": "a warehouse that fits"} in weekly["needs"]
     assert weekly["editions"] == [{"edition": "2026-12-07", "state": "sent",
                                    "sections": [["s1", "you follow Climate"]], "sent_at": "2026-12-07T07:00:00"}]
     assert [e["type"] for e in data["events"]] == ["open", "click"]
@@ -69,8 +79,10 @@ def test_forget_erases_every_row_and_keeps_only_the_digest(db, audiences):
         for model in (EngagementEvent, SendLedgerEntry):
             assert session.scalar(select(func.count()).select_from(model)) == 0
         bo_ids = session.scalars(select(Reader.id)).all()
-        for model in (ReaderInterest, ReaderNeed):
+        for model in (ReaderInterest, ReaderNeed, AskAnswer):
             assert set(session.scalars(select(model.reader_id))) <= set(bo_ids)
+        assert session.scalars(select(AskAnswer.words)).all() == ["bo's words"]
+        assert "a warehouse" not in str(session.scalars(select(ReaderNeed.words)).all())
         assert [q.raw for q in session.scalars(select(QuarantinedEvent))] == [
             '{"email": "bo@example.com", "timestamp": "soon"}']
         assert session.scalars(select(ForgottenAddress.digest)).all() == [address_digest("anna@xn--mnchen-3ya.de")]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.content.ask import ask_topics, with_default_ask
 from pipeline.content.edition import load_edition
 from pipeline.content.kinds import load_section_kinds
 from pipeline.errors import RenderError, TemplateError
@@ -25,8 +26,8 @@ KINDS = load_section_kinds(TEMPLATES).names
 
 @pytest.fixture(scope="module")
 def edition():
-    """The sample edition (loaded once for this module; it is immutable)."""
-    return load_edition(Path(__file__).resolve().parent.parent / "editions" / "2026-12-07.yaml")
+    """The sample edition with the default ask, so every kind is spliced (loaded once; it is immutable)."""
+    return with_default_ask(load_edition(Path(__file__).resolve().parent.parent / "editions" / "2026-12-07.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -111,13 +112,22 @@ def test_text_part_has_each_title_in_order(edition, layout):
 
 
 def test_every_web_link_carries_edition_and_section(edition, layout):
-    """Every http(s) href in a compiled document is tagged with the edition and the section it sits in."""
+    """Every http(s) href in a compiled document is tagged with the edition and the section it sits in.
+
+    The ask's links are the reader's signed answer links (merge tags), one per offered topic and one
+    for the free-text answer.
+    """
     for ids in selections(edition, count=60, seed=5):
         html = layout.compile_document(ids)
         assert html.count("<!-- rf:section:") == len(ids) + 1  # each section plus the end marker
         starts = [html.index(section_marker(s)) for s in ids] + [html.index(section_marker("end"))]
         for section_id, start, end in zip(ids, starts, starts[1:]):
             links = [h for h in hrefs(html[start:end]) if h.startswith(("http://", "https://"))]
+            if edition.section(section_id).kind == "ask":
+                assert not links
+                assert hrefs(html[start:end]) == [merge_tag(f"ask:{t}") for t in ask_topics(edition)] + [
+                    merge_tag("ask_words")]
+                continue
             assert links, section_id
             for href in links:
                 assert read_tag(href) == (edition.id, section_id), href
@@ -285,7 +295,8 @@ def test_folder_without_layout_is_refused(tmp_path):
 
 
 def test_compiled_html_has_no_stray_merge_tags(edition, layout):
-    """The only merge tags in compiled HTML are reader fields and reasons for the sections present."""
+    """The only merge tags in compiled HTML are reader fields, reasons for the sections present and the ask's links."""
     ids = [s.id for s in edition.sections]
     names = set(TAG_PATTERN.findall(layout.compile_document(ids)))
-    assert names == {"first_name", "email", "preferences_url", "unsubscribe_url", *(f"why:{s}" for s in ids)}
+    assert names == {"first_name", "email", "preferences_url", "unsubscribe_url", *(f"why:{s}" for s in ids),
+                     *(f"ask:{t}" for t in ask_topics(edition)), "ask_words"}

@@ -112,7 +112,7 @@ class _Metrics(HTMLParser):
 def expected_metrics(data: dict) -> dict[str, tuple[object, str]]:
     """Every number the page must show, from the JSON report: name -> (value, how it is shown)."""
     rates = {"ctr", "ctor", "unsubscribe_rate", "spam_rate", "bounce_rate", "click_share", "mean_learned_ctr",
-             "pooled_learned_ctr"}
+             "pooled_learned_ctr", "response_rate", "share_served", "ctr_on_need"}
     found: dict[str, tuple[object, str]] = {}
 
     def add(prefix: str, row: dict, fields: list[str]) -> None:
@@ -125,8 +125,16 @@ def expected_metrics(data: dict) -> dict[str, tuple[object, str]]:
     for m in data["lift"]:
         for arm in ("personalised", "holdout"):
             add(f"lift.{m['edition_id']}.{arm}", m[arm], ["delivered", "clickers", "ctr"])
-        for name in ("lift", "lift_low", "lift_high"):
+        for name in ("lift", "lift_low", "lift_high", "mde"):
             found[f"lift.{m['edition_id']}.{name}"] = (m[name], "signed")
+    for m in data["responses"]:
+        for arm in ("personalised", "holdout"):
+            add(f"responses.{m['edition_id']}.{arm}", m[arm],
+                ["sent", "asked", "answered", "replied", "responded", "response_rate"])
+        for name in ("lift", "lift_low", "lift_high", "mde"):
+            found[f"responses.{m['edition_id']}.{name}"] = (m[name], "signed")
+    for n in data["needs_served"]:
+        add(f"needs.{n['edition_id']}", n, ["readers_with_need", "served", "share_served", "clicked", "ctr_on_need"])
     for s in data["sections"]:
         add(f"section.{s['edition_id']}.{s['section_id']}", s, ["exposed", "clickers", "ctr"])
     for t in data["topics"]:
@@ -228,3 +236,86 @@ def test_empty_report_renders_without_charts(db):
     """With nothing sent the page says so and draws no chart."""
     html = render_html(build_report(db, now=NOW))
     assert "nothing has been sent" in html and "<svg" not in html and "data-metric" not in html
+
+
+# Measures, inside the page at a given width: sideways overflow of the page and of every table box,
+# and every pair of chart labels whose boxes overlap (the lift axis once printed "0" over "-100%").
+_LAYOUT = """<!doctype html><html><body style="margin:0">
+<iframe id="page" style="border:0;width:%(width)dpx;height:900px" srcdoc="%(page)s"></iframe>
+<script>
+document.getElementById('page').addEventListener('load', function () {
+  var frame = this.contentWindow, doc = this.contentDocument;
+  var boxes = Array.prototype.map.call(doc.querySelectorAll('.scroll'), function (box) {
+    return {scrollWidth: box.scrollWidth, clientWidth: box.clientWidth,
+            columns: Array.prototype.map.call(box.querySelectorAll('thead th'), function (th) { return th.textContent; }).join('|')}; });
+  var overlaps = [], labels = 0;
+  Array.prototype.forEach.call(doc.querySelectorAll('svg.chart'), function (svg) {
+    var texts = Array.prototype.map.call(svg.querySelectorAll('text'), function (t) {
+      return {text: t.textContent, box: t.getBoundingClientRect()}; });
+    labels += texts.length;
+    var frameBox = svg.getBoundingClientRect();
+    texts.forEach(function (a, i) {
+      if (a.box.left < frameBox.left - 0.5 || a.box.right > frameBox.right + 0.5)
+        overlaps.push([svg.dataset.chart, a.text, 'outside the chart']);
+      texts.slice(i + 1).forEach(function (b) {
+        var x = Math.min(a.box.right, b.box.right) - Math.max(a.box.left, b.box.left);
+        var y = Math.min(a.box.bottom, b.box.bottom) - Math.max(a.box.top, b.box.top);
+        if (x > 0.5 && y > 0.5) overlaps.push([svg.dataset.chart, a.text, b.text]);
+      });
+    });
+  });
+  var found = {innerWidth: frame.innerWidth, scrollWidth: doc.documentElement.scrollWidth, boxes: boxes,
+               overlaps: overlaps, labels: labels, charts: doc.querySelectorAll('svg.chart').length};
+  var out = document.createElement('pre'); out.id = 'probe'; out.textContent = JSON.stringify(found);
+  document.body.appendChild(out);
+});
+</script></body></html>"""
+
+
+@pytest.fixture
+def answered_report(db) -> Report:
+    """The known-answer world, where some readers of each arm also answered the ask, so every chart draws."""
+    from sqlalchemy import select
+
+    from pipeline.store.models import AskAnswer, SendLedgerEntry
+
+    load_world(db)
+    with db.session() as session:
+        rows = session.execute(select(SendLedgerEntry.edition_id, SendLedgerEntry.reader_id, SendLedgerEntry.holdout)
+                               .where(SendLedgerEntry.state == "sent")).all()
+        taken = {True: 0, False: 0}
+        for edition_id, reader_id, holdout in rows:
+            if taken[holdout] < (1 if holdout else 3):
+                taken[holdout] += 1
+                session.add(AskAnswer(reader_id=reader_id, edition_id=edition_id, topic="hiring", until=NOW.date(),
+                                      answered_at=NOW))
+    return build_report(db, now=NOW)
+
+
+@pytest.mark.browser
+def test_report_fits_1280_px_and_no_chart_labels_overlap(answered_report, tmp_path):
+    """At 1280 px nothing scrolls sideways (the page nor any table) and no two chart labels overlap."""
+    page = tmp_path / "report.html"
+    page.write_text(render_html(answered_report), encoding="utf-8")
+    assert 'data-chart="response-lift"' in page.read_text(encoding="utf-8")
+    probe_page = tmp_path / "layout.html"
+    probe_page.write_text(_LAYOUT % {"width": 1280, "page": markup.escape(page.read_text(encoding="utf-8"),
+                                                                          quote=True)}, encoding="utf-8")
+    result = _chromium(probe_page.as_uri(), tmp_path / "profile", "--window-size=1300,900", "--dump-dom",
+                       "--virtual-time-budget=2000")
+    found = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout, re.DOTALL)
+    assert found, result.stderr[-2000:]
+    probe = json.loads(markup.unescape(found.group(1)))
+    assert probe["innerWidth"] == 1280 and probe["scrollWidth"] <= probe["innerWidth"]
+    assert [b for b in probe["boxes"] if b["scrollWidth"] > b["clientWidth"]] == [], [b for b in probe["boxes"] if b["scrollWidth"] > b["clientWidth"]]
+    assert probe["charts"] == 6 and probe["labels"] > 30
+    assert probe["overlaps"] == [], probe["overlaps"]
+
+
+def test_lift_axis_labels_never_print_over_each_other():
+    """An interval from -100% to +5000% keeps its 0 label and drops the end label it would overwrite."""
+    from pipeline.report.charts import interval_chart
+
+    svg = str(interval_chart("lift", "Lift", [("2026-12-07", 0.5, -1.0, 50.0)]))
+    axis = re.findall(r'<text x="[^"]+" y="[^"]+" text-anchor="(?:start|middle|end)" font-size="12">([^<]*)</text>', svg)
+    assert "0%" in axis and "+5000%" in axis and "-100%" not in axis

@@ -63,7 +63,7 @@ _READERS = select(Reader.id, Reader.email, Reader.public_id, Reader.first_name, 
 _INTERESTS = select(ReaderInterest.reader_id, ReaderInterest.topic, ReaderInterest.declared_weight,
                     ReaderInterest.learned_clicks, ReaderInterest.learned_exposures,
                     ReaderInterest.opted_out).where(ReaderInterest.reader_id.in_(_IDS))
-_NEEDS = select(ReaderNeed.reader_id, ReaderNeed.topic, ReaderNeed.until).where(ReaderNeed.reader_id.in_(_IDS))
+_NEEDS = select(ReaderNeed.reader_id, ReaderNeed.topic, ReaderNeed.until, ReaderNeed.words).where(ReaderNeed.reader_id.in_(_IDS))
 
 
 def load_profiles(db: Database, reader_ids: Sequence[int]) -> list[Profile]:
@@ -75,6 +75,7 @@ def load_profiles(db: Database, reader_ids: Sequence[int]) -> list[Profile]:
     learned: dict[int, dict[str, TopicSignal]] = {}
     opted_out: dict[int, set[str]] = {}
     needs: dict[int, dict] = {}
+    words: dict[int, dict[str, str]] = {}
     with db.transaction() as connection:
         for chunk in id_chunks(reader_ids):
             ids = {"ids": list(chunk)}
@@ -87,11 +88,13 @@ def load_profiles(db: Database, reader_ids: Sequence[int]) -> list[Profile]:
                     learned.setdefault(reader_id, {})[topic] = TopicSignal(clicks, exposures)
                 if out:
                     opted_out.setdefault(reader_id, set()).add(topic)
-            for reader_id, topic, until in connection.execute(_NEEDS, ids).all():
+            for reader_id, topic, until, said in connection.execute(_NEEDS, ids).all():
                 needs.setdefault(reader_id, {})[topic] = until
+                if said:
+                    words.setdefault(reader_id, {})[topic] = said
     # Positional: _READERS selects Profile's first fields in their order (a profile per reader of a send).
     return [Profile(*r, interests.get(rid, {}), needs.get(rid, {}), learned.get(rid, {}),
-                    frozenset(opted_out[rid]) if rid in opted_out else frozenset())
+                    frozenset(opted_out[rid]) if rid in opted_out else frozenset(), words.get(rid, {}))
             for rid in reader_ids if (r := readers.get(rid)) is not None]
 
 

@@ -1,7 +1,7 @@
 """A reader's rights over their data: everything held about them, and forgetting them.
 
 `export_reader` gathers every row that concerns one address, in every audience: the profile,
-declared and learned interests, needs, what each edition sent them and why, their
+declared and learned interests, needs (with the reader's own words), answers to the ask, what each edition sent them and why, their
 engagement events with the raw provider payloads, and their replies (attributed to them, or
 sent from their address). `forget_reader` erases all of it and keeps
 one thing only: a SHA-256 digest of the address, so that a later import of an old list can
@@ -23,6 +23,7 @@ from pipeline.errors import UnknownReader
 from pipeline.store.chunks import id_chunks
 from pipeline.store.database import Database
 from pipeline.store.models import (
+    AskAnswer,
     Audience,
     EngagementEvent,
     ForgottenAddress,
@@ -72,6 +73,8 @@ def export_reader(db: Database, email: str) -> dict:
                                          .where(Audience.id.in_({r.audience_id for r in readers}))).all())
         interests = session.scalars(select(ReaderInterest).where(ReaderInterest.reader_id.in_(ids))).all()
         needs = session.scalars(select(ReaderNeed).where(ReaderNeed.reader_id.in_(ids))).all()
+        asked = session.scalars(select(AskAnswer).where(AskAnswer.reader_id.in_(ids))
+                                .order_by(AskAnswer.answered_at, AskAnswer.id)).all()
         sends = session.scalars(select(SendLedgerEntry).where(SendLedgerEntry.reader_id.in_(ids))
                                 .order_by(SendLedgerEntry.edition_id)).all()
         events = session.scalars(select(EngagementEvent)
@@ -92,8 +95,10 @@ def export_reader(db: Database, email: str) -> dict:
                                "learned_clicks": round(i.learned_clicks, 4),
                                "learned_exposures": round(i.learned_exposures, 4)}
                               for i in interests if i.reader_id == reader.id],
-                "needs": [{"topic": n.topic, "until": _when(n.until), "source": n.source}
+                "needs": [{"topic": n.topic, "until": _when(n.until), "source": n.source, "words": n.words}
                           for n in needs if n.reader_id == reader.id],
+                "ask_answers": [{"edition": a.edition_id, "topic": a.topic, "words": a.words, "until": _when(a.until),
+                                 "answered_at": _when(a.answered_at)} for a in asked if a.reader_id == reader.id],
                 "editions": [{"edition": s.edition_id, "state": s.state, "sections": s.picks,
                               "sent_at": _when(s.sent_at)} for s in sends if s.reader_id == reader.id],
             } for reader in readers],
@@ -131,7 +136,7 @@ def forget_reader(db: Database, email: str) -> ForgetReport:
         report.quarantined = connection.execute(delete(QuarantinedEvent).where(
             QuarantinedEvent.raw.contains(stored))).rowcount
         report.replies = connection.execute(delete(Reply).where(_replies_of(ids, stored))).rowcount
-        for table in (SendLedgerEntry, ReaderInterest, ReaderNeed):
+        for table in (SendLedgerEntry, ReaderInterest, ReaderNeed, AskAnswer):
             connection.execute(delete(table).where(table.reader_id.in_(ids)))
         report.readers = connection.execute(delete(Reader).where(Reader.id.in_(ids))).rowcount
         insert_ignore_rows(connection, ForgottenAddress.__table__,

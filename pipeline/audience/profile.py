@@ -34,6 +34,7 @@ class Profile:
     needs: dict[str, dt.date] = field(default_factory=dict)
     learned: dict[str, TopicSignal] = field(default_factory=dict)
     opted_out: frozenset[str] = frozenset()
+    need_words: dict[str, str] = field(default_factory=dict)  # topic -> the reader's own words for that need
 
     def current_needs(self, today: dt.date) -> dict[str, dt.date]:
         """Needs that have not expired on `today`."""

@@ -16,6 +16,8 @@ from pipeline.audience.directory import audience_id as find_audience, find_reade
 from pipeline.audience.tokens import reader_links
 from pipeline.cli.console import console, err_console, labelled, print_json
 from pipeline.delivery.ledger import SendLedger
+from pipeline.audience.ask_tokens import ask_link_values
+from pipeline.content.ask import ask_topics, asked_in
 from pipeline.delivery.planning import choose_for_reader, plan_settings, send_population
 from pipeline.errors import ConfigurationError, NotSendable, UnknownReader, visible
 from pipeline.flows.runtime import database, prepared_edition
@@ -206,6 +208,9 @@ def write_preview(edition: Path, email: str, audience: str | None, out: Path | N
                                            population=send_population(db, audience_id, prepared.edition.id))
     unsubscribe_url, preferences_url = reader_links(settings.signing_secret, settings.public_url, profile.public_id)
     values = merge_values(profile, selection, unsubscribe_url=unsubscribe_url, preferences_url=preferences_url)
+    if asked_in(prepared.edition, selection.section_ids):
+        values.update(ask_link_values(settings.signing_secret, settings.public_url, profile.public_id,
+                                      prepared.edition.id, ask_topics(prepared.edition), today or dt.date.today()))
     subject = prepared.subject.render({"first_name": profile.first_name, "last_name": profile.last_name,
                                        "email": profile.email})
     message = personalise(prepared.layout.variant(selection.section_ids), values, subject)

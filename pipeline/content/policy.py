@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from pipeline.audience.profile import Profile, TopicSignal
 from pipeline.content.edition import Edition, Section
 from pipeline.content.ranking import EditionWalk, edition_walk, ranked_sections
+from pipeline.content.wording import need_reason
 from pipeline.content.selection import (
     NEED_BOOST,
     REASON_FILL,
@@ -98,7 +99,7 @@ SHARPENING = 16.0  # a clicked topic's draw comes from Beta(16 alpha, 16 beta): 
 REASON_EDITORIAL = "this week's editor's selection"
 REASON_POPULAR = "popular with readers like you"
 # Templates: formatted only for the sections picked, never for the candidates left out.
-REASON_NEED = "you said you need help with {label} until {until}"
+REASON_NEED = "you said you need help with {label} until {until}"  # need_reason quotes the reader's words instead
 REASON_LEARNED = "you often read {label}"
 REASON_FOLLOW = "you follow {label}"
 REASON_EXPLORE = "something new to try: {label}"
@@ -382,7 +383,7 @@ def _reason(walk: EditionWalk, which: int, profile: Profile, needs: Mapping[str,
         return REASON_FILL
     topic, label = walk.topics[which], walk.labels[which]
     if topic in needs:
-        return REASON_NEED.format(label=label, until=needs[topic].isoformat())
+        return need_reason(label, needs[topic], profile.need_words.get(topic))
     weight = profile.interests.get(topic)
     signal = profile.learned.get(topic)
     mean = means.get(topic)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from pipeline.audience.profile import Profile
 from pipeline.content.edition import Edition, Section
+from pipeline.content.wording import need_reason
 
 __all__ = ["Pick", "Selection", "select_sections", "variant_id_of", "NEED_BOOST"]
 
@@ -66,7 +67,7 @@ def _score(section: Section, profile: Profile, needs: dict[str, dt.date], editio
         weight = profile.interests.get(topic, 0.0)
         if topic in needs:
             value = NEED_BOOST + weight
-            why = f"you said you need help with {label} until {needs[topic].isoformat()}"
+            why = need_reason(label, needs[topic], profile.need_words.get(topic))
         elif weight > 0:
             value, why = weight, f"you follow {label}"
         else:

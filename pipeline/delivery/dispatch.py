@@ -8,6 +8,7 @@ is marked failed with the reason and never holds up the rest of the batch.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import uuid
 from collections.abc import Sequence
@@ -15,7 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pipeline.audience.reply_address import make_reply_address
+from pipeline.audience.ask_tokens import ask_link_values
 from pipeline.audience.tokens import reader_links
+from pipeline.content.ask import ask_topics, asked_in
 from pipeline.delivery.addresses import UnsendableAddress, wire_address
 from pipeline.delivery.ledger import ClaimedEntry, PlannedBatch, SendLedger
 from pipeline.delivery.preparation import PreparedEdition
@@ -67,6 +70,10 @@ def _envelope(prepared: PreparedEdition, sender: Sender, entry: ClaimedEntry, ad
     values = merge_values_for(first_name=entry.first_name, last_name=entry.last_name, email=entry.email,
                               reasons={sid: reason for sid, reason in entry.picks},
                               unsubscribe_url=unsubscribe_url, preferences_url=preferences_url)
+    edition = prepared.edition
+    if asked_in(edition, [sid for sid, _ in entry.picks]):
+        values.update(ask_link_values(sender.secret, sender.public_url, entry.public_id, edition.id,
+                                      ask_topics(edition), dt.datetime.now(dt.UTC).date()))
     subject = prepared.subject.render({"first_name": entry.first_name, "last_name": entry.last_name,
                                        "email": entry.email})
     name = " ".join(part for part in (entry.first_name, entry.last_name) if part)

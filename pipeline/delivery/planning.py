@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pipeline.audience.directory import load_profiles, population_prior
 from pipeline.audience.profile import Profile, TopicSignal
 from pipeline.content.arrangement import arrange_copy
+from pipeline.content.ask import add_ask, selectable
 from pipeline.content.edition import Edition
 from pipeline.content.holdout import DEFAULT_HOLDOUT_SHARE, check_share, in_holdout
 from pipeline.content.policy import (
@@ -147,13 +148,18 @@ def send_population(db: Database, audience_id: int, edition_id: str) -> dict[str
 
 def choose_for_reader(edition: Edition, profile: Profile, *, today: dt.date, settings: PlanSettings,
                       population: Mapping[str, TopicSignal] | None = None) -> tuple[Selection, bool]:
-    """The reader's selection and whether they are in the holdout (who get the editorial one)."""
+    """The reader's selection and whether they are in the holdout (who get the editorial one).
+
+    The edition's ask, if it has one, is never chosen by the policy: it is added last for a
+    reader due to be asked, in either arm (pipeline/content/ask.py).
+    """
     holdout = in_holdout(profile, settings.holdout_share)
     policy = PolicySettings(name=EDITORIAL if holdout else settings.policy, exploration=settings.exploration)
-    chosen = choose_sections(edition, profile, today=today, seed=settings.seed, policy_settings=policy,
+    chosen = choose_sections(selectable(edition), profile, today=today, seed=settings.seed, policy_settings=policy,
                              population=population)
-    # Every copy, holdout included, follows the editor's layout rules (pipeline.content.arrangement).
-    return arrange_copy(edition, chosen, profile), holdout
+    # Every copy, holdout included, follows the editor's layout rules (pipeline.content.arrangement);
+    # the ask, when due, comes after them, last.
+    return add_ask(arrange_copy(edition, chosen, profile), edition, profile, today), holdout
 
 
 def plan_readers(prepared: PreparedEdition, ledger: SendLedger, audience_id: int, reader_ids: Sequence[int],

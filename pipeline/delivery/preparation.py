@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from pipeline.content.ask import ASK_KIND, edition_for_mode
 from pipeline.content.edition import Edition, load_edition
 from pipeline.rendering.layout import EditionLayout
 from pipeline.rendering.subject import SubjectTemplate
@@ -28,16 +29,25 @@ def _fingerprint(folder: Path) -> tuple:
 
 
 @lru_cache(maxsize=8)
-def _prepare(path: str, mtime: int, templates: str, templates_fingerprint: tuple, newsletter_name: str) -> PreparedEdition:
+def _prepare(path: str, mtime: int, templates: str, templates_fingerprint: tuple, newsletter_name: str,
+             ask: str) -> PreparedEdition:
+    template_set = TemplateSet(Path(templates))
     edition = load_edition(Path(path), templates=Path(templates))  # its kinds are the templates' kinds
-    layout = EditionLayout(edition, TemplateSet(Path(templates)), newsletter_name=newsletter_name)
+    # A project made before the ask has no partial for it: `auto` then asks nobody rather than refuse to send.
+    edition = edition_for_mode(edition, ask if template_set.has_kind(ASK_KIND) else "off")
+    layout = EditionLayout(edition, template_set, newsletter_name=newsletter_name)
     layout.check_size()
     return PreparedEdition(edition=edition, layout=layout, subject=SubjectTemplate(edition.subject))
 
 
-def prepare_edition(path: Path | str, templates: Path | str, *, newsletter_name: str = "readerfirst") -> PreparedEdition:
-    """Load, validate and compile the edition at `path` (cached while neither file changes)."""
+def prepare_edition(path: Path | str, templates: Path | str, *, newsletter_name: str = "readerfirst",
+                    ask: str = "off") -> PreparedEdition:
+    """Load, validate and compile the edition at `path` (cached while neither file changes).
+
+    `ask` is READERFIRST_ASK: `auto` adds the default ask section when the edition has none,
+    `off` sends no ask (pipeline/content/ask.py).
+    """
     path = Path(path).resolve()
     templates = Path(templates).resolve()
     mtime = path.stat().st_mtime_ns if path.exists() else 0
-    return _prepare(str(path), mtime, str(templates), _fingerprint(templates), newsletter_name)
+    return _prepare(str(path), mtime, str(templates), _fingerprint(templates), newsletter_name, ask)

@@ -50,7 +50,8 @@ def database(settings: Settings) -> Database:
 def prepared_edition(settings: Settings, edition: Path | str) -> PreparedEdition:
     """The edition at `edition` (a file, or a folder for its newest edition), validated and compiled
     with the templates and sender name of these settings (cached while nothing changes)."""
-    return prepare_edition(resolve_edition_path(edition), settings.templates_dir, newsletter_name=settings.from_name)
+    return prepare_edition(resolve_edition_path(edition), settings.templates_dir, newsletter_name=settings.from_name,
+                           ask=settings.ask)
 
 
 def make_transport(settings: Settings, *, sandbox: bool = False) -> Transport:

@@ -22,6 +22,8 @@ from typing import Any
 
 from markupsafe import Markup
 
+from pipeline.audience.ask_tokens import ASK_WORDS_FIELD, ask_merge_name
+from pipeline.content.ask import ask_topics, asks
 from pipeline.content.edition import Edition, Section
 from pipeline.content.kinds import TEXT_TEMPLATE, FieldSpec, SectionKinds, load_section_kinds
 from pipeline.errors import RenderError, TemplateError
@@ -150,6 +152,12 @@ class EditionLayout:
         view = SimpleNamespace(id=section.id, kind=section.kind, role=section.role, title=section.title,
                                topics=section.topics, pinned=section.pinned)
         _set_fields(view, kind.fields, section.fields, tag)
+        if asks(section.kind):
+            # The ask's one-click answers and free-text link: per-reader signed links, so merge tags.
+            view.answers = [SimpleNamespace(topic=topic, label=self.edition.taxonomy.label(topic),
+                                            url=Markup(merge_tag(ask_merge_name(topic))))
+                            for topic in ask_topics(self.edition)]
+            view.words_url = Markup(merge_tag(ASK_WORDS_FIELD))
         return view
 
     def _render_section(self, section: Section) -> MjmlPart:

@@ -38,6 +38,42 @@ def _nice_top(value: float) -> float:
     return next(step * power for step in (1, 2, 2.5, 5, 10) if step * power >= value)
 
 
+_CHAR = 7.5  # units a character of the 12 px labels takes, at most (digits and most letters take less)
+
+
+def _fit(label: str, units: float) -> str:
+    """`label` cut (with an ellipsis) to what fits in `units`, so that it never runs into its neighbour."""
+    most = max(1, int(units // _CHAR))
+    return label if len(label) <= most else label[:most - 1] + "\u2026"
+
+
+def _labelled(text: str, label: str) -> str:
+    """The text of a label, with the whole label as its tooltip when it had to be cut."""
+    return escape(text) if text == label else f"{escape(text)}<title>{escape(label)}</title>"
+
+
+def _axis_labels(ticks: Sequence[tuple[float, str]], left: float, right: float) -> list[tuple[float, str, str]]:
+    """(x, text, anchor) of the tick labels that fit without touching, in the order given (first kept first).
+
+    Each label is centred on its tick, or anchored inwards at the plot's ends, and one that would
+    overlap a label already kept is left out: the lift axis once printed "0" over "-100%" as "0100%".
+    """
+    kept: list[tuple[float, float]] = []
+    labels = []
+    for x, text in ticks:
+        width = len(text) * _CHAR
+        anchor, start = "middle", x - width / 2
+        if start < left:
+            anchor, start = "start", max(x, left)
+        elif start + width > right:
+            anchor, start = "end", min(x, right) - width
+        if any(start < end + 6 and other < start + width + 6 for other, end in kept):
+            continue
+        kept.append((start, start + width))
+        labels.append((x if anchor == "middle" else start if anchor == "start" else start + width, text, anchor))
+    return labels
+
+
 def _svg(name: str, title: str, height: float, body: list[str]) -> Markup:
     label = f"chart-{name}-title"
     return Markup(f'<svg class="chart" data-chart="{escape(name)}" viewBox="0 0 {_WIDTH} {_n(height)}" role="img"'
@@ -51,10 +87,12 @@ def line_chart(name: str, title: str, labels: Sequence[str],
                series: Sequence[tuple[str, Sequence[float | None]]],
                fmt: Callable[[float | None], str] = percent) -> Markup:
     """One line per series over the labels (editions, oldest first); a None breaks the line."""
-    height, bottom, left, pad = 240.0, 56.0, 56.0, 34.0  # pad: room for the first and last labels
-    plot_w, plot_h = _WIDTH - left - _RIGHT - 2 * pad, height - _TOP - bottom
     known = [v for _, values in series for v in values if v is not None]
     top = _nice_top(max(known, default=0.0))
+    # The value axis is as wide as its longest label ("100.00%"), so no label starts outside the chart.
+    widest = max(len(fmt(top * tick / 4)) for tick in range(5))
+    height, bottom, left, pad = 240.0, 56.0, max(56.0, widest * _CHAR + 8), 34.0  # pad: room for the end labels
+    plot_w, plot_h = _WIDTH - left - _RIGHT - 2 * pad, height - _TOP - bottom
     step = plot_w / max(1, len(labels) - 1)
 
     def x(i: int) -> float:
@@ -73,8 +111,8 @@ def line_chart(name: str, title: str, labels: Sequence[str],
     every = max(1, math.ceil(len(labels) * 72 / (plot_w + 2 * pad)))
     for i, label in enumerate(labels):
         if i % every == 0:
-            body.append(f'<text x="{_n(x(i))}" y="{_n(height - bottom + 18)}" text-anchor="middle" {_FONT}>'
-                        f'{escape(label)}</text>')
+            body.append(f'<text x="{_n(x(i))}" y="{_n(height - bottom + 22)}" text-anchor="middle" {_FONT}>'
+                        f'{_labelled(_fit(label, 70 * every), label)}</text>')
     for number, (series_name, values) in enumerate(series):
         colour = PALETTE[number % len(PALETTE)]
         run: list[str] = []
@@ -112,13 +150,13 @@ def interval_chart(name: str, title: str, rows: Sequence[tuple[str, float | None
 
     body = [(f'<line x1="{_n(x(0))}" x2="{_n(x(0))}" y1="{_TOP - 6}" y2="{_n(height - 28)}" stroke="#999"'
              ' stroke-dasharray="4 3"/>')]
-    ticks = {least: "start", most: "end", 0.0: "start" if least == 0 else "end" if most == 0 else "middle"}
-    for value, anchor in ticks.items():
-        body.append(f'<text x="{_n(x(value))}" y="{_n(height - 10)}" text-anchor="{anchor}" {_FONT}>'
-                    f'{escape(signed_percent(value, 0) if value else "0%")}</text>')
+    ticks = [(x(value), signed_percent(value, 0) if value else "0%") for value in dict.fromkeys((0.0, least, most))]
+    for at, text, anchor in _axis_labels(ticks, _LEFT, _WIDTH - _RIGHT):
+        body.append(f'<text x="{_n(at)}" y="{_n(height - 10)}" text-anchor="{anchor}" {_FONT}>{escape(text)}</text>')
     for i, (label, lift, low, high) in enumerate(rows):
         middle = _TOP + _ROW * i + _ROW / 2
-        body.append(f'<text x="{_LEFT - 8}" y="{_n(middle + 4)}" text-anchor="end" {_FONT}>{escape(label)}</text>')
+        body.append(f'<text x="{_LEFT - 8}" y="{_n(middle + 4)}" text-anchor="end" {_FONT}>'
+                    f'{_labelled(_fit(label, _LEFT - 8), label)}</text>')
         if low is not None and high is not None:
             body.append(f'<line class="mark" x1="{_n(x(low))}" x2="{_n(x(high))}" y1="{_n(middle)}" y2="{_n(middle)}"'
                         f' stroke="{PALETTE[0]}" stroke-width="3"><title>{escape(label)}: 95% interval'
@@ -142,7 +180,8 @@ def share_chart(name: str, title: str, rows: Sequence[tuple[str, Sequence[tuple[
     body = []
     for i, (label, shares) in enumerate(rows):
         top = _TOP + _ROW * i + 3
-        body.append(f'<text x="{_LEFT - 8}" y="{_n(top + 15)}" text-anchor="end" {_FONT}>{escape(label)}</text>')
+        body.append(f'<text x="{_LEFT - 8}" y="{_n(top + 15)}" text-anchor="end" {_FONT}>'
+                    f'{_labelled(_fit(label, _LEFT - 8), label)}</text>')
         start = 0.0
         for topic, share in shares:
             if share <= 0:
@@ -157,7 +196,7 @@ def share_chart(name: str, title: str, rows: Sequence[tuple[str, Sequence[tuple[
     for i, topic in enumerate(topics):
         lx, ly = (i % 4) * 116, legend_top + (i // 4) * 20
         body.append(f'<rect x="{lx}" y="{ly}" width="12" height="12" fill="{colour[topic]}"/>'
-                    f'<text x="{lx + 16}" y="{ly + 11}" {_FONT}>{escape(topic)}</text>')
+                    f'<text x="{lx + 16}" y="{ly + 11}" {_FONT}>{_labelled(_fit(topic, 116 - 16 - 6), topic)}</text>')
     return _svg(name, title, height, body)
 
 
@@ -170,7 +209,8 @@ def bar_chart(name: str, title: str, rows: Sequence[tuple[str, float | None]],
     body = []
     for i, (label, value) in enumerate(rows):
         top = _TOP + _ROW * i + 3
-        body.append(f'<text x="{_LEFT - 8}" y="{_n(top + 15)}" text-anchor="end" {_FONT}>{escape(label)}</text>')
+        body.append(f'<text x="{_LEFT - 8}" y="{_n(top + 15)}" text-anchor="end" {_FONT}>'
+                    f'{_labelled(_fit(label, _LEFT - 8), label)}</text>')
         width = 0.0 if value is None else max(plot_w * value / top_value, 1.0)
         if value is not None:
             body.append(f'<rect class="mark" x="{_LEFT}" y="{_n(top)}" width="{_n(width)}" height="{_ROW - 6}"'

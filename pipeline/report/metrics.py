@@ -37,7 +37,8 @@ from pipeline.report.model import (
     LiftMetrics,
     Report,
 )
-from pipeline.report.stats import estimate_lift, rate
+from pipeline.report.responses import needs_served, pooled_responses, responses
+from pipeline.report.stats import estimate_lift, inconclusive, minimum_detectable_lift, rate
 from pipeline.store.database import Database
 from pipeline.store.models import LedgerState, SendLedgerEntry, utcnow
 
@@ -53,6 +54,13 @@ METHOD_NOTES = [
      " count in its totals only."),
     ("Lift = CTR personalised / CTR holdout - 1; its 95% interval is the delta method on the log of the ratio"
      " (Katz), null when a count is zero. Pooled over editions a reader counts once per edition."),
+    ("Beside every lift, the MDE: the smallest relative lift detectable at the arms' sizes with 80% power at a"
+     " two-sided 5% level, (1.960 + 0.842) * sqrt(p(1-p)(1/n_p + 1/n_h)) / p with p the pooled rate; when the"
+     " interval holds 0 a sentence says the holdout is too small to conclude."),
+    ("Response rate = readers who answered the edition's ask or whose reply was attributed to it (once each) / sent;"
+     " its lift, interval and MDE are computed as CTR's."),
+    ("Needs served: sent readers with a need running on the edition's first send day (a need stated in the ask"
+     " counts from its first answer), the share whose copy had a section on it, and their CTR on those sections."),
     ("Section and topic exposure: sent readers whose ledger picks include the section (a topic: any section"
      " carrying it); clickers are unique readers who clicked it."),
     ("Learned interests: reader_interests keeps no history, so they are the current distribution; the per-edition"
@@ -187,8 +195,11 @@ def _arms(sent: _Sent, folded: _Folded) -> tuple[ArmMetrics, ArmMetrics]:
 
 def _lift(edition_id: str, personalised: ArmMetrics, holdout: ArmMetrics) -> LiftMetrics:
     estimate = estimate_lift(personalised.clickers, personalised.delivered, holdout.clickers, holdout.delivered)
+    mde = minimum_detectable_lift(personalised.clickers, personalised.delivered, holdout.clickers, holdout.delivered)
+    scope = "these editions together" if edition_id == "all" else "this edition"
     return LiftMetrics(edition_id=edition_id, personalised=personalised, holdout=holdout, lift=estimate.lift,
-                       lift_low=estimate.low, lift_high=estimate.high, note=estimate.note)
+                       lift_low=estimate.low, lift_high=estimate.high, note=estimate.note, mde=mde,
+                       verdict=inconclusive(estimate, holdout.delivered, mde, scope=scope))
 
 
 def _pooled(arms: list[tuple[ArmMetrics, ArmMetrics]]) -> LiftMetrics:
@@ -220,6 +231,8 @@ def build_report(db: Database, *, edition: str | None = None, since: dt.date | N
         failed = _failed_readers(connection)
         sections, topics = sections_and_topics(connection, editions)
         interests = learned_interests(connection)
+        answered = [responses(connection, e) for e in editions]
+        served = [needs_served(connection, e, sent[e].first_sent_at) for e in editions]
 
     metrics = [_edition_metrics(e, sent[e], folded[e], unattributed.get(e, 0), bounce_threshold, failed.get(e, 0))
                for e in editions]
@@ -237,4 +250,5 @@ def build_report(db: Database, *, edition: str | None = None, since: dt.date | N
         notes.append("No edition matches: nothing has been sent" + (f" since {since.isoformat()}." if since else "."))
     return Report(generated_at=now or utcnow(), edition_filter=edition, since=since,
                   bounce_threshold=bounce_threshold, editions=metrics, sections=sections, topics=topics,
-                  lift=lifts, interests=interests, notes=notes)
+                  lift=lifts, interests=interests, notes=notes,
+                  responses=answered + ([pooled_responses(answered)] if editions else []), needs_served=served)

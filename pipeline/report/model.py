@@ -19,6 +19,9 @@ __all__ = [
     "EditionMetrics",
     "InterestMetrics",
     "LiftMetrics",
+    "NeedsServed",
+    "ResponseArm",
+    "ResponseMetrics",
     "Report",
     "SectionMetrics",
     "TopicMetrics",
@@ -108,6 +111,48 @@ class LiftMetrics:
     lift_low: float | None  # 95% interval
     lift_high: float | None
     note: str | None  # why lift or its interval is null
+    mde: float | None = None  # smallest relative lift detectable at these arms' sizes (80% power, two-sided 5%)
+    verdict: str | None = None  # the plain sentence when the holdout cannot conclude
+
+
+@dataclass(frozen=True)
+class ResponseArm:
+    """One arm's answers to the ask and replies in one edition (or all pooled)."""
+
+    arm: str  # "personalised" or "holdout"
+    sent: int
+    asked: int  # sent readers whose copy carried the ask
+    answered: int  # readers who answered the ask of this edition
+    replied: int  # readers whose reply was attributed to this edition
+    responded: int  # readers who answered or replied (each once)
+    response_rate: float | None  # responded / sent
+
+
+@dataclass(frozen=True)
+class ResponseMetrics:
+    """Readers who answered the ask or replied, personalised vs holdout, with the lift, its interval and the MDE."""
+
+    edition_id: str
+    personalised: ResponseArm
+    holdout: ResponseArm
+    lift: float | None
+    lift_low: float | None
+    lift_high: float | None
+    note: str | None
+    mde: float | None
+    verdict: str | None
+
+
+@dataclass(frozen=True)
+class NeedsServed:
+    """Readers with a need running when the edition was sent, and whether their copy served it."""
+
+    edition_id: str
+    readers_with_need: int  # sent readers with a need running on the send day
+    served: int  # of them, readers whose copy had a section on one of those needs' topics
+    share_served: float | None  # served / readers_with_need
+    clicked: int  # served readers who clicked a section on their need
+    ctr_on_need: float | None  # clicked / served
 
 
 @dataclass(frozen=True)
@@ -139,6 +184,8 @@ class Report:
     interests: list[InterestMetrics]
     notes: list[str] = field(default_factory=list)
     spam_threshold: float = SPAM_THRESHOLD
+    responses: list[ResponseMetrics] = field(default_factory=list)  # one per edition, then "all"
+    needs_served: list[NeedsServed] = field(default_factory=list)  # one per edition
 
     def scope(self) -> str:
         """What the report covers, in words: 'every edition sent', 'edition X' or 'editions first sent on or after D'."""

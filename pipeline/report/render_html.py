@@ -57,6 +57,9 @@ def _charts(report: Report) -> dict[str, Markup]:
         "interests": bar_chart("learned-ctr", "Mean learned CTR per topic (readers with exposures)",
                                [(i.topic, i.mean_learned_ctr) for i in report.interests]),
     }
+    if any(m.lift is not None for m in report.responses):
+        charts["responses"] = interval_chart("response-lift", "Personalisation lift in response rate, with 95% interval",
+                                             [(m.edition_id, m.lift, m.lift_low, m.lift_high) for m in report.responses])
     topics = sorted({t.topic for t in report.topics})
     charts["shares"] = share_chart("topic-share", "Share of topic clicks by edition",
                                    [(e.edition_id, [(t.topic, t.click_share or 0.0) for t in

@@ -67,11 +67,27 @@ def render_markdown(report: Report) -> str:
 
     lines += ["## Personalised vs holdout", ""]
     lines += _table(["edition", "personalised delivered", "personalised clickers", "personalised CTR",
-                     "holdout delivered", "holdout clickers", "holdout CTR", "lift", "95% interval", "why missing"],
+                     "holdout delivered", "holdout clickers", "holdout CTR", "lift", "95% interval",
+                     "detectable lift (MDE)", "why missing"],
                     [[m.edition_id, count(m.personalised.delivered), count(m.personalised.clickers),
                       percent(m.personalised.ctr), count(m.holdout.delivered), count(m.holdout.clickers),
                       percent(m.holdout.ctr), signed_percent(m.lift), interval(m.lift_low, m.lift_high),
-                      m.note or ""] for m in report.lift])
+                      signed_percent(m.mde), m.note or ""] for m in report.lift])
+    lines += [f"- **{m.edition_id}**: {m.verdict}" for m in report.lift if m.verdict] + [""]
+
+    lines += ["## Response rate: answers to the ask and replies", ""]
+    lines += _table(["edition", "arm", "sent", "asked", "answered", "replied", "responded", "response rate"],
+                    [[m.edition_id, arm.arm, count(arm.sent), count(arm.asked), count(arm.answered),
+                      count(arm.replied), count(arm.responded), percent(arm.response_rate)]
+                     for m in report.responses for arm in (m.personalised, m.holdout)])
+    lines += _table(["edition", "lift in response rate", "95% interval", "detectable lift (MDE)", "what it shows"],
+                    [[m.edition_id, signed_percent(m.lift), interval(m.lift_low, m.lift_high), signed_percent(m.mde),
+                      m.verdict or m.note or "the interval excludes 0: personalisation changed the response rate"] for m in report.responses])
+
+    lines += ["## Needs served", ""]
+    lines += _table(["edition", "readers with a need", "served", "share served", "clicked it", "CTR on the need"],
+                    [[n.edition_id, count(n.readers_with_need), count(n.served), percent(n.share_served),
+                      count(n.clicked), percent(n.ctr_on_need)] for n in report.needs_served])
 
     lines += ["## Trends", ""]
     trends = report.trends()

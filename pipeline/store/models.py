@@ -41,6 +41,7 @@ __all__ = [
     "PositionClicks",
     "ForgottenAddress",
     "Reply",
+    "AskAnswer",
     "utcnow",
 ]
 
@@ -138,6 +139,8 @@ class ReaderNeed(Base):
     topic: Mapped[str] = mapped_column(String(64), primary_key=True)
     until: Mapped[dt.date] = mapped_column(Date)
     source: Mapped[str] = mapped_column(String(20), default="import")
+    # The reader's own words for the need, when they gave some (the ask's free-text box): personal data.
+    words: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class LedgerState:
@@ -277,3 +280,23 @@ class Reply(Base):
     confirmed_topic: Mapped[str | None] = mapped_column(String(64), nullable=True)
     answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     message_id: Mapped[str] = mapped_column(String(255))
+
+
+class AskAnswer(Base):
+    """One answer to the ask in one edition: the need a reader stated, in their words, and until when.
+
+    Whether a reader was asked is in the send ledger (their picks hold the ask section); an
+    answer is kept here once per (reader, edition, topic), so the report counts answers per edition.
+    """
+
+    __tablename__ = "ask_answers"
+    __table_args__ = (UniqueConstraint("reader_id", "edition_id", "topic", name="uq_ask_answers_reader_edition_topic"),
+                      Index("ix_ask_answers_edition", "edition_id", "reader_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("readers.id", ondelete="CASCADE"))
+    edition_id: Mapped[str] = mapped_column(String(100))
+    topic: Mapped[str] = mapped_column(String(64))
+    words: Mapped[str | None] = mapped_column(Text, nullable=True)
+    until: Mapped[dt.date] = mapped_column(Date)
+    answered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,4 +1,4 @@
-"""The web service: SendGrid's signed Event Webhook, one-click unsubscribe, the preference centre."""
+"""The web service: SendGrid's signed Event Webhook, one-click unsubscribe, the preference centre, the ask's answers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The web service: SendGrid's Event Webhook and Inbound Parse, one-click unsubscribe and the preference centre.
+"""The web service: SendGrid's Event Webhook and Inbound Parse, one-click unsubscribe, the preference centre and the ask's answers.
 
 `create_app()` builds the Starlette application from the settings; `serve()` runs it with
 uvicorn; `running_server()` runs an application on a free loopback port in a thread (tests,
@@ -35,6 +35,7 @@ from starlette.routing import Route
 from pipeline.content.topics import Taxonomy, load_taxonomy
 from pipeline.settings import Settings, load_settings
 from pipeline.store.database import Database, open_database
+from pipeline.web.ask import ask_page, ask_submit
 from pipeline.web.consent_spool import ConsentSpool
 from pipeline.web.inbound import inbound_signature_check, receive_inbound_parse
 from pipeline.web.pages import unavailable
@@ -173,6 +174,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None, *,
         Route("/u/{token}", unsubscribe_now, methods=["POST"]),
         Route("/p/{token}", preferences_page, methods=["GET"]),
         Route("/p/{token}", preferences_submit, methods=["POST"]),
+        Route("/a/{token}", ask_page, methods=["GET"]),
+        Route("/a/{token}", ask_submit, methods=["POST"]),
         Route("/healthz", _health, methods=["GET"]),
     ], lifespan=lifespan, exception_handlers={SQLAlchemyError: _database_unavailable})
     # Starlette would answer `/u/x/` with a redirect whose Location it builds from the Host

@@ -30,13 +30,15 @@ import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.store.database import Database
+from pipeline.web.ask_answers import record_answer
 from pipeline.web.reader_choices import find_reader, save_preferences, unsubscribe_reader
 
-__all__ = ["ConsentSpool", "DrainReport", "UNSUBSCRIBE", "PREFERENCES"]
+__all__ = ["ConsentSpool", "DrainReport", "UNSUBSCRIBE", "PREFERENCES", "ASK"]
 
 UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "preferences"
-_KINDS = (UNSUBSCRIBE, PREFERENCES)
+ASK = "ask"  # an answer to the ask (pipeline/web/ask.py): a need, and the answer counted for its edition
+_KINDS = (UNSUBSCRIBE, PREFERENCES, ASK)
 _SUFFIX = ".json"
 _LOCK = ".lock"
 
@@ -151,6 +153,13 @@ def _apply(db: Database, record: dict) -> None:
     at = dt.datetime.fromisoformat(record["at"])
     if kind == UNSUBSCRIBE:
         unsubscribe_reader(db, public_id, via=str(record.get("via", "unsubscribe page")), now=at)
+        return
+    if kind == ASK:
+        reader = find_reader(db, public_id)
+        if reader is not None:  # a reader forgotten since has nothing left to record
+            words = record.get("words")
+            record_answer(db, reader.id, str(record["edition_id"]), str(record["topic"]),
+                          dt.date.fromisoformat(record["until"]), str(words) if words is not None else None, now=at)
         return
     needs = [(str(topic), dt.date.fromisoformat(until)) for topic, until in record["needs"]]
     offered, checked = [str(t) for t in record["offered"]], [str(t) for t in record["checked"]]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
-__all__ = ["NeedRow", "PreferencesPage", "page", "not_found", "unavailable", "PAGE_HEADERS", "RETRY_AFTER_SECONDS"]
+__all__ = ["NeedRow", "PreferencesPage", "AskPage", "page", "bad_link", "not_found", "unavailable", "PAGE_HEADERS", "RETRY_AFTER_SECONDS"]
 
 RETRY_AFTER_SECONDS = 30
 
@@ -165,9 +165,61 @@ We put them first until the date you choose.</p>
 {% endif %}
 {% endblock %}"""
 
+_ASK = """{% extends "layout.html" %}{% block content %}
+{% if view.saved %}
+<div class="card">
+<h1>Thank you{% if view.greeting %}, {{ view.greeting }}{% endif %}</h1>
+<p class="status" role="status">Saved: you need help with {{ view.saved }} until {{ view.until }}.
+Your next editions put it first.</p>
+</div>
+{% if view.second %}
+<div class="card">
+<h2>And the second thing you need?</h2>
+<ul>
+{% for label, url in view.second %}<li><a href="{{ url }}">{{ label }}</a></li>
+{% endfor %}</ul>
+</div>
+{% endif %}
+{% else %}
+<h1>What do you need in the next 30-60 days?</h1>
+{% if view.errors %}
+<div class="errors" role="alert"><p>Nothing was saved:</p><ul>
+{% for error in view.errors %}<li>{{ error }}</li>{% endfor %}
+</ul></div>
+{% endif %}
+<form method="post" action="{{ view.action }}" class="card" id="ask">
+<input type="hidden" name="form_token" value="{{ view.form_token }}">
+{% if view.topic %}
+<p>You need help with <strong>{{ view.label }}</strong>.</p>
+{% else %}
+<label for="ask-topic">Which topic is it closest to?</label>
+<select name="topic" id="ask-topic" required>
+<option value="">Choose a topic</option>
+{% for slug, label in view.topics %}<option value="{{ slug }}"{% if slug == view.chosen %} selected{% endif %}>{{ label }}</option>
+{% endfor %}</select>
+{% endif %}
+<fieldset>
+<legend>For how long?</legend>
+{% for days in view.days %}
+<div class="choice">
+<input type="radio" name="days" value="{{ days }}" id="days-{{ days }}"{% if days == view.default_days %} checked{% endif %}>
+<label for="days-{{ days }}">{{ days }} days</label>
+</div>
+{% endfor %}
+</fieldset>
+<label for="ask-words">In your own words (optional)</label>
+<p class="hint">What exactly do you need? At most {{ view.max_words }} characters. We keep it with your answer
+and may quote a short one back to you.</p>
+<textarea name="words" id="ask-words" rows="3" maxlength="{{ view.max_words }}"
+ style="width:100%;box-sizing:border-box;font:inherit">{{ view.words }}</textarea>
+<p><button type="submit">Save what I need</button></p>
+</form>
+{% endif %}
+{% endblock %}"""
+
 _ENVIRONMENT = Environment(
     loader=DictLoader({"layout.html": _LAYOUT, "not_found.html": _NOT_FOUND, "message.html": _MESSAGE,
-                       "unsubscribe.html": _UNSUBSCRIBE, "preferences.html": _PREFERENCES}),
+                       "unsubscribe.html": _UNSUBSCRIBE, "preferences.html": _PREFERENCES, "ask.html": _ASK}),
     autoescape=select_autoescape(default=True, default_for_string=True),
     undefined=StrictUndefined,
 )
@@ -200,6 +252,27 @@ class PreferencesPage:
     errors: list[str] = field(default_factory=list)
 
 
+@dataclass
+class AskPage:
+    """Everything the ask's answer page shows: the form, or the confirmation and the second need."""
+
+    action: str
+    form_token: str
+    topic: str  # the one-click answer's topic; "" when the reader chooses it on the page
+    label: str
+    topics: list[tuple[str, str]]
+    days: tuple[int, ...]
+    default_days: int
+    max_words: int
+    greeting: str = ""
+    chosen: str = ""
+    words: str = ""
+    errors: list[str] = field(default_factory=list)
+    saved: str = ""  # the label of the need just saved
+    until: str = ""
+    second: list[tuple[str, str]] = field(default_factory=list)  # (label, link) offered for the second need
+
+
 def page(template: str, status: int = 200, **context: object) -> HTMLResponse:
     """`template` rendered with `context` as an HTML response with the pages' safety headers."""
     html = _ENVIRONMENT.get_template(template).render(**context)
@@ -209,6 +282,12 @@ def page(template: str, status: int = 200, **context: object) -> HTMLResponse:
 def not_found() -> HTMLResponse:
     """The plain 404 for a forged, altered or stale link: it says nothing of why."""
     return page("not_found.html", 404, title="Link not valid")
+
+
+def bad_link() -> HTMLResponse:
+    """The plain 400 for an ask link that is forged, altered or past its date: it says nothing of which."""
+    return page("message.html", 400, title="This link does not work",
+                message="It may be incomplete or too old. Use the link in your most recent email.")
 
 
 def unavailable() -> HTMLResponse:
