@@ -111,8 +111,8 @@ def test_check_reports_invalid_edition(tmp_path):
     broken.write_text(broken.read_text().replace("kind: lead", "kind: leed"))
     result = run(tmp_path, "check", str(broken), check=False)
     assert result.returncode == 2
-    assert "kind=leed: unknown kind (did you mean lead?); use one of article, event, lead, letter, links, pair," \
-           " quote, sponsor" in result.stderr
+    assert "kind=leed: unknown kind (did you mean lead?); use one of article, ask, event, lead, letter, links," \
+           " pair, quote, sponsor" in result.stderr
     assert "2026-12-07.yaml:28: sections[heat-pumps-offices].kind=leed" in result.stderr
 
 
