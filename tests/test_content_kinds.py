@@ -78,7 +78,7 @@ def problems(path: Path, templates: Path = TEMPLATES) -> list[str]:
 def test_shipped_kinds_are_the_files_in_templates_sections():
     """The shipped kinds are exactly the template/schema pairs, with lead and sponsor roles declared."""
     kinds = load_section_kinds(TEMPLATES)
-    assert kinds.names == ("article", "event", "lead", "letter", "links", "pair", "quote", "sponsor")
+    assert kinds.names == ("article", "ask", "event", "lead", "letter", "links", "pair", "quote", "sponsor")
     assert kinds.with_role("lead") == {"lead"} and kinds.with_role("sponsor") == {"sponsor"}
     assert kinds["sponsor"].field("disclosure").required
     assert kinds["pair"].field("stories").min_items == kinds["pair"].field("stories").max_items == 2
@@ -227,6 +227,6 @@ def test_check_lists_the_kinds_and_their_fields(tmp_path, edition_path):
     assert "  pair: stories: list of {title, url, body?, image?, cta?}" in text
     data = json.loads(run(tmp_path, "check", str(edition_path), "--json").stdout)
     kinds = {k["kind"]: k for k in data["kinds"]}
-    assert set(kinds) == {"article", "event", "lead", "letter", "links", "pair", "quote", "sponsor"}
+    assert set(kinds) == {"article", "ask", "event", "lead", "letter", "links", "pair", "quote", "sponsor"}
     assert {"name": "url", "type": "url", "required": True} in kinds["lead"]["fields"]
     assert data["valid"] is True and data["max_sponsor"] == 1

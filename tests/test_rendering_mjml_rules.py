@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.content.ask import with_default_ask
 from pipeline.content.edition import load_edition
 from pipeline.errors import InvalidTemplates, TemplateError
 from pipeline.rendering.layout import EditionLayout
@@ -39,7 +40,7 @@ def _broken_folder(base: Path, case: str) -> Path:
 def documents(tmp_path_factory) -> dict[str, str]:
     """The MJML document (every section) of each shipped edition and of the sample edition on each broken case."""
     base = tmp_path_factory.mktemp("mjml-broken")
-    found = {f"edition {path.name}": EditionLayout.mjml_source(load_edition(path), TemplateSet(TEMPLATES))
+    found = {f"edition {path.name}": EditionLayout.mjml_source(with_default_ask(load_edition(path)), TemplateSet(TEMPLATES))
              for path in EDITIONS}
     for case in CASES:
         found[case] = EditionLayout.mjml_source(load_edition(EDITION), TemplateSet(_broken_folder(base, case)))
@@ -55,7 +56,7 @@ def test_corpus_has_a_case_for_every_file():
 @pytest.mark.parametrize("edition", EDITIONS, ids=lambda path: path.name)
 def test_shipped_templates_are_valid_mjml(edition, documents):
     """Each shipped edition rendered with the shipped templates, every section kind included, has no problem."""
-    layout = EditionLayout(load_edition(edition), TemplateSet(TEMPLATES))
+    layout = EditionLayout(with_default_ask(load_edition(edition)), TemplateSet(TEMPLATES))  # the ask is added at send
     assert {s.kind for s in layout.edition.sections} == {p.stem.removesuffix(".mjml")
                                                          for p in (TEMPLATES / "sections").glob("*.mjml.j2")}
     assert mjml_problems(documents[f"edition {edition.name}"]) == []

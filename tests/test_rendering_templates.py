@@ -13,14 +13,15 @@ from pipeline.content.kinds import load_section_kinds
 from pipeline.errors import TemplateError
 from pipeline.rendering.layout import EditionLayout
 from pipeline.rendering.templates import TemplateSet
+from pipeline.content.ask import with_default_ask
 from tests.conftest import EDITION, TEMPLATES
 from tests.tools import chromium_dom, chromium_screenshot, mjml_binary, png_is_blank
 
 
 @pytest.fixture(scope="module")
 def layout():
-    """The sample edition compiled against the shipped templates."""
-    return EditionLayout(load_edition(EDITION), TemplateSet(TEMPLATES))
+    """The sample edition, with the ask READERFIRST_ASK=auto adds, compiled against the shipped templates."""
+    return EditionLayout(with_default_ask(load_edition(EDITION)), TemplateSet(TEMPLATES))
 
 
 def test_every_partial_passes_reference_mjml_strict_validation(layout, tmp_path):
