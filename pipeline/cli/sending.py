@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -15,6 +17,7 @@ from pipeline.audience.addresses import display_address, lookup_address
 from pipeline.audience.directory import audience_id as find_audience, find_reader_id, load_profiles
 from pipeline.audience.tokens import reader_links
 from pipeline.cli.console import console, err_console, labelled, print_json
+from pipeline.cli.handoff import follow_handed_off
 from pipeline.delivery.ledger import SendLedger
 from pipeline.delivery.planning import choose_for_reader, plan_settings, send_population
 from pipeline.errors import ConfigurationError, NotSendable, UnknownReader, visible
@@ -33,7 +36,8 @@ def _prepared(edition: Path):
 def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int | None = None,
              to: str | None = None, sandbox: bool = False, resend_unconfirmed: bool = False,
              show_progress: bool = True) -> dict:
-    """Run the send-edition flow with a progress bar fed by the send ledger."""
+    """Run the send-edition flow (handed to the send runner when one runs with these settings, else
+    in this process) with a progress bar fed by the send ledger."""
     settings = load_settings()
     prepared = _prepared(edition)  # fail fast, before Prefect starts, on a bad edition
     db = database(settings)
@@ -49,40 +53,65 @@ def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int 
         total += sum(batch.readers for batch in ledger.unconfirmed())
     total = min(total, limit) if limit is not None else total
     total = 1 if to else total
-    before = ledger.counts()["sent"]
+    # Exactly the flow's parameters, whichever process runs it (never a secret: the runner has its own).
+    parameters = {"edition": str(prepared.edition.path), "audience": audience, "dry_run": dry_run, "limit": limit,
+                  "to": to, "sandbox": sandbox, "resend_unconfirmed": resend_unconfirmed}
+    (console if show_progress else err_console).print(
+        f"sending [bold]{escape(prepared.edition.id)}[/] to {escape(audience)}: {total} readers"
+        + (" (dry run: nothing is sent)" if dry_run else ""))
+    # On stderr and only on a terminal: scripts read stdout, and a bar in a pipe is noise.
+    visible = show_progress and not sandbox and err_console.is_terminal
+    with ledger_progress(ledger, total, dry_run=dry_run, visible=visible) as tick:
+        summary = follow_handed_off(settings, parameters, edition, tick)
+        if summary is None:
+            summary = run_in_process(parameters, tick)
+    return summary
 
+
+@contextmanager
+def ledger_progress(ledger: SendLedger, total: int, *, dry_run: bool, visible: bool) -> Iterator[Callable[[], None]]:
+    """A progress bar of readers sent (read from the ledger); yields the function that refreshes it."""
+    before = ledger.counts()["sent"]
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, disable=not visible, transient=False) as progress:
+        # A dry run records nothing in the ledger to count: its bar only shows that work goes on.
+        bar = progress.add_task("selecting and rendering" if dry_run else "sent", total=None if dry_run else total or 1)
+
+        def tick() -> None:
+            if not dry_run and visible:
+                progress.update(bar, completed=ledger.counts()["sent"] - before)
+
+        yield tick
+        tick()
+
+
+def announce_running(name: str, where: str) -> None:
+    """The first progress line: the flow run has started (benchmarks/cli_startup.py times it)."""
+    err_console.print(f"[dim]flow run {escape(name)} running {where}[/]")
+
+
+def run_in_process(parameters: dict, tick: Callable[[], None]) -> dict:
+    """Run the send-edition flow in a thread of this process, refreshing the bar until it ends."""
     from pipeline.cli.prefect_server import connect_flow_runs
 
     connect_flow_runs()  # the Prefect server the run reports to: reused, started once, or temporary
     from pipeline.flows.send_edition import send_edition  # Prefect loads only when a flow runs
 
+    flow_with_hook = send_edition.with_options(
+        on_running=[lambda _flow, flow_run, _state: announce_running(flow_run.name, "in this process")])
     outcome: dict = {}
 
     def flow() -> None:
         try:
-            outcome["summary"] = send_edition(edition=str(prepared.edition.path), audience=audience,
-                                              dry_run=dry_run, limit=limit, to=to, sandbox=sandbox,
-                                              resend_unconfirmed=resend_unconfirmed)
+            outcome["summary"] = flow_with_hook(**parameters)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread below
             outcome["error"] = exc
 
     worker = threading.Thread(target=flow, name="send-edition", daemon=True)
-    (console if show_progress else err_console).print(
-        f"sending [bold]{escape(prepared.edition.id)}[/] to {escape(audience)}: {total} readers"
-        + (" (dry run: nothing is sent)" if dry_run else ""))
     worker.start()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    # On stderr and only on a terminal: scripts read stdout, and a bar in a pipe is noise.
-    with Progress(*columns, console=err_console, disable=not show_progress or sandbox or not err_console.is_terminal,
-                  transient=False) as progress:
-        # A dry run records nothing in the ledger to count: its bar only shows that work goes on.
-        bar = progress.add_task("selecting and rendering" if dry_run else "sent", total=None if dry_run else total or 1)
-        while worker.is_alive():
-            worker.join(0.25)
-            if not dry_run:
-                progress.update(bar, completed=ledger.counts()["sent"] - before)
-        if not dry_run:
-            progress.update(bar, completed=ledger.counts()["sent"] - before)
+    while worker.is_alive():
+        worker.join(0.25)
+        tick()
     if "error" in outcome:
         raise outcome["error"]
     return outcome["summary"]

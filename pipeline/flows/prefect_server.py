@@ -37,7 +37,7 @@ from pipeline.settings import Settings
 
 __all__ = ["STATE_FILE", "LOCK_FILE", "DATA_DIR", "ServerRecord", "ServerStatus", "PrefectServerError",
            "BackgroundServer", "PrefectConnection", "prefect_server_command", "use_prefect_server", "exclusive",
-           "stop_process_group", "process_alive", "process_runs", "log_tail"]
+           "spawn_detached", "stop_process_group", "process_alive", "process_runs", "log_tail"]
 
 STATE_FILE = "prefect-server.json"
 LOCK_FILE = "prefect-server.lock"
@@ -184,10 +184,7 @@ class BackgroundServer:
         for _ in range(2):
             port = _free_loopback_port()
             command = tuple(self._command(port))
-            with open(self.log_path, "wb") as log:
-                process = subprocess.Popen(command, cwd=self.data_dir, env=self._environment(), stdin=subprocess.DEVNULL,
-                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            _children[process.pid] = process
+            process = spawn_detached(command, self._environment(), self.log_path, cwd=self.data_dir, append=False)
             record = ServerRecord(url=f"http://127.0.0.1:{port}/api", pid=process.pid, port=port, command=command,
                                   prefect_version=self.prefect_version,
                                   started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -290,6 +287,16 @@ def exclusive(lock_path: Path, seconds: float, too_long: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def spawn_detached(command: Sequence[str], environment: dict[str, str], log_path: Path, *, cwd: Path | None = None,
+                   append: bool = True) -> subprocess.Popen[bytes]:
+    """Start `command` in its own session (a Ctrl-C in the terminal does not reach it), output to `log_path`."""
+    with open(log_path, "ab" if append else "wb") as log:
+        process = subprocess.Popen(list(command), cwd=cwd, env=environment, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    _children[process.pid] = process  # reaped when stopped from this process
+    return process
 
 
 def stop_process_group(pid: int, timeout: float) -> None:
