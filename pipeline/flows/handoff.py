@@ -256,11 +256,15 @@ def hand_off(runner: SendRunner, record: RunnerRecord, parameters: dict[str, Any
         response = client.post(f"deployments/{record.deployment_id}/create_flow_run", json={
             "parameters": parameters,
             "state": {"type": "SCHEDULED", "name": "Scheduled", "state_details": {"scheduled_time": now}}})
-    if response.status_code >= 300:
+    try:
+        run = response.json() if response.status_code < 300 else None
+        run = {"id": str(run["id"]), "name": str(run["name"])} if isinstance(run, dict) else None
+    except (ValueError, KeyError):
+        run = None
+    if run is None:
         # The parameters are not repeated: they may name a reader (--to).
-        raise RunnerFailure(f"the Prefect server at {record.server_url} refused the send's flow run"
-                            f" (HTTP {response.status_code}); run again with READERFIRST_PREFECT_SERVER=ephemeral")
-    run = response.json()
+        raise RunnerFailure(f"the Prefect server at {record.server_url} did not create the send's flow run"
+                            f" (HTTP {response.status_code})")
     runner.wake(run["id"])
     return HandedOffRun(id=run["id"], name=run["name"],
                         dashboard_url=f"{record.server_url.removesuffix('/api')}/runs/flow-run/{run['id']}")
