@@ -70,3 +70,22 @@ def test_send_handed_to_the_runner_reaches_each_reader_once_then_an_in_process_s
 
     stopped = readerfirst(env, "prefect-server", "stop").stdout
     assert "stopped the send runner" in stopped and "stopped the Prefect server" in stopped
+
+
+def test_cli_loads_no_prefect_database_or_rendering_until_a_command_needs_them():
+    """Importing the CLI (what `--help` and every command pay first) loads neither Prefect, SQLAlchemy,
+    Alembic, the templates' engines, SendGrid nor an HTTP client."""
+    code = ("import sys, pipeline.cli\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'prefect', 'sqlalchemy', 'alembic', 'jinja2',"
+            " 'mjml', 'sendgrid', 'httpx', 'starlette', 'yaml'}))")
+    loaded = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
+
+
+def test_import_help_lists_every_reader_status():
+    """`audience import --help` names every status an audience file may give (written out in the CLI)."""
+    from pipeline.audience.records import STATUSES
+
+    result = readerfirst(dict(os.environ) | {"PYTHONPATH": str(ROOT)}, "audience", "import", "--help")
+    assert f"({', '.join(STATUSES)})" in " ".join(result.stdout.split())  # as one line, however it is wrapped

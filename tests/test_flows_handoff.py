@@ -10,13 +10,12 @@ import dataclasses
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pipeline.cli.handoff import follow_handed_off, usable_runner
+from pipeline.cli.handoff import send_through_runner, usable_runner
 from pipeline.flows.handoff import RunnerRecord, SendRunner, runner_command, settings_fingerprint
 from pipeline.flows.prefect_server import ServerRecord
 from pipeline.settings import load_settings
@@ -105,7 +104,9 @@ def test_no_runner_when_its_process_has_exited_or_the_server_changed(standin_run
 
 def test_send_falls_back_when_the_runner_cannot_be_reached(standin_runner, capsys, edition_path):
     """When the recorded server does not answer, nothing is handed over and the command sends itself."""
-    assert follow_handed_off(load_settings(), {"edition": str(edition_path)}, edition_path, lambda: None) is None
+    options = {"audience": "sample", "dry_run": False, "limit": None, "to": None, "sandbox": False,
+               "resend_unconfirmed": False}
+    assert send_through_runner(load_settings(), edition_path, options, show_progress=False, visible=False) is None
     assert "could not be reached" in capsys.readouterr().err
 
 

@@ -12,8 +12,6 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from pipeline.audience.addresses import display_address
-from pipeline.audience.importer import import_audience
 from pipeline.cli.console import console
 from pipeline.errors import ConfigurationError
 from pipeline.project import SAMPLE_EDITION_NAME, packaged_file
@@ -99,6 +97,8 @@ def clear_demo_folder(folder: Path, *, force: bool = False) -> None:
 
 def run_demo(folder: Path, *, force: bool = False) -> dict:
     """Import the sample audience, send the sample edition through the SendGrid emulator, learn, preview."""
+    from pipeline.audience.addresses import display_address
+    from pipeline.audience.importer import import_audience
     from pipeline.cli.prefect_server import connect_flow_runs
     from pipeline.cli.sending import run_send, write_preview  # after the environment is set
 

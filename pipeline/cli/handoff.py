@@ -2,12 +2,13 @@
 
 Nothing here imports Prefect (about 3 s): the run is created and followed over Prefect's REST
 API (pipeline/flows/handoff.py), and progress comes from the send ledger. When no runner can
-take the run, `follow_handed_off` returns None and the command runs the flow itself.
+take the run, `send_through_runner` returns None and the command runs the flow itself.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from pipeline.flows.handoff import (FINAL_STATES, HandedOffRun, RunnerFailure, R
 from pipeline.flows.prefect_server import process_runs
 from pipeline.settings import Settings
 
-__all__ = ["follow_handed_off", "usable_runner"]
+__all__ = ["send_through_runner", "usable_runner"]
 
 _TAKE_WITHIN_SECONDS = 30.0  # a runner that has not taken the run by then is stuck: run it here instead
 _SUMMARY_WITHIN_SECONDS = 15.0  # after the run ends, for the runner to leave its summary
@@ -41,26 +42,50 @@ def usable_runner(settings: Settings) -> tuple[SendRunner, RunnerRecord] | None:
     return (runner, record) if record is not None else None
 
 
-def follow_handed_off(settings: Settings, parameters: dict, edition: Path, tick: Callable[[], None]) -> dict | None:
+def send_through_runner(settings: Settings, edition: Path, options: dict, *, show_progress: bool,
+                        visible: bool) -> dict | None:
     """Hand the send to the runner and follow it to its end: the flow's summary, or None when no runner
     took it (nothing was sent: the caller runs the flow itself). A failed run raises its one-line error."""
-    from pipeline.cli.sending import announce_running
+    from pipeline.cli.sending import announce_plan, announce_running, ledger_progress, plan_send
 
     found = usable_runner(settings)
     if found is None:
         return None
     runner, record = found
+
+    def plan():
+        return plan_send(settings, edition, options["audience"], limit=options["limit"], to=options["to"],
+                         resend_unconfirmed=options["resend_unconfirmed"])
+
+    if options["to"]:
+        plan()  # --to's own messages (which of unknown, unsubscribed, already sent) before anything is handed over
     import httpx
 
     try:
-        run = hand_off(runner, record, parameters)
+        # The folder or file as given, made absolute: the flow picks a folder's newest edition itself.
+        run = hand_off(runner, record, {"edition": str(Path(edition).resolve()), **options})
     except (httpx.HTTPError, RunnerFailure) as exc:
         err_console.print(f"[dim]the send runner could not be reached ({type(exc).__name__}): sending in this"
                           " process[/]")
         return None
+    follower = _Follower(runner, record, run,
+                         lambda: announce_running(run.name, f"in the send runner (pid {record.pid})"))
+    # The plan (edition, readers to send) is read while the runner starts the run: it feeds the bar only,
+    # and the runner reports any mistake in it (a bad edition, an unknown audience) as the flow's error.
+    planned: dict = {}
+    planner = threading.Thread(target=_keep, args=(plan, planned), name="send-plan", daemon=True)
+    planner.start()
     try:
-        outcome = _wait_for_outcome(runner, record, run, tick,
-                                    lambda: announce_running(run.name, f"in the send runner (pid {record.pid})"))
+        outcome = follower.wait(until=lambda: not planner.is_alive())
+        if outcome is _PLANNED:
+            if "value" in planned:
+                announce_plan(planned["value"], options["audience"], dry_run=options["dry_run"],
+                              show_progress=show_progress)
+                with ledger_progress(planned["value"].ledger, planned["value"].total, dry_run=options["dry_run"],
+                                     visible=visible) as tick:
+                    outcome = follower.wait(tick=tick)
+            else:
+                outcome = follower.wait()
     except KeyboardInterrupt:
         err_console.print(f"interrupted: flow run {escape(run.name)} goes on in the send runner;"
                           f" `readerfirst status {escape(str(edition))}` shows where it stands ({run.dashboard_url})")
@@ -72,50 +97,72 @@ def follow_handed_off(settings: Settings, parameters: dict, edition: Path, tick:
     return outcome["summary"]
 
 
-def _wait_for_outcome(runner: SendRunner, record: RunnerRecord, run: HandedOffRun, tick: Callable[[], None],
-                      announce: Callable[[], None]) -> dict | None:
-    """Poll the result file, the run's state and the runner's process until the run has an outcome."""
-    import httpx
+def _keep(work: Callable[[], object], into: dict) -> None:
+    try:
+        into["value"] = work()
+    except Exception as exc:  # noqa: BLE001 - the runner reports the same mistake as the run's error
+        into["error"] = exc
 
-    handed_at = time.monotonic()
-    announced = False
-    ended_at: float | None = None
-    next_state_check = 0.0
-    while True:
-        outcome = runner.take_result(run.id)
-        if outcome is not None:
-            if not announced:
-                announce()
-            return outcome
-        now = time.monotonic()
-        if now >= next_state_check:
-            try:
-                state, _ = run_state(record, run.id)
-            except httpx.HTTPError:
-                state = "UNKNOWN"  # the server is busy or restarting: the runner's process decides below
-            # Quick checks until the run starts (the first progress line), then once a second.
-            next_state_check = now + (1.0 if announced else 0.1)
-            if state == "RUNNING" or state in FINAL_STATES:
-                if not announced:
-                    announce()
-                    announced = True
-            if state == "SCHEDULED" and now - handed_at > _TAKE_WITHIN_SECONDS and _cancelled(record, run):
-                return None
-            if state in FINAL_STATES:
-                ended_at = ended_at or now
-                if now - ended_at > _SUMMARY_WITHIN_SECONDS:
-                    raise RunnerFailure(f"flow run {run.name} ended {state.lower()} without a summary from the"
-                                        f" send runner; see {runner.log_path}")
-        if not process_runs(record.pid, record.command):
+
+_PLANNED: dict = {}  # wait() returned because its `until` became true
+
+
+class _Follower:
+    """Follows a handed-off run through the result file, the run's state and the runner's process."""
+
+    def __init__(self, runner: SendRunner, record: RunnerRecord, run: HandedOffRun,
+                 announce: Callable[[], None]) -> None:
+        self.runner, self.record, self.run, self._announce = runner, record, run, announce
+        self.handed_at = time.monotonic()
+        self.announced = False
+        self.ended_at: float | None = None
+        self.next_state_check = 0.0
+
+    def announce(self) -> None:
+        if not self.announced:
+            self.announced = True
+            self._announce()
+
+    def wait(self, *, tick: Callable[[], None] = lambda: None, until: Callable[[], bool] = lambda: False) -> dict | None:
+        """The run's outcome; None when no runner took it (cancelled); _PLANNED as soon as `until()`."""
+        import httpx
+
+        runner, record, run = self.runner, self.record, self.run
+        while True:
             outcome = runner.take_result(run.id)
             if outcome is not None:
+                self.announce()
                 return outcome
-            if _cancelled(record, run):
-                return None
-            raise RunnerFailure(f"the send runner (pid {record.pid}) stopped during flow run {run.name}; the ledger"
-                                " kept what was sent: `readerfirst status` shows it, and sending again sends the rest")
-        tick()
-        time.sleep(0.05 if not announced else 0.2)
+            now = time.monotonic()
+            if now >= self.next_state_check:
+                try:
+                    state, _ = run_state(record, run.id)
+                except httpx.HTTPError:
+                    state = "UNKNOWN"  # the server is busy or restarting: the runner's process decides below
+                # Quick checks until the run starts (the first progress line), then once a second.
+                self.next_state_check = now + (1.0 if self.announced else 0.05)
+                if state == "RUNNING" or state in FINAL_STATES:
+                    self.announce()
+                if state == "SCHEDULED" and now - self.handed_at > _TAKE_WITHIN_SECONDS and _cancelled(record, run):
+                    return None
+                if state in FINAL_STATES:
+                    self.ended_at = self.ended_at or now
+                    if now - self.ended_at > _SUMMARY_WITHIN_SECONDS:
+                        raise RunnerFailure(f"flow run {run.name} ended {state.lower()} without a summary from the"
+                                            f" send runner; see {runner.log_path}")
+            if not process_runs(record.pid, record.command):
+                outcome = runner.take_result(run.id)
+                if outcome is not None:
+                    return outcome
+                if _cancelled(record, run):
+                    return None
+                raise RunnerFailure(f"the send runner (pid {record.pid}) stopped during flow run {run.name}; the"
+                                    " ledger kept what was sent: `readerfirst status` shows it, and sending again"
+                                    " sends the rest")
+            if until():
+                return _PLANNED
+            tick()
+            time.sleep(0.02 if not self.announced else 0.2)
 
 
 def _cancelled(record: RunnerRecord, run: HandedOffRun) -> bool:

@@ -6,30 +6,33 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.audience.addresses import display_address, lookup_address
-from pipeline.audience.directory import audience_id as find_audience, find_reader_id, load_profiles
-from pipeline.audience.tokens import reader_links
 from pipeline.cli.console import console, err_console, labelled, print_json
-from pipeline.cli.handoff import follow_handed_off
-from pipeline.delivery.ledger import SendLedger
-from pipeline.delivery.planning import choose_for_reader, plan_settings, send_population
+from pipeline.cli.handoff import send_through_runner
 from pipeline.errors import ConfigurationError, NotSendable, UnknownReader, visible
-from pipeline.flows.runtime import database, prepared_edition
-from pipeline.rendering.message import merge_values, personalise
-from pipeline.settings import load_settings
-from pipeline.store.models import LedgerState
+from pipeline.settings import Settings, load_settings
 
-__all__ = ["register", "run_send", "write_preview", "check_recipient"]
+if TYPE_CHECKING:
+    from pipeline.delivery.ledger import SendLedger
+
+# Domain modules (the database, editions, rendering: a second or more) are imported by the function
+# that uses them: a send handed to the send runner needs none of them before its run starts.
+
+__all__ = ["register", "run_send", "plan_send", "SendPlan", "write_preview", "check_recipient", "ledger_progress",
+           "announce_plan", "announce_running", "run_in_process"]
 
 
 def _prepared(edition: Path):
+    from pipeline.flows.runtime import prepared_edition
+
     return prepared_edition(load_settings(), edition)
 
 
@@ -39,33 +42,58 @@ def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int 
     """Run the send-edition flow (handed to the send runner when one runs with these settings, else
     in this process) with a progress bar fed by the send ledger."""
     settings = load_settings()
-    prepared = _prepared(edition)  # fail fast, before Prefect starts, on a bad edition
-    db = database(settings)
-    audience_id = find_audience(db, audience)
-    ledger = SendLedger(db, prepared.edition.id)
     # Checked before Prefect starts (10 s or more), so a mistake is reported at once.
     if sandbox and settings.sendgrid_api_key is None:
         raise ConfigurationError("--sandbox has SendGrid validate without delivering: set SENDGRID_API_KEY")
+    # The flow's parameters, whichever process runs it (never a secret: the runner has its own).
+    options = {"audience": audience, "dry_run": dry_run, "limit": limit, "to": to, "sandbox": sandbox,
+               "resend_unconfirmed": resend_unconfirmed}
+    # On stderr and only on a terminal: scripts read stdout, and a bar in a pipe is noise.
+    visible = show_progress and not sandbox and err_console.is_terminal
+    summary = send_through_runner(settings, edition, options, show_progress=show_progress, visible=visible)
+    if summary is not None:
+        return summary
+    plan = plan_send(settings, edition, audience, limit=limit, to=to, resend_unconfirmed=resend_unconfirmed)
+    announce_plan(plan, audience, dry_run=dry_run, show_progress=show_progress)
+    with ledger_progress(plan.ledger, plan.total, dry_run=dry_run, visible=visible) as tick:
+        return run_in_process({"edition": str(plan.edition_path), **options}, tick)
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What a send is about to do: the edition, its ledger, and how many readers it goes to."""
+
+    edition_id: str
+    edition_path: Path
+    ledger: SendLedger
+    total: int
+
+
+def plan_send(settings: Settings, edition: Path, audience: str, *, limit: int | None, to: str | None,
+              resend_unconfirmed: bool) -> SendPlan:
+    """Validate the edition, the audience and any --to reader, and count the readers a send would reach."""
+    from pipeline.audience.directory import audience_id as find_audience
+    from pipeline.delivery.ledger import SendLedger
+    from pipeline.flows.runtime import database, prepared_edition
+
+    prepared = prepared_edition(settings, edition)  # fail fast, before Prefect starts, on a bad edition
+    db = database(settings)
+    audience_id = find_audience(db, audience)
+    ledger = SendLedger(db, prepared.edition.id)
     if to:
         check_recipient(db, ledger, audience_id, audience, to)
     total = len(ledger.readers_to_plan(audience_id))
     if resend_unconfirmed:
         total += sum(batch.readers for batch in ledger.unconfirmed())
     total = min(total, limit) if limit is not None else total
-    total = 1 if to else total
-    # Exactly the flow's parameters, whichever process runs it (never a secret: the runner has its own).
-    parameters = {"edition": str(prepared.edition.path), "audience": audience, "dry_run": dry_run, "limit": limit,
-                  "to": to, "sandbox": sandbox, "resend_unconfirmed": resend_unconfirmed}
+    return SendPlan(prepared.edition.id, prepared.edition.path, ledger, 1 if to else total)
+
+
+def announce_plan(plan: SendPlan, audience: str, *, dry_run: bool, show_progress: bool) -> None:
+    """The line that opens a send: which edition, to whom, how many readers."""
     (console if show_progress else err_console).print(
-        f"sending [bold]{escape(prepared.edition.id)}[/] to {escape(audience)}: {total} readers"
+        f"sending [bold]{escape(plan.edition_id)}[/] to {escape(audience)}: {plan.total} readers"
         + (" (dry run: nothing is sent)" if dry_run else ""))
-    # On stderr and only on a terminal: scripts read stdout, and a bar in a pipe is noise.
-    visible = show_progress and not sandbox and err_console.is_terminal
-    with ledger_progress(ledger, total, dry_run=dry_run, visible=visible) as tick:
-        summary = follow_handed_off(settings, parameters, edition, tick)
-        if summary is None:
-            summary = run_in_process(parameters, tick)
-    return summary
 
 
 @contextmanager
@@ -166,6 +194,7 @@ def _print_unconfirmed(ledger: SendLedger, edition: Path, reconcile_after: float
 def _reader_state(db, audience_id: int, email: str):
     from sqlalchemy import select
 
+    from pipeline.audience.addresses import lookup_address
     from pipeline.store.models import Reader
 
     with db.session() as session:
@@ -219,6 +248,12 @@ def write_preview(edition: Path, email: str, audience: str | None, out: Path | N
     In a folder given with `out`, existing files are replaced only with `force` (the default
     previews folder is readerfirst's own).
     """
+    from pipeline.audience.directory import audience_id as find_audience, find_reader_id, load_profiles
+    from pipeline.audience.tokens import reader_links
+    from pipeline.delivery.planning import choose_for_reader, plan_settings, send_population
+    from pipeline.flows.runtime import database
+    from pipeline.rendering.message import merge_values, personalise
+
     settings = load_settings()
     prepared = _prepared(edition)
     db = database(settings)
@@ -256,6 +291,7 @@ def write_preview(edition: Path, email: str, audience: str | None, out: Path | N
 def _audience_of(db, email: str) -> int:
     from sqlalchemy import select
 
+    from pipeline.audience.addresses import lookup_address
     from pipeline.store.models import Reader
 
     with db.session() as session:
@@ -303,6 +339,8 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Overwrite this reader's files in --out."),
     ) -> None:
         """Write one reader's newsletter (HTML and text) and show the picks with their reasons."""
+        from pipeline.audience.addresses import display_address, lookup_address
+
         html_path, text_path, picks = write_preview(edition, email, audience, out, force=force)
         # The address as the reader knows it (a Unicode domain), whichever form was typed.
         shown = display_address(lookup_address(email))
@@ -320,6 +358,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Where the send of an edition stands: counts, readers still to send, refused readers,
         reconciliation, unconfirmed batches."""
+        from pipeline.delivery.ledger import SendLedger
+        from pipeline.flows.runtime import database
+        from pipeline.store.models import LedgerState
+
         settings = load_settings()
         prepared = _prepared(edition)
         db = database(settings)
