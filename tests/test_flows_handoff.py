@@ -116,6 +116,6 @@ def test_start_waits_for_the_runner_and_reports_its_exit(home, monkeypatch):
 
     monkeypatch.setenv("PREFECT_CLIENT_MAX_RETRIES", "0")
     runner = SendRunner(home, startup_timeout=120)
-    with pytest.raises(RunnerFailure, match="send-runner.log: the send runner exited with status"):
+    with pytest.raises(RunnerFailure, match="send-runner.log: the send runner exited before it took runs"):
         runner.ensure(load_settings(), "http://127.0.0.1:9/api", wait=True)
     assert runner.read() is None

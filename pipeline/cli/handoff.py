@@ -7,6 +7,7 @@ take the run, `send_through_runner` returns None and the command runs the flow i
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 import time
@@ -53,13 +54,15 @@ def send_through_runner(settings: Settings, edition: Path, options: dict, *, sho
         return None
     runner, record = found
 
-    def plan():
+    def plan(as_of: dt.datetime | None = None):
         return plan_send(settings, edition, options["audience"], limit=options["limit"], to=options["to"],
-                         resend_unconfirmed=options["resend_unconfirmed"])
+                         resend_unconfirmed=options["resend_unconfirmed"], as_of=as_of)
 
     if options["to"]:
         plan()  # --to's own messages (which of unknown, unsubscribed, already sent) before anything is handed over
     import httpx
+
+    handed_at = dt.datetime.now(dt.timezone.utc)
 
     try:
         # The folder or file as given, made absolute: the flow picks a folder's newest edition itself.
@@ -73,7 +76,7 @@ def send_through_runner(settings: Settings, edition: Path, options: dict, *, sho
     # The plan (edition, readers to send) is read while the runner starts the run: it feeds the bar only,
     # and the runner reports any mistake in it (a bad edition, an unknown audience) as the flow's error.
     planned: dict = {}
-    planner = threading.Thread(target=_keep, args=(plan, planned), name="send-plan", daemon=True)
+    planner = threading.Thread(target=_keep, args=(lambda: plan(handed_at), planned), name="send-plan", daemon=True)
     planner.start()
     try:
         outcome = follower.wait(until=lambda: not planner.is_alive())
@@ -81,8 +84,7 @@ def send_through_runner(settings: Settings, edition: Path, options: dict, *, sho
             if "value" in planned:
                 announce_plan(planned["value"], options["audience"], dry_run=options["dry_run"],
                               show_progress=show_progress)
-                with ledger_progress(planned["value"].ledger, planned["value"].total, dry_run=options["dry_run"],
-                                     visible=visible) as tick:
+                with ledger_progress(planned["value"], dry_run=options["dry_run"], visible=visible) as tick:
                     outcome = follower.wait(tick=tick)
             else:
                 outcome = follower.wait()

@@ -35,7 +35,7 @@ def connect_flow_runs() -> PrefectConnection:
 
 @app.command()
 def status() -> None:
-    """Whether the background Prefect server runs, where, and where its data and log are."""
+    """Whether the background Prefect server and its send runner run, where, and where their data and logs are."""
     settings = load_settings()
     server = BackgroundServer(settings.home)
     state = server.status()
@@ -51,12 +51,14 @@ def status() -> None:
         console.print(f"not running (pid {state.record.pid} has exited); the next flow run starts a new server")
     console.print(f"data: {server.data_dir}\nlog: {server.log_path}\nflow runs use: " + _flow_runs_use(settings))
     runner = SendRunner(settings.home)
-    record = runner.running()
-    if record is None:
+    runner_record = runner.running()
+    if runner_record is None:
         console.print(f"send runner: not running (sends run in their own command); log: {runner.log_path}")
+    elif not runner_record.deployment_id:
+        console.print(f"send runner: starting (pid {runner_record.pid}); log: {runner.log_path}")
     else:
         _, why_not = runner.usable(settings, state.record.url if state.record else "")
-        console.print(f"send runner: running (pid {record.pid}, since {record.started_at}); "
+        console.print(f"send runner: running (pid {runner_record.pid}, since {runner_record.started_at}); "
                       + (f"this environment's sends run in their own command: {why_not}" if why_not
                          else "sends from this environment are handed to it") + f"; log: {runner.log_path}")
 

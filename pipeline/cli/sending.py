@@ -55,23 +55,29 @@ def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int 
         return summary
     plan = plan_send(settings, edition, audience, limit=limit, to=to, resend_unconfirmed=resend_unconfirmed)
     announce_plan(plan, audience, dry_run=dry_run, show_progress=show_progress)
-    with ledger_progress(plan.ledger, plan.total, dry_run=dry_run, visible=visible) as tick:
+    with ledger_progress(plan, dry_run=dry_run, visible=visible) as tick:
         return run_in_process({"edition": str(plan.edition_path), **options}, tick)
 
 
 @dataclass(frozen=True)
 class SendPlan:
-    """What a send is about to do: the edition, its ledger, and how many readers it goes to."""
+    """What a send is about to do: the edition, its ledger, how many readers it goes to, and how many
+    readers of the edition were sent before it."""
 
     edition_id: str
     edition_path: Path
     ledger: SendLedger
     total: int
+    sent_before: int
 
 
 def plan_send(settings: Settings, edition: Path, audience: str, *, limit: int | None, to: str | None,
-              resend_unconfirmed: bool) -> SendPlan:
-    """Validate the edition, the audience and any --to reader, and count the readers a send would reach."""
+              resend_unconfirmed: bool, as_of: dt.datetime | None = None) -> SendPlan:
+    """Validate the edition, the audience and any --to reader, and count the readers a send would reach.
+
+    `as_of` (UTC): count as at that moment, the readers a run started since then has already taken
+    included (the send runner may start before this count is made).
+    """
     from pipeline.audience.directory import audience_id as find_audience
     from pipeline.delivery.ledger import SendLedger
     from pipeline.flows.runtime import database, prepared_edition
@@ -82,11 +88,30 @@ def plan_send(settings: Settings, edition: Path, audience: str, *, limit: int | 
     ledger = SendLedger(db, prepared.edition.id)
     if to:
         check_recipient(db, ledger, audience_id, audience, to)
-    total = len(ledger.readers_to_plan(audience_id))
+    taken, sent_since = _taken_since(db, ledger, audience_id, as_of) if as_of else (0, 0)
+    total = len(ledger.readers_to_plan(audience_id)) + taken
     if resend_unconfirmed:
         total += sum(batch.readers for batch in ledger.unconfirmed())
     total = min(total, limit) if limit is not None else total
-    return SendPlan(prepared.edition.id, prepared.edition.path, ledger, 1 if to else total)
+    return SendPlan(prepared.edition.id, prepared.edition.path, ledger, 1 if to else total,
+                    ledger.counts()["sent"] - sent_since)
+
+
+def _taken_since(db, ledger: SendLedger, audience_id: int, moment: dt.datetime) -> tuple[int, int]:
+    """Readers of the audience this edition's sends took (sending, sent, failed) since `moment`, and how
+    many of them are sent."""
+    from sqlalchemy import func, select
+
+    from pipeline.store.models import LedgerState, SendLedgerEntry
+
+    entry = SendLedgerEntry
+    when = func.coalesce(entry.sending_at, entry.sent_at, entry.planned_at)
+    with db.session() as session:
+        rows = session.execute(select(entry.state, func.count()).where(
+            entry.edition_id == ledger.edition_id, entry.audience_id == audience_id,
+            entry.state != LedgerState.PLANNED, when >= moment.astimezone(dt.timezone.utc).replace(tzinfo=None))
+            .group_by(entry.state)).all()
+    return sum(n for _, n in rows), sum(n for state, n in rows if state == LedgerState.SENT)
 
 
 def announce_plan(plan: SendPlan, audience: str, *, dry_run: bool, show_progress: bool) -> None:
@@ -97,9 +122,9 @@ def announce_plan(plan: SendPlan, audience: str, *, dry_run: bool, show_progress
 
 
 @contextmanager
-def ledger_progress(ledger: SendLedger, total: int, *, dry_run: bool, visible: bool) -> Iterator[Callable[[], None]]:
+def ledger_progress(plan: SendPlan, *, dry_run: bool, visible: bool) -> Iterator[Callable[[], None]]:
     """A progress bar of readers sent (read from the ledger); yields the function that refreshes it."""
-    before = ledger.counts()["sent"]
+    ledger, total, before = plan.ledger, plan.total, plan.sent_before
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, disable=not visible, transient=False) as progress:
         # A dry run records nothing in the ledger to count: its bar only shows that work goes on.

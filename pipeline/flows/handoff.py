@@ -16,6 +16,7 @@ does with no runner at all. Secrets never go into flow-run parameters: the runne
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -76,7 +77,8 @@ def settings_fingerprint(settings: Settings) -> str:
 
 @dataclass(frozen=True)
 class RunnerRecord:
-    """What the runner writes once its deployment is registered and it takes runs."""
+    """What the state file keeps about the runner: written when it is started (no deployment id yet),
+    then by the runner once its deployment is registered and it takes runs."""
 
     pid: int
     command: tuple[str, ...]
@@ -99,7 +101,7 @@ class RunnerRecord:
                  and all(isinstance(part, str) for part in record.command)
                  and tuple(record.command[1:]) == tuple(runner_command()[1:])
                  and isinstance(record.server_url, str) and record.server_url.startswith("http://127.0.0.1:")
-                 and isinstance(record.deployment_id, str) and len(record.deployment_id) == 36
+                 and isinstance(record.deployment_id, str) and len(record.deployment_id) in (0, 36)
                  and isinstance(record.fingerprint, str) and isinstance(record.started_at, str))
         return record if valid else None
 
@@ -142,7 +144,7 @@ class SendRunner:
         """The runner a send of these settings can hand its run to, or None and why not ("" when
         there is simply no runner)."""
         record = self.running()
-        if record is None:
+        if record is None or not record.deployment_id:  # none, or still starting
             return None, ""
         if record.server_url != server_url:
             return None, "the send runner reports to another Prefect server"
@@ -159,29 +161,37 @@ class SendRunner:
         may be sending for whoever started it). With `wait`, returns once the runner takes runs.
         Returns the record (None while it starts) and whether this call started it.
         """
-        with exclusive(self.lock_path, self.startup_timeout + 30,
-                       f"{self.lock_path}: another readerfirst command has been starting the send runner for too"
-                       f" long; see {self.log_path}"):
+        with self._locked():
             current = self.running()
-            if current is not None and current.server_url == server_url and (
-                    not replace or current.fingerprint == settings_fingerprint(settings)):
-                return current, False
-            if current is not None:
-                stop_process_group(current.pid, 20.0)
-            self.state_path.unlink(missing_ok=True)
-            process = self._spawn(server_url)
+            fingerprint = settings_fingerprint(settings)
+            started = not (current is not None and current.server_url == server_url
+                           and (not replace or current.fingerprint == fingerprint))
+            if not started:
+                if not wait or current.deployment_id:
+                    return (current if current.deployment_id else None), False
+                starting = current  # started by another command: waited for like our own
+            else:
+                if current is not None:
+                    stop_process_group(current.pid, 20.0)
+                self.state_path.unlink(missing_ok=True)
+                # Recorded before it is ready (under the lock the runner takes to record itself ready):
+                # `stop`, or the next command, finds a runner that is still starting.
+                starting = RunnerRecord(pid=self._spawn(server_url).pid, command=tuple(runner_command()),
+                                        server_url=server_url, deployment_id="", fingerprint=fingerprint,
+                                        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                self.write(starting)
         if not wait:
-            return None, True
+            return None, started
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             record = self.read()
-            if record is not None and record.pid == process.pid:
-                return record, True
-            if process.poll() is not None:
-                raise RunnerFailure(f"{self.log_path}: the send runner exited with status {process.returncode};"
+            if record is not None and record.pid == starting.pid and record.deployment_id:
+                return record, started
+            if not process_runs(starting.pid, starting.command):
+                raise RunnerFailure(f"{self.log_path}: the send runner exited before it took runs;"
                                     f" last lines: {log_tail(self.log_path)!r}")
             time.sleep(0.2)
-        stop_process_group(process.pid, 5.0)
+        stop_process_group(starting.pid, 5.0)
         raise RunnerFailure(f"{self.log_path}: the send runner did not start within {self.startup_timeout:.0f} s;"
                             f" last lines: {log_tail(self.log_path)!r}")
 
@@ -196,8 +206,7 @@ class SendRunner:
 
     def stop(self, *, timeout: float = 20.0) -> RunnerRecord | None:
         """Stop the recorded runner (runs in flight stop between batches) and forget it."""
-        with exclusive(self.lock_path, self.startup_timeout + 30,
-                       f"{self.lock_path}: another readerfirst command holds the send runner's lock"):
+        with self._locked():
             record = self.running()
             if record is not None:
                 stop_process_group(record.pid, timeout)
@@ -207,6 +216,16 @@ class SendRunner:
     def write(self, record: RunnerRecord) -> None:
         """Record `record` as this home's runner (readable only by this user)."""
         _write_private(self.state_path, asdict(record))
+
+    def record_ready(self, record: RunnerRecord) -> None:
+        """The runner's own record, once it takes runs (after the starting record its starter wrote)."""
+        with self._locked():
+            self.write(record)
+
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return exclusive(self.lock_path, self.startup_timeout + 30,
+                         f"{self.lock_path}: another readerfirst command has held the send runner's lock for too"
+                         f" long; see {self.log_path}")
 
     def wake(self, run_id: str) -> None:
         """Tell the runner a run waits for it (it watches this file rather than polling the API)."""

@@ -16,9 +16,11 @@ flight stop between batches (the send ledger keeps what was sent), then the proc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
+import time
 from datetime import datetime, timezone
 from types import FrameType
 
@@ -30,6 +32,7 @@ __all__ = ["serve_sends", "main"]
 _IDLE_POLL_SECONDS = 5.0  # runs created without a wake-up (the dashboard) wait at most this long
 _WAKE_CHECK_SECONDS = 0.05
 _STALE_SECONDS = 600.0
+_SERVER_GONE_SECONDS = 60.0  # the server has not answered for this long: it was stopped, and so is the runner
 _STALE_MESSAGE = "not taken within 10 minutes of its creation (the send runner was down): run the send again"
 
 
@@ -69,31 +72,32 @@ def serve_sends(stop: threading.Event) -> None:
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter
     from prefect.client.schemas.filters import FlowRunFilterState, FlowRunFilterStateType
     from prefect.client.schemas.objects import StateType
-    from prefect.states import Cancelled
 
     from pipeline.flows.send_edition import send_edition
 
     deployment_id = send_edition.to_deployment(name=DEPLOYMENT_NAME, description=(
         "Runs `readerfirst send` in the send runner beside the background Prefect server")).apply()
-    runner.write(RunnerRecord(pid=os.getpid(), command=tuple(runner_command()), server_url=os.environ["PREFECT_API_URL"],
-                              deployment_id=str(deployment_id), fingerprint=fingerprint,
-                              started_at=datetime.now(timezone.utc).isoformat(timespec="seconds")))
+    runner.record_ready(RunnerRecord(pid=os.getpid(), command=tuple(runner_command()),
+                                     server_url=os.environ["PREFECT_API_URL"], deployment_id=str(deployment_id),
+                                     fingerprint=fingerprint,
+                                     started_at=datetime.now(timezone.utc).isoformat(timespec="seconds")))
+    _forget_old_results(runner)
     scheduled = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])))
     only_ours = DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
     threads: dict[str, threading.Thread] = {}
     woken_at = _wake_mark(runner)
+    failing_since: float | None = None
     with get_client(sync_client=True) as client:
         while not stop.is_set():
-            for flow_run in client.read_flow_runs(flow_run_filter=scheduled, deployment_filter=only_ours, limit=20):
-                if _stale(flow_run):
-                    # Its command is long gone (killed before it could cancel it): a send nobody waits for
-                    # must not go out by surprise.
-                    client.set_flow_run_state(flow_run.id, Cancelled(message=_STALE_MESSAGE), force=True)
-                elif _claim(client, flow_run):
-                    thread = threading.Thread(target=_run_one, args=(runner, client.read_flow_run(flow_run.id)),
-                                              name=f"send-{flow_run.name}")
-                    threads[str(flow_run.id)] = thread
-                    thread.start()
+            try:
+                _take_waiting_runs(client, runner, scheduled, only_ours, threads)
+            except Exception:  # noqa: BLE001 - a busy server answers again; a stopped one never does
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since > _SERVER_GONE_SECONDS:
+                    raise
+                stop.wait(1.0)
+                continue
+            failing_since = None
             threads = {run_id: t for run_id, t in threads.items() if t.is_alive()}
             waited = 0.0
             while not stop.is_set() and waited < _IDLE_POLL_SECONDS:
@@ -104,6 +108,30 @@ def serve_sends(stop: threading.Event) -> None:
                     woken_at = mark
                     break
     _halt_all(threads)
+
+
+def _take_waiting_runs(client, runner: SendRunner, scheduled, only_ours, threads: dict[str, threading.Thread]) -> None:
+    """Claim each scheduled run of the deployment and start it in a thread of its own."""
+    from prefect.states import Cancelled
+
+    for flow_run in client.read_flow_runs(flow_run_filter=scheduled, deployment_filter=only_ours, limit=20):
+        if _stale(flow_run):
+            # Its command is long gone (killed before it could cancel it): a send nobody waits for
+            # must not go out by surprise.
+            client.set_flow_run_state(flow_run.id, Cancelled(message=_STALE_MESSAGE), force=True)
+        elif _claim(client, flow_run):
+            thread = threading.Thread(target=_run_one, args=(runner, client.read_flow_run(flow_run.id)),
+                                      name=f"send-{flow_run.name}")
+            threads[str(flow_run.id)] = thread
+            thread.start()
+
+
+def _forget_old_results(runner: SendRunner) -> None:
+    """Outcomes nobody came for (the command was interrupted) are kept a day, then removed."""
+    for path in runner.results_dir.glob("*.json"):
+        with contextlib.suppress(OSError):
+            if time.time() - path.stat().st_mtime > 86400:
+                path.unlink()
 
 
 def _stale(flow_run) -> bool:
