@@ -18,7 +18,10 @@ def __getattr__(name: str) -> object:
         raise AttributeError(f"module 'pipeline.report' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(f"pipeline.report.{_MODULES[name]}"), name)
+    value = getattr(importlib.import_module(f"pipeline.report.{_MODULES[name]}"), name)
+    # Kept here: importing the submodule `render_html` bound that name to the module, not the function.
+    globals()[name] = value
+    return value
 
 
 __all__ = [
