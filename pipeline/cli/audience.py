@@ -8,18 +8,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import func, select
 
-from pipeline.audience.importer import import_audience
-from pipeline.audience.records import STATUSES
-from pipeline.audience.sample import write_sample_csv
 from pipeline.cli.console import console, err_console, print_json, progress_bar
-from pipeline.content.topics import load_taxonomy
 from pipeline.errors import ConfigurationError
-from pipeline.flows.runtime import database
 from pipeline.project import find_project
 from pipeline.settings import load_settings
-from pipeline.store.models import Audience, Reader
+
+# Each command imports the domain modules it uses: `readerfirst send` or `--help` never loads an importer.
+# pipeline.audience.records.STATUSES, written out for the help (tests/test_cli.py checks they agree).
+_STATUSES = ("subscribed", "unsubscribed", "cleaned", "nonsubscribed")
 
 app = typer.Typer(help="Audiences: import readers, list audiences, make a sample.", no_args_is_help=True)
 
@@ -31,12 +28,16 @@ def import_file(
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Import the good rows; write bad ones to a file."),
     rejected_file: Path | None = typer.Option(None, "--rejected-file", help="Where --skip-invalid writes bad rows."),
     status: str | None = typer.Option(None, "--status", help=f"Status of the file's people where the file does not"
-                                      f" say it ({', '.join(STATUSES)}); needed for a renamed Mailchimp export."),
+                                      f" say it ({', '.join(_STATUSES)}); needed for a renamed Mailchimp export."),
     topics: Path | None = typer.Option(None, "--topics", help="Taxonomy the interests and needs must use"
                                        " (default: READERFIRST_TOPICS, the project's editions/topics.yaml)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing rejected-rows file."),
 ) -> None:
     """Import readers; all or nothing unless --skip-invalid."""
+    from pipeline.audience.importer import import_audience
+    from pipeline.content.topics import load_taxonomy
+    from pipeline.flows.runtime import database
+
     rejected_to = rejected_file or file.with_name(f"{file.stem}.rejected{file.suffix}")
     if skip_invalid and rejected_to.exists() and not force:  # checked before anything is imported
         raise ConfigurationError(f"{rejected_to}: already exists; move it away, choose --rejected-file,"
@@ -65,6 +66,12 @@ def list_audiences(
                                      " cleaned, nonsubscribed, suppressed}]."),
 ) -> None:
     """Audiences and their readers by status."""
+    from sqlalchemy import func, select
+
+    from pipeline.audience.records import STATUSES
+    from pipeline.flows.runtime import database
+    from pipeline.store.models import Audience, Reader
+
     db = database(load_settings())
     table = Table("audience", *STATUSES, "suppressed")
     with db.session() as session:
@@ -94,6 +101,8 @@ def sample(
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
 ) -> None:
     """Write a deterministic sample audience of fictional readers."""
+    from pipeline.audience.sample import write_sample_csv
+
     if out is None:
         # Never into an installed package: the current project's audiences/, else the working directory.
         project = find_project()

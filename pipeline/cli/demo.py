@@ -12,8 +12,6 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from pipeline.audience.addresses import display_address
-from pipeline.audience.importer import import_audience
 from pipeline.cli.console import console
 from pipeline.errors import ConfigurationError
 from pipeline.project import SAMPLE_EDITION_NAME, packaged_file
@@ -108,6 +106,8 @@ def clear_demo_folder(folder: Path, *, force: bool = False) -> None:
 
 def run_demo(folder: Path, *, force: bool = False) -> dict:
     """Import the sample audience, send the sample edition through the SendGrid emulator, learn, preview."""
+    from pipeline.audience.addresses import display_address
+    from pipeline.audience.importer import import_audience
     from pipeline.cli.prefect_server import connect_flow_runs
     from pipeline.cli.sending import run_send, write_preview  # after the environment is set
 
@@ -171,6 +171,7 @@ def show_replies(summary: dict) -> dict:
     Kept apart so the ask (issue 16, item 1) can be wired in beside it: answers to the ask and
     replies are two ways of hearing the same thing.
     """
+    from pipeline.audience.addresses import display_address
     from pipeline.cli.sending import write_preview
     from pipeline.content.topics import load_taxonomy
     from pipeline.engagement.replies import confirm_reply, list_replies

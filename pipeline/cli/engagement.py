@@ -9,7 +9,6 @@ from rich.markup import escape
 from rich.text import Text
 
 from pipeline.cli.console import console, err_console, fail, labelled, print_json, working
-from pipeline.flows.runtime import database
 from pipeline.settings import load_settings
 
 events_app = typer.Typer(help="Engagement events: load SendGrid exports.", no_args_is_help=True)
@@ -32,6 +31,7 @@ def ingest(
     from sqlalchemy.exc import SQLAlchemyError
 
     from pipeline.engagement.ingest import InvalidEventFile, ingest_file
+    from pipeline.flows.runtime import database
 
     db = database(load_settings())
     reports = []

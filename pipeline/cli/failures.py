@@ -40,7 +40,10 @@ def explain(exc: BaseException) -> Failure:
     """The failure a user should read for `exc` (an unknown error says how to see its traceback)."""
     if isinstance(exc, PipelineError):
         # Our own messages name the file, line, field and value, and were written to be shown.
-        return Failure(str(exc), OUTSIDE if isinstance(exc, TransportError) else BAD_INPUT)
+        # A run the send runner reported carries the exit code the runner's own explanation chose.
+        code = getattr(exc, "exit_code", None)
+        return Failure(str(exc), code if code in (BAD_INPUT, OUTSIDE) else
+                       OUTSIDE if isinstance(exc, TransportError) else BAD_INPUT)
     for translate in (_database_failure, _connection_failure, _file_failure):
         failure = translate(exc)
         if failure is not None:

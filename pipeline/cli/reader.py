@@ -7,10 +7,8 @@ from pathlib import Path
 
 import typer
 
-from pipeline.audience.privacy import export_reader, forget_reader
 from pipeline.cli.console import console
 from pipeline.errors import ConfigurationError
-from pipeline.flows.runtime import database
 from pipeline.settings import load_settings
 
 app = typer.Typer(help="One reader's data: export everything held about them, or forget them.",
@@ -23,6 +21,9 @@ def export(
     out: Path | None = typer.Option(None, "--out", help="Write the JSON to this new file instead of printing it."),
 ) -> None:
     """Everything readerfirst holds about a reader, in every audience, as JSON."""
+    from pipeline.audience.privacy import export_reader
+    from pipeline.flows.runtime import database
+
     data = json.dumps(export_reader(database(load_settings()), email), indent=2, ensure_ascii=False, default=str)
     if out is None:
         print(data)
@@ -42,6 +43,9 @@ def forget(
     yes: bool = typer.Option(False, "--yes", help="Confirm: erase everything about this reader, for good."),
 ) -> None:
     """Erase a reader everywhere, keeping only a digest of the address so no import brings them back."""
+    from pipeline.audience.privacy import forget_reader
+    from pipeline.flows.runtime import database
+
     if not yes:
         raise ConfigurationError("forgetting a reader cannot be undone: add --yes to confirm "
                                  "(run `readerfirst reader export` first if they asked for a copy)")

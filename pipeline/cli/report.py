@@ -14,9 +14,7 @@ from rich.markup import escape
 
 from pipeline.cli.console import console, err_console, fail, working
 from pipeline.errors import PipelineError
-from pipeline.flows.runtime import database
-from pipeline.report import (DEFAULT_BOUNCE_THRESHOLD, Report, build_report, render_html, render_json,
-                             render_markdown)
+from pipeline.report.model import DEFAULT_BOUNCE_THRESHOLD, Report
 from pipeline.settings import load_settings
 
 __all__ = ["ReportFormat", "report", "register", "write_report"]
@@ -30,7 +28,8 @@ class ReportFormat(str, Enum):
     json = "json"
 
 
-_RENDER = {ReportFormat.html: render_html, ReportFormat.md: render_markdown, ReportFormat.json: render_json}
+# The renderer of each format, by name in pipeline.report: loaded when a report is written.
+_RENDER = {ReportFormat.html: "render_html", ReportFormat.md: "render_markdown", ReportFormat.json: "render_json"}
 _SUFFIXES = {".html": ReportFormat.html, ".htm": ReportFormat.html, ".md": ReportFormat.md,
              ".markdown": ReportFormat.md, ".json": ReportFormat.json}
 
@@ -75,16 +74,20 @@ def report(
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
 ) -> None:
     """Engagement per edition, section and topic, personalised vs holdout, trends and learned interests."""
+    import pipeline.report
+    from pipeline.flows.runtime import database
+
     if out is not None and out.exists() and not force:
         fail(f"{out}: already exists; choose another --out, or add --force to overwrite it")
     chosen = format_ or (_SUFFIXES.get(out.suffix.lower(), ReportFormat.md) if out else ReportFormat.md)
     try:
         with working("building the report"):
-            result = build_report(database(load_settings()), edition=edition,
-                                  since=since.date() if since else None, bounce_threshold=bounce_threshold)
+            result = pipeline.report.build_report(database(load_settings()), edition=edition,
+                                                  since=since.date() if since else None,
+                                                  bounce_threshold=bounce_threshold)
     except PipelineError as exc:
         fail(str(exc))
-    text = _RENDER[chosen](result)
+    text = getattr(pipeline.report, _RENDER[chosen])(result)
     if out is None:
         sys.stdout.write(text)
         sys.stdout.flush()

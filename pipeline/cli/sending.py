@@ -4,87 +4,167 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.audience.addresses import display_address, lookup_address
-from pipeline.audience.directory import audience_id as find_audience, find_reader_id, load_profiles
-from pipeline.audience.tokens import reader_links
 from pipeline.cli.console import console, err_console, labelled, print_json
-from pipeline.delivery.ledger import SendLedger
-from pipeline.audience.ask_tokens import ask_link_values
-from pipeline.content.ask import ask_topics, asked_in
-from pipeline.delivery.planning import choose_for_reader, plan_settings, send_population
+from pipeline.cli.handoff import send_through_runner
 from pipeline.errors import ConfigurationError, NotSendable, UnknownReader, visible
-from pipeline.flows.runtime import database, prepared_edition
-from pipeline.rendering.message import merge_values, personalise
-from pipeline.settings import load_settings
-from pipeline.store.models import LedgerState
+from pipeline.settings import Settings, load_settings
 
-__all__ = ["register", "run_send", "write_preview", "check_recipient"]
+if TYPE_CHECKING:
+    from pipeline.delivery.ledger import SendLedger
+
+# Domain modules (the database, editions, rendering: a second or more) are imported by the function
+# that uses them: a send handed to the send runner needs none of them before its run starts.
+
+__all__ = ["register", "run_send", "plan_send", "SendPlan", "write_preview", "check_recipient", "ledger_progress",
+           "announce_plan", "announce_running", "run_in_process"]
 
 
 def _prepared(edition: Path):
+    from pipeline.flows.runtime import prepared_edition
+
     return prepared_edition(load_settings(), edition)
 
 
 def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int | None = None,
              to: str | None = None, sandbox: bool = False, resend_unconfirmed: bool = False,
              show_progress: bool = True) -> dict:
-    """Run the send-edition flow with a progress bar fed by the send ledger."""
+    """Run the send-edition flow (handed to the send runner when one runs with these settings, else
+    in this process) with a progress bar fed by the send ledger."""
     settings = load_settings()
-    prepared = _prepared(edition)  # fail fast, before Prefect starts, on a bad edition
-    db = database(settings)
-    audience_id = find_audience(db, audience)
-    ledger = SendLedger(db, prepared.edition.id)
     # Checked before Prefect starts (10 s or more), so a mistake is reported at once.
     if sandbox and settings.sendgrid_api_key is None:
         raise ConfigurationError("--sandbox has SendGrid validate without delivering: set SENDGRID_API_KEY")
+    # The flow's parameters, whichever process runs it (never a secret: the runner has its own).
+    options = {"audience": audience, "dry_run": dry_run, "limit": limit, "to": to, "sandbox": sandbox,
+               "resend_unconfirmed": resend_unconfirmed}
+    # On stderr and only on a terminal: scripts read stdout, and a bar in a pipe is noise.
+    visible = show_progress and not sandbox and err_console.is_terminal
+    summary = send_through_runner(settings, edition, options, show_progress=show_progress, visible=visible)
+    if summary is not None:
+        return summary
+    plan = plan_send(settings, edition, audience, limit=limit, to=to, resend_unconfirmed=resend_unconfirmed)
+    announce_plan(plan, audience, dry_run=dry_run, show_progress=show_progress)
+    with ledger_progress(plan, dry_run=dry_run, visible=visible) as tick:
+        return run_in_process({"edition": str(plan.edition_path), **options}, tick)
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What a send is about to do: the edition, its ledger, how many readers it goes to, and how many
+    readers of the edition were sent before it."""
+
+    edition_id: str
+    edition_path: Path
+    ledger: SendLedger
+    total: int
+    sent_before: int
+
+
+def plan_send(settings: Settings, edition: Path, audience: str, *, limit: int | None, to: str | None,
+              resend_unconfirmed: bool, as_of: dt.datetime | None = None) -> SendPlan:
+    """Validate the edition, the audience and any --to reader, and count the readers a send would reach.
+
+    `as_of` (UTC): count as at that moment, the readers a run started since then has already taken
+    included (the send runner may start before this count is made).
+    """
+    from pipeline.audience.directory import audience_id as find_audience
+    from pipeline.delivery.ledger import SendLedger
+    from pipeline.flows.runtime import database, prepared_edition
+
+    prepared = prepared_edition(settings, edition)  # fail fast, before Prefect starts, on a bad edition
+    db = database(settings)
+    audience_id = find_audience(db, audience)
+    ledger = SendLedger(db, prepared.edition.id)
     if to:
         check_recipient(db, ledger, audience_id, audience, to)
-    total = len(ledger.readers_to_plan(audience_id))
+    taken, sent_since = _taken_since(db, ledger, audience_id, as_of) if as_of else (0, 0)
+    total = len(ledger.readers_to_plan(audience_id)) + taken
     if resend_unconfirmed:
         total += sum(batch.readers for batch in ledger.unconfirmed())
     total = min(total, limit) if limit is not None else total
-    total = 1 if to else total
-    before = ledger.counts()["sent"]
+    return SendPlan(prepared.edition.id, prepared.edition.path, ledger, 1 if to else total,
+                    ledger.counts()["sent"] - sent_since)
 
+
+def _taken_since(db, ledger: SendLedger, audience_id: int, moment: dt.datetime) -> tuple[int, int]:
+    """Readers of the audience this edition's sends took (sending, sent, failed) since `moment`, and how
+    many of them are sent."""
+    from sqlalchemy import func, select
+
+    from pipeline.store.models import LedgerState, SendLedgerEntry
+
+    entry = SendLedgerEntry
+    when = func.coalesce(entry.sending_at, entry.sent_at, entry.planned_at)
+    with db.session() as session:
+        rows = session.execute(select(entry.state, func.count()).where(
+            entry.edition_id == ledger.edition_id, entry.audience_id == audience_id,
+            entry.state != LedgerState.PLANNED, when >= moment.astimezone(dt.timezone.utc).replace(tzinfo=None))
+            .group_by(entry.state)).all()
+    return sum(n for _, n in rows), sum(n for state, n in rows if state == LedgerState.SENT)
+
+
+def announce_plan(plan: SendPlan, audience: str, *, dry_run: bool, show_progress: bool) -> None:
+    """The line that opens a send: which edition, to whom, how many readers."""
+    (console if show_progress else err_console).print(
+        f"sending [bold]{escape(plan.edition_id)}[/] to {escape(audience)}: {plan.total} readers"
+        + (" (dry run: nothing is sent)" if dry_run else ""))
+
+
+@contextmanager
+def ledger_progress(plan: SendPlan, *, dry_run: bool, visible: bool) -> Iterator[Callable[[], None]]:
+    """A progress bar of readers sent (read from the ledger); yields the function that refreshes it."""
+    ledger, total, before = plan.ledger, plan.total, plan.sent_before
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, disable=not visible, transient=False) as progress:
+        # A dry run records nothing in the ledger to count: its bar only shows that work goes on.
+        bar = progress.add_task("selecting and rendering" if dry_run else "sent", total=None if dry_run else total or 1)
+
+        def tick() -> None:
+            if not dry_run and visible:
+                progress.update(bar, completed=ledger.counts()["sent"] - before)
+
+        yield tick
+        tick()
+
+
+def announce_running(name: str, where: str) -> None:
+    """The first progress line: the flow run has started (benchmarks/cli_startup.py times it)."""
+    err_console.print(f"[dim]flow run {escape(name)} running {where}[/]")
+
+
+def run_in_process(parameters: dict, tick: Callable[[], None]) -> dict:
+    """Run the send-edition flow in a thread of this process, refreshing the bar until it ends."""
     from pipeline.cli.prefect_server import connect_flow_runs
 
     connect_flow_runs()  # the Prefect server the run reports to: reused, started once, or temporary
     from pipeline.flows.send_edition import send_edition  # Prefect loads only when a flow runs
 
+    flow_with_hook = send_edition.with_options(
+        on_running=[lambda _flow, flow_run, _state: announce_running(flow_run.name, "in this process")])
     outcome: dict = {}
 
     def flow() -> None:
         try:
-            outcome["summary"] = send_edition(edition=str(prepared.edition.path), audience=audience,
-                                              dry_run=dry_run, limit=limit, to=to, sandbox=sandbox,
-                                              resend_unconfirmed=resend_unconfirmed)
+            outcome["summary"] = flow_with_hook(**parameters)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread below
             outcome["error"] = exc
 
     worker = threading.Thread(target=flow, name="send-edition", daemon=True)
-    (console if show_progress else err_console).print(
-        f"sending [bold]{escape(prepared.edition.id)}[/] to {escape(audience)}: {total} readers"
-        + (" (dry run: nothing is sent)" if dry_run else ""))
     worker.start()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    # On stderr and only on a terminal: scripts read stdout, and a bar in a pipe is noise.
-    with Progress(*columns, console=err_console, disable=not show_progress or sandbox or not err_console.is_terminal,
-                  transient=False) as progress:
-        # A dry run records nothing in the ledger to count: its bar only shows that work goes on.
-        bar = progress.add_task("selecting and rendering" if dry_run else "sent", total=None if dry_run else total or 1)
-        while worker.is_alive():
-            worker.join(0.25)
-            if not dry_run:
-                progress.update(bar, completed=ledger.counts()["sent"] - before)
-        if not dry_run:
-            progress.update(bar, completed=ledger.counts()["sent"] - before)
+    while worker.is_alive():
+        worker.join(0.25)
+        tick()
     if "error" in outcome:
         raise outcome["error"]
     return outcome["summary"]
@@ -139,6 +219,7 @@ def _print_unconfirmed(ledger: SendLedger, edition: Path, reconcile_after: float
 def _reader_state(db, audience_id: int, email: str):
     from sqlalchemy import select
 
+    from pipeline.audience.addresses import lookup_address
     from pipeline.store.models import Reader
 
     with db.session() as session:
@@ -192,6 +273,14 @@ def write_preview(edition: Path, email: str, audience: str | None, out: Path | N
     In a folder given with `out`, existing files are replaced only with `force` (the default
     previews folder is readerfirst's own).
     """
+    from pipeline.audience.ask_tokens import ask_link_values
+    from pipeline.audience.directory import audience_id as find_audience, find_reader_id, load_profiles
+    from pipeline.audience.tokens import reader_links
+    from pipeline.content.ask import ask_topics, asked_in
+    from pipeline.delivery.planning import choose_for_reader, plan_settings, send_population
+    from pipeline.flows.runtime import database
+    from pipeline.rendering.message import merge_values, personalise
+
     settings = load_settings()
     prepared = _prepared(edition)
     db = database(settings)
@@ -232,6 +321,7 @@ def write_preview(edition: Path, email: str, audience: str | None, out: Path | N
 def _audience_of(db, email: str) -> int:
     from sqlalchemy import select
 
+    from pipeline.audience.addresses import lookup_address
     from pipeline.store.models import Reader
 
     with db.session() as session:
@@ -279,6 +369,8 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Overwrite this reader's files in --out."),
     ) -> None:
         """Write one reader's newsletter (HTML and text) and show the picks with their reasons."""
+        from pipeline.audience.addresses import display_address, lookup_address
+
         html_path, text_path, picks = write_preview(edition, email, audience, out, force=force)
         # The address as the reader knows it (a Unicode domain), whichever form was typed.
         shown = display_address(lookup_address(email))
@@ -296,6 +388,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Where the send of an edition stands: counts, readers still to send, refused readers,
         reconciliation, unconfirmed batches."""
+        from pipeline.delivery.ledger import SendLedger
+        from pipeline.flows.runtime import database
+        from pipeline.store.models import LedgerState
+
         settings = load_settings()
         prepared = _prepared(edition)
         db = database(settings)

@@ -6,7 +6,6 @@ import typer
 
 from pipeline.cli.console import console
 from pipeline.settings import load_settings
-from pipeline.store.database import create_database_engine, upgrade_database
 
 app = typer.Typer(help="The database.", no_args_is_help=True)
 
@@ -14,6 +13,8 @@ app = typer.Typer(help="The database.", no_args_is_help=True)
 @app.command("upgrade")
 def upgrade() -> None:
     """Apply pending migrations (they also apply themselves on first use)."""
+    from pipeline.store.database import create_database_engine, upgrade_database
+
     url = load_settings().resolved_database_url
     engine = create_database_engine(url)
     applied = upgrade_database(engine, url)

@@ -36,7 +36,8 @@ from pipeline.errors import PipelineError
 from pipeline.settings import Settings
 
 __all__ = ["STATE_FILE", "LOCK_FILE", "DATA_DIR", "ServerRecord", "ServerStatus", "PrefectServerError",
-           "BackgroundServer", "PrefectConnection", "prefect_server_command", "use_prefect_server"]
+           "BackgroundServer", "PrefectConnection", "prefect_server_command", "use_prefect_server", "exclusive",
+           "spawn_detached", "stop_process_group", "process_alive", "process_runs", "log_tail"]
 
 STATE_FILE = "prefect-server.json"
 LOCK_FILE = "prefect-server.lock"
@@ -183,10 +184,7 @@ class BackgroundServer:
         for _ in range(2):
             port = _free_loopback_port()
             command = tuple(self._command(port))
-            with open(self.log_path, "wb") as log:
-                process = subprocess.Popen(command, cwd=self.data_dir, env=self._environment(), stdin=subprocess.DEVNULL,
-                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            _children[process.pid] = process
+            process = spawn_detached(command, self._environment(), self.log_path, cwd=self.data_dir, append=False)
             record = ServerRecord(url=f"http://127.0.0.1:{port}/api", pid=process.pid, port=port, command=command,
                                   prefect_version=self.prefect_version,
                                   started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -202,7 +200,7 @@ class BackgroundServer:
             if exit_code is None:
                 break
         raise PrefectServerError(f"{self.log_path}: the background Prefect server ({' '.join(command)}) {problem}; "
-                                 f"last lines: {_tail(self.log_path)!r}. Set PREFECT_API_URL to a running server, "
+                                 f"last lines: {log_tail(self.log_path)!r}. Set PREFECT_API_URL to a running server, "
                                  f"or READERFIRST_PREFECT_SERVER=ephemeral")
 
     def _environment(self) -> dict[str, str]:
@@ -227,15 +225,9 @@ class BackgroundServer:
         """The recorded pid runs the recorded command, which is the one we start for the recorded port
         (never a reused pid, never whatever a damaged state file names)."""
         # The interpreter may be named differently by another entry point (python, python3.11, a venv).
-        if record.command[1:] != tuple(self._command(record.port))[1:] or not _alive(record.pid):
+        if record.command[1:] != tuple(self._command(record.port))[1:]:
             return False
-        if not Path("/proc/self").is_dir():
-            return True  # no /proc on this system: the live pid is all we can check
-        try:
-            cmdline = Path(f"/proc/{record.pid}/cmdline").read_bytes()
-        except OSError:
-            return False
-        return tuple(part.decode(errors="replace") for part in cmdline.split(b"\0")[:-1]) == record.command
+        return process_runs(record.pid, record.command)
 
     def _answers(self, record: ServerRecord) -> bool:
         """Prefect's health endpoint answers `true` at the recorded URL (another program's port does not)."""
@@ -266,41 +258,75 @@ class BackgroundServer:
         if not self._is_ours(record):
             _children.pop(record.pid, None)
             return False
-        # start_new_session made the server a group leader: the group is the server and its children.
-        _signal_group(record.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(record.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(record.pid):
-            _signal_group(record.pid, signal.SIGKILL)
-            while _alive(record.pid):
-                time.sleep(0.05)
-        _children.pop(record.pid, None)
+        stop_process_group(record.pid, timeout)
         return True
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        # flock, not a lock file's existence: the kernel releases it when its holder dies, so a
-        # command killed while starting the server never leaves the next ones waiting.
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a") as lock:
-            deadline = time.monotonic() + self.startup_timeout + 30
-            while True:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise PrefectServerError(f"{self.lock_path}: another readerfirst command has been starting "
-                                                 f"the Prefect server for too long; see {self.log_path}") from None
-                    time.sleep(0.1)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return exclusive(self.lock_path, self.startup_timeout + 30,
+                         f"{self.lock_path}: another readerfirst command has been starting the Prefect server for"
+                         f" too long; see {self.log_path}")
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: Path, seconds: float, too_long: str) -> Iterator[None]:
+    """Hold the lock file `lock_path` (waiting up to `seconds`, then PrefectServerError(too_long))."""
+    # flock, not a lock file's existence: the kernel releases it when its holder dies, so a
+    # command killed while starting a process never leaves the next ones waiting.
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
+        deadline = time.monotonic() + seconds
+        while True:
             try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise PrefectServerError(too_long) from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _alive(pid: int) -> bool:
+def spawn_detached(command: Sequence[str], environment: dict[str, str], log_path: Path, *, cwd: Path | None = None,
+                   append: bool = True) -> subprocess.Popen[bytes]:
+    """Start `command` in its own session (a Ctrl-C in the terminal does not reach it), output to `log_path`."""
+    with open(log_path, "ab" if append else "wb") as log:
+        process = subprocess.Popen(list(command), cwd=cwd, env=environment, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    _children[process.pid] = process  # reaped when stopped from this process
+    return process
+
+
+def stop_process_group(pid: int, timeout: float) -> None:
+    """SIGTERM, then after `timeout` seconds SIGKILL, the process group led by `pid`, and wait for it."""
+    # start_new_session made the process a group leader: the group is it and its children.
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if process_alive(pid):
+        _signal_group(pid, signal.SIGKILL)
+        while process_alive(pid):
+            time.sleep(0.05)
+    _children.pop(pid, None)
+
+
+def process_runs(pid: int, command: Sequence[str]) -> bool:
+    """The process `pid` is alive and runs exactly `command` (never a reused pid running something else)."""
+    if not process_alive(pid):
+        return False
+    if not Path("/proc/self").is_dir():
+        return True  # no /proc on this system: the live pid is all we can check
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return tuple(part.decode(errors="replace") for part in cmdline.split(b"\0")[:-1]) == tuple(command)
+
+
+def process_alive(pid: int) -> bool:
     """The process exists and has not exited (a zombie is dead; our own exited children are reaped)."""
     child = _children.get(pid)
     if child is not None and child.poll() is not None:
@@ -333,7 +359,7 @@ def _free_loopback_port() -> int:
         return probe.getsockname()[1]
 
 
-def _tail(path: Path, lines: int = 5) -> str:
+def log_tail(path: Path, lines: int = 5) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:

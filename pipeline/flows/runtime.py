@@ -19,7 +19,7 @@ from pipeline.errors import ConfigurationError
 from pipeline.settings import Settings
 from pipeline.store.database import Database, open_database
 
-__all__ = ["database", "make_transport", "make_sender", "prepared_edition", "halt_signal", "clear_halt"]
+__all__ = ["database", "make_transport", "make_sender", "prepared_edition", "halt_signal", "halt_every_send", "clear_halt"]
 
 _halts: dict[str, threading.Event] = {}
 _halts_lock = threading.Lock()
@@ -29,6 +29,13 @@ def halt_signal(edition_id: str) -> threading.Event:
     """The event that stops every delivery task of this edition's send in this process."""
     with _halts_lock:
         return _halts.setdefault(edition_id, threading.Event())
+
+
+def halt_every_send() -> None:
+    """Stop every send in flight in this process between two batches (the send runner is stopping)."""
+    with _halts_lock:
+        for event in _halts.values():
+            event.set()
 
 
 def clear_halt(edition_id: str) -> None:

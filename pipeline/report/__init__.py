@@ -6,11 +6,23 @@
 
 from __future__ import annotations
 
-from pipeline.report.metrics import InvalidThreshold, UnknownEdition, build_report
-from pipeline.report.model import DEFAULT_BOUNCE_THRESHOLD, SPAM_THRESHOLD, Report
-from pipeline.report.render_html import render_html
-from pipeline.report.render_json import render_json
-from pipeline.report.render_markdown import edition_rows, render_markdown
+# Each name loads its module on first use: `readerfirst --help` (and `send`) never load the HTML renderer.
+_MODULES = {"InvalidThreshold": "metrics", "UnknownEdition": "metrics", "build_report": "metrics",
+            "DEFAULT_BOUNCE_THRESHOLD": "model", "SPAM_THRESHOLD": "model", "Report": "model",
+            "render_html": "render_html", "render_json": "render_json", "edition_rows": "render_markdown",
+            "render_markdown": "render_markdown"}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _MODULES:
+        raise AttributeError(f"module 'pipeline.report' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"pipeline.report.{_MODULES[name]}"), name)
+    # Kept here: importing the submodule `render_html` bound that name to the module, not the function.
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_BOUNCE_THRESHOLD",
