@@ -19,6 +19,7 @@ from pipeline.delivery.ledger import SendLedger
 from pipeline.delivery.planning import choose_for_reader, plan_settings, send_population
 from pipeline.errors import ConfigurationError, NotSendable, UnknownReader, visible
 from pipeline.flows.runtime import database, prepared_edition
+from pipeline.flows.task_runners import check_task_runner, with_task_runner
 from pipeline.rendering.message import merge_values, personalise
 from pipeline.settings import load_settings
 from pipeline.store.models import LedgerState
@@ -35,6 +36,7 @@ def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int 
              show_progress: bool = True) -> dict:
     """Run the send-edition flow with a progress bar fed by the send ledger."""
     settings = load_settings()
+    check_task_runner(settings)  # Dask on SQLite, or without its extra: said before anything starts
     prepared = _prepared(edition)  # fail fast, before Prefect starts, on a bad edition
     db = database(settings)
     audience_id = find_audience(db, audience)
@@ -58,11 +60,12 @@ def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int 
 
     outcome: dict = {}
 
+    send = with_task_runner(send_edition, settings)  # the runner of the settings now, not at import
+
     def flow() -> None:
         try:
-            outcome["summary"] = send_edition(edition=str(prepared.edition.path), audience=audience,
-                                              dry_run=dry_run, limit=limit, to=to, sandbox=sandbox,
-                                              resend_unconfirmed=resend_unconfirmed)
+            outcome["summary"] = send(edition=str(prepared.edition.path), audience=audience, dry_run=dry_run,
+                                      limit=limit, to=to, sandbox=sandbox, resend_unconfirmed=resend_unconfirmed)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread below
             outcome["error"] = exc
 

@@ -36,8 +36,11 @@ _OF_EDITION = _T.c.edition_id == bindparam("edition")
 # of them): a range of the (edition, variant, reader) index, never a list of ids.
 _IN_BATCH = and_(_OF_EDITION, _T.c.variant_id == bindparam("variant"),
                  _T.c.reader_id.between(bindparam("first"), bindparam("last")))
+# FOR UPDATE SKIP LOCKED (PostgreSQL; SQLite, one writer at a time, compiles it away): two
+# processes claiming the same batch at once never wait for each other nor take the same reader;
+# the one that comes second finds those rows `sending` and claims what is left, if anything.
 _PLANNED_IN_BATCH = (select(_T.c.reader_id).where(_IN_BATCH, _T.c.state == LedgerState.PLANNED)
-                     .order_by(_T.c.reader_id).limit(bindparam("size")))
+                     .order_by(_T.c.reader_id).limit(bindparam("size")).with_for_update(skip_locked=True))
 _GONE = (select(_T.c.reader_id).join(Reader, Reader.id == _T.c.reader_id)
          .where(_IN_BATCH, _T.c.state == LedgerState.PLANNED, ~sendable()))
 _SKIP = (update(_T).where(_OF_EDITION, _T.c.reader_id.in_(_IDS), _T.c.state == LedgerState.PLANNED)
