@@ -30,7 +30,6 @@ import math
 import os
 import random
 import resource
-import socket
 import subprocess
 import sys
 import tempfile

@@ -122,6 +122,14 @@ def reconcile_unconfirmed(edition_id: str) -> ReconcileReport:
     return reconcile_edition(database(settings), edition_id, after=settings.reconcile_after)
 
 
+def _flow_run_id() -> object:
+    """The flow run this task belongs to (a halt on Dask is shared by that run's tasks only)."""
+    from prefect.context import TaskRunContext
+
+    context = TaskRunContext.get()
+    return context.task_run.flow_run_id if context is not None else None
+
+
 @task(name="render-and-send", **_IO)
 def send_batches(edition_path: str, group: BatchGroup, sandbox: bool = False) -> DeliveryReport:
     """Render and send a group of batches (each one variant), confirming each in the ledger."""
@@ -136,7 +144,7 @@ def send_batches(edition_path: str, group: BatchGroup, sandbox: bool = False) ->
                                  # The setting is the total in flight, shared by the tasks that run at once.
                                  parallel=max(1, settings.sendgrid_parallel // concurrent_tasks(settings))
                                  if transport.name == "sendgrid" else 1,
-                                 halt=halt_signal(prepared.edition.id))
+                                 halt=halt_signal(prepared.edition.id, _flow_run_id()))
     finally:
         transport.close()
     report.requests = getattr(transport, "requests", report.batches)
