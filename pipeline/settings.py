@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     consent_spool_dir: Path | None = Field(default=None, alias="READERFIRST_CONSENT_SPOOL")
     chunk_size: int = Field(default=5000, ge=1, alias="READERFIRST_CHUNK_SIZE")
     workers: int = Field(default=2, ge=1, le=64, alias="READERFIRST_WORKERS")
+    # threads: one process, READERFIRST_WORKERS tasks at a time; dask: tasks on Dask workers (PostgreSQL only).
+    task_runner: Literal["threads", "dask"] = Field(default="threads", alias="READERFIRST_TASK_RUNNER")
+    dask_address: str | None = Field(default=None, alias="READERFIRST_DASK_ADDRESS")
+    dask_workers: int = Field(default=2, ge=1, le=256, alias="READERFIRST_DASK_WORKERS")
     # background: flows use a Prefect server started once and reused; ephemeral: a temporary one per command.
     prefect_server: Literal["background", "ephemeral"] = Field(default="background", alias="READERFIRST_PREFECT_SERVER")
     # auto: readers whose needs are missing or about to run out get the ask in their copy; off: nobody does.

@@ -127,6 +127,11 @@ MISTAKES = [
             lambda t: ["send", str(EDITION), "--audience", "sample", "--to", SENT],
             lambda t: "error: --to: that reader was already sent edition 2026-12-07; each reader gets an edition"
                       " once\n", 2, sample=True),
+    Mistake("send on Dask with SQLite", lambda t: ["send", str(EDITION), "--audience", "sample"],
+            lambda t: "error: READERFIRST_TASK_RUNNER=dask needs PostgreSQL (Dask workers are separate processes writing"
+                      " the ledger at once): set READERFIRST_DATABASE_URL=postgresql://USER:PASSWORD@HOST/DB, or"
+                      " READERFIRST_TASK_RUNNER=threads\n", 2, env=lambda t: {"READERFIRST_TASK_RUNNER": "dask"},
+            sample=True),
     Mistake("send --sandbox without a SendGrid key", lambda t: ["send", str(EDITION), "--audience", "sample", "--sandbox"],
             lambda t: "error: --sandbox has SendGrid validate without delivering: set SENDGRID_API_KEY\n", 2, sample=True),
     Mistake("preview of an address in no audience", lambda t: ["preview", str(EDITION), "--email", "who@example.com"],

@@ -119,3 +119,27 @@ def test_a_forgotten_reader_is_not_imported_again_on_postgres(pg_db, tmp_path):
     forget_reader(pg_db, "ann@example.com")
     again = import_audience(pg_db, path, "weekly", today=dt.date(2026, 12, 1))
     assert (again.created, again.updated, again.forgotten) == (0, 1, 1)
+
+
+def test_a_claim_skips_readers_another_transaction_is_claiming(pg_db):
+    """While one process holds a batch's rows locked mid-claim, another claim of the same batch returns at once with
+    only the readers left (FOR UPDATE SKIP LOCKED), and a claim never takes more readers than its batch's size."""
+    from pipeline.delivery.ledger import _LOCK_PLANNED
+
+    import_audience(pg_db, SAMPLE_AUDIENCE, "sample", today=dt.date(2026, 12, 1))
+    aid = audience_id(pg_db, "sample")
+    ledger = SendLedger(pg_db, "e1")
+    ids = ledger.readers_to_plan(aid)[:20]
+    ledger.record_plan(aid, [PlannedEntry(i, "v1", [["s1", "why"]]) for i in ids])
+    batch = PlannedBatch("v1", ids[0], ids[-1], 20)
+    with pg_db.engine.connect() as first:
+        holding = first.begin()
+        locked = first.execute(_LOCK_PLANNED, {"edition": "e1", "variant": "v1", "first": ids[0], "last": ids[-1],
+                                               "size": 12}).scalars().all()
+        assert locked == ids[:12]
+        claimed, _ = ledger.claim(batch, "second", "sendgrid")  # would wait for `first` without SKIP LOCKED
+        assert [c.reader_id for c in claimed] == ids[12:]
+        holding.rollback()
+    assert ledger.counts()["sending"] == 8
+    rest, _ = ledger.claim(PlannedBatch("v1", ids[0], ids[-1], 5), "third", "sendgrid")
+    assert [c.reader_id for c in rest] == ids[:5]  # never more than the batch's size

@@ -42,6 +42,9 @@ def run_send(edition: Path, audience: str, *, dry_run: bool = False, limit: int 
     """Run the send-edition flow (handed to the send runner when one runs with these settings, else
     in this process) with a progress bar fed by the send ledger."""
     settings = load_settings()
+    from pipeline.flows.task_runners import check_task_runner
+
+    check_task_runner(settings)  # Dask on SQLite, or without its extra: said before anything starts
     # Checked before Prefect starts (10 s or more), so a mistake is reported at once.
     if sandbox and settings.sendgrid_api_key is None:
         raise ConfigurationError("--sandbox has SendGrid validate without delivering: set SENDGRID_API_KEY")
@@ -150,7 +153,10 @@ def run_in_process(parameters: dict, tick: Callable[[], None]) -> dict:
     connect_flow_runs()  # the Prefect server the run reports to: reused, started once, or temporary
     from pipeline.flows.send_edition import send_edition  # Prefect loads only when a flow runs
 
-    flow_with_hook = send_edition.with_options(
+    from pipeline.flows.task_runners import with_task_runner
+
+    # The task runner of the settings now, not at import.
+    flow_with_hook = with_task_runner(send_edition, load_settings()).with_options(
         on_running=[lambda _flow, flow_run, _state: announce_running(flow_run.name, "in this process")])
     outcome: dict = {}
 

@@ -38,6 +38,11 @@ _IN_BATCH = and_(_OF_EDITION, _T.c.variant_id == bindparam("variant"),
                  _T.c.reader_id.between(bindparam("first"), bindparam("last")))
 _PLANNED_IN_BATCH = (select(_T.c.reader_id).where(_IN_BATCH, _T.c.state == LedgerState.PLANNED)
                      .order_by(_T.c.reader_id).limit(bindparam("size")))
+# PostgreSQL, where several processes claim at once: lock the batch's planned rows first, skipping
+# those another transaction is claiming, so that two claims never wait for each other nor take the
+# same reader. A separate statement, because PostgreSQL may run an `IN (SELECT ... LIMIT ... FOR
+# UPDATE SKIP LOCKED)` subquery more than once in one UPDATE and claim more than LIMIT rows.
+_LOCK_PLANNED = _PLANNED_IN_BATCH.with_for_update(skip_locked=True)
 _GONE = (select(_T.c.reader_id).join(Reader, Reader.id == _T.c.reader_id)
          .where(_IN_BATCH, _T.c.state == LedgerState.PLANNED, ~sendable()))
 _SKIP = (update(_T).where(_OF_EDITION, _T.c.reader_id.in_(_IDS), _T.c.state == LedgerState.PLANNED)
@@ -46,6 +51,9 @@ _CLAIM = (update(_T).where(_OF_EDITION, _T.c.reader_id.in_(_PLANNED_IN_BATCH.sca
                            _T.c.state == LedgerState.PLANNED)
           .values(state=LedgerState.SENDING, batch_id=bindparam("batch"), transport=bindparam("transport"),
                   sending_at=bindparam("now")))
+_CLAIM_LOCKED = (update(_T).where(_OF_EDITION, _T.c.reader_id.in_(_IDS), _T.c.state == LedgerState.PLANNED)
+                 .values(state=LedgerState.SENDING, batch_id=bindparam("batch"), transport=bindparam("transport"),
+                         sending_at=bindparam("now")))
 # picks as their stored text: readers of one batch often share theirs, and each text is parsed once.
 _CLAIMED = (select(Reader.id, Reader.public_id, Reader.email, Reader.first_name, Reader.last_name,
                    cast(_T.c.picks, Text), _T.c.holdout)
@@ -226,7 +234,7 @@ class SendLedger:
         claimed (in reader order, at most `batch.readers`), and how many were skipped.
 
         Readers who unsubscribed or were suppressed since planning are marked skipped instead.
-        Entries another process claimed first are left to it.
+        Entries another process claimed first, or is claiming now, are left to it.
         """
         found = {"edition": self.edition_id, "variant": batch.variant_id, "first": batch.first_reader,
                  "last": batch.last_reader}
@@ -235,8 +243,13 @@ class SendLedger:
             gone = list(connection.execute(_GONE, found).scalars())
             for part in id_chunks(gone):
                 skipped += connection.execute(_SKIP, {"edition": self.edition_id, "ids": part}).rowcount
-            connection.execute(_CLAIM, {**found, "size": batch.readers, "batch": batch_id, "transport": transport,
-                                        "now": utcnow()})
+            claim = {**found, "size": batch.readers, "batch": batch_id, "transport": transport, "now": utcnow()}
+            if connection.dialect.name == "postgresql":
+                locked = list(connection.execute(_LOCK_PLANNED, claim).scalars())
+                if locked:
+                    connection.execute(_CLAIM_LOCKED, {**claim, "ids": locked})
+            else:  # SQLite: one writer at a time, and this process's writers queue on db.write_transaction
+                connection.execute(_CLAIM, claim)
             rows = connection.execute(_CLAIMED, {**found, "batch": batch_id}).all()
         parsed: dict[str, list] = {}
         claimed = []

@@ -25,8 +25,19 @@ _halts: dict[str, threading.Event] = {}
 _halts_lock = threading.Lock()
 
 
-def halt_signal(edition_id: str) -> threading.Event:
-    """The event that stops every delivery task of this edition's send in this process."""
+def halt_signal(edition_id: str, flow_run_id: object = None) -> threading.Event:
+    """The event that stops every delivery task of this edition's send: in this process, or, in a
+    task on a Dask worker, on every worker of the cluster (a Dask `Event` named after the flow run)."""
+    if flow_run_id is not None:
+        try:
+            from distributed import Event, get_client, get_worker
+
+            get_worker()  # raises ValueError outside a Dask worker's task
+        except (ImportError, ValueError):
+            pass
+        else:
+            # Bound to this task's client: deliver_batches checks it from threads of its own.
+            return Event(f"readerfirst-halt-{edition_id}-{flow_run_id}", client=get_client())
     with _halts_lock:
         return _halts.setdefault(edition_id, threading.Event())
 

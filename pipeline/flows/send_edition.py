@@ -16,8 +16,6 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.utilities.annotations import quote
 from sqlalchemy.exc import OperationalError
 
 from pipeline.audience.directory import audience_id as find_audience, find_reader_id
@@ -29,10 +27,11 @@ from pipeline.delivery.reconcile import ReconcileReport, reconcile_edition
 from pipeline.delivery.transport import MAX_BATCH
 from pipeline.errors import PipelineError, TransientTransportError
 from pipeline.flows.runtime import clear_halt, database, halt_signal, make_sender, make_transport, prepared_edition
+from pipeline.flows.task_runners import check_task_runner, concurrent_tasks, default_task_runner
 from pipeline.settings import Settings, load_settings
 from pipeline.web.consent_spool import ConsentSpool
 
-__all__ = ["send_edition", "retry_transient"]
+__all__ = ["send_edition", "retry_transient", "BatchGroup"]
 
 
 def retry_transient(task, task_run, state) -> bool:
@@ -123,8 +122,16 @@ def reconcile_unconfirmed(edition_id: str) -> ReconcileReport:
     return reconcile_edition(database(settings), edition_id, after=settings.reconcile_after)
 
 
+def _flow_run_id() -> object:
+    """The flow run this task belongs to (a halt on Dask is shared by that run's tasks only)."""
+    from prefect.context import TaskRunContext
+
+    context = TaskRunContext.get()
+    return context.task_run.flow_run_id if context is not None else None
+
+
 @task(name="render-and-send", **_IO)
-def send_batches(edition_path: str, batches: list[PlannedBatch], sandbox: bool = False) -> DeliveryReport:
+def send_batches(edition_path: str, group: BatchGroup, sandbox: bool = False) -> DeliveryReport:
     """Render and send a group of batches (each one variant), confirming each in the ledger."""
     settings = load_settings()
     prepared = prepared_edition(settings, edition_path)
@@ -133,11 +140,11 @@ def send_batches(edition_path: str, batches: list[PlannedBatch], sandbox: bool =
     apply_waiting_decisions(settings)
     transport = make_transport(settings, sandbox=sandbox)
     try:
-        report = deliver_batches(prepared, ledger, transport, make_sender(settings), batches,
-                                 # The setting is the total in flight: tasks run `workers` at a time.
-                                 parallel=max(1, settings.sendgrid_parallel // settings.workers)
+        report = deliver_batches(prepared, ledger, transport, make_sender(settings), group.batches,
+                                 # The setting is the total in flight, shared by the tasks that run at once.
+                                 parallel=max(1, settings.sendgrid_parallel // concurrent_tasks(settings))
                                  if transport.name == "sendgrid" else 1,
-                                 halt=halt_signal(prepared.edition.id))
+                                 halt=halt_signal(prepared.edition.id, _flow_run_id()))
     finally:
         transport.close()
     report.requests = getattr(transport, "requests", report.batches)
@@ -145,7 +152,27 @@ def send_batches(edition_path: str, batches: list[PlannedBatch], sandbox: bool =
     return report
 
 
-def _groups(batches: Sequence[PlannedBatch], readers_per_group: int) -> list[list[PlannedBatch]]:
+class BatchGroup:
+    """Planned batches that one delivery task sends, opaque to Prefect and Dask on their way to it.
+
+    Both walk the tuples they find in a task's parameters: Prefect looks in each for futures
+    (thousands of batches, on every submit), and Dask rebuilds tuple subclasses, turning
+    Prefect's `quote(batches)` into a quote of a one-element tuple. A plain object is passed as it is.
+    """
+
+    __slots__ = ("batches",)
+
+    def __init__(self, batches: Sequence[PlannedBatch]):
+        self.batches = tuple(batches)
+
+    def __getstate__(self) -> tuple[PlannedBatch, ...]:
+        return self.batches
+
+    def __setstate__(self, state: tuple[PlannedBatch, ...]) -> None:
+        self.batches = state
+
+
+def _groups(batches: Sequence[PlannedBatch], readers_per_group: int) -> list[BatchGroup]:
     groups: list[list[PlannedBatch]] = [[]]
     size = 0
     for batch in batches:
@@ -154,11 +181,10 @@ def _groups(batches: Sequence[PlannedBatch], readers_per_group: int) -> list[lis
             size = 0
         groups[-1].append(batch)
         size += batch.readers
-    return [g for g in groups if g]
+    return [BatchGroup(g) for g in groups if g]
 
 
-@flow(name="send-edition", task_runner=ThreadPoolTaskRunner(max_workers=load_settings().workers),
-      log_prints=False)
+@flow(name="send-edition", task_runner=default_task_runner(), log_prints=False)
 def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int | None = None,
                  to: str | None = None, today: dt.date | None = None, sandbox: bool = False,
                  resend_unconfirmed: bool = False) -> dict:
@@ -171,6 +197,7 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
     """
     logger = get_run_logger()
     settings = load_settings()
+    check_task_runner(settings)
     started = time.perf_counter()
     today = today or dt.date.today()
     edition = str(resolve_edition_path(edition))
@@ -213,8 +240,7 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
         else:
             batches = ledger.planned_batches(MAX_BATCH, (chunks[0][0], chunks[-1][1]) if limited else None)
         groups = _groups(batches, chunk)
-        # quote(): batches are plain tuples, and Prefect would walk each looking for futures.
-        for future in as_completed([send_batches.submit(edition, quote(g), sandbox) for g in groups]):
+        for future in as_completed([send_batches.submit(edition, g, sandbox) for g in groups]):
             try:
                 delivery.add(future.result())
             except Exception as exc:  # noqa: BLE001 - reported in the summary, then re-raised

@@ -1,0 +1,298 @@
+"""Send benchmark at scale: send-edition on PostgreSQL with Dask worker processes, to a counting sink.
+
+For each audience size (and each number of Dask worker processes), a fresh child process:
+1. makes a new schema in the PostgreSQL at READERFIRST_TEST_POSTGRES_URL (or --postgres) and
+   seeds it with generated readers through PostgreSQL `COPY` (timed apart: the streaming
+   importer is another benchmark's business);
+2. starts a sink, a process that only reads each mail-send request, counts it and answers 202
+   with an X-Message-Id, as SendGrid does, so that the server does not take the cores;
+3. starts a local Dask cluster of N worker processes of one thread each, and runs the
+   `send-edition` flow on it (READERFIRST_TASK_RUNNER=dask, READERFIRST_DASK_ADDRESS) through
+   the official `sendgrid` client, with Prefect's test harness as the API server.
+
+It prints the end-to-end time of the flow (planning + rendering + sending + ledger, as the flow
+reports it; Prefect's and the cluster's start-up apart), readers/s, requests against the minimum
+(for each variant, its readers / 1,000 rounded up), and the peak RSS of every process it started:
+the flow's (with the Dask scheduler and nannies), each worker's, the sink's. Goals (issue 13):
+1M readers in at most 300 s, every process at most 1 GiB, peak RSS flat from 100k to 1M (within
+10%), and with --scaling, throughput with 2 workers at least 1.6 times that with 1.
+
+Run: `python benchmarks/send_scale.py [--readers 100000 1000000] [--workers 2] [--scaling] [--json]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import math
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+EDITION = ROOT / "editions" / "2026-12-07.yaml"
+GOAL_SECONDS_1M = 300
+GOAL_RSS_MB = 1024
+GOAL_SCALING = 1.6
+DEFAULT_POSTGRES = "postgresql://readerfirst:readerfirst@127.0.0.1:5432/readerfirst_test"
+TODAY = dt.date(2026, 12, 1)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- the sink: reads and counts, nothing else -------------------------------------------------
+
+def serve_sink(port_file: Path) -> None:
+    """Answer every POST with 202 and an X-Message-Id after reading its body; GET returns the counts."""
+    counts = {"requests": 0, "bytes": 0}
+
+    class Sink(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802
+            size = int(self.headers.get("Content-Length") or 0)
+            while size:
+                size -= len(self.rfile.read(min(size, 1 << 20)))
+            counts["requests"] += 1  # one thread at a time updates it: the GIL makes += on an int safe enough here
+            counts["bytes"] += int(self.headers.get("Content-Length") or 0)
+            self.send_response(202)
+            self.send_header("X-Message-Id", uuid.uuid4().hex)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:  # noqa: N802
+            body = json.dumps({**counts, "peak_rss_mb": _peak_rss_mb()}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    server.daemon_threads = True
+    server.request_queue_size = 256
+    port_file.write_text(str(server.server_address[1]))
+    server.serve_forever()
+
+
+def start_sink(folder: Path) -> tuple[subprocess.Popen, str]:
+    """The sink in its own process; returns it and its base URL."""
+    port_file = folder / "sink.port"
+    process = subprocess.Popen([sys.executable, __file__, "--sink", str(port_file)])
+    deadline = time.monotonic() + 60
+    while not port_file.exists() or not port_file.read_text():
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError("the sink did not start")
+        time.sleep(0.05)
+    return process, f"http://127.0.0.1:{port_file.read_text()}"
+
+
+def sink_counts(url: str) -> dict:
+    """The sink's counters and peak RSS."""
+    from urllib.request import urlopen
+
+    with urlopen(url + "/counts", timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+# --- seeding readers with COPY -----------------------------------------------------------------
+
+def seed_readers(db, readers: int, seed: int = 3) -> None:
+    """`readers` generated readers (as `readerfirst audience sample` makes them) written with PostgreSQL COPY."""
+    from pipeline.audience.sample import generate_rows
+    from pipeline.store.models import Audience
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with db.session() as session:
+        session.add(Audience(name="bench"))
+    rng = random.Random(seed)
+    raw = db.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("SELECT id FROM audiences WHERE name = 'bench'")
+        audience_id = cursor.fetchone()[0]
+        rows = generate_rows(readers, seed=seed)
+        step = 50_000  # rows per COPY: memory stays flat whatever the audience's size
+        for start in range(0, readers, step):
+            people, interests, needs = io.StringIO(), io.StringIO(), io.StringIO()
+            for index in range(start, min(readers, start + step)):
+                row = next(rows)
+                reader_id = index + 1
+                first = row["first_name"].replace("\t", " ")
+                tags = json.dumps(row["tags"].split(";") if row["tags"] else [])
+                people.write(f"{reader_id}\t{audience_id}\t{uuid.UUID(int=rng.getrandbits(128)).hex}\t{row['email']}\t"
+                             f"{first}\t{row['last_name']}\t{row['timezone']}\t{row['status']}\t{tags}\t0\t{now}\t{now}\n")
+                for pair in filter(None, row["interests"].split(";")):
+                    topic, weight = pair.split(":")
+                    interests.write(f"{reader_id}\t{topic}\t{weight}\t0\t0\tf\n")
+                if row["needs"]:
+                    needs.write(f"{reader_id}\t{row['needs']}\t{TODAY + dt.timedelta(days=30)}\timport\n")
+            for table, columns, data in (
+                    ("readers", "id, audience_id, public_id, email, first_name, last_name, timezone, status, tags,"
+                                " soft_bounces, created_at, updated_at", people),
+                    ("reader_interests", "reader_id, topic, declared_weight, learned_clicks, learned_exposures,"
+                                         " opted_out", interests),
+                    ("reader_needs", "reader_id, topic, until, source", needs)):
+                with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                    copy.write(data.getvalue())
+        cursor.execute("SELECT setval(pg_get_serial_sequence('readers', 'id'), %s)", (readers,))
+        cursor.execute("ANALYZE")
+        raw.commit()
+    finally:
+        raw.close()
+
+
+# --- one measured send --------------------------------------------------------------------------
+
+def child(readers: int, workers: int, postgres: str) -> dict:
+    """One measured send of `readers` readers with `workers` Dask worker processes (runs in its own process)."""
+    from sqlalchemy import func, select, text
+
+    from pipeline.store.database import open_database
+
+    home = Path(tempfile.mkdtemp(prefix=f"rf-scale-{readers}-"))
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = open_database(postgres, migrate=False)
+    with admin.engine.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{postgres}{'&' if '?' in postgres else '?'}options=-csearch_path%3D{schema}"
+    sink = None
+    try:
+        db = open_database(url)
+        started = time.perf_counter()
+        seed_readers(db, readers)
+        seed_seconds = time.perf_counter() - started
+        sink, sink_url = start_sink(home)
+        os.environ.update(
+            READERFIRST_HOME=str(home), READERFIRST_SECRET="benchmark-secret-of-at-least-32-bytes",
+            READERFIRST_DATABASE_URL=url, READERFIRST_TASK_RUNNER="dask", READERFIRST_DASK_WORKERS=str(workers),
+            PREFECT_HOME=str(home / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            PREFECT_LOGGING_LEVEL="WARNING", PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED="false",
+            SENDGRID_API_KEY="SG.benchmark", SENDGRID_API_HOST=sink_url)
+        import distributed
+        from prefect.testing.utilities import prefect_test_harness
+
+        started = time.perf_counter()
+        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                      dashboard_address=None, silence_logs=40) as cluster, \
+                distributed.Client(cluster) as client:
+            cluster_seconds = time.perf_counter() - started
+            os.environ["READERFIRST_DASK_ADDRESS"] = cluster.scheduler_address
+            with prefect_test_harness(server_startup_timeout=300):
+                from pipeline.flows.send_edition import send_edition
+                from pipeline.flows.task_runners import with_task_runner
+                from pipeline.settings import load_settings
+
+                began = time.perf_counter()
+                summary = with_task_runner(send_edition, load_settings())(edition=str(EDITION), audience="bench",
+                                                                          today=TODAY)
+                wall = time.perf_counter() - began
+            worker_rss = sorted(v / 1024 for v in client.run(
+                lambda: __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss).values())
+        counts = sink_counts(sink_url)
+        from pipeline.store.models import SendLedgerEntry
+
+        with db.session() as session:
+            per_variant = session.execute(select(SendLedgerEntry.variant_id, func.count())
+                                          .group_by(SendLedgerEntry.variant_id)).all()
+        db.dispose()
+    finally:
+        if sink is not None:
+            sink.terminate()
+            sink.wait(10)
+        with admin.engine.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+    return {
+        "readers": readers, "workers": workers, "sent": summary["sent"], "seconds": summary["seconds"],
+        "wall_seconds": wall, "plan_seconds": summary["plan_seconds"], "send_seconds": summary["send_seconds"],
+        "readers_per_second": summary["sent"] / summary["seconds"], "requests": summary["requests"],
+        "sink_requests": counts["requests"], "minimum_requests": sum(math.ceil(n / 1000) for _, n in per_variant),
+        "retries": summary["retries"], "variants": summary["variants"], "seed_seconds": seed_seconds,
+        "cluster_seconds": cluster_seconds, "flow_process_rss_mb": _peak_rss_mb(), "worker_rss_mb": worker_rss,
+        "sink_rss_mb": counts["peak_rss_mb"],
+    }
+
+
+def _run(readers: int, workers: int, postgres: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", str(readers), "--workers", str(workers),
+                          "--postgres", postgres], capture_output=True, text=True)
+    if out.returncode:
+        sys.stderr.write(out.stderr[-5000:])
+        raise SystemExit(f"the {readers:,}-reader send with {workers} workers failed")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _peak(result: dict) -> float:
+    return max(result["flow_process_rss_mb"], result["sink_rss_mb"], *result["worker_rss_mb"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--readers", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--workers", type=int, default=2, help="Dask worker processes (READERFIRST_DASK_WORKERS)")
+    parser.add_argument("--scaling", action="store_true", help="also send the first size with 1 worker, for the ratio")
+    parser.add_argument("--postgres", default=os.environ.get("READERFIRST_TEST_POSTGRES_URL", DEFAULT_POSTGRES))
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--sink", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sink:
+        serve_sink(args.sink)
+        return 0
+    if args.child:
+        print(json.dumps(child(args.child, args.workers, args.postgres)))
+        return 0
+    results = [_run(n, args.workers, args.postgres) for n in args.readers]
+    single = _run(args.readers[0], 1, args.postgres) if args.scaling else None
+    if args.json:
+        print(json.dumps({"sends": results, "one_worker": single}, indent=2))
+        return 0
+    print(f"send-edition on PostgreSQL + Dask ({args.workers} worker processes) -> counting sink (loopback);"
+          f" {os.cpu_count()} cores")
+    print(f"{'readers':>9} {'wkrs':>4} {'seconds':>8} {'readers/s':>9} {'requests':>8} {'minimum':>7} {'flow RSS':>8}"
+          f" {'workers RSS':>13} {'sink RSS':>8} {'seed s':>7} {'cluster s':>9}")
+    for r in results + ([single] if single else []):
+        workers_rss = "/".join(f"{v:.0f}" for v in r["worker_rss_mb"])
+        print(f"{r['readers']:>9,} {r['workers']:>4} {r['seconds']:>8.1f} {r['readers_per_second']:>9,.0f}"
+              f" {r['requests']:>8,} {r['minimum_requests']:>7,} {r['flow_process_rss_mb']:>6.0f}MB"
+              f" {workers_rss:>11}MB {r['sink_rss_mb']:>6.0f}MB {r['seed_seconds']:>7.1f} {r['cluster_seconds']:>9.1f}")
+    for r in results:
+        at_minimum = "at the minimum" if r["requests"] == r["sink_requests"] == r["minimum_requests"] else "ABOVE the minimum"
+        print(f"{r['readers']:,} readers: {r['seconds']:.1f} s end to end, requests {at_minimum},"
+              f" largest process {_peak(r):.0f} MB (goal <= {GOAL_RSS_MB} MB):"
+              f" {'PASS' if _peak(r) <= GOAL_RSS_MB else 'FAIL'}")
+        if r["readers"] >= 1_000_000:
+            print(f"  1M goal <= {GOAL_SECONDS_1M} s: {'PASS' if r['seconds'] <= GOAL_SECONDS_1M else 'FAIL'}")
+    if len(results) > 1:
+        first, last = results[0], results[-1]
+        for name, key in (("flow process", "flow_process_rss_mb"), ("largest worker", None), ("sink", "sink_rss_mb")):
+            a = max(first["worker_rss_mb"]) if key is None else first[key]
+            b = max(last["worker_rss_mb"]) if key is None else last[key]
+            growth = (b - a) / a
+            print(f"peak RSS of the {name}: {a:.0f} MB at {first['readers']:,} -> {b:.0f} MB at {last['readers']:,}"
+                  f" ({growth:+.0%}; goal within 10%): {'PASS' if abs(growth) <= 0.10 else 'FAIL'}")
+    if single:
+        ratio = results[0]["readers_per_second"] / single["readers_per_second"]
+        print(f"scaling: {results[0]['readers_per_second']:,.0f} readers/s with {args.workers} workers,"
+              f" {single['readers_per_second']:,.0f} with 1: x{ratio:.2f} (goal >= {GOAL_SCALING}):"
+              f" {'PASS' if ratio >= GOAL_SCALING else 'FAIL'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
