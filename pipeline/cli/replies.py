@@ -6,7 +6,6 @@ import typer
 from rich.markup import escape
 
 from pipeline.cli.console import console, print_json
-from pipeline.flows.runtime import database
 from pipeline.settings import load_settings
 
 __all__ = ["app"]
@@ -31,6 +30,7 @@ def replies(
     if ctx.invoked_subcommand is not None:
         return
     from pipeline.engagement.replies import list_replies
+    from pipeline.flows.runtime import database
 
     rows = list_replies(database(load_settings()), edition=edition, topic=topic, unanswered=unanswered, limit=limit)
     if json_output:
@@ -65,6 +65,7 @@ def confirm(
     """Record TOPIC as a need of the reply's reader (source "reply"), served first until it expires."""
     from pipeline.content.topics import load_taxonomy
     from pipeline.engagement.replies import confirm_reply
+    from pipeline.flows.runtime import database
 
     settings = load_settings()
     until = confirm_reply(database(settings), reply_id, topic, days=days, taxonomy=load_taxonomy(settings.topics_file))
@@ -80,6 +81,7 @@ def answered(
 ) -> None:
     """Mark a reply answered (the editor wrote back), so `--unanswered` leaves it out."""
     from pipeline.engagement.replies import mark_answered
+    from pipeline.flows.runtime import database
 
     mark_answered(database(load_settings()), reply_id)
     console.print(f"reply #{reply_id} marked answered")

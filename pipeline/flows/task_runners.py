@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import make_url
-
 from pipeline.errors import ConfigurationError
 from pipeline.settings import Settings
 
@@ -31,6 +29,8 @@ def check_task_runner(settings: Settings) -> None:
     """Raise a one-line ConfigurationError when the chosen task runner cannot run with these settings."""
     if settings.task_runner != "dask":
         return
+    from sqlalchemy.engine import make_url  # here: `readerfirst send` hands off to the runner without SQLAlchemy
+
     try:
         backend = make_url(settings.resolved_database_url).get_backend_name()
     except Exception:  # noqa: BLE001 - a malformed URL is reported where the database is opened
