@@ -23,11 +23,12 @@ __all__ = ["record_simulated_answer"]
 
 
 def record_simulated_answer(db: Database, secret: bytes, link: str, answer: SimulatedAnswer, *,
-                            link_day: dt.date, today: dt.date, now: dt.datetime) -> bool:
+                            link_day: dt.date, today: dt.date, now: dt.datetime | None = None) -> bool:
     """Record `answer` given through the answer link `link`; False (nothing recorded) for a refused link.
 
     `link_day` is the day the link is checked on (its expiry is counted from the day it was
-    made); `today` starts the need's `answer.days`; `now` is when the answer was given.
+    made); `today` starts the need's `answer.days`; `now` is when the answer was given (default:
+    the clock's now).
     """
     token = urlsplit(link).path.rsplit("/", 1)[-1]
     claim = read_ask_token(secret, token, link_day)

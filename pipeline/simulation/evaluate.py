@@ -304,9 +304,10 @@ class _Run:
         made = dt.datetime.now(dt.UTC).date()
         link = ask_link_values(self.sender.secret, self.sender.public_url, _public_id(self.seed, entry.email),
                                edition.id, [answer.topic], made)[ask_merge_name(answer.topic)]
-        answered = dt.datetime.fromtimestamp(sent_at, dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=2)
-        if record_simulated_answer(self.db, self.sender.secret, link, answer, link_day=made, today=answered.date(),
-                                   now=answered):
+        # The need runs from the simulated day (planning reads it on simulated days); the answer is
+        # stamped now, after the ledger's (real) sending time, as the report orders the two.
+        day = dt.datetime.fromtimestamp(sent_at, dt.UTC).date()
+        if record_simulated_answer(self.db, self.sender.secret, link, answer, link_day=made, today=day):
             self.answers += 1
 
     def _live(self, edition_id: str, delivered: list[_Delivered]) -> dict[str, ArmCounts]:
