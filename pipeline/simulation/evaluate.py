@@ -25,8 +25,8 @@ stores it (`store_reply`: attributed by its token, a `reply` event for learning)
 With `asks=True`, editions carry the ask (READERFIRST_ASK=auto) and readers who open a copy
 with it may answer (`pipeline.simulation.asks`): the answer is recorded as the answer page's
 POST records it, after the same checks of the signed link (`ask_answers.py`), with `record`
-and `outbox`. (With `emulator` the ask is sent but not answered here: the emulator's readers
-answer on a web service they can reach, as in `readerfirst demo`.)
+and `outbox`; with `emulator`, the emulator's readers open their answer link on the run's web
+service and send the page's form over HTTP, as in `readerfirst demo`.
 """
 
 from __future__ import annotations
@@ -139,11 +139,12 @@ class _Delivery:
 
     transport: Transport
     wait_for_events: Callable[[], bool] | None = None
+    public_url: str | None = None  # the web service readers' links go to, when one runs
 
 
 @contextmanager
 def _delivery(kind: str, folder: Path, db: Database, model: ReaderModel, seed: int,
-              replies: bool = False) -> Iterator[_Delivery]:
+              replies: bool = False, asks: bool = False) -> Iterator[_Delivery]:
     """The transport of `kind`, with whatever it needs running for the duration of the run."""
     if kind == "record":
         yield _Delivery(RecordingTransport())
@@ -154,13 +155,15 @@ def _delivery(kind: str, folder: Path, db: Database, model: ReaderModel, seed: i
     from pipeline.delivery.sendgrid import RetryPolicy, SendGridTransport
     from pipeline.emulator import WebhookSigner, load_signing_key, running_emulator
     from pipeline.settings import Settings
+    from pipeline.simulation.asks import AskHabit
     from pipeline.web.app import create_app, running_server
 
     # The webhook must know the emulator's key before the emulator exists: make the key first.
     key_path = folder / "webhook-key.pem"
     public_key = WebhookSigner(load_signing_key(key_path)).public_key
-    inbound = {"SENDGRID_INBOUND_PUBLIC_KEY": public_key, "READERFIRST_REPLY_DOMAIN": REPLY_DOMAIN,
-               "READERFIRST_TOPICS": str(write_taxonomy(model, folder))} if replies else {}
+    inbound = {"SENDGRID_INBOUND_PUBLIC_KEY": public_key, "READERFIRST_REPLY_DOMAIN": REPLY_DOMAIN} if replies else {}
+    if replies or asks:  # replies suggest, and the answer page offers, the model's topics
+        inbound["READERFIRST_TOPICS"] = str(write_taxonomy(model, folder))
     settings = Settings(READERFIRST_HOME=folder, READERFIRST_SECRET=_SECRET, SENDGRID_WEBHOOK_PUBLIC_KEY=public_key,
                         **inbound)
     with ExitStack() as stack:
@@ -168,10 +171,11 @@ def _delivery(kind: str, folder: Path, db: Database, model: ReaderModel, seed: i
         emulator = stack.enter_context(running_emulator(
             webhook_url=f"{base}/webhooks/sendgrid", signing_key_path=key_path, reader_model=model.path,
             reader_seed=seed, reader_editions=folder / "editions", event_batch_wait=0.05,
-            inbound_url=f"{base}/webhooks/inbound" if replies else None))
+            inbound_url=f"{base}/webhooks/inbound" if replies else None,
+            ask_habit=AskHabit() if asks else None))
         transport = SendGridTransport(emulator.api_key, emulator.url, timeout=30.0, retry=RetryPolicy(attempts=3))
         # The webhook stores a batch before it answers: once the emulator has posted everything, it is stored.
-        yield _Delivery(transport, lambda: emulator.flush_events(120.0))
+        yield _Delivery(transport, lambda: emulator.flush_events(120.0), public_url=base)
 
 
 def _public_id(seed: int, email: str) -> str:
@@ -204,6 +208,8 @@ class _Run:
         self.asks = asks
         self.answers = 0  # answers to the ask recorded so far
         self.sender = dataclasses.replace(_SENDER, reply_domain=REPLY_DOMAIN) if replies else _SENDER
+        if delivery.public_url is not None:  # links (the ask's answers) lead to the web service that runs
+            self.sender = dataclasses.replace(self.sender, public_url=delivery.public_url)
 
     def import_readers(self, count: int) -> int:
         path = write_audience(self.audience, self.folder / "audience.csv", count, seed=self.seed,
@@ -403,7 +409,7 @@ def run_evaluation(model: ReaderModel | Path | str, *, editions: int = 8, reader
                             holdout_share=holdout_share)
         db = open_database(f"sqlite:///{work / 'simulation.db'}")
         stack.callback(db.dispose)
-        delivery = stack.enter_context(_delivery(transport, work, db, model, seed, replies))
+        delivery = stack.enter_context(_delivery(transport, work, db, model, seed, replies, asks))
         run = _Run(model, work, seed, db, delivery, policy_options=options, half_life_days=half_life_days,
                    replies=replies, asks=asks)
         run.import_readers(readers)
