@@ -48,7 +48,7 @@ from sqlalchemy import select, update
 from pipeline.audience.ask_tokens import ask_link_values, ask_merge_name
 from pipeline.audience.importer import import_audience
 from pipeline.audience.reply_address import make_reply_address
-from pipeline.content.ask import asked_in, ask_topics
+from pipeline.content.ask import ask_topics, asked_in
 from pipeline.content.edition import Edition
 from pipeline.content.policy import DEFAULT_EXPLORATION, editorial_sections
 from pipeline.content.topics import load_taxonomy
