@@ -162,7 +162,7 @@ def test_unknown_audience_is_a_clear_error(tmp_path):
 
 
 def test_demo_runs_the_whole_job(tmp_path, prefect_harness):
-    """`demo` imports, sends through the emulator, receives signed delivery events and writes previews."""
+    """`demo` imports, sends through the emulator, gets events, answers to the ask and replies, writes previews."""
     import sqlite3
 
     folder = tmp_path / "demo"
@@ -177,6 +177,21 @@ def test_demo_runs_the_whole_job(tmp_path, prefect_harness):
         events = dict(connection.execute("SELECT event_type, count(*) FROM engagement_events GROUP BY 1").fetchall())
         sent = connection.execute("SELECT count(*) FROM send_ledger WHERE state = 'sent'").fetchone()[0]
     assert sent > 300 and events.get("delivered") == sent
+    # The ask's loop: readers answered on the web service, and one's next copy serves the need.
+    answered = re.search(r"(\d+) readers answered the ask", result.stdout)
+    assert answered and int(answered.group(1)) > 5, result.stdout
+    example = re.search(r"reader (\S+) said they need ([a-z-]+) \(in their words: .+\); their next copy:\n"
+                        r"(?:   .*\n)*?   .*\(you said you need help with ", result.stdout)
+    assert example, result.stdout
+    with sqlite3.connect(folder / "readerfirst.db") as connection:
+        stored = connection.execute("SELECT count(DISTINCT reader_id) FROM ask_answers").fetchone()[0]
+        sources = {s for (s,) in connection.execute("SELECT source FROM reader_needs")}
+    assert stored == int(answered.group(1)) and "ask" in sources
+    # The simulated editions ask too: the report counts their answers and serves the needs.
+    rates = re.findall(r"sim-00\d: response rate personalised \S+ \((\d+) answers to the ask, (\d+) replies\).*"
+                       r"needs served: (\d+) of (\d+) readers", result.stdout)
+    assert len(rates) == 4 and all(int(a) > 0 and int(r) > 0 for a, r, _, _ in rates), result.stdout
+    assert int(rates[-1][2]) > 0  # later editions serve the needs stated in earlier ones
 
 
 def test_demo_folder_keeps_what_the_user_put_there(tmp_path):

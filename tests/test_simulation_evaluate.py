@@ -254,3 +254,47 @@ def test_the_emulator_plays_replies_through_inbound_parse(tmp_path):
     with sqlite3.connect(folder / "simulation.db") as connection:
         rows = connection.execute("SELECT attributed, edition_id FROM replies").fetchall()
     assert rows and all(attributed == 1 and edition for attributed, edition in rows)
+
+
+def _ask_run_rows(folder: Path) -> tuple[list, dict, dict]:
+    """(ask_answers rows, (reader, topic) -> need source, (edition, reader) -> (picks, holdout)) of a run."""
+    with sqlite3.connect(folder / "simulation.db") as connection:
+        answers = connection.execute("SELECT reader_id, edition_id, topic, words FROM ask_answers").fetchall()
+        needs = {(r, t): s for r, t, s in connection.execute("SELECT reader_id, topic, source FROM reader_needs")}
+        copies = {(e, r): (json.loads(p), h) for e, r, p, h in connection.execute(
+            "SELECT edition_id, reader_id, CAST(picks AS TEXT), holdout FROM send_ledger WHERE state = 'sent'")}
+    return answers, needs, copies
+
+
+def test_simulated_readers_answer_the_ask_and_later_copies_serve_the_need(tmp_path):
+    """With asks on, readers answer the ask in their copy; the need is recorded and their next copy serves it."""
+    folder = tmp_path / "asks"
+    run_evaluation(MODELS / "focused.yaml", editions=2, readers=300, seed=5, folder=folder, asks=True)
+    answers, needs, copies = _ask_run_rows(folder)
+    first = [(reader, topic) for reader, edition, topic, _ in answers if edition == "sim-001"]
+    assert len(first) > 15 and all(words for *_, words in answers)
+    assert all(needs[(reader, topic)] == "ask" for reader, _, topic, _ in answers)
+    # Only readers whose copy carried the ask answered it.
+    assert all(any(section == "ask" for section, _ in copies[(edition, reader)][0])
+               for reader, edition, _, _ in answers)
+    served = asked_again = personalised = 0
+    for reader, topic in first:
+        picks, holdout = copies[("sim-002", reader)]
+        asked_again += any(section == "ask" for section, _ in picks)  # a running need is not asked about again
+        if not holdout:
+            personalised += 1
+            served += any(reason.startswith("you said you need help with") for _, reason in picks)
+    assert asked_again == 0
+    assert personalised and served == personalised
+
+
+def test_the_emulator_readers_answer_the_ask_on_the_web_service(tmp_path):
+    """Through the emulator, readers open their signed answer link and POST the page's form; answers are stored."""
+    folder = tmp_path / "emulated-asks"
+    run_evaluation(MODELS / "focused.yaml", editions=1, readers=150, seed=5, folder=folder, transport="emulator",
+                   asks=True)
+    answers, needs, copies = _ask_run_rows(folder)
+    assert len(answers) > 5 and all(edition == "sim-001" and words for _, edition, _, words in answers)
+    assert all(needs[(reader, topic)] == "ask" for reader, _, topic, _ in answers)
+    assert all(any(section == "ask" for section, _ in copies[(edition, reader)][0])
+               for reader, edition, _, _ in answers)

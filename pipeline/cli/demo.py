@@ -17,7 +17,7 @@ from pipeline.errors import ConfigurationError
 from pipeline.project import SAMPLE_EDITION_NAME, packaged_file
 from pipeline.settings import load_settings
 
-__all__ = ["register", "run_demo", "clear_demo_folder", "MARKER"]
+__all__ = ["register", "run_demo", "clear_demo_folder", "show_replies", "show_answers", "MARKER"]
 
 # The packaged defaults (the wheel's or the checkout's), never the current project's: the demo shows the
 # sample as shipped, wherever it is run.
@@ -49,9 +49,11 @@ def _local_services(folder: Path) -> Iterator[tuple[str, str]]:
     The emulator signs its delivery events with a key whose public half the web service checks,
     exactly as with SendGrid's signed Event Webhook, and its simulated readers (the demo's reader
     model) open, click and reply: replies go to each reader's Reply-To address, posted as signed
-    Inbound Parse forms to the web service, as SendGrid's Inbound Parse would.
+    Inbound Parse forms to the web service, as SendGrid's Inbound Parse would. Readers whose copy
+    carries the ask may answer it: they open its link on the web service and send its form.
     """
     from pipeline.emulator import WebhookSigner, load_signing_key, running_emulator
+    from pipeline.simulation.asks import AskHabit
     from pipeline.web import create_app, running_server
 
     key_file = folder / "emulator-webhook-key.pem"
@@ -64,7 +66,7 @@ def _local_services(folder: Path) -> Iterator[tuple[str, str]]:
         with running_emulator(store_path=folder / "sendgrid-emulator.db", signing_key_path=key_file,
                               webhook_url=f"{web_url}/webhooks/sendgrid", reader_model=READER_MODEL,
                               reader_editions=SAMPLE_EDITION.parent,
-                              inbound_url=f"{web_url}/webhooks/inbound") as emulator:
+                              inbound_url=f"{web_url}/webhooks/inbound", ask_habit=AskHabit()) as emulator:
             os.environ["SENDGRID_API_KEY"] = emulator.api_key
             os.environ["SENDGRID_API_HOST"] = emulator.url
             try:
@@ -153,6 +155,7 @@ def run_demo(folder: Path, *, force: bool = False) -> dict:
     index = settings.previews_dir / summary["edition"] / "index.html"
     index.write_text(_index_page(summary["edition"], previews), encoding="utf-8")
     replies = show_replies(summary)
+    answers = show_answers(summary)
 
     simulation = _simulate_editions(folder / "simulation")
     report = _write_report(simulation)
@@ -161,7 +164,7 @@ def run_demo(folder: Path, *, force: bool = False) -> dict:
     console.print(f"open the engagement report: {report.resolve().as_uri()}")
     console.print(f"every message SendGrid received, with substitutions applied: {folder / 'sendgrid-emulator.db'}")
     return {"summary": summary, "index": index, "previews": [p for _, p, _ in previews], "simulation": simulation,
-            "report": report, "replies": replies}
+            "report": report, "replies": replies, "answers": answers}
 
 
 def show_replies(summary: dict) -> dict:
@@ -212,6 +215,38 @@ def show_replies(summary: dict) -> dict:
             "served": []}
 
 
+def show_answers(summary: dict) -> dict:
+    """Step 3c of the demo loop: readers answered the ask on the web service (a GET of their link,
+    then the page's POST), their needs were recorded, and one's next copy serves it."""
+    from sqlalchemy import select
+
+    from pipeline.audience.addresses import display_address
+    from pipeline.cli.sending import write_preview
+    from pipeline.flows.runtime import database
+    from pipeline.store.models import AskAnswer, Reader
+
+    db = database(load_settings())
+    console.rule("3c. the ask: readers answered \"what do you need?\" on the answer page (GET, then the form's POST)")
+    with db.session() as session:
+        rows = session.execute(select(AskAnswer.reader_id, Reader.email, AskAnswer.topic, AskAnswer.words)
+                               .join(Reader, Reader.id == AskAnswer.reader_id).order_by(AskAnswer.id)).all()
+    answered = len({reader_id for reader_id, *_ in rows})
+    console.print(f"{answered} readers answered the ask ({len(rows)} answers) of {summary.get('sent', 0)} sent;"
+                  " each answer is a need the next edition serves")
+    for _, email, topic, words in rows[:10]:
+        _, _, picks = write_preview(SAMPLE_EDITION, email, "sample", None)
+        served = [(title, reason) for title, reason in picks if "you said you need" in reason]
+        if not served:
+            continue  # a holdout reader gets the editor's copy: try the next answer
+        said = f" (in their words: \u201c{escape(words)}\u201d)" if words else ""
+        console.print(f"reader {escape(display_address(email))} said they need {escape(topic)}{said};"
+                      " their next copy:")
+        for title, reason in picks:
+            console.print(f"   {escape(title)}  [dim]({escape(reason)})[/]")
+        return {"answered": answered, "answers": len(rows), "example": email, "topic": topic, "served": served}
+    return {"answered": answered, "answers": len(rows), "example": None, "topic": None, "served": []}
+
+
 def _write_report(simulation: Path) -> Path:
     """The engagement report of the simulated editions, as one self-contained HTML file."""
     from pipeline.report import build_report, render_html
@@ -234,6 +269,14 @@ def _write_report(simulation: Path) -> Path:
         versus = f", personalised vs holdout {lift['lift']:+.0%}{interval}" if lift.get("lift") is not None else ""
         console.print(f"{row['edition_id']}: delivered {row['delivered']}, click-through {row['ctr']:.1%},"
                       f" click-to-open {row['ctor']:.1%}{versus}")
+    responses = {entry["edition_id"]: entry for entry in data["responses"]}
+    for served in data["needs_served"]:
+        response = responses.get(served["edition_id"], {})
+        arms = [(arm, response[arm]) for arm in ("personalised", "holdout") if response.get(arm)]
+        rates = ", ".join(f"{arm} {a['response_rate']:.1%} ({a['answered']} answers to the ask, {a['replied']} replies)"
+                          for arm, a in arms if a["response_rate"] is not None)
+        console.print(f"{served['edition_id']}: response rate {rates or 'n/a'}; needs served:"
+                      f" {served['served']} of {served['readers_with_need']} readers with a need got a section for it")
     # Per edition: the pooled "all" entry sums the holdout's deliveries over every edition.
     holdout = max((entry["holdout"]["delivered"] for entry in data["lift"] if entry["edition_id"] != "all"),
                   default=0)
@@ -258,7 +301,7 @@ def _simulate_editions(folder: Path) -> Path:
                       f" (lift {measure.lift:+.0%})")
 
     run_evaluation(READER_MODEL, editions=SIMULATED_EDITIONS, readers=SIMULATED_READERS, seed=7,
-                   transport="outbox", folder=folder, on_edition=show, replies=True)
+                   transport="outbox", folder=folder, on_edition=show, replies=True, asks=True)
     engine = create_engine(f"sqlite:///{folder / 'simulation.db'}")
     with engine.connect() as connection:
         rows = connection.execute(text(

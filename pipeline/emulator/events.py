@@ -32,9 +32,11 @@ from pipeline.emulator.store import Delivery
 
 __all__ = ["Engagement", "EventDispatcher", "delivery_events"]
 
-# Given one request's `delivered` events, its HTML and each recipient's reply address (lower-cased
-# address -> reply-to, when the request had one), the events its readers then cause.
-Engagement = Callable[[list[dict[str, object]], str | None, dict[str, str]], list[dict[str, object]]]
+# Given one request's `delivered` events, its HTML, each recipient's reply address (lower-cased
+# address -> reply-to, when the request had one) and the ask's answer links in each recipient's
+# copy (lower-cased address -> topic -> URL), the events its readers then cause.
+Engagement = Callable[[list[dict[str, object]], str | None, dict[str, str], dict[str, dict[str, str]]],
+                      list[dict[str, object]]]
 
 log = logging.getLogger("pipeline.emulator")
 
@@ -173,8 +175,9 @@ class EventDispatcher:
                     events.extend(sent)
                     if self.engagement is not None:
                         reply_to = {d.email.lower(): d.reply_to for d in item.deliveries if d.reply_to}
+                        asks = {d.email.lower(): dict(d.ask_links) for d in item.deliveries if d.ask_links}
                         events.extend(self.engagement([e for e in sent if e["event"] == "delivered"], item.html,
-                                                      reply_to))
+                                                      reply_to, asks))
                 for start in range(0, len(events), self.batch_size):
                     self._post(events[start:start + self.batch_size])
             except Exception:  # a bug here must not stop the thread, or flush() would wait forever

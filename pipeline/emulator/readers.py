@@ -24,10 +24,12 @@ from urllib.parse import parse_qsl, urlsplit
 import yaml
 
 from pipeline.content.edition import load_edition
+from pipeline.emulator.answers import AskBrowser
 from pipeline.emulator.inbound import InboundPoster, InboundReply
 from pipeline.errors import PipelineError
 from pipeline.rendering.links import EDITION_PARAM
 from pipeline.simulation.engagement import response_events, section_links_in_html
+from pipeline.simulation.asks import AskHabit, simulated_answer
 from pipeline.simulation.models import ReaderModel, load_reader_model
 from pipeline.simulation.readers import ShownSection, SimulatedAudience
 from pipeline.simulation.replies import ReplyHabit, simulated_reply
@@ -43,8 +45,12 @@ class SimulatedReaders:
     """Turns the `delivered` events of one accepted request into what its readers then did."""
 
     def __init__(self, model: ReaderModel, seed: int, editions: Path | str, *,
-                 replies: InboundPoster | None = None, reply_habit: ReplyHabit | None = None):
+                 replies: InboundPoster | None = None, reply_habit: ReplyHabit | None = None,
+                 ask_habit: AskHabit | None = None):
         self.audience = SimulatedAudience(model, seed)
+        # Readers answer the ask in their copy (over HTTP, on the web service) only with a habit set.
+        self.ask_habit = ask_habit
+        self.asks = AskBrowser() if ask_habit is not None else None
         self.replies = replies  # where readers' replies are posted (Inbound Parse), if anywhere
         self.reply_habit = reply_habit or ReplyHabit()
         self.editions = Path(editions)
@@ -55,9 +61,11 @@ class SimulatedReaders:
 
     @classmethod
     def from_files(cls, model: Path | str, seed: int, editions: Path | str, *,
-                   replies: InboundPoster | None = None, reply_habit: ReplyHabit | None = None) -> SimulatedReaders:
+                   replies: InboundPoster | None = None, reply_habit: ReplyHabit | None = None,
+                   ask_habit: AskHabit | None = None) -> SimulatedReaders:
         """Readers of the reader model file `model`; raises InvalidReaderModel naming what is wrong."""
-        return cls(load_reader_model(model), seed, editions, replies=replies, reply_habit=reply_habit)
+        return cls(load_reader_model(model), seed, editions, replies=replies, reply_habit=reply_habit,
+                   ask_habit=ask_habit)
 
     def edition_number(self, edition_id: str) -> int:
         """The number of this edition as the emulator met them (1 for the first)."""
@@ -102,11 +110,14 @@ class SimulatedReaders:
         return None
 
     def events_for(self, delivered: Sequence[dict[str, Any]], html: str | None,
-                   reply_to: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+                   reply_to: Mapping[str, str] | None = None,
+                   ask_links: Mapping[str, Mapping[str, str]] | None = None) -> list[dict[str, Any]]:
         """The engagement events of the readers of `delivered` (one request's delivered events).
 
         Readers who read it may also write back to their address in `reply_to` (address ->
-        reply-to): their reply is posted to Inbound Parse at once, when `replies` is set.
+        reply-to): their reply is posted to Inbound Parse at once, when `replies` is set. And
+        when `ask_habit` is set, a reader whose copy carries the ask (`ask_links`: address ->
+        topic -> answer link) may answer it on the web service, as they would in a browser.
         """
         if not delivered or not html:
             return []
@@ -125,6 +136,9 @@ class SimulatedReaders:
             address = (reply_to or {}).get(str(event["email"]).lower())
             if self.replies is not None and address and response.opened:
                 self._reply(str(event["email"]), address, number, shown)
+            offered = (ask_links or {}).get(str(event["email"]).lower())
+            if self.asks is not None and offered and response.opened:
+                self._answer(str(event["email"]), offered, number, shown)
             base = {k: v for k, v in event.items() if k not in _NOT_EVENT_FIELDS}
             events += response_events(response, base=base, section_urls=links, delivered_at=int(event["timestamp"]))
         return events
@@ -135,6 +149,12 @@ class SimulatedReaders:
         if text is not None:
             self.replies.post(InboundReply(from_address=email, to_address=address,
                                            subject="Re: your newsletter", text=text))
+
+    def _answer(self, email: str, offered: Mapping[str, str], number: int, shown: list[ShownSection]) -> None:
+        assert self.asks is not None and self.ask_habit is not None
+        answer = simulated_answer(self.audience, email, number, list(offered), shown, self.ask_habit)
+        if answer is not None:
+            self.asks.answer(offered[answer.topic], answer.days, answer.words)
 
     @staticmethod
     def _tagged_edition(links: dict[str, str]) -> str:

@@ -31,6 +31,7 @@ from pipeline.emulator.signing import WebhookSigner, load_signing_key
 from pipeline.emulator.store import MessageStore
 from pipeline.emulator.validation import validate_mail_send
 from pipeline.errors import ConfigurationError
+from pipeline.simulation.asks import AskHabit
 from pipeline.simulation.replies import ReplyHabit
 
 __all__ = ["EmulatorConfig", "SendGridEmulator", "run_emulator", "running_emulator"]
@@ -63,6 +64,9 @@ class EmulatorConfig:
     # service's /webhooks/inbound), with the chances of `reply_habit`. Needs a reader model.
     inbound_url: str | None = None
     reply_habit: ReplyHabit = field(default_factory=ReplyHabit)
+    # Answers to readerfirst's ask: with a habit, a simulated reader whose copy carries the ask may
+    # open one of its answer links and send the page's form, over HTTP, as in a browser.
+    ask_habit: AskHabit | None = None
     # Tests can see every decoded mail-send body (e.g. to check it against the official spec);
     # if it raises, the request is refused 400 and running_emulator re-raises on exit.
     payload_observer: Callable[[Any], None] | None = None
@@ -294,7 +298,7 @@ def _simulated_readers(config: EmulatorConfig, signer: WebhookSigner) -> Engagem
     editions = config.reader_editions if config.reader_editions is not None else PROJECT_ROOT / "editions"
     replies = InboundPoster(config.inbound_url, signer) if config.inbound_url else None
     return SimulatedReaders.from_files(config.reader_model, config.reader_seed, editions, replies=replies,
-                                       reply_habit=config.reply_habit).events_for
+                                       reply_habit=config.reply_habit, ask_habit=config.ask_habit).events_for
 
 
 @contextmanager

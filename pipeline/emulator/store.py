@@ -19,7 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["Delivery", "MessageStore", "ReceivedMessage", "apply_substitutions"]
+__all__ = ["Delivery", "MessageStore", "ReceivedMessage", "apply_substitutions", "ask_links_in"]
+
+# The HTML substitution key of an ask's one-click answer (pipeline/delivery/sendgrid_payload.html_key
+# of pipeline/audience/ask_tokens.ask_merge_name): `%%rf:ask:<topic>%%`.
+_ASK_KEY = re.compile(r"%%rf:ask:([a-z0-9][a-z0-9-]*)%%")
+
+
+def ask_links_in(substitutions: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    """The (topic, URL) answer links of the ask among one personalization's substitutions."""
+    return tuple((m.group(1), value) for key, value in (substitutions or {}).items()
+                 if (m := _ASK_KEY.fullmatch(key)) and isinstance(value, str))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mail_requests (
@@ -63,6 +73,9 @@ class Delivery(NamedTuple):
     kind: str
     custom_args: dict[str, str]
     reply_to: str | None = None  # the request's reply-to address with this recipient's substitutions applied
+    # The answer links of readerfirst's ask among this recipient's substitutions, (topic, URL) in
+    # their order: what a simulated reader follows to answer it, as they would click it in the mail.
+    ask_links: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -192,6 +205,7 @@ class MessageStore:
             # SendGrid applies substitutions to the reply-to as to the subject and content.
             reply_to = (apply_substitutions(top_reply_to, person.get("substitutions") or {})
                         if top_reply_to and "%" in top_reply_to else top_reply_to)
+            asks = ask_links_in(person.get("substitutions"))
             number = 0
             for kind in ("to", "cc", "bcc"):
                 for recipient in person.get(kind) or ():
@@ -199,7 +213,7 @@ class MessageStore:
                     number += 1
                     address = recipient["email"]
                     rows.append((sg_message_id, address.lower(), address, recipient.get("name"), kind, index, *shared))
-                    deliveries.append(Delivery(sg_message_id, address, kind, args, reply_to))
+                    deliveries.append(Delivery(sg_message_id, address, kind, args, reply_to, asks))
         request = (
             x_message_id,
             received_at,

@@ -21,6 +21,12 @@ With `replies=True`, messages carry per-reader Reply-To addresses and readers wh
 write back (`pipeline.simulation.replies`): the reply is stored as the Inbound Parse endpoint
 stores it (`store_reply`: attributed by its token, a `reply` event for learning), directly with
 `record` and `outbox`, and through the emulator's signed Inbound Parse post with `emulator`.
+
+With `asks=True`, editions carry the ask (READERFIRST_ASK=auto) and readers who open a copy
+with it may answer (`pipeline.simulation.asks`): the answer is recorded as the answer page's
+POST records it, after the same checks of the signed link (`ask_answers.py`), with `record`
+and `outbox`; with `emulator`, the emulator's readers open their answer link on the run's web
+service and send the page's form over HTTP, as in `readerfirst demo`.
 """
 
 from __future__ import annotations
@@ -39,8 +45,10 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from pipeline.audience.ask_tokens import ask_link_values, ask_merge_name
 from pipeline.audience.importer import import_audience
 from pipeline.audience.reply_address import make_reply_address
+from pipeline.content.ask import ask_topics, asked_in
 from pipeline.content.edition import Edition
 from pipeline.content.policy import DEFAULT_EXPLORATION, editorial_sections
 from pipeline.content.topics import load_taxonomy
@@ -59,6 +67,8 @@ from pipeline.engagement.sendgrid_events import parse_events
 from pipeline.engagement.store import store_events
 from pipeline.errors import ConfigurationError, PipelineError
 from pipeline.settings import PROJECT_ROOT
+from pipeline.simulation.ask_answers import record_simulated_answer
+from pipeline.simulation.asks import AskHabit, simulated_answer
 from pipeline.simulation.engagement import response_events, section_link
 from pipeline.simulation.inputs import write_audience, write_edition, write_taxonomy
 from pipeline.simulation.measures import (
@@ -129,11 +139,12 @@ class _Delivery:
 
     transport: Transport
     wait_for_events: Callable[[], bool] | None = None
+    public_url: str | None = None  # the web service readers' links go to, when one runs
 
 
 @contextmanager
 def _delivery(kind: str, folder: Path, db: Database, model: ReaderModel, seed: int,
-              replies: bool = False) -> Iterator[_Delivery]:
+              replies: bool = False, asks: bool = False) -> Iterator[_Delivery]:
     """The transport of `kind`, with whatever it needs running for the duration of the run."""
     if kind == "record":
         yield _Delivery(RecordingTransport())
@@ -144,13 +155,15 @@ def _delivery(kind: str, folder: Path, db: Database, model: ReaderModel, seed: i
     from pipeline.delivery.sendgrid import RetryPolicy, SendGridTransport
     from pipeline.emulator import WebhookSigner, load_signing_key, running_emulator
     from pipeline.settings import Settings
+    from pipeline.simulation.asks import AskHabit
     from pipeline.web.app import create_app, running_server
 
     # The webhook must know the emulator's key before the emulator exists: make the key first.
     key_path = folder / "webhook-key.pem"
     public_key = WebhookSigner(load_signing_key(key_path)).public_key
-    inbound = {"SENDGRID_INBOUND_PUBLIC_KEY": public_key, "READERFIRST_REPLY_DOMAIN": REPLY_DOMAIN,
-               "READERFIRST_TOPICS": str(write_taxonomy(model, folder))} if replies else {}
+    inbound = {"SENDGRID_INBOUND_PUBLIC_KEY": public_key, "READERFIRST_REPLY_DOMAIN": REPLY_DOMAIN} if replies else {}
+    if replies or asks:  # replies suggest, and the answer page offers, the model's topics
+        inbound["READERFIRST_TOPICS"] = str(write_taxonomy(model, folder))
     settings = Settings(READERFIRST_HOME=folder, READERFIRST_SECRET=_SECRET, SENDGRID_WEBHOOK_PUBLIC_KEY=public_key,
                         **inbound)
     with ExitStack() as stack:
@@ -158,10 +171,11 @@ def _delivery(kind: str, folder: Path, db: Database, model: ReaderModel, seed: i
         emulator = stack.enter_context(running_emulator(
             webhook_url=f"{base}/webhooks/sendgrid", signing_key_path=key_path, reader_model=model.path,
             reader_seed=seed, reader_editions=folder / "editions", event_batch_wait=0.05,
-            inbound_url=f"{base}/webhooks/inbound" if replies else None))
+            inbound_url=f"{base}/webhooks/inbound" if replies else None,
+            ask_habit=AskHabit() if asks else None))
         transport = SendGridTransport(emulator.api_key, emulator.url, timeout=30.0, retry=RetryPolicy(attempts=3))
         # The webhook stores a batch before it answers: once the emulator has posted everything, it is stored.
-        yield _Delivery(transport, lambda: emulator.flush_events(120.0))
+        yield _Delivery(transport, lambda: emulator.flush_events(120.0), public_url=base)
 
 
 def _public_id(seed: int, email: str) -> str:
@@ -185,13 +199,17 @@ class _Run:
     """One evaluation in progress: the database, the audience and the figures so far."""
 
     def __init__(self, model: ReaderModel, folder: Path, seed: int, db: Database, delivery: _Delivery, *,
-                 policy_options: dict[str, Any], half_life_days: float, replies: bool = False):
+                 policy_options: dict[str, Any], half_life_days: float, replies: bool = False, asks: bool = False):
         self.model, self.folder, self.seed, self.db, self.delivery = model, folder, seed, db, delivery
         self.options, self.half_life = policy_options, half_life_days
         self.audience = SimulatedAudience(model, seed)
         self.outcomes: list[list[ReaderOutcome]] = []  # per edition, for the bootstrap over readers and editions
         self.replies = replies
+        self.asks = asks
+        self.answers = 0  # answers to the ask recorded so far
         self.sender = dataclasses.replace(_SENDER, reply_domain=REPLY_DOMAIN) if replies else _SENDER
+        if delivery.public_url is not None:  # links (the ask's answers) lead to the web service that runs
+            self.sender = dataclasses.replace(self.sender, public_url=delivery.public_url)
 
     def import_readers(self, count: int) -> int:
         path = write_audience(self.audience, self.folder / "audience.csv", count, seed=self.seed,
@@ -211,7 +229,8 @@ class _Run:
     def edition(self, number: int) -> EditionMeasure:
         sent_at = START + _WEEK * (number - 1)
         path = write_edition(self.model, self.folder / "editions", number, seed=self.seed, sent=sent_at.date())
-        prepared = prepare_edition(path, PROJECT_ROOT / "templates", newsletter_name=_SENDER.from_name)
+        prepared = prepare_edition(path, PROJECT_ROOT / "templates", newsletter_name=_SENDER.from_name,
+                                   ask="auto" if self.asks else "off")
         ledger = SendLedger(self.db, prepared.edition.id)
         ledger.record_sections(prepared.edition)
         reader_ids = ledger.readers_to_plan(self.audience_id)
@@ -259,6 +278,8 @@ class _Run:
             response = self.audience.respond(entry.email, number, self._shown(edition, entry.section_ids))
             if self.replies and response.opened:
                 self._reply(number, edition, entry, sent_at)
+            if self.asks and response.opened and asked_in(edition, entry.section_ids):
+                self._answer(number, edition, entry, sent_at)
             base = {k: v for k, v in sent[-1].items() if k not in ("event", "sg_event_id", "response", "timestamp")}
             events += sent + response_events(response, base=base, section_urls=urls, delivered_at=sent_at)
         for start in range(0, len(events), _STORE_CHUNK):
@@ -277,6 +298,23 @@ class _Run:
                                  raw_size=len(text))
         store_reply(self.db, message, secret=_SECRET.encode(), reply_domain=REPLY_DOMAIN, taxonomy=self.taxonomy,
                     now=dt.datetime.fromtimestamp(sent_at, dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=3))
+
+    def _answer(self, number: int, edition: Edition, entry: _Delivered, sent_at: int) -> None:
+        """Record this reader's answer to the ask, if they give one, as the answer page's POST would."""
+        answer = simulated_answer(self.audience, entry.email, number, ask_topics(edition),
+                                  self._shown(edition, entry.section_ids), AskHabit())
+        if answer is None:
+            return
+        # The link in their copy: made as deliver_batches made it, on the real day (links expire in
+        # real days, so they are checked on that day too, not on the simulated one).
+        made = dt.datetime.now(dt.UTC).date()
+        link = ask_link_values(self.sender.secret, self.sender.public_url, _public_id(self.seed, entry.email),
+                               edition.id, [answer.topic], made)[ask_merge_name(answer.topic)]
+        # The need runs from the simulated day (planning reads it on simulated days); the answer is
+        # stamped now, after the ledger's (real) sending time, as the report orders the two.
+        day = dt.datetime.fromtimestamp(sent_at, dt.UTC).date()
+        if record_simulated_answer(self.db, self.sender.secret, link, answer, link_day=made, today=day):
+            self.answers += 1
 
     def _live(self, edition_id: str, delivered: list[_Delivered]) -> dict[str, ArmCounts]:
         """What each arm's readers did, read back from the stored events."""
@@ -337,14 +375,16 @@ def run_evaluation(model: ReaderModel | Path | str, *, editions: int = 8, reader
                    transport: str = "record", policy: str = "thompson", holdout_share: float = 0.1,
                    exploration: float = DEFAULT_EXPLORATION, half_life_days: float = 60.0,
                    folder: Path | None = None,
-                   on_edition: Callable[[EditionMeasure], None] | None = None, replies: bool = False) -> Evaluation:
+                   on_edition: Callable[[EditionMeasure], None] | None = None, replies: bool = False,
+                   asks: bool = False) -> Evaluation:
     """Run `editions` editions for `readers` simulated readers of `model`; deterministic for a seed.
 
     `policy`, `seed` (also the policy's seed), `exploration` and `holdout_share` go to
     `plan_readers` as they are, never from the environment, so a run can be repeated anywhere.
     `folder` keeps the run's database, audience file, editions (and outbox); by default a
     temporary folder, removed afterwards. `on_edition` is called with each edition's figures.
-    `replies` lets readers write back (see the module docstring).
+    `replies` lets readers write back, `asks` puts the ask in editions and lets readers answer it
+    (see the module docstring).
     """
     if transport not in TRANSPORTS:
         raise ConfigurationError(f"--transport {transport!r}: use one of {', '.join(TRANSPORTS)}")
@@ -369,9 +409,9 @@ def run_evaluation(model: ReaderModel | Path | str, *, editions: int = 8, reader
                             holdout_share=holdout_share)
         db = open_database(f"sqlite:///{work / 'simulation.db'}")
         stack.callback(db.dispose)
-        delivery = stack.enter_context(_delivery(transport, work, db, model, seed, replies))
+        delivery = stack.enter_context(_delivery(transport, work, db, model, seed, replies, asks))
         run = _Run(model, work, seed, db, delivery, policy_options=options, half_life_days=half_life_days,
-                   replies=replies)
+                   replies=replies, asks=asks)
         run.import_readers(readers)
         for number in range(1, editions + 1):
             measure = run.edition(number)
