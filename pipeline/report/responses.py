@@ -21,7 +21,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy import Connection, select, text
 
 from pipeline.content.ask import ASK_KIND, ASK_SOURCE
 from pipeline.report.model import NeedsServed, ResponseArm, ResponseMetrics
@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["REPLIES_TABLE", "responses", "needs_served", "pooled_responses"]
 
-REPLIES_TABLE = "replies"  # written by the replies feature (Inbound Parse); read here when it exists
+REPLIES_TABLE = "replies"  # stored by Inbound Parse (pipeline/web/inbound.py)
 
 _PICKS = text("SELECT holdout, CAST(picks AS TEXT) FROM send_ledger WHERE edition_id = :edition AND state = 'sent'")
 _ANSWERS = "SELECT reader_id, 1 AS answered, 0 AS replied FROM ask_answers WHERE edition_id = :edition"
@@ -81,7 +81,7 @@ def _asked(connection: Connection, edition_id: str, ask_ids: set[str]) -> dict[b
 
 def _responded(connection: Connection, edition_id: str) -> dict[bool, tuple[int, int, int]]:
     """Per arm: (readers who responded, who answered the ask, who replied)."""
-    union = _ANSWERS + (_REPLIES if inspect(connection).has_table(REPLIES_TABLE) else "")
+    union = _ANSWERS + _REPLIES
     found = {False: (0, 0, 0), True: (0, 0, 0)}
     for holdout, responded, answered, replied in connection.execute(text(_RESPONDED.format(union=union)),
                                                                     {"edition": edition_id}):
