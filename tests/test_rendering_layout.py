@@ -93,7 +93,7 @@ def test_variant_tags_are_the_readers_fields_and_one_reason_per_section(edition,
     assert variant.section_ids == ids
     assert [t for t in variant.html.tags if t.startswith("why:")] == [f"why:{s}" for s in ids]
     assert set(variant.html.tags) == {"first_name", "email", "preferences_url", "unsubscribe_url",
-                                      *(f"why:{s}" for s in ids)}
+                                      "web_version_url", *(f"why:{s}" for s in ids)}
     assert [t for t in variant.text.tags if t.startswith("why:")] == [f"why:{s}" for s in ids]
 
 
@@ -120,8 +120,9 @@ def test_every_web_link_carries_edition_and_section(edition, layout):
             for href in links:
                 assert read_tag(href) == (edition.id, section_id), href
         outside = hrefs(html[:starts[0]] + html[starts[-1]:])
-        # Outside the sections only the footer's merge-tag links, which the reader's values fill in.
-        assert sorted(outside) == sorted([merge_tag("preferences_url"), merge_tag("unsubscribe_url")])
+        # Outside the sections only the masthead and footer merge-tag links, which the reader's values fill in.
+        assert sorted(outside) == sorted([merge_tag("preferences_url"), merge_tag("unsubscribe_url"),
+                                          merge_tag("web_version_url"), merge_tag("web_version_url")])
 
 
 def test_links_section_tags_each_of_its_links(edition, layout):
@@ -285,4 +286,5 @@ def test_compiled_html_has_no_stray_merge_tags(edition, layout):
     """The only merge tags in compiled HTML are reader fields and reasons for the sections present."""
     ids = [s.id for s in edition.sections]
     names = set(TAG_PATTERN.findall(layout.compile_document(ids)))
-    assert names == {"first_name", "email", "preferences_url", "unsubscribe_url", *(f"why:{s}" for s in ids)}
+    assert names == {"first_name", "email", "preferences_url", "unsubscribe_url", "web_version_url",
+                     *(f"why:{s}" for s in ids)}

@@ -19,6 +19,7 @@ from pipeline.delivery.ledger import SendLedger
 from pipeline.delivery.planning import choose_for_reader, plan_settings, send_population
 from pipeline.errors import ConfigurationError, NotSendable, UnknownReader, visible
 from pipeline.flows.runtime import database, prepared_edition
+from pipeline.rendering.links import web_version_url
 from pipeline.rendering.message import merge_values, personalise
 from pipeline.settings import load_settings
 from pipeline.store.models import LedgerState
@@ -205,7 +206,9 @@ def write_preview(edition: Path, email: str, audience: str | None, out: Path | N
                                            settings=plan_settings(),
                                            population=send_population(db, audience_id, prepared.edition.id))
     unsubscribe_url, preferences_url = reader_links(settings.signing_secret, settings.public_url, profile.public_id)
-    values = merge_values(profile, selection, unsubscribe_url=unsubscribe_url, preferences_url=preferences_url)
+    values = merge_values(profile, selection, unsubscribe_url=unsubscribe_url, preferences_url=preferences_url,
+                          web_version_url=web_version_url(settings.signing_secret, settings.public_url,
+                                                          profile.public_id, prepared.edition.id))
     subject = prepared.subject.render({"first_name": profile.first_name, "last_name": profile.last_name,
                                        "email": profile.email})
     message = personalise(prepared.layout.variant(selection.section_ids), values, subject)

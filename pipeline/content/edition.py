@@ -30,7 +30,10 @@ DEFAULT_MAX_PER_TOPIC = 2
 
 _EDITION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _SECTION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-_EDITION_KEYS = {"id", "subject", "preheader", "topics_file", "sections_per_reader", "max_per_topic", "sections"}
+_EDITION_KEYS = {"id", "subject", "preheader", "language", "topics_file", "sections_per_reader", "max_per_topic",
+                 "sections"}
+# A BCP 47 tag as mail clients and screen readers use it: `en`, `de`, `pt-BR`, `zh-Hant`.
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")
 _SECTION_KEYS = {"id", "kind", "title", "body", "url", "image", "topics", "pinned", "links", "event"}
 
 
@@ -87,6 +90,7 @@ class Edition:
     sections_per_reader: int = DEFAULT_SECTIONS_PER_READER
     max_per_topic: int = DEFAULT_MAX_PER_TOPIC
     path: Path | None = None
+    language: str = "en"  # the message's `<html lang>`, and the language dates are written in
     by_id: dict[str, Section] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -282,6 +286,10 @@ def load_edition(path: Path | str, *, taxonomy: Taxonomy | None = None) -> Editi
         if problem:
             c.problem(("subject",), "subject", subject, problem)
     preheader = c.text(raw, (), "preheader", "preheader", required=False)
+    language = raw.get("language", "en")
+    if not isinstance(language, str) or not _LANGUAGE.match(language):
+        c.problem(("language",), "language", language, "must be a language tag such as en, de, fr or pt-BR")
+        language = "en"
 
     limits = {}
     for key, default, low, high in (("sections_per_reader", DEFAULT_SECTIONS_PER_READER, 1, 30),
@@ -306,7 +314,7 @@ def load_edition(path: Path | str, *, taxonomy: Taxonomy | None = None) -> Editi
     if c.problems:
         raise InvalidEdition(c.problems)
     return Edition(id=str(edition_id), subject=subject, preheader=preheader, sections=tuple(sections),
-                   taxonomy=taxonomy, path=path, **limits)
+                   taxonomy=taxonomy, path=path, language=language, **limits)
 
 
 def resolve_edition_path(path: Path | str) -> Path:

@@ -7,6 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from pipeline.content.edition import Edition, load_edition
+from pipeline.rendering.identity import SenderIdentity
 from pipeline.rendering.layout import EditionLayout
 from pipeline.rendering.subject import SubjectTemplate
 from pipeline.rendering.templates import TemplateSet
@@ -28,16 +29,22 @@ def _fingerprint(folder: Path) -> tuple:
 
 
 @lru_cache(maxsize=8)
-def _prepare(path: str, mtime: int, templates: str, templates_fingerprint: tuple, newsletter_name: str) -> PreparedEdition:
+def _prepare(path: str, mtime: int, templates: str, templates_fingerprint: tuple,
+             identity: SenderIdentity) -> PreparedEdition:
     edition = load_edition(Path(path))
-    layout = EditionLayout(edition, TemplateSet(Path(templates)), newsletter_name=newsletter_name)
+    layout = EditionLayout(edition, TemplateSet(Path(templates)), identity=identity)
     layout.check_size()
     return PreparedEdition(edition=edition, layout=layout, subject=SubjectTemplate(edition.subject))
 
 
-def prepare_edition(path: Path | str, templates: Path | str, *, newsletter_name: str = "readerfirst") -> PreparedEdition:
-    """Load, validate and compile the edition at `path` (cached while neither file changes)."""
+def prepare_edition(path: Path | str, templates: Path | str, *, newsletter_name: str = "readerfirst",
+                    identity: SenderIdentity | None = None) -> PreparedEdition:
+    """Load, validate and compile the edition at `path` (cached while neither file changes).
+
+    The masthead and footer come from `identity`, or sample values with `newsletter_name`.
+    """
+    identity = identity or SenderIdentity(newsletter_name=newsletter_name)
     path = Path(path).resolve()
     templates = Path(templates).resolve()
     mtime = path.stat().st_mtime_ns if path.exists() else 0
-    return _prepare(str(path), mtime, str(templates), _fingerprint(templates), newsletter_name)
+    return _prepare(str(path), mtime, str(templates), _fingerprint(templates), identity)

@@ -19,14 +19,19 @@ from markupsafe import Markup
 
 from pipeline.content.edition import Edition, Section
 from pipeline.errors import RenderError, TemplateError
+from pipeline.rendering.identity import SenderIdentity
 from pipeline.rendering.links import tag_url
 from pipeline.rendering.markdown import markdown_to_text, render_markdown
 from pipeline.rendering.merge import MAX_FIELD_CHARS, MergeTemplate, ReaderTags, merge_tag
 from pipeline.rendering.templates import SECTION_TEMPLATE, MjmlPart, TemplateSet, check_mjml, compile_mjml
 
-__all__ = ["EditionLayout", "VariantBody", "GMAIL_CLIP_BYTES", "section_marker"]
+__all__ = ["EditionLayout", "VariantBody", "GMAIL_CLIP_BYTES", "section_marker", "PREHEADER_SPACER"]
 
 GMAIL_CLIP_BYTES = 102 * 1024
+# After the preheader, inboxes show whatever text comes next (the masthead, "View in browser").
+# A run of invisible, non-collapsing characters fills the preview line instead: combining
+# grapheme joiner, zero-width non-joiner and no-break space, the pattern Litmus documents.
+PREHEADER_SPACER = Markup("&#847;&zwnj;&nbsp;" * 90)
 _SENTINEL = "\x00rf-sections\x00"
 _END = "end"
 
@@ -59,25 +64,28 @@ def _when(starts: str) -> str:
 class EditionLayout:
     """An edition compiled against a template set, ready to make any variant by splicing."""
 
-    def __init__(self, edition: Edition, templates: TemplateSet, *, newsletter_name: str = "readerfirst"):
-        self._render_templates(edition, templates, newsletter_name)
+    def __init__(self, edition: Edition, templates: TemplateSet, *, newsletter_name: str = "readerfirst",
+                 identity: SenderIdentity | None = None):
+        self._render_templates(edition, templates, identity or SenderIdentity(newsletter_name=newsletter_name))
         # Refused here, before anything is compiled or sent: mjml-python would compile it regardless.
         check_mjml(self._parts([s.id for s in edition.sections]), templates.folder)
         html = self.compile_document([s.id for s in edition.sections])
         self._chunks = self._cut(html, [s.id for s in edition.sections])[1]
 
     @classmethod
-    def mjml_source(cls, edition: Edition, templates: TemplateSet, *, newsletter_name: str = "readerfirst") -> str:
+    def mjml_source(cls, edition: Edition, templates: TemplateSet, *, newsletter_name: str = "readerfirst",
+                    identity: SenderIdentity | None = None) -> str:
         """The MJML document with every section, rendered but neither validated nor compiled (for tools)."""
         layout = cls.__new__(cls)
-        layout._render_templates(edition, templates, newsletter_name)
+        layout._render_templates(edition, templates, identity or SenderIdentity(newsletter_name=newsletter_name))
         return layout.mjml_document([s.id for s in edition.sections])
 
     # -- rendering the templates ---------------------------------------------------------
-    def _render_templates(self, edition: Edition, templates: TemplateSet, newsletter_name: str) -> None:
+    def _render_templates(self, edition: Edition, templates: TemplateSet, identity: SenderIdentity) -> None:
         self.edition = edition
         self.templates = templates
-        self.newsletter = SimpleNamespace(name=newsletter_name)
+        self.newsletter = SimpleNamespace(name=identity.newsletter_name, organization=identity.organization,
+                                          postal_address=identity.postal_address)
         missing = sorted({s.kind for s in edition.sections if not templates.has_kind(s.kind)})
         if missing:
             raise TemplateError(f"{templates.folder}: no partial for section kind(s) {', '.join(missing)}"
@@ -95,7 +103,9 @@ class EditionLayout:
             "newsletter": self.newsletter,
             "reader": ReaderTags(),
             "links": SimpleNamespace(unsubscribe=Markup(merge_tag("unsubscribe_url")),
-                                     preferences=Markup(merge_tag("preferences_url"))),
+                                     preferences=Markup(merge_tag("preferences_url")),
+                                     web_version=Markup(merge_tag("web_version_url"))),
+            "preheader_spacer": PREHEADER_SPACER,
         }
 
     def _view(self, section: Section) -> SimpleNamespace:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pipeline.audience.addresses import display_address
@@ -11,9 +12,17 @@ from pipeline.errors import RenderError
 from pipeline.rendering.layout import GMAIL_CLIP_BYTES, VariantBody
 from pipeline.rendering.merge import html_value, text_value
 
-__all__ = ["RenderedMessage", "merge_values", "merge_values_for", "personalise", "GREETING_FALLBACK"]
+__all__ = ["RenderedMessage", "merge_values", "merge_values_for", "personalise", "unbreakable_dates",
+           "GREETING_FALLBACK"]
 
 GREETING_FALLBACK = "there"
+_ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+_NON_BREAKING_HYPHEN = "\u2011"
+
+
+def unbreakable_dates(reason: str) -> str:
+    """`reason` with its ISO dates joined by non-breaking hyphens, so a narrow column never shows "2027-/01-15"."""
+    return _ISO_DATE.sub(lambda m: _NON_BREAKING_HYPHEN.join(m.groups()), reason)
 
 
 @dataclass(frozen=True)
@@ -26,7 +35,7 @@ class RenderedMessage:
 
 
 def merge_values_for(*, first_name: str, last_name: str, email: str, reasons: dict[str, str],
-                     unsubscribe_url: str, preferences_url: str) -> dict[str, str]:
+                     unsubscribe_url: str, preferences_url: str, web_version_url: str = "") -> dict[str, str]:
     """The raw (unescaped) value of every merge tag for one reader."""
     values = {
         "first_name": first_name.strip() or GREETING_FALLBACK,
@@ -34,18 +43,19 @@ def merge_values_for(*, first_name: str, last_name: str, email: str, reasons: di
         "email": display_address(email),  # as the reader knows it: an internationalised domain in Unicode
         "unsubscribe_url": unsubscribe_url,
         "preferences_url": preferences_url,
+        "web_version_url": web_version_url,
     }
     for section_id, reason in reasons.items():
-        values[f"why:{section_id}"] = reason
+        values[f"why:{section_id}"] = unbreakable_dates(reason)
     return values
 
 
 def merge_values(profile: Profile, selection: Selection, *, unsubscribe_url: str,
-                 preferences_url: str) -> dict[str, str]:
+                 preferences_url: str, web_version_url: str = "") -> dict[str, str]:
     """The merge values of `profile` for `selection`."""
     return merge_values_for(first_name=profile.first_name, last_name=profile.last_name, email=profile.email,
                             reasons=selection.reasons, unsubscribe_url=unsubscribe_url,
-                            preferences_url=preferences_url)
+                            preferences_url=preferences_url, web_version_url=web_version_url)
 
 
 def personalise(variant: VariantBody, values: dict[str, str], subject: str) -> RenderedMessage:

@@ -21,7 +21,7 @@ import mjml
 from pipeline.errors import InputProblem, InvalidTemplates, TemplateError
 from pipeline.rendering.mjml_rules import MjmlProblem, mjml_problems
 
-__all__ = ["TemplateSet", "MjmlPart", "check_mjml", "compile_mjml", "SECTION_TEMPLATE"]
+__all__ = ["TemplateSet", "MjmlPart", "check_mjml", "compile_mjml", "whole_pixel_widths", "SECTION_TEMPLATE"]
 
 SECTION_TEMPLATE = "sections/{kind}.mjml.j2"
 
@@ -155,10 +155,36 @@ def check_mjml(parts: list[MjmlPart], folder: Path) -> None:
 
 
 def compile_mjml(parts: list[MjmlPart], folder: Path) -> str:
-    """Compile the MJML document made of `parts` with mjml-python (MRML)."""
+    """Compile the MJML document made of `parts` with mjml-python (MRML), in whole pixels."""
     source = "".join(p.mjml for p in parts)
     try:
-        return mjml.mjml2html(source)
+        return whole_pixel_widths(mjml.mjml2html(source))
     except ValueError as exc:
         raise TemplateError(f"MJML compile failed ({exc}) near {_locate(parts, folder)}") from exc
+
+
+_SIZED_TAG = re.compile(r"<(?:td|img)\b[^<>]*>")
+_COLUMN_WIDTH = re.compile(r"(vertical-align:[a-z]+;width:)(\d+)\.(\d+)px")
+_FRACTIONAL = re.compile(r'(width:|width=")(\d+)\.\d+(px|")')
+
+
+def _round_half_up(whole: str, fraction: str) -> str:
+    return str(int(whole) + (fraction[0] >= "5"))
+
+
+def _whole_tag(match: re.Match) -> str:
+    tag = _COLUMN_WIDTH.sub(lambda m: m[1] + _round_half_up(m[2], m[3]) + "px", match[0])
+    return _FRACTIONAL.sub(lambda m: m[1] + m[2] + m[3], tag)
+
+
+def whole_pixel_widths(html: str) -> str:
+    """MRML's fractional widths (`width="177.6"`) in whole pixels, as the reference MJML writes them.
+
+    The reference rounds a column's Outlook cell (`Math.round` of 201.6 is 202) and truncates an
+    image's width (`parseInt` of its box, 177); mjml-python keeps the fraction, which some clients
+    (Outlook's Word engine) misread. Only `td` and `img` tags change: text never holds a raw tag,
+    so a section about CSS is left as written. The same rule applies to skeletons and chunks, so
+    spliced variants stay byte-identical to compiling each reader's document.
+    """
+    return _SIZED_TAG.sub(_whole_tag, html)
 
