@@ -14,7 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigurationError
-from pipeline.project import packaged_defaults, project_templates, project_topics
+from pipeline.project import packaged_defaults, project_editions, project_templates, project_topics
 
 if TYPE_CHECKING:
     from pipeline.rendering.identity import SenderIdentity
@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, alias="READERFIRST_DATABASE_URL")
     templates_dir: Path = Field(default_factory=project_templates, alias="READERFIRST_TEMPLATES")
     topics_file: Path = Field(default_factory=project_topics, alias="READERFIRST_TOPICS")
+    # Where `readerfirst web` finds an edition to show a reader's web version of it.
+    editions_dir: Path = Field(default_factory=project_editions, alias="READERFIRST_EDITIONS")
     outbox_dir: Path | None = Field(default=None, alias="READERFIRST_OUTBOX")
     public_url: str = Field(default="http://127.0.0.1:8025", alias="READERFIRST_PUBLIC_URL")
     secret: SecretStr | None = Field(default=None, alias="READERFIRST_SECRET")

@@ -35,6 +35,7 @@ _COMMENTS = {
     "READERFIRST_DATABASE_URL": "Any SQLAlchemy URL, e.g. postgresql://user:pw@host/db (default: SQLite in the home folder).",
     "READERFIRST_TEMPLATES": "Template folder (default: this project's templates/, found from the working directory).",
     "READERFIRST_TOPICS": "Topics of the preference centre (default: this project's editions/topics.yaml).",
+    "READERFIRST_EDITIONS": "Edition folder the web service reads readers' web versions from (default: this project's editions/).",
     "READERFIRST_OUTBOX": "Where the local outbox writes .eml files (default: <home>/outbox).",
     "READERFIRST_PUBLIC_URL": "Where readers reach the unsubscribe and preference pages; https in production.",
     "READERFIRST_SECRET": "Signs unsubscribe and preference links, at least 32 bytes (default: generated into <home>/secret.key).",
@@ -68,6 +69,7 @@ _COMMENTS = {
 }
 # Defaults computed at run time, shown as the rule rather than this machine's value.
 _SHOWN = {"READERFIRST_HOME": "~/.local/share/readerfirst", "READERFIRST_TEMPLATES": "templates",
+          "READERFIRST_EDITIONS": "editions",
           "READERFIRST_TOPICS": "editions/topics.yaml"}
 
 _TEAM_README = """\

@@ -93,7 +93,7 @@ def test_variant_tags_are_the_readers_fields_and_one_reason_per_section(edition,
     assert variant.section_ids == ids
     assert [t for t in variant.html.tags if t.startswith("why:")] == [f"why:{s}" for s in ids]
     assert set(variant.html.tags) == {"first_name", "email", "preferences_url", "unsubscribe_url",
-                                      "web_version_url", *(f"why:{s}" for s in ids)}
+                                      "web_version_url", "when:hiring-clinic", *(f"why:{s}" for s in ids)}
     assert [t for t in variant.text.tags if t.startswith("why:")] == [f"why:{s}" for s in ids]
 
 
@@ -286,5 +286,6 @@ def test_compiled_html_has_no_stray_merge_tags(edition, layout):
     """The only merge tags in compiled HTML are reader fields and reasons for the sections present."""
     ids = [s.id for s in edition.sections]
     names = set(TAG_PATTERN.findall(layout.compile_document(ids)))
-    assert names == {"first_name", "email", "preferences_url", "unsubscribe_url", "web_version_url",
+    events = {f"when:{s.id}" for s in edition.sections if s.event}
+    assert names == {"first_name", "email", "preferences_url", "unsubscribe_url", "web_version_url", *events,
                      *(f"why:{s}" for s in ids)}

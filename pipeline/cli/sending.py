@@ -208,7 +208,8 @@ def write_preview(edition: Path, email: str, audience: str | None, out: Path | N
     unsubscribe_url, preferences_url = reader_links(settings.signing_secret, settings.public_url, profile.public_id)
     values = merge_values(profile, selection, unsubscribe_url=unsubscribe_url, preferences_url=preferences_url,
                           web_version_url=web_version_url(settings.signing_secret, settings.public_url,
-                                                          profile.public_id, prepared.edition.id))
+                                                          profile.public_id, prepared.edition.id),
+                          edition=prepared.edition)
     subject = prepared.subject.render({"first_name": profile.first_name, "last_name": profile.last_name,
                                        "email": profile.email})
     message = personalise(prepared.layout.variant(selection.section_ids), values, subject)

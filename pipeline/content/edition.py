@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,19 @@ class Link:
 class EventDetails:
     """When and where an `event` section happens."""
 
-    starts: str
+    starts: str  # ISO date, or date-time (with an offset when the editor gave one)
     location: str
+    tz: str = ""  # IANA zone of a local `starts` without an offset, e.g. Europe/London
+
+
+def _is_time_zone(name: object) -> bool:
+    if not isinstance(name, str) or not name.strip():
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, or a name too long
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -241,8 +253,13 @@ def _check_section(c: _Checker, raw: Any, index: int, taxonomy: Taxonomy, seen: 
                 c.problem((*where, "event", "starts"), f"{label}.event.starts", starts or "", "is required (ISO date or date-time)")
                 starts = None
             location = c.text(event_raw, (*where, "event"), "location", f"{label}.event.location")
+            tz = event_raw.get("tz", "")
+            if tz != "" and not _is_time_zone(tz):
+                c.problem((*where, "event", "tz"), f"{label}.event.tz", tz,
+                          "unknown time zone; use an IANA name such as Europe/London")
+                tz = ""
             if starts and location:
-                event = EventDetails(starts=str(starts), location=location)
+                event = EventDetails(starts=str(starts), location=location, tz=str(tz))
     elif event_raw is not None:
         c.problem((*where, "event"), f"{label}.event", event_raw, "only event sections take event details")
 

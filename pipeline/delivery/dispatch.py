@@ -20,6 +20,7 @@ from pipeline.delivery.ledger import ClaimedEntry, PlannedBatch, SendLedger
 from pipeline.delivery.preparation import PreparedEdition
 from pipeline.delivery.transport import Envelope, OutgoingBatch, Transport
 from pipeline.errors import TransientTransportError, TransportError
+from pipeline.rendering.event_times import event_times
 from pipeline.rendering.links import web_version_url
 from pipeline.rendering.message import merge_values_for
 
@@ -67,7 +68,9 @@ def _envelope(prepared: PreparedEdition, sender: Sender, entry: ClaimedEntry, ad
                               reasons={sid: reason for sid, reason in entry.picks},
                               unsubscribe_url=unsubscribe_url, preferences_url=preferences_url,
                               web_version_url=web_version_url(sender.secret, sender.public_url, entry.public_id,
-                                                              prepared.edition.id))
+                                                              prepared.edition.id),
+                              event_times=event_times(prepared.edition, (sid for sid, _ in entry.picks),
+                                                      entry.timezone))
     subject = prepared.subject.render({"first_name": entry.first_name, "last_name": entry.last_name,
                                        "email": entry.email})
     name = " ".join(part for part in (entry.first_name, entry.last_name) if part)

@@ -10,7 +10,6 @@ A test checks that the spliced output is byte-identical to compiling a reader's 
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property
 from types import SimpleNamespace
@@ -19,6 +18,7 @@ from markupsafe import Markup
 
 from pipeline.content.edition import Edition, Section
 from pipeline.errors import RenderError, TemplateError
+from pipeline.rendering.event_times import when_tag
 from pipeline.rendering.identity import SenderIdentity
 from pipeline.rendering.links import tag_url
 from pipeline.rendering.markdown import markdown_to_text, render_markdown
@@ -52,13 +52,6 @@ class VariantBody:
     section_ids: tuple[str, ...]
     html: MergeTemplate
     text: MergeTemplate
-
-
-def _when(starts: str) -> str:
-    value = dt.datetime.fromisoformat(starts)
-    if len(starts) <= 10:
-        return value.strftime("%a %d %b %Y")
-    return value.strftime("%a %d %b %Y, %H:%M")
 
 
 class EditionLayout:
@@ -119,7 +112,8 @@ class EditionLayout:
             body_text=markdown_to_text(section.body, tag) if section.body else "",
             image=section.image,
             links=[SimpleNamespace(title=link.title, url=tag(link.url), note=link.note) for link in section.links],
-            event=SimpleNamespace(when=_when(section.event.starts), location=section.event.location)
+            # The time is the reader's own (their zone): a merge value, see pipeline/rendering/event_times.py.
+            event=SimpleNamespace(when=Markup(merge_tag(when_tag(section.id))), location=section.event.location)
             if section.event else None,
         )
 

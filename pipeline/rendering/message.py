@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 from pipeline.audience.addresses import display_address
 from pipeline.audience.profile import Profile
+from pipeline.content.edition import Edition
 from pipeline.content.selection import Selection
 from pipeline.errors import RenderError
+from pipeline.rendering.event_times import event_times
 from pipeline.rendering.layout import GMAIL_CLIP_BYTES, VariantBody
 from pipeline.rendering.merge import html_value, text_value
 
@@ -35,8 +37,9 @@ class RenderedMessage:
 
 
 def merge_values_for(*, first_name: str, last_name: str, email: str, reasons: dict[str, str],
-                     unsubscribe_url: str, preferences_url: str, web_version_url: str = "") -> dict[str, str]:
-    """The raw (unescaped) value of every merge tag for one reader."""
+                     unsubscribe_url: str, preferences_url: str, web_version_url: str = "",
+                     event_times: dict[str, str] | None = None) -> dict[str, str]:
+    """The raw (unescaped) value of every merge tag for one reader (`event_times`: see `event_times.event_times`)."""
     values = {
         "first_name": first_name.strip() or GREETING_FALLBACK,
         "last_name": last_name,
@@ -47,15 +50,18 @@ def merge_values_for(*, first_name: str, last_name: str, email: str, reasons: di
     }
     for section_id, reason in reasons.items():
         values[f"why:{section_id}"] = unbreakable_dates(reason)
+    values.update(event_times or {})
     return values
 
 
 def merge_values(profile: Profile, selection: Selection, *, unsubscribe_url: str,
-                 preferences_url: str, web_version_url: str = "") -> dict[str, str]:
-    """The merge values of `profile` for `selection`."""
+                 preferences_url: str, web_version_url: str = "", edition: Edition | None = None) -> dict[str, str]:
+    """The merge values of `profile` for `selection` (event times in their zone when `edition` is given)."""
     return merge_values_for(first_name=profile.first_name, last_name=profile.last_name, email=profile.email,
                             reasons=selection.reasons, unsubscribe_url=unsubscribe_url,
-                            preferences_url=preferences_url, web_version_url=web_version_url)
+                            preferences_url=preferences_url, web_version_url=web_version_url,
+                            event_times=event_times(edition, selection.section_ids, profile.timezone)
+                            if edition is not None else None)
 
 
 def personalise(variant: VariantBody, values: dict[str, str], subject: str) -> RenderedMessage:

@@ -1,4 +1,4 @@
-"""The web service: SendGrid's Event Webhook, one-click unsubscribe and the preference centre.
+"""The web service: SendGrid's Event Webhook, one-click unsubscribe, the preference centre and web versions.
 
 `create_app()` builds the Starlette application from the settings; `serve()` runs it with
 uvicorn; `running_server()` runs an application on a free loopback port in a thread (tests,
@@ -39,6 +39,7 @@ from pipeline.web.consent_spool import ConsentSpool
 from pipeline.web.pages import unavailable
 from pipeline.web.preferences import preferences_page, preferences_submit
 from pipeline.web.unsubscribe import unsubscribe_now, unsubscribe_page
+from pipeline.web.web_version import web_version_page
 from pipeline.web.webhook import SignatureCheck, receive_sendgrid_events
 
 __all__ = ["WebState", "create_app", "serve", "open_web_database", "running_server", "WEB_BUSY_TIMEOUT_MS"]
@@ -165,6 +166,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None, *,
         Route("/u/{token}", unsubscribe_now, methods=["POST"]),
         Route("/p/{token}", preferences_page, methods=["GET"]),
         Route("/p/{token}", preferences_submit, methods=["POST"]),
+        Route("/web/{token}", web_version_page, methods=["GET"]),
         Route("/healthz", _health, methods=["GET"]),
     ], lifespan=lifespan, exception_handlers={SQLAlchemyError: _database_unavailable})
     # Starlette would answer `/u/x/` with a redirect whose Location it builds from the Host
