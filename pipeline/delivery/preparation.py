@@ -10,7 +10,7 @@ from pipeline.content.edition import Edition, load_edition
 from pipeline.rendering.identity import SenderIdentity
 from pipeline.rendering.layout import EditionLayout
 from pipeline.rendering.subject import SubjectTemplate
-from pipeline.rendering.templates import TemplateSet
+from pipeline.rendering.templates import TemplateSet, theme_fallbacks
 
 __all__ = ["PreparedEdition", "prepare_edition"]
 
@@ -25,7 +25,9 @@ class PreparedEdition:
 
 
 def _fingerprint(folder: Path) -> tuple:
-    return tuple(sorted((str(p), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()))
+    # A theme's files and those of the sets it falls back to: a change to any of them recompiles.
+    folders = (folder, *theme_fallbacks(folder))
+    return tuple(sorted((str(p), p.stat().st_mtime_ns) for f in folders for p in f.rglob("*") if p.is_file()))
 
 
 @lru_cache(maxsize=8)

@@ -61,7 +61,7 @@ class EditionLayout:
                  identity: SenderIdentity | None = None):
         self._render_templates(edition, templates, identity or SenderIdentity(newsletter_name=newsletter_name))
         # Refused here, before anything is compiled or sent: mjml-python would compile it regardless.
-        check_mjml(self._parts([s.id for s in edition.sections]), templates.folder)
+        check_mjml(self._parts([s.id for s in edition.sections]), templates)
         html = self.compile_document([s.id for s in edition.sections])
         self._chunks = self._cut(html, [s.id for s in edition.sections])[1]
 
@@ -130,7 +130,7 @@ class EditionLayout:
     def _render_layout(self) -> tuple[MjmlPart, MjmlPart]:
         layout = self.templates.render_mjml("layout.mjml.j2", sections=Markup(_SENTINEL), **self._context())
         if layout.count(_SENTINEL) != 1:
-            raise TemplateError(f"{self.templates.folder / 'layout.mjml.j2'}: must place {{{{ sections }}}} exactly once, directly inside mj-body")
+            raise TemplateError(f"{self.templates.path_of('layout.mjml.j2')}: must place {{{{ sections }}}} exactly once, directly inside mj-body")
         head, tail = layout.split(_SENTINEL)
         # The end marker is a line of its own before the rest of the `{{ sections }}` line.
         return (MjmlPart("layout.mjml.j2", head),
@@ -139,7 +139,7 @@ class EditionLayout:
     def _render_text_layout(self) -> tuple[str, str]:
         text = self.templates.render_text("text/layout.txt.j2", sections=_SENTINEL, **self._context())
         if text.count(_SENTINEL) != 1:
-            raise TemplateError(f"{self.templates.folder / 'text/layout.txt.j2'}: must place {{{{ sections }}}} exactly once")
+            raise TemplateError(f"{self.templates.path_of('text/layout.txt.j2')}: must place {{{{ sections }}}} exactly once")
         head, tail = text.split(_SENTINEL)
         return head, tail
 
@@ -153,14 +153,14 @@ class EditionLayout:
 
     def compile_document(self, section_ids: list[str] | tuple[str, ...]) -> str:
         """Compile the document with these sections directly (slow path, used once per skeleton)."""
-        return compile_mjml(self._parts(section_ids), self.templates.folder)
+        return compile_mjml(self._parts(section_ids), self.templates)
 
     def _cut(self, html: str, section_ids: list[str]) -> tuple[str, dict[str, str], str]:
         cuts = []
         for name in [*section_ids, _END]:
             at = html.find(section_marker(name))
             if at < 0:
-                raise TemplateError(f"{self.templates.folder / 'layout.mjml.j2'}: marker for {name!r} lost in compiled HTML;"
+                raise TemplateError(f"{self.templates.path_of('layout.mjml.j2')}: marker for {name!r} lost in compiled HTML;"
                                     " {{ sections }} must sit directly inside mj-body")
             cuts.append(at)
         chunks = {sid: html[a:b] for sid, a, b in zip(section_ids, cuts, cuts[1:])}
