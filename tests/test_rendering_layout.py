@@ -289,3 +289,53 @@ def test_compiled_html_has_no_stray_merge_tags(edition, layout):
     events = {f"when:{s.id}" for s in edition.sections if s.event}
     assert names == {"first_name", "email", "preferences_url", "unsubscribe_url", "web_version_url", *events,
                      *(f"why:{s}" for s in ids)}
+
+
+# -- what every message carries: language, colour scheme, preheader, identity, whole pixels ------------
+
+def test_document_head_carries_language_colour_scheme_and_preheader_padding(edition):
+    """`<html lang>` is the edition's language; the colour-scheme metas are there; the preheader is followed by its spacer."""
+    from pipeline.rendering.identity import SenderIdentity
+    from pipeline.rendering.layout import PREHEADER_SPACER
+
+    german = dataclasses.replace(edition, language="de")
+    layout = EditionLayout(german, TemplateSet(TEMPLATES),
+                           identity=SenderIdentity("The Weekly Brief", "Brief Media Ltd", "1 Quay St, Leeds"))
+    html = layout.compile_document([s.id for s in edition.sections])
+    assert html.startswith('<!doctype html><html lang="de"')
+    assert '<meta name="color-scheme" content="light dark"' in html
+    assert '<meta name="supported-color-schemes" content="light dark"' in html
+    assert f"{edition.preheader}{PREHEADER_SPACER}</div>" in html
+    masthead = html[html.index("<body"):]
+    assert "The Weekly Brief" in masthead and "readerfirst" not in masthead.split("%%")[0]
+    assert "Brief Media Ltd, 1 Quay St, Leeds" in html
+    assert html.count(merge_tag("web_version_url")) == 2  # above the masthead and in the footer
+
+
+def test_widths_are_whole_pixels_as_the_reference_writes_them(layout, edition):
+    """No fractional width survives: columns' Outlook cells round (201.6 -> 202), images truncate (177.6 -> 177)."""
+    import re
+
+    html = layout.compile_document([s.id for s in edition.sections])
+    assert not re.findall(r'width[=:]"?\d+\.\d+', html)
+    assert "vertical-align:top;width:202px" in html and 'width="177"' in html
+
+
+def test_whole_pixel_rounding_leaves_text_alone():
+    """Only td and img tags change: a section whose text talks about widths keeps its words."""
+    from pipeline.rendering.templates import whole_pixel_widths
+
+    html = ('<td style="vertical-align:top;width:374.5px;"><img width="177.6" style="width:100%">'
+            "<div>set width:177.6px or width=\"1.5\"</div>")
+    assert whole_pixel_widths(html) == ('<td style="vertical-align:top;width:375px;"><img width="177" style="width:100%">'
+                                        "<div>set width:177.6px or width=\"1.5\"</div>")
+
+
+def test_images_fill_the_width_on_phones_and_why_lines_use_their_font(layout, edition):
+    """Every image is fluid under 480 px, and each why line's font is set on the element, over the serif mj-all."""
+    html = layout.compile_document([s.id for s in edition.sections])
+    images = html.count("<img ")
+    assert images > 0 and html.count('class="mj-full-width-mobile"') == 2 * images
+    why_lines = html.split('class="why"')[1:]
+    assert why_lines and all(part.split(">", 2)[1].startswith('<div style="font-family:Helvetica, Arial, sans-serif;')
+                             for part in why_lines)
