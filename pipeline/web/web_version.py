@@ -14,6 +14,7 @@ sent on as a referrer, and it can run no script and load nothing but images.
 from __future__ import annotations
 
 import html
+import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -49,6 +50,8 @@ WEB_VERSION_HEADERS = {
 }
 _HREF = re.compile(r'href="([^"]*)"')
 _SHOWN_STATES = (LedgerState.SENT, LedgerState.SENDING)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,13 @@ async def web_version_page(request: Request) -> Response:
     if found is None:
         return not_found()
     copy = await run_in_threadpool(find_copy, state.db, *found)
-    body = await run_in_threadpool(render_copy, state.settings, copy) if copy is not None else None
+    try:
+        body = await run_in_threadpool(render_copy, state.settings, copy) if copy is not None else None
+    except PipelineError as exc:
+        # The edition or templates were changed since the send and no longer render: the
+        # operator sees why, the reader sees the plain page (never a traceback, nor their data).
+        log.error("web version of %s cannot be rendered: %s", copy.edition_id, exc)
+        body = None
     if body is None:
         return not_found()
     return HTMLResponse(body, headers=WEB_VERSION_HEADERS)

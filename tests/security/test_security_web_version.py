@@ -88,3 +88,13 @@ def test_every_single_character_change_is_refused(edition, public_id, position):
     changed = token[:at] + ("A" if token[at] != "A" else "B") + token[at + 1:]
     found = read_web_version_token(SECRET, changed)
     assert found is None
+
+
+def test_an_edition_broken_since_the_send_shows_the_plain_page(db, tmp_path):
+    """An edition file edited into an invalid one after the send gives the reader the plain 404, never a 500."""
+    folder = tmp_path / "editions"
+    folder.mkdir()
+    ann = add_sent_copy(db, "ann@example.com")
+    (folder / "2026-12-07.yaml").write_text("id: 2026-12-07\nsubject: x\nsections: nonsense\n")
+    with running_server(create_app(Settings(READERFIRST_EDITIONS=str(folder)), db)) as base:
+        assert _refused(httpx.get(f"{base}/web/{web_version_token(SECRET, ann.public_id, '2026-12-07')}"))
