@@ -264,7 +264,7 @@ def test_event_without_event_details_is_reported(edition_dir):
     path = write(edition_dir, HEADER + section)
     problem = only_problem(path, "sections[meetup].event")
     assert_shape(problem, path, line_of(path, "- id: meetup"), "sections[meetup].event", "",
-                 "is required: event: {starts, location}")
+                 "is required: event: {starts, location, tz?}")
 
 
 def test_event_without_starts_is_reported(edition_dir):

@@ -234,7 +234,7 @@ def _group(c: FieldChecker, spec: FieldSpec, raw: dict, where: tuple, label: str
     value = raw.get(spec.name)
     if value is None:
         if spec.required:
-            names = ", ".join(f.name for f in spec.fields)
+            names = ", ".join(f.name + ("" if f.required else "?") for f in spec.fields)
             c.problem((*where, spec.name), label, "", f"is required: {spec.name}: {{{names}}}")
         return None
     if not isinstance(value, dict):
