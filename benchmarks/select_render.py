@@ -97,7 +97,8 @@ def personalised_renderer(prepared: PreparedEdition) -> tuple[Render, dict[str, 
         if variant is None:
             variant = variants[selection.variant_id] = prepared.layout.variant(selection.section_ids)
         unsubscribe_url, preferences_url = reader_links(SECRET, PUBLIC_URL, profile.public_id)
-        values = merge_values(profile, selection, unsubscribe_url=unsubscribe_url, preferences_url=preferences_url)
+        values = merge_values(profile, selection, unsubscribe_url=unsubscribe_url, preferences_url=preferences_url,
+                              edition=prepared.edition)
         subject = prepared.subject.render({"first_name": profile.first_name, "last_name": profile.last_name,
                                            "email": profile.email})
         message = personalise(variant, values, subject)

@@ -26,6 +26,8 @@ __all__ = [
     "project_templates",
     "project_editions",
     "project_topics",
+    "theme_fallbacks",
+    "THEMES_FOLDER",
 ]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -33,6 +35,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED_DIR = _PACKAGE_DIR / "bundled"
 CHECKOUT_DIR = _PACKAGE_DIR.parent
 SAMPLE_EDITION_NAME = "2026-12-07.yaml"
+THEMES_FOLDER = "themes"  # <templates>/themes/<name>/: a theme overriding some of the set
 
 # Either file makes a folder a project: a team may keep only its templates, or only its editions.
 _PROJECT_MARKERS = (Path("templates") / "layout.mjml.j2", Path("editions") / "topics.yaml")
@@ -104,3 +107,17 @@ def project_editions(start: Path | None = None) -> Path:
 def project_topics(start: Path | None = None) -> Path:
     """The topics file when READERFIRST_TOPICS is unset: the project's `editions/topics.yaml`, else the packaged one."""
     return _resolved(Path("editions") / "topics.yaml", start)
+
+
+def theme_fallbacks(folder: Path) -> tuple[Path, ...]:
+    """Where a template (or a kind's schema) missing from `folder` is found: for a theme
+    (`<templates>/themes/<name>/`) its own templates folder, then the packaged default set;
+    nothing for a folder of its own."""
+    folder = Path(folder)
+    if folder.parent.name != THEMES_FOLDER:
+        return ()
+    chain = [folder.parent.parent]
+    default = packaged_file("templates")
+    if default.resolve() != chain[0].resolve():
+        chain.append(default)
+    return tuple(f for f in chain if (f / "layout.mjml.j2").is_file())

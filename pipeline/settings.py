@@ -8,13 +8,16 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigurationError
-from pipeline.project import packaged_defaults, project_templates, project_topics
+from pipeline.project import packaged_defaults, project_editions, project_templates, project_topics
+
+if TYPE_CHECKING:
+    from pipeline.rendering.identity import SenderIdentity
 
 __all__ = ["Settings", "load_settings", "is_loopback_url", "PROJECT_ROOT", "MIN_SECRET_BYTES"]
 
@@ -45,11 +48,18 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, alias="READERFIRST_DATABASE_URL")
     templates_dir: Path = Field(default_factory=project_templates, alias="READERFIRST_TEMPLATES")
     topics_file: Path = Field(default_factory=project_topics, alias="READERFIRST_TOPICS")
+    # Where `readerfirst web` finds an edition to show a reader's web version of it.
+    editions_dir: Path = Field(default_factory=project_editions, alias="READERFIRST_EDITIONS")
     outbox_dir: Path | None = Field(default=None, alias="READERFIRST_OUTBOX")
     public_url: str = Field(default="http://127.0.0.1:8025", alias="READERFIRST_PUBLIC_URL")
     secret: SecretStr | None = Field(default=None, alias="READERFIRST_SECRET")
     from_email: str = Field(default="newsletter@readerfirst.example", alias="READERFIRST_FROM_EMAIL")
     from_name: str = Field(default="readerfirst", alias="READERFIRST_FROM_NAME")
+    # The masthead and footer name the newsletter and its publisher; CAN-SPAM requires a postal
+    # address in every message, so a send through SendGrid refuses without them (see sender_identity).
+    newsletter_name: str | None = Field(default=None, alias="READERFIRST_NEWSLETTER_NAME")
+    organization: str | None = Field(default=None, alias="READERFIRST_ORGANIZATION")
+    postal_address: str | None = Field(default=None, alias="READERFIRST_POSTAL_ADDRESS")
     sendgrid_api_key: SecretStr | None = Field(default=None, alias="SENDGRID_API_KEY")
     sendgrid_api_host: str = Field(default="https://api.sendgrid.com", alias="SENDGRID_API_HOST")
     sendgrid_timeout: float = Field(default=30.0, gt=0, alias="SENDGRID_TIMEOUT")
@@ -135,6 +145,24 @@ class Settings(BaseSettings):
             return (f"READERFIRST_PUBLIC_URL={url!r} points at this machine, which readers cannot reach; set it to "
                     f"the public https:// address of `readerfirst web`")
         return None
+
+    def identity_problem(self) -> str | None:
+        """Which sender-identity setting real readers' mail lacks, or None (see `sender_identity`)."""
+        for alias, value in (("READERFIRST_ORGANIZATION", self.organization),
+                             ("READERFIRST_POSTAL_ADDRESS", self.postal_address)):
+            if not (value or "").strip():
+                return (f"{alias} is not set: every message through SendGrid must name its sender and their "
+                        f"postal address (CAN-SPAM); set it to your organisation's {alias.split('_', 1)[1].lower().replace('_', ' ')}")
+        return None
+
+    def sender_identity(self) -> SenderIdentity:
+        """Masthead and footer identity; sample values stand in where unset (outbox, emulator, demo)."""
+        # Imported here: the rendering package imports the content package, which reads these settings.
+        from pipeline.rendering.identity import SAMPLE_ORGANIZATION, SAMPLE_POSTAL_ADDRESS, SenderIdentity
+
+        return SenderIdentity(newsletter_name=(self.newsletter_name or "").strip() or self.from_name,
+                              organization=(self.organization or "").strip() or SAMPLE_ORGANIZATION,
+                              postal_address=(self.postal_address or "").strip() or SAMPLE_POSTAL_ADDRESS)
 
     @cached_property
     def signing_secret(self) -> bytes:

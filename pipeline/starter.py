@@ -35,11 +35,15 @@ _COMMENTS = {
     "READERFIRST_DATABASE_URL": "Any SQLAlchemy URL, e.g. postgresql://user:pw@host/db (default: SQLite in the home folder).",
     "READERFIRST_TEMPLATES": "Template folder (default: this project's templates/, found from the working directory).",
     "READERFIRST_TOPICS": "Topics of the preference centre (default: this project's editions/topics.yaml).",
+    "READERFIRST_EDITIONS": "Edition folder the web service reads readers' web versions from (default: this project's editions/).",
     "READERFIRST_OUTBOX": "Where the local outbox writes .eml files (default: <home>/outbox).",
     "READERFIRST_PUBLIC_URL": "Where readers reach the unsubscribe and preference pages; https in production.",
     "READERFIRST_SECRET": "Signs unsubscribe and preference links, at least 32 bytes (default: generated into <home>/secret.key).",
     "READERFIRST_FROM_EMAIL": "Sender address: a verified SendGrid sender identity or authenticated domain.",
     "READERFIRST_FROM_NAME": "Sender name shown in inboxes.",
+    "READERFIRST_NEWSLETTER_NAME": "The newsletter's name in every message's masthead (default: READERFIRST_FROM_NAME).",
+    "READERFIRST_ORGANIZATION": "Who publishes the newsletter, named in every footer; required to send through SendGrid.",
+    "READERFIRST_POSTAL_ADDRESS": "The publisher's postal address in every footer (CAN-SPAM); required to send through SendGrid.",
     "SENDGRID_API_KEY": "When set, newsletters go through SendGrid instead of the local outbox (Mail Send permission).",
     "SENDGRID_API_HOST": "SendGrid API base URL (the emulator's URL for staging).",
     "SENDGRID_TIMEOUT": "Seconds per SendGrid request; keep it generous (a timed-out request may still be delivered).",
@@ -72,6 +76,7 @@ _COMMENTS = {
 }
 # Defaults computed at run time, shown as the rule rather than this machine's value.
 _SHOWN = {"READERFIRST_HOME": "~/.local/share/readerfirst", "READERFIRST_TEMPLATES": "templates",
+          "READERFIRST_EDITIONS": "editions",
           "READERFIRST_TOPICS": "editions/topics.yaml"}
 
 _TEAM_README = """\

@@ -155,7 +155,7 @@ def test_answer_then_next_edition_serves_the_need_in_the_readers_words(prefect_h
             assert saved.status_code == 200 and "Saved: you need help with Hiring" in saved.text
         send_edition(edition=str(folder / "2026-12-14.yaml"), audience="sample", today=today)
         _, nxt = emulator.store.messages_for(email)
-    until = (today + dt.timedelta(days=45)).isoformat()
+    until = (today + dt.timedelta(days=45)).isoformat().replace("-", "\u2011")  # non-breaking hyphens in reasons
     said = "you said you need help with \u201c{}\u201d until " + until
     assert said.format("hiring &amp; &quot;onboarding&quot; our first engineer") in nxt.html
     assert said.format('hiring & "onboarding" our first engineer') in nxt.text

@@ -264,7 +264,7 @@ def test_event_without_event_details_is_reported(edition_dir):
     path = write(edition_dir, HEADER + section)
     problem = only_problem(path, "sections[meetup].event")
     assert_shape(problem, path, line_of(path, "- id: meetup"), "sections[meetup].event", "",
-                 "is required: event: {starts, location}")
+                 "is required: event: {starts, location, tz?}")
 
 
 def test_event_without_starts_is_reported(edition_dir):
@@ -399,3 +399,39 @@ def test_missing_edition_file_is_reported(edition_dir):
     path = edition_dir / "nope.yaml"
     problems = problems_of(path)
     assert [(p.file, p.reason) for p in problems] == [(str(path), "file not found")]
+
+
+# -- language and event time zones ----------------------------------------------------------------
+
+EVENT = """\
+  - id: good-event
+    kind: event
+    title: A meetup
+    url: https://brief.example.com/e
+    event: {starts: "2026-12-10T18:00", tz: Europe/Berlin, location: Online}
+    topics: [climate]
+"""
+
+
+def test_language_and_event_zone_are_read(edition_dir):
+    """An edition's language and an event's zone are kept; the language defaults to en."""
+    edition = load_edition(write(edition_dir, "language: de\n" + HEADER + EVENT))
+    assert edition.language == "de" and edition.sections[0].event.tz == "Europe/Berlin"
+    assert load_edition(write(edition_dir, HEADER + ARTICLE, "plain.yaml")).language == "en"
+
+
+@pytest.mark.parametrize("value", ["english", "EN", "en_GB", "'12'", "''"])
+def test_bad_language_is_reported(edition_dir, value):
+    """A language that is not a BCP 47 tag is reported at its line."""
+    path = write(edition_dir, HEADER + ARTICLE + f"language: {value}\n")
+    problem = only_problem(path, "language")
+    assert problem.line == line_of(path, "language:") and "language tag" in problem.reason
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "../../etc/passwd", "Europe", "'x' * 300"])
+def test_unknown_event_zone_is_reported(edition_dir, zone):
+    """An event zone that is not an IANA name (a folder, a path, a long string) is reported, never opened as a file."""
+    zone = "x" * 300 if zone == "'x' * 300" else zone
+    path = write(edition_dir, HEADER + EVENT.replace("tz: Europe/Berlin", f"tz: {zone!r}"))
+    problem = only_problem(path, "sections[good-event].event.tz")
+    assert "unknown time zone" in problem.reason

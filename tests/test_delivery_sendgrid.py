@@ -93,7 +93,8 @@ def test_what_sendgrid_delivers_is_what_readerfirst_renders(prefect_harness, db,
     prepared, sender = prepared_edition(settings, EDITION), make_sender(settings)
     with db.session() as session:
         entries = session.execute(select(Reader.id, Reader.public_id, Reader.email, Reader.first_name,
-                                         Reader.last_name, SendLedgerEntry.picks, SendLedgerEntry.holdout)
+                                         Reader.last_name, SendLedgerEntry.picks, SendLedgerEntry.holdout,
+                                         Reader.timezone)
                                   .join(SendLedgerEntry, SendLedgerEntry.reader_id == Reader.id)
                                   .where(SendLedgerEntry.state == LedgerState.SENT)).all()
     assert len(entries) == summary["sent"]

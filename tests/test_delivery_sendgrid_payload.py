@@ -151,3 +151,40 @@ def test_a_single_reader_gets_the_reply_address_itself_and_no_domain_means_none(
     assert single["reply_to"] == {"email": "reply+tok1abc@replies.example.com"}
     assert_payload_valid(single)
     assert "reply_to" not in build_payload(sample_batch(readers=2))
+
+
+def _event_batch(zones: list[str]) -> OutgoingBatch:
+    """A batch with the sample's event section, one reader per zone, with the values a send merges."""
+    from pipeline.rendering.event_times import event_times
+    from pipeline.rendering.message import merge_values_for
+
+    layout = _layout()
+    ids = ("hiring-clinic", "heat-pumps-offices")
+    envelopes = []
+    for i, zone in enumerate(zones):
+        values = merge_values_for(first_name="N" * 200, last_name="L" * 200, email=f"r{i}@example.com",
+                                  reasons={sid: "you said you need help with Hiring until 2027-01-15" for sid in ids},
+                                  unsubscribe_url=f"https://rf.example.com/u/{'a' * 32}.{'b' * 32}",
+                                  preferences_url=f"https://rf.example.com/p/{'a' * 32}.{'b' * 32}",
+                                  web_version_url=f"https://rf.example.com/web/2026-12-07~{'a' * 32}.{'b' * 32}",
+                                  event_times=event_times(layout.edition, ids, zone))
+        envelopes.append(Envelope(reader_id=i + 1, email=f"r{i}@example.com", name="", subject="s", values=values,
+                                  unsubscribe_url="https://rf.example.com/u/x", holdout=False))
+    return OutgoingBatch(batch_id="b-2", edition_id="2026-12-07", variant_id="v2", body=layout.variant(ids),
+                         envelopes=tuple(envelopes), from_email="news@example.com", from_name="The Brief")
+
+
+def test_event_times_are_per_reader_substitutions_within_the_limit():
+    """Readers in different zones each get their own event time as a substitution, well within SendGrid's 10 KB."""
+    payload = build_payload(_event_batch(["America/New_York", "Asia/Tokyo", ""]))
+    assert_payload_valid(payload)
+    times = [p["substitutions"][html_key("when:hiring-clinic")] for p in payload["personalizations"]]
+    assert times == ["Thu 10 Dec 2026, 13:00\u00a0EST", "Fri 11 Dec 2026, 03:00\u00a0JST", "Thu 10 Dec 2026, 18:00\u00a0GMT"]
+    assert all(substitutions_size(p["substitutions"]) < SUBSTITUTIONS_LIMIT // 2 for p in payload["personalizations"])
+
+
+def test_readers_sharing_a_zone_share_the_event_time_in_the_content():
+    """When every reader of a batch has the same zone, the time is written once into the content, not per reader."""
+    payload = build_payload(_event_batch(["Europe/Berlin", "Europe/Berlin"]))
+    assert all(html_key("when:hiring-clinic") not in p["substitutions"] for p in payload["personalizations"])
+    assert "Thu 10 Dec 2026, 19:00\u00a0CET" in payload["content"][1]["value"]

@@ -96,7 +96,7 @@ def test_variant_tags_are_the_readers_fields_and_one_reason_per_section(edition,
     assert variant.section_ids == ids
     assert [t for t in variant.html.tags if t.startswith("why:")] == [f"why:{s}" for s in ids]
     assert set(variant.html.tags) == {"first_name", "email", "preferences_url", "unsubscribe_url",
-                                      *(f"why:{s}" for s in ids)}
+                                      "web_version_url", "when:hiring-clinic", *(f"why:{s}" for s in ids)}
     assert [t for t in variant.text.tags if t.startswith("why:")] == [f"why:{s}" for s in ids]
 
 
@@ -132,9 +132,11 @@ def test_every_web_link_carries_edition_and_section(edition, layout):
             for href in links:
                 assert read_tag(href) == (edition.id, section_id), href
         outside = hrefs(html[:starts[0]] + html[starts[-1]:])
-        # Outside the sections only the intro's and the footer's merge-tag links, which the reader's values fill in.
+        # Outside the sections only the intro's, the masthead's and the footer's merge-tag links,
+        # which the reader's values fill in.
         assert sorted(outside) == sorted([merge_tag("preferences_url"), merge_tag("preferences_url"),
-                                          merge_tag("unsubscribe_url")])
+                                          merge_tag("unsubscribe_url"), merge_tag("web_version_url"),
+                                          merge_tag("web_version_url")])
 
 
 def test_links_section_tags_each_of_its_links(edition, layout):
@@ -298,5 +300,56 @@ def test_compiled_html_has_no_stray_merge_tags(edition, layout):
     """The only merge tags in compiled HTML are reader fields, reasons for the sections present and the ask's links."""
     ids = [s.id for s in edition.sections]
     names = set(TAG_PATTERN.findall(layout.compile_document(ids)))
-    assert names == {"first_name", "email", "preferences_url", "unsubscribe_url", *(f"why:{s}" for s in ids),
-                     *(f"ask:{t}" for t in ask_topics(edition)), "ask_words"}
+    events = {f"when:{s.id}" for s in edition.sections if s.event}
+    assert names == {"first_name", "email", "preferences_url", "unsubscribe_url", "web_version_url", *events,
+                     *(f"why:{s}" for s in ids), *(f"ask:{t}" for t in ask_topics(edition)), "ask_words"}
+
+
+# -- what every message carries: language, colour scheme, preheader, identity, whole pixels ------------
+
+def test_document_head_carries_language_colour_scheme_and_preheader_padding(edition):
+    """`<html lang>` is the edition's language; the colour-scheme metas are there; the preheader is followed by its spacer."""
+    from pipeline.rendering.identity import SenderIdentity
+    from pipeline.rendering.layout import PREHEADER_SPACER
+
+    german = dataclasses.replace(edition, language="de")
+    layout = EditionLayout(german, TemplateSet(TEMPLATES),
+                           identity=SenderIdentity("The Weekly Brief", "Brief Media Ltd", "1 Quay St, Leeds"))
+    html = layout.compile_document([s.id for s in edition.sections])
+    assert html.startswith('<!doctype html><html lang="de"')
+    assert '<meta name="color-scheme" content="light dark"' in html
+    assert '<meta name="supported-color-schemes" content="light dark"' in html
+    assert f"{edition.preheader}{PREHEADER_SPACER}</div>" in html
+    masthead = html[html.index("<body"):]
+    assert "The Weekly Brief" in masthead and "readerfirst" not in masthead.split("%%")[0]
+    assert "Brief Media Ltd, 1 Quay St, Leeds" in html
+    assert html.count(merge_tag("web_version_url")) == 2  # above the masthead and in the footer
+
+
+def test_widths_are_whole_pixels_as_the_reference_writes_them(layout, edition):
+    """No fractional width survives: columns' Outlook cells round (201.6 -> 202), images truncate (177.6 -> 177)."""
+    import re
+
+    html = layout.compile_document([s.id for s in edition.sections])
+    assert not re.findall(r'width[=:]"?\d+\.\d+', html)
+    assert "vertical-align:top;width:202px" in html and 'width="177"' in html
+
+
+def test_whole_pixel_rounding_leaves_text_alone():
+    """Only td and img tags change: a section whose text talks about widths keeps its words."""
+    from pipeline.rendering.templates import whole_pixel_widths
+
+    html = ('<td style="vertical-align:top;width:374.5px;"><img width="177.6" style="width:100%">'
+            "<div>set width:177.6px or width=\"1.5\"</div>")
+    assert whole_pixel_widths(html) == ('<td style="vertical-align:top;width:375px;"><img width="177" style="width:100%">'
+                                        "<div>set width:177.6px or width=\"1.5\"</div>")
+
+
+def test_images_fill_the_width_on_phones_and_why_lines_use_their_font(layout, edition):
+    """Every image is fluid under 480 px, and each why line's font is set on the element, over the serif mj-all."""
+    html = layout.compile_document([s.id for s in edition.sections])
+    images = html.count("<img ")
+    assert images > 0 and html.count('class="mj-full-width-mobile"') == 2 * images
+    why_lines = html.split('class="why"')[1:]
+    assert why_lines and all(part.split(">", 2)[1].startswith('<div style="font-family:Helvetica, Arial, sans-serif;')
+                             for part in why_lines)

@@ -112,3 +112,67 @@ def test_preview_renders_in_chromium(layout, tmp_path):
     assert all(alt for alt in seen.alts)
     shot = chromium_screenshot(page.as_uri(), tmp_path / "preview.png", tmp_path / "profile2")
     assert not png_is_blank(shot)
+
+
+# -- themes ---------------------------------------------------------------------------------------
+
+THEMES = ("briefing", "magazine")
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_shipped_themes_pass_both_validators(theme, tmp_path):
+    """Each shipped theme, with its fallbacks, passes the Python validator and `mjml --validate strict`."""
+    templates = TemplateSet(TEMPLATES / "themes" / theme)
+    layout = EditionLayout(load_edition(EDITION), templates)  # refuses what the Python validator finds
+    assert templates.path_of("theme.mjml.j2") == TEMPLATES / "themes" / theme / "theme.mjml.j2"
+    assert templates.path_of("layout.mjml.j2") == TEMPLATES / "layout.mjml.j2"
+    source = tmp_path / "edition.mjml"
+    source.write_text(layout.mjml_document([s.id for s in layout.edition.sections]))
+    result = subprocess.run([mjml_binary(), str(source), "--config.validationLevel=strict", "-s"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_theme_overrides_some_files_and_takes_the_rest_from_the_default_set(tmp_path):
+    """A theme with only theme.mjml.j2 renders with its own look, the default partials, and kinds added to the default later."""
+    folder = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, folder)
+    theme = folder / "themes" / "plain"
+    theme.mkdir()
+    (theme / "theme.mjml.j2").write_text((TEMPLATES / "theme.mjml.j2").read_text().replace("#0b1f33", "#123456"))
+    templates = TemplateSet(theme)
+    assert templates.path_of("sections/article.mjml.j2") == folder / "sections" / "article.mjml.j2"
+    assert not templates.has_kind("digest")
+    # A kind is a file pair (partial and schema): added to the default set, every theme has it.
+    (folder / "sections" / "digest.mjml.j2").write_text((folder / "sections" / "links.mjml.j2").read_text())
+    (folder / "sections" / "digest.yaml").write_text((folder / "sections" / "links.yaml").read_text())
+    assert templates.has_kind("digest")
+    assert "digest" in load_section_kinds(theme).names
+    html = EditionLayout(load_edition(EDITION), templates).compile_document(["editors-note"])
+    assert "background:#123456" in html and "What changed in this newsletter" in html
+
+
+def test_an_error_in_a_fallback_partial_names_the_file_it_came_from(tmp_path):
+    """A broken default partial used by a theme is reported at the default file, not at a path inside the theme."""
+    folder = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, folder)
+    partial = folder / "sections" / "links.mjml.j2"
+    partial.write_text(partial.read_text().replace('font-size="19px"', 'font-sise="19px"', 1))
+    with pytest.raises(TemplateError) as caught:
+        EditionLayout(load_edition(EDITION), TemplateSet(folder / "themes" / "magazine"))
+    assert f"{partial}:3: " in str(caught.value)
+
+
+def test_a_theme_overriding_a_partial_keeps_the_default_schema_or_its_own(tmp_path):
+    """A theme's own section partial uses the default set's schema, unless the theme carries one beside it."""
+    folder = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, folder)
+    theme = folder / "themes" / "briefing"
+    assert not (theme / "sections" / "article.yaml").exists()
+    kinds = load_section_kinds(theme)
+    assert kinds["article"].schema_path == folder / "sections" / "article.yaml"
+    assert set(load_section_kinds(folder).names) == set(kinds.names)
+    (theme / "sections" / "article.yaml").write_text((folder / "sections" / "article.yaml").read_text()
+                                                      + "  kicker: {type: text, max_chars: 20}\n")
+    assert "kicker" in [f.name for f in load_section_kinds(theme)["article"].fields]
+    assert "kicker" not in [f.name for f in load_section_kinds(folder)["article"].fields]

@@ -64,9 +64,9 @@ def test_env_example_lists_every_setting_with_its_default():
 
 
 def test_env_example_defaults_are_what_settings_read(monkeypatch):
-    """Uncommenting every line with a value gives the same settings as not setting them (templates and topics aside)."""
+    """Uncommenting every line with a value gives the same settings as not setting them (project folders aside)."""
     listed = dict(re.findall(r"^# ((?:READERFIRST|SENDGRID)_[A-Z_]+)=(.+)$", env_example(), flags=re.M))
-    for name in ("READERFIRST_HOME", "READERFIRST_TEMPLATES", "READERFIRST_TOPICS", ENV_POLICY, ENV_SEED,
+    for name in ("READERFIRST_HOME", "READERFIRST_TEMPLATES", "READERFIRST_TOPICS", "READERFIRST_EDITIONS", ENV_POLICY, ENV_SEED,
                  ENV_EXPLORATION, ENV_HOLDOUT_SHARE):
         listed.pop(name)
     for name in listed:

@@ -285,6 +285,7 @@ def write_preview(edition: Path, email: str, audience: str | None, out: Path | N
     from pipeline.content.ask import ask_topics, asked_in
     from pipeline.delivery.planning import choose_for_reader, plan_settings, send_population
     from pipeline.flows.runtime import database
+    from pipeline.rendering.links import web_version_url
     from pipeline.rendering.message import merge_values, personalise
 
     settings = load_settings()
@@ -302,7 +303,10 @@ def write_preview(edition: Path, email: str, audience: str | None, out: Path | N
                                            settings=plan_settings(),
                                            population=send_population(db, audience_id, prepared.edition.id))
     unsubscribe_url, preferences_url = reader_links(settings.signing_secret, settings.public_url, profile.public_id)
-    values = merge_values(profile, selection, unsubscribe_url=unsubscribe_url, preferences_url=preferences_url)
+    values = merge_values(profile, selection, unsubscribe_url=unsubscribe_url, preferences_url=preferences_url,
+                          web_version_url=web_version_url(settings.signing_secret, settings.public_url,
+                                                          profile.public_id, prepared.edition.id),
+                          edition=prepared.edition)
     if asked_in(prepared.edition, selection.section_ids):
         values.update(ask_link_values(settings.signing_secret, settings.public_url, profile.public_id,
                                       prepared.edition.id, ask_topics(prepared.edition), today or dt.date.today()))

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from pipeline.content.kinds import SectionKinds, did_you_mean, load_section_kinds
-from pipeline.content.section_fields import FieldChecker, Image, check_kind_fields
+from pipeline.content.section_fields import FieldChecker, Image, check_kind_fields, is_time_zone as _is_time_zone  # noqa: F401
 from pipeline.content.topics import Taxonomy, load_taxonomy
 from pipeline.content.yamlsource import read_lined_yaml
 from pipeline.errors import InputProblem, InvalidEdition
@@ -30,9 +30,11 @@ DEFAULT_MAX_SPONSOR = 1  # sponsor sections per reader's copy (issue 16: the rea
 
 _EDITION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _SECTION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-_EDITION_KEYS = {"id", "subject", "preheader", "topics_file", "sections_per_reader", "max_per_topic", "max_sponsor",
-                 "intro", "sign_off", "sections"}
+_EDITION_KEYS = {"id", "subject", "preheader", "language", "topics_file", "sections_per_reader", "max_per_topic",
+                 "max_sponsor", "intro", "sign_off", "sections"}
 _LONG_TEXT = 4000  # characters of an edition's intro or sign-off
+# A BCP 47 tag as mail clients and screen readers use it: `en`, `de`, `pt-BR`, `zh-Hant`.
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,9 @@ class Link:
 class EventDetails:
     """When and where an `event` section happens."""
 
-    starts: str
+    starts: str  # ISO date, or date-time (with an offset when the editor gave one)
     location: str
+    tz: str = ""  # IANA zone of a local `starts` without an offset, e.g. Europe/London
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ class Section:
     def event(self) -> EventDetails | None:
         """When and where, for a kind with an `event` group."""
         found = self.fields.get("event")
-        return EventDetails(found["starts"], found["location"]) if found else None
+        return EventDetails(found["starts"], found["location"], found.get("tz") or "") if found else None
 
     @property
     def first_url(self) -> str:
@@ -142,6 +145,7 @@ class Edition:
     intro: str = ""  # Markdown above the sections, the same for every reader
     sign_off: str = ""  # Markdown below them
     path: Path | None = None
+    language: str = "en"  # the message's `<html lang>`, and the language dates are written in
     by_id: dict[str, Section] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -241,6 +245,10 @@ def load_edition(path: Path | str, *, taxonomy: Taxonomy | None = None, kinds: S
     preheader = c.text(raw, (), "preheader", "preheader", required=False)
     intro = c.markdown(raw, (), "intro", "intro", max_chars=_LONG_TEXT)
     sign_off = c.markdown(raw, (), "sign_off", "sign_off", max_chars=_LONG_TEXT)
+    language = raw.get("language", "en")
+    if not isinstance(language, str) or not _LANGUAGE.match(language):
+        c.problem(("language",), "language", language, "must be a language tag such as en, de, fr or pt-BR")
+        language = "en"
 
     limits = {}
     for key, default, low, high in (("sections_per_reader", DEFAULT_SECTIONS_PER_READER, 1, 30),
@@ -269,7 +277,7 @@ def load_edition(path: Path | str, *, taxonomy: Taxonomy | None = None, kinds: S
     if c.problems:
         raise InvalidEdition(c.problems)
     return Edition(id=str(edition_id), subject=subject, preheader=preheader, sections=tuple(sections),
-                   taxonomy=taxonomy, path=path, intro=intro, sign_off=sign_off, **limits)
+                   taxonomy=taxonomy, path=path, intro=intro, sign_off=sign_off, language=language, **limits)
 
 
 def resolve_edition_path(path: Path | str) -> Path:

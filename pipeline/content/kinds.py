@@ -26,7 +26,7 @@ __all__ = ["FieldSpec", "SectionKind", "SectionKinds", "load_section_kinds", "di
 
 SCHEMA_FILE = "sections/{kind}.yaml"
 TEXT_TEMPLATE = "text/sections/{kind}.txt.j2"
-FIELD_TYPES = ("text", "markdown", "url", "image", "date", "bool", "number", "group", "list")
+FIELD_TYPES = ("text", "markdown", "url", "image", "date", "timezone", "bool", "number", "group", "list")
 ROLES = ("section", "lead", "sponsor")
 # What every section has, whatever its kind (validated by the edition loader itself).
 COMMON_FIELDS = ("id", "kind", "title", "topics", "pinned")
@@ -263,10 +263,19 @@ def load_section_kinds(folder: Path | str) -> SectionKinds:
     Raises InvalidSectionKinds listing every problem (a template without a schema, a schema
     without a template, an unknown type or key), each at its file and line.
     """
+    from pipeline.project import theme_fallbacks
+
     folder = Path(folder)
-    sections = folder / "sections"
-    templates = {p.name[:-len(".mjml.j2")]: p for p in sections.glob("*.mjml.j2")} if sections.is_dir() else {}
-    schemas = {p.stem: p for p in sections.glob("*.yaml")} if sections.is_dir() else {}
+    templates: dict[str, Path] = {}
+    schemas: dict[str, Path] = {}
+    # A theme (templates/themes/<name>/) overrides some files: a section template it overrides
+    # keeps the default's schema unless the theme carries its own, and the kinds it does not
+    # override come from the default set whole.
+    for where in reversed((folder, *theme_fallbacks(folder))):
+        sections = where / "sections"
+        if sections.is_dir():
+            templates.update({p.name[:-len(".mjml.j2")]: p for p in sections.glob("*.mjml.j2")})
+            schemas.update({p.stem: p for p in sections.glob("*.yaml")})
     stamp = tuple(sorted((str(p), p.stat().st_mtime_ns) for p in [*templates.values(), *schemas.values()]))
     key = (str(folder.resolve()), stamp)
     if key in _CACHE:

@@ -180,6 +180,12 @@ def section_words(section: Section) -> list[str]:
 
 
 def edition_focus(edition: Edition) -> EditionFocus:
-    """The reader focus of every section of `edition`, in editorial order (sponsor sections marked)."""
+    """The reader focus of every section of `edition`, in editorial order (sponsor sections marked).
+
+    The ask (pipeline/content/ask.py) is left out: it is the reader's own question about their
+    needs, and READERFIRST_ASK=auto adds it to editions that never held it.
+    """
+    from pipeline.content.ask import ASK_KIND
+
     return EditionFocus([score_section(section.id, section_words(section), sponsored=section.role == "sponsor")
-                         for section in edition.sections])
+                         for section in edition.sections if section.kind != ASK_KIND])

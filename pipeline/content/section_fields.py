@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from pipeline.content.wording import inert_text
 from pipeline.content.yamlsource import LinedYaml
 from pipeline.errors import InputProblem
 
-__all__ = ["FieldChecker", "Image", "check_kind_fields", "is_web_url", "control_character"]
+__all__ = ["FieldChecker", "Image", "check_kind_fields", "is_web_url", "is_time_zone", "control_character"]
 
 # Control characters other than tab and line breaks: invisible to the editor, and MRML refuses
 # the whole document over one of them ("unable to parse next template"), naming nothing.
@@ -37,6 +38,17 @@ class Image:
 
     src: str
     alt: str
+
+
+def is_time_zone(name: object) -> bool:
+    """Whether `name` is an IANA time zone name (never a path: zoneinfo refuses those)."""
+    if not isinstance(name, str) or not name.strip():
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, or a name too long
+        return False
+    return True
 
 
 def is_web_url(value: object) -> bool:
@@ -152,6 +164,18 @@ class FieldChecker:
             self.problem((*where, key), label, "", "is required (ISO date or date-time)")
         return ""
 
+    def time_zone(self, raw: dict, where: tuple, key: str, label: str, *, required: bool) -> str:
+        """An IANA time zone name such as Europe/London; '' when absent or unknown."""
+        value = raw.get(key)
+        if value is None or value == "":
+            if required:
+                self.problem((*where, key), label, "", "is required (an IANA time zone such as Europe/London)")
+            return ""
+        if not is_time_zone(value):
+            self.problem((*where, key), label, value, "unknown time zone; use an IANA name such as Europe/London")
+            return ""
+        return str(value)
+
     def flag(self, raw: dict, where: tuple, key: str, label: str, default: bool = False) -> bool:
         """A true/false value."""
         value = raw.get(key, default)
@@ -195,6 +219,8 @@ def _value(c: FieldChecker, spec: FieldSpec, raw: dict, where: tuple, label: str
         return c.image(raw, where, spec.name, label, required=spec.required)
     if kind == "date":
         return c.date(raw, where, spec.name, label, required=spec.required)
+    if kind == "timezone":
+        return c.time_zone(raw, where, spec.name, label, required=spec.required)
     if kind == "bool":
         return c.flag(raw, where, spec.name, label, bool(spec.default))
     if kind == "number":
@@ -208,7 +234,7 @@ def _group(c: FieldChecker, spec: FieldSpec, raw: dict, where: tuple, label: str
     value = raw.get(spec.name)
     if value is None:
         if spec.required:
-            names = ", ".join(f.name for f in spec.fields)
+            names = ", ".join(f.name + ("" if f.required else "?") for f in spec.fields)
             c.problem((*where, spec.name), label, "", f"is required: {spec.name}: {{{names}}}")
         return None
     if not isinstance(value, dict):

@@ -24,6 +24,8 @@ from pipeline.delivery.ledger import ClaimedEntry, PlannedBatch, SendLedger
 from pipeline.delivery.preparation import PreparedEdition
 from pipeline.delivery.transport import Envelope, OutgoingBatch, Transport
 from pipeline.errors import TransientTransportError, TransportError
+from pipeline.rendering.event_times import event_times
+from pipeline.rendering.links import web_version_url
 from pipeline.rendering.message import merge_values_for
 
 __all__ = ["DeliveryReport", "deliver_batch", "deliver_batches", "Sender"]
@@ -69,7 +71,11 @@ def _envelope(prepared: PreparedEdition, sender: Sender, entry: ClaimedEntry, ad
     unsubscribe_url, preferences_url = reader_links(sender.secret, sender.public_url, entry.public_id)
     values = merge_values_for(first_name=entry.first_name, last_name=entry.last_name, email=entry.email,
                               reasons={sid: reason for sid, reason in entry.picks},
-                              unsubscribe_url=unsubscribe_url, preferences_url=preferences_url)
+                              unsubscribe_url=unsubscribe_url, preferences_url=preferences_url,
+                              web_version_url=web_version_url(sender.secret, sender.public_url, entry.public_id,
+                                                              prepared.edition.id),
+                              event_times=event_times(prepared.edition, (sid for sid, _ in entry.picks),
+                                                      entry.timezone))
     edition = prepared.edition
     if asked_in(edition, [sid for sid, _ in entry.picks]):
         values.update(ask_link_values(sender.secret, sender.public_url, entry.public_id, edition.id,

@@ -56,7 +56,7 @@ _CLAIM_LOCKED = (update(_T).where(_OF_EDITION, _T.c.reader_id.in_(_IDS), _T.c.st
                          sending_at=bindparam("now")))
 # picks as their stored text: readers of one batch often share theirs, and each text is parsed once.
 _CLAIMED = (select(Reader.id, Reader.public_id, Reader.email, Reader.first_name, Reader.last_name,
-                   cast(_T.c.picks, Text), _T.c.holdout)
+                   cast(_T.c.picks, Text), _T.c.holdout, Reader.timezone)
             .join(Reader, Reader.id == _T.c.reader_id)
             .where(_IN_BATCH, _T.c.batch_id == bindparam("batch"), _T.c.state == LedgerState.SENDING)
             .order_by(_T.c.reader_id))
@@ -106,6 +106,7 @@ class ClaimedEntry:
     last_name: str
     picks: list[list[str]]
     holdout: bool
+    timezone: str = ""  # the reader's declared IANA zone: event times are shown in it
 
 
 @dataclass(frozen=True)
@@ -253,11 +254,11 @@ class SendLedger:
             rows = connection.execute(_CLAIMED, {**found, "batch": batch_id}).all()
         parsed: dict[str, list] = {}
         claimed = []
-        for reader_id, public_id, email, first_name, last_name, picks, holdout in rows:
+        for reader_id, public_id, email, first_name, last_name, picks, holdout, timezone in rows:
             if picks not in parsed:
                 parsed[picks] = orjson.loads(picks)
             claimed.append(ClaimedEntry(reader_id, public_id, email, first_name, last_name, parsed[picks],
-                                        bool(holdout)))
+                                        bool(holdout), timezone or ""))
         return claimed, skipped
 
     def confirm(self, batch_id: str, message_id: str | None, per_reader: dict[int, str] | None = None,

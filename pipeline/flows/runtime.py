@@ -67,8 +67,8 @@ def database(settings: Settings) -> Database:
 
 def prepared_edition(settings: Settings, edition: Path | str) -> PreparedEdition:
     """The edition at `edition` (a file, or a folder for its newest edition), validated and compiled
-    with the templates and sender name of these settings (cached while nothing changes)."""
-    return prepare_edition(resolve_edition_path(edition), settings.templates_dir, newsletter_name=settings.from_name,
+    with the templates and sender identity of these settings (cached while nothing changes)."""
+    return prepare_edition(resolve_edition_path(edition), settings.templates_dir, identity=settings.sender_identity(),
                            ask=settings.ask)
 
 
@@ -76,12 +76,13 @@ def make_transport(settings: Settings, *, sandbox: bool = False) -> Transport:
     """SendGrid when SENDGRID_API_KEY is set, else the local outbox.
 
     Real mail (a SendGrid host that is not loopback) is refused unless READERFIRST_PUBLIC_URL is
-    a public https address: otherwise every message would carry unsubscribe links that cannot work.
+    a public https address (otherwise every message would carry unsubscribe links that cannot work)
+    and the footer's organisation and postal address are set (CAN-SPAM requires them).
     """
     if settings.sendgrid_api_key is not None:
         from pipeline.delivery.sendgrid import SendGridTransport
 
-        problem = settings.public_url_problem() if settings.sends_beyond_loopback else None
+        problem = (settings.public_url_problem() or settings.identity_problem()) if settings.sends_beyond_loopback else None
         if problem:
             raise ConfigurationError(problem)
 

@@ -27,14 +27,21 @@ from pipeline.content.ask import ask_topics, asks
 from pipeline.content.edition import Edition, Section
 from pipeline.content.kinds import TEXT_TEMPLATE, FieldSpec, SectionKinds, load_section_kinds
 from pipeline.errors import RenderError, TemplateError
+from pipeline.rendering.event_times import when_tag
+from pipeline.rendering.identity import SenderIdentity
 from pipeline.rendering.links import tag_url
 from pipeline.rendering.markdown import markdown_to_text, render_markdown
 from pipeline.rendering.merge import MAX_FIELD_CHARS, MergeTemplate, ReaderTags, merge_tag
 from pipeline.rendering.templates import SECTION_TEMPLATE, MjmlPart, TemplateSet, check_mjml, compile_mjml
 
-__all__ = ["EditionLayout", "VariantBody", "GMAIL_CLIP_BYTES", "section_marker", "DateView", "GENERIC_TEXT_TEMPLATE"]
+__all__ = ["EditionLayout", "VariantBody", "GMAIL_CLIP_BYTES", "section_marker", "DateView", "GENERIC_TEXT_TEMPLATE",
+           "PREHEADER_SPACER"]
 
 GMAIL_CLIP_BYTES = 102 * 1024
+# After the preheader, inboxes show whatever text comes next (the masthead, "View in browser").
+# A run of invisible, non-collapsing characters fills the preview line instead: combining
+# grapheme joiner, zero-width non-joiner and no-break space, the pattern Litmus documents.
+PREHEADER_SPACER = Markup("&#847;&zwnj;&nbsp;" * 90)
 _SENTINEL = "\x00rf-sections\x00"
 _END = "end"
 GENERIC_TEXT_TEMPLATE = "text/section.txt.j2"  # the text part of a kind without its own
@@ -89,26 +96,29 @@ def _shape(mjml: str) -> str:
 class EditionLayout:
     """An edition compiled against a template set, ready to make any variant by splicing."""
 
-    def __init__(self, edition: Edition, templates: TemplateSet, *, newsletter_name: str = "readerfirst"):
-        self._render_templates(edition, templates, newsletter_name)
+    def __init__(self, edition: Edition, templates: TemplateSet, *, newsletter_name: str = "readerfirst",
+                 identity: SenderIdentity | None = None):
+        self._render_templates(edition, templates, identity or SenderIdentity(newsletter_name=newsletter_name))
         self._heads: dict[str, tuple[str, str]] = {}  # section shape -> its skeleton alone
         # Refused here, before anything is compiled or sent: mjml-python would compile it regardless.
-        check_mjml(self._parts([s.id for s in edition.sections]), templates.folder)
+        check_mjml(self._parts([s.id for s in edition.sections]), templates)
         html = self.compile_document([s.id for s in edition.sections])
         self._chunks = self._cut(html, [s.id for s in edition.sections])[1]
 
     @classmethod
-    def mjml_source(cls, edition: Edition, templates: TemplateSet, *, newsletter_name: str = "readerfirst") -> str:
+    def mjml_source(cls, edition: Edition, templates: TemplateSet, *, newsletter_name: str = "readerfirst",
+                    identity: SenderIdentity | None = None) -> str:
         """The MJML document with every section, rendered but neither validated nor compiled (for tools)."""
         layout = cls.__new__(cls)
-        layout._render_templates(edition, templates, newsletter_name)
+        layout._render_templates(edition, templates, identity or SenderIdentity(newsletter_name=newsletter_name))
         return layout.mjml_document([s.id for s in edition.sections])
 
     # -- rendering the templates ---------------------------------------------------------
-    def _render_templates(self, edition: Edition, templates: TemplateSet, newsletter_name: str) -> None:
+    def _render_templates(self, edition: Edition, templates: TemplateSet, identity: SenderIdentity) -> None:
         self.edition = edition
         self.templates = templates
-        self.newsletter = SimpleNamespace(name=newsletter_name)
+        self.newsletter = SimpleNamespace(name=identity.newsletter_name, organization=identity.organization,
+                                          postal_address=identity.postal_address)
         missing = sorted({s.kind for s in edition.sections if not templates.has_kind(s.kind)})
         if missing:
             raise TemplateError(f"{templates.folder}: no partial for section kind(s) {', '.join(missing)}"
@@ -133,6 +143,7 @@ class EditionLayout:
                                      web_version=Markup(merge_tag("web_version_url"))),
             "intro": self._intro,
             "sign_off": self._sign_off,
+            "preheader_spacer": PREHEADER_SPACER,
         }
 
     def _rich(self, markdown: str, section_id: str) -> SimpleNamespace:
@@ -152,6 +163,10 @@ class EditionLayout:
         view = SimpleNamespace(id=section.id, kind=section.kind, role=section.role, title=section.title,
                                topics=section.topics, pinned=section.pinned)
         _set_fields(view, kind.fields, section.fields, tag)
+        if section.event is not None and isinstance(getattr(view, "event", None), SimpleNamespace):
+            # The time in the reader's own zone and the edition's language: a merge value
+            # (pipeline/rendering/event_times.py). `event.starts` stays the time as the editor wrote it.
+            view.event.when = Markup(merge_tag(when_tag(section.id)))
         if asks(section.kind):
             # The ask's one-click answers and free-text link: per-reader signed links, so merge tags.
             view.answers = [SimpleNamespace(topic=topic, label=self.edition.taxonomy.label(topic),
@@ -168,7 +183,7 @@ class EditionLayout:
 
     def _render_text_section(self, section: Section) -> str:
         name = TEXT_TEMPLATE.format(kind=section.kind)
-        if not (self.templates.folder / name).is_file():
+        if not self.templates.path_of(name).is_file():
             name = GENERIC_TEXT_TEMPLATE
         return self.templates.render_text(name, section=self._views[section.id],
                                           reason=Markup(merge_tag(f"why:{section.id}")), **self._context())
@@ -176,7 +191,7 @@ class EditionLayout:
     def _render_layout(self) -> tuple[MjmlPart, MjmlPart]:
         layout = self.templates.render_mjml("layout.mjml.j2", sections=Markup(_SENTINEL), **self._context())
         if layout.count(_SENTINEL) != 1:
-            raise TemplateError(f"{self.templates.folder / 'layout.mjml.j2'}: must place {{{{ sections }}}} exactly once, directly inside mj-body")
+            raise TemplateError(f"{self.templates.path_of('layout.mjml.j2')}: must place {{{{ sections }}}} exactly once, directly inside mj-body")
         head, tail = layout.split(_SENTINEL)
         # The end marker is a line of its own before the rest of the `{{ sections }}` line.
         return (MjmlPart("layout.mjml.j2", head),
@@ -185,7 +200,7 @@ class EditionLayout:
     def _render_text_layout(self) -> tuple[str, str]:
         text = self.templates.render_text("text/layout.txt.j2", sections=_SENTINEL, **self._context())
         if text.count(_SENTINEL) != 1:
-            raise TemplateError(f"{self.templates.folder / 'text/layout.txt.j2'}: must place {{{{ sections }}}} exactly once")
+            raise TemplateError(f"{self.templates.path_of('text/layout.txt.j2')}: must place {{{{ sections }}}} exactly once")
         head, tail = text.split(_SENTINEL)
         return head, tail
 
@@ -199,14 +214,14 @@ class EditionLayout:
 
     def compile_document(self, section_ids: list[str] | tuple[str, ...]) -> str:
         """Compile the document with these sections directly (slow path, used once per skeleton)."""
-        return compile_mjml(self._parts(section_ids), self.templates.folder)
+        return compile_mjml(self._parts(section_ids), self.templates)
 
     def _cut(self, html: str, section_ids: list[str]) -> tuple[str, dict[str, str], str]:
         cuts = []
         for name in [*section_ids, _END]:
             at = html.find(section_marker(name))
             if at < 0:
-                raise TemplateError(f"{self.templates.folder / 'layout.mjml.j2'}: marker for {name!r} lost in compiled HTML;"
+                raise TemplateError(f"{self.templates.path_of('layout.mjml.j2')}: marker for {name!r} lost in compiled HTML;"
                                     " {{ sections }} must sit directly inside mj-body")
             cuts.append(at)
         chunks = {sid: html[a:b] for sid, a, b in zip(section_ids, cuts, cuts[1:])}

@@ -19,11 +19,17 @@ import jinja2
 import mjml
 
 from pipeline.errors import InputProblem, InvalidTemplates, TemplateError
+from pipeline.project import THEMES_FOLDER, theme_fallbacks
 from pipeline.rendering.mjml_rules import MjmlProblem, mjml_problems
 
-__all__ = ["TemplateSet", "MjmlPart", "check_mjml", "compile_mjml", "SECTION_TEMPLATE"]
+__all__ = ["TemplateSet", "MjmlPart", "check_mjml", "compile_mjml", "whole_pixel_widths", "theme_fallbacks",
+           "SECTION_TEMPLATE", "THEMES_FOLDER"]
 
 SECTION_TEMPLATE = "sections/{kind}.mjml.j2"
+
+
+def _source(where: Path | TemplateSet, template: str) -> Path:
+    return where.path_of(template) if isinstance(where, TemplateSet) else where / template
 
 
 @dataclass(frozen=True)
@@ -41,18 +47,27 @@ class TemplateSet:
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
-        if not (self.folder / "layout.mjml.j2").is_file():
+        # A theme overrides some files and takes the rest from the default set (see `theme_fallbacks`).
+        self.folders = (self.folder, *theme_fallbacks(self.folder))
+        if not self.path_of("layout.mjml.j2").is_file():
             raise TemplateError(f"{self.folder}: no layout.mjml.j2 here; set READERFIRST_TEMPLATES to a templates folder")
-        loader = jinja2.FileSystemLoader(str(self.folder))
+        loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(f)) for f in self.folders])
         # Autoescape on for MJML: reader data and content never become markup or template code.
         self.mjml_env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
                                            trim_blocks=False, keep_trailing_newline=True)
         self.text_env = jinja2.Environment(loader=loader, autoescape=False, undefined=jinja2.StrictUndefined,
                                            keep_trailing_newline=True)
 
+    def path_of(self, name: str) -> Path:
+        """The file template `name` is read from: the theme's own, else the default set's."""
+        for folder in self.folders:
+            if (folder / name).is_file():
+                return folder / name
+        return self.folder / name
+
     def has_kind(self, kind: str) -> bool:
-        """Whether a partial exists for section kind `kind`."""
-        return (self.folder / SECTION_TEMPLATE.format(kind=kind)).is_file()
+        """Whether a partial exists for section kind `kind` (in the theme or the default set)."""
+        return self.path_of(SECTION_TEMPLATE.format(kind=kind)).is_file()
 
     def render_mjml(self, name: str, **context) -> str:
         """Render MJML template `name`; errors name the template and line."""
@@ -66,11 +81,11 @@ class TemplateSet:
         try:
             return env.get_template(name).render(**context)
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"{self.folder / name}:{exc.lineno}: {exc.message}") from exc
+            raise TemplateError(f"{self.path_of(exc.name or name)}:{exc.lineno}: {exc.message}") from exc
         except jinja2.TemplateNotFound as exc:
             raise TemplateError(f"{self.folder / name}: template not found ({exc.name})") from exc
         except jinja2.UndefinedError as exc:
-            raise TemplateError(f"{self.folder / name}: {exc.message}") from exc
+            raise TemplateError(f"{self.path_of(name)}: {exc.message}") from exc
 
 
 def _xml_problem(text: str) -> tuple[int, str] | None:
@@ -84,7 +99,7 @@ def _xml_problem(text: str) -> tuple[int, str] | None:
     return None
 
 
-def _locate(parts: list[MjmlPart], folder: Path) -> str:
+def _locate(parts: list[MjmlPart], folder: Path | TemplateSet) -> str:
     """The nearest template and line to blame for a failed compile of `parts` joined."""
     offset = 1
     joined = "".join(p.mjml for p in parts)
@@ -96,20 +111,20 @@ def _locate(parts: list[MjmlPart], folder: Path) -> str:
             if line < offset + count + 1:
                 local = line - offset + 1
                 text = part.mjml.splitlines()[local - 1].strip() if part.mjml.splitlines() else ""
-                return f"{folder / part.template}: rendered line {local}: {message}: {text[:120]}"
+                return f"{_source(folder, part.template)}: rendered line {local}: {message}: {text[:120]}"
             offset += count
     for part in parts[1:]:
         try:
             mjml.mjml2html(f"<mjml><mj-body>{part.mjml}</mj-body></mjml>")
         except ValueError:
-            return f"{folder / part.template}: this partial does not compile on its own"
-    return f"{folder / parts[0].template}"
+            return f"{_source(folder, part.template)}: this partial does not compile on its own"
+    return f"{_source(folder, parts[0].template)}"
 
 
 class _TemplateLines:
     """Maps offsets in a document made of `parts` to template source lines (built once per check)."""
 
-    def __init__(self, parts: list[MjmlPart], folder: Path):
+    def __init__(self, parts: list[MjmlPart], folder: Path | TemplateSet):
         self.parts, self.folder = parts, folder
         self.starts = list(itertools.accumulate((len(p.mjml) for p in parts[:-1]), initial=0))
         self.newlines: dict[int, list[int]] = {}
@@ -121,7 +136,7 @@ class _TemplateLines:
         if key not in self.found:
             if template not in self.sources:
                 try:
-                    text = (self.folder / template).read_text(encoding="utf-8", errors="replace")
+                    text = _source(self.folder, template).read_text(encoding="utf-8", errors="replace")
                 except OSError:
                     text = ""
                 self.sources[template] = text.splitlines()
@@ -142,10 +157,10 @@ class _TemplateLines:
         if found:
             at = bisect.bisect_left(found, rendered)
             line = min(found[max(at - 1, 0):at + 1], key=lambda n: (abs(n - rendered), n))
-        return InputProblem(str(self.folder / part.template), line, problem.field, problem.value, problem.reason)
+        return InputProblem(str(_source(self.folder, part.template)), line, problem.field, problem.value, problem.reason)
 
 
-def check_mjml(parts: list[MjmlPart], folder: Path) -> None:
+def check_mjml(parts: list[MjmlPart], folder: Path | TemplateSet) -> None:
     """Refuse a document that the reference MJML refuses or silently repairs, naming templates and lines."""
     problems = mjml_problems("".join(p.mjml for p in parts))
     if problems:
@@ -154,11 +169,37 @@ def check_mjml(parts: list[MjmlPart], folder: Path) -> None:
         raise InvalidTemplates(list(dict.fromkeys(lines.problem(p) for p in problems)))
 
 
-def compile_mjml(parts: list[MjmlPart], folder: Path) -> str:
-    """Compile the MJML document made of `parts` with mjml-python (MRML)."""
+def compile_mjml(parts: list[MjmlPart], folder: Path | TemplateSet) -> str:
+    """Compile the MJML document made of `parts` with mjml-python (MRML), in whole pixels."""
     source = "".join(p.mjml for p in parts)
     try:
-        return mjml.mjml2html(source)
+        return whole_pixel_widths(mjml.mjml2html(source))
     except ValueError as exc:
         raise TemplateError(f"MJML compile failed ({exc}) near {_locate(parts, folder)}") from exc
+
+
+_SIZED_TAG = re.compile(r"<(?:td|img)\b[^<>]*>")
+_COLUMN_WIDTH = re.compile(r"(vertical-align:[a-z]+;width:)(\d+)\.(\d+)px")
+_FRACTIONAL = re.compile(r'(width:|width=")(\d+)\.\d+(px|")')
+
+
+def _round_half_up(whole: str, fraction: str) -> str:
+    return str(int(whole) + (fraction[0] >= "5"))
+
+
+def _whole_tag(match: re.Match) -> str:
+    tag = _COLUMN_WIDTH.sub(lambda m: m[1] + _round_half_up(m[2], m[3]) + "px", match[0])
+    return _FRACTIONAL.sub(lambda m: m[1] + m[2] + m[3], tag)
+
+
+def whole_pixel_widths(html: str) -> str:
+    """MRML's fractional widths (`width="177.6"`) in whole pixels, as the reference MJML writes them.
+
+    The reference rounds a column's Outlook cell (`Math.round` of 201.6 is 202) and truncates an
+    image's width (`parseInt` of its box, 177); mjml-python keeps the fraction, which some clients
+    (Outlook's Word engine) misread. Only `td` and `img` tags change: text never holds a raw tag,
+    so a section about CSS is left as written. The same rule applies to skeletons and chunks, so
+    spliced variants stay byte-identical to compiling each reader's document.
+    """
+    return _SIZED_TAG.sub(_whole_tag, html)
 

@@ -1,4 +1,5 @@
-"""The web service: SendGrid's Event Webhook and Inbound Parse, one-click unsubscribe, the preference centre and the ask's answers.
+"""The web service: SendGrid's Event Webhook and Inbound Parse, one-click unsubscribe, the preference centre,
+the ask's answers and web versions.
 
 `create_app()` builds the Starlette application from the settings; `serve()` runs it with
 uvicorn; `running_server()` runs an application on a free loopback port in a thread (tests,
@@ -41,6 +42,7 @@ from pipeline.web.inbound import inbound_signature_check, receive_inbound_parse
 from pipeline.web.pages import unavailable
 from pipeline.web.preferences import preferences_page, preferences_submit
 from pipeline.web.unsubscribe import unsubscribe_now, unsubscribe_page
+from pipeline.web.web_version import web_version_page
 from pipeline.web.webhook import SignatureCheck, receive_sendgrid_events
 
 __all__ = ["WebState", "create_app", "serve", "open_web_database", "running_server", "WEB_BUSY_TIMEOUT_MS"]
@@ -176,6 +178,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None, *,
         Route("/p/{token}", preferences_submit, methods=["POST"]),
         Route("/a/{token}", ask_page, methods=["GET"]),
         Route("/a/{token}", ask_submit, methods=["POST"]),
+        Route("/web/{token}", web_version_page, methods=["GET"]),
         Route("/healthz", _health, methods=["GET"]),
     ], lifespan=lifespan, exception_handlers={SQLAlchemyError: _database_unavailable})
     # Starlette would answer `/u/x/` with a redirect whose Location it builds from the Host

@@ -24,6 +24,7 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
+    "X-Robots-Tag": "noindex, nofollow",  # every page sits behind a reader's own token
     "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; "
                                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
 }

@@ -29,8 +29,10 @@ def test_real_sendgrid_send_refuses_links_readers_cannot_use(home, public_url):
 
 
 def test_real_sendgrid_send_takes_a_public_https_url(home):
-    """A public https address is accepted."""
-    assert make_transport(_settings("https://news.example.org")).name == "sendgrid"
+    """A public https address is accepted (with the footer's sender identity set)."""
+    settings = Settings(SENDGRID_API_KEY=KEY, READERFIRST_PUBLIC_URL="https://news.example.org",
+                        READERFIRST_ORGANIZATION="Brief Media Ltd", READERFIRST_POSTAL_ADDRESS="1 Quay St, Leeds LS1 4AB")
+    assert make_transport(settings).name == "sendgrid"
 
 
 @pytest.mark.parametrize("api_host", ["http://127.0.0.1:3030", "http://localhost:3030", "http://[::1]:3030"])

@@ -63,12 +63,14 @@ def test_editor_text_never_acts_as_a_merge_tag(edition_dir):
                           interests={"climate": 1.0}, needs={"hiring": dt.date(2026, 12, 31)})
         selection = select_sections(edition, profile, today=TODAY)
         body = layout.variant(selection.section_ids)
-        # The only tags are the ones readerfirst placed: reader fields, links and one reason per section.
+        # The only tags are the ones readerfirst placed: reader fields, links, one reason per section
+        # and each event section's time.
         for tag in set(body.html.tags) | set(body.text.tags):
-            assert tag in {"first_name", "last_name", "email", "unsubscribe_url", "preferences_url"} or \
-                tag in {f"why:{sid}" for sid in selection.section_ids}, (trap, tag)
+            assert tag in {"first_name", "last_name", "email", "unsubscribe_url", "preferences_url", "web_version_url"} or \
+                tag in {f"why:{sid}" for sid in selection.section_ids} | {f"when:{sid}" for sid in selection.section_ids}, \
+                (trap, tag)
         values = merge_values(profile, selection, unsubscribe_url="https://x.example/u/a.b",
-                              preferences_url="https://x.example/p/a.b")
+                              preferences_url="https://x.example/p/a.b", edition=edition)
         subject = SubjectTemplate(edition.subject).render({"first_name": "Ann"})
         message = personalise(body, values, subject)
         for part in (message.html, message.text, message.subject):
