@@ -27,8 +27,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from pipeline.engagement.inbound_parse import InvalidInboundPost, parse_inbound_form
 from pipeline.engagement.replies import store_reply
-from pipeline.web.webhook import (SIGNATURE_HEADER, TIMESTAMP_HEADER, BodyTooLarge, SignatureCheck, failure_summary,
-                                  read_limited_body)
+from pipeline.web.webhook import SignatureCheck, failure_summary, read_signed_body
 
 __all__ = ["INBOUND_KEY_VARIABLE", "inbound_signature_check", "receive_inbound_parse"]
 
@@ -49,18 +48,9 @@ async def receive_inbound_parse(request: Request) -> Response:
     check: SignatureCheck = state.inbound_check
     if check.problem:
         return PlainTextResponse("not found\n", status_code=404)
-    limit = state.settings.inbound_max_bytes
-    try:
-        body = await read_limited_body(request, limit)
-    except BodyTooLarge:
-        return PlainTextResponse(f"body over {limit} bytes\n", status_code=413)
-    except ValueError as exc:
-        return PlainTextResponse(f"{exc}\n", status_code=400)
-    refusal = check.refusal(body, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER))
-    if refusal:
-        log.warning("refused an inbound parse post from %s: %s", request.client.host if request.client else "?",
-                    refusal)
-        return PlainTextResponse("signature check failed\n", status_code=403)
+    body = await read_signed_body(request, check, state.settings.inbound_max_bytes, "an inbound parse post")
+    if isinstance(body, Response):
+        return body
     try:
         message = parse_inbound_form(body, request.headers.get("content-type", ""))
     except InvalidInboundPost as exc:

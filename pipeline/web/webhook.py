@@ -37,7 +37,7 @@ from pipeline.errors import PipelineError
 from pipeline.store.database import Database
 
 __all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WEBHOOK_SOURCE", "BodyTooLarge", "SignatureCheck",
-           "failure_summary", "read_limited_body", "receive_sendgrid_events", "store_webhook_body"]
+           "failure_summary", "read_limited_body", "read_signed_body", "receive_sendgrid_events", "store_webhook_body"]
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -166,13 +166,12 @@ def store_webhook_body(db: Database, body: bytes) -> StoreReport:
         return store_events(db, events, quarantined, source=WEBHOOK_SOURCE)
 
 
-async def receive_sendgrid_events(request: Request) -> Response:
-    """The Event Webhook endpoint (see the module docstring for the order of checks)."""
-    state = request.app.state.web
-    check: SignatureCheck = state.signature_check
-    if check.problem:
-        return PlainTextResponse(f"webhook not configured: {check.problem}\n", status_code=503)
-    limit = state.settings.webhook_max_bytes
+async def read_signed_body(request: Request, check: SignatureCheck, limit: int, what: str) -> bytes | Response:
+    """The request's body once its size and SendGrid signature pass, else the response refusing it.
+
+    Shared by the Event Webhook and Inbound Parse: 413 past `limit`, 400 for a bad length,
+    403 (logged with `what` and the client) when the signature check refuses it.
+    """
     try:
         body = await read_limited_body(request, limit)
     except BodyTooLarge:
@@ -181,8 +180,19 @@ async def receive_sendgrid_events(request: Request) -> Response:
         return PlainTextResponse(f"{exc}\n", status_code=400)
     refusal = check.refusal(body, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER))
     if refusal:
-        log.warning("refused a webhook request from %s: %s", request.client.host if request.client else "?", refusal)
+        log.warning("refused %s from %s: %s", what, request.client.host if request.client else "?", refusal)
         return PlainTextResponse("signature check failed\n", status_code=403)
+    return body
+
+async def receive_sendgrid_events(request: Request) -> Response:
+    """The Event Webhook endpoint (see the module docstring for the order of checks)."""
+    state = request.app.state.web
+    check: SignatureCheck = state.signature_check
+    if check.problem:
+        return PlainTextResponse(f"webhook not configured: {check.problem}\n", status_code=503)
+    body = await read_signed_body(request, check, state.settings.webhook_max_bytes, "a webhook request")
+    if isinstance(body, Response):
+        return body
     try:
         # Parsing and storing run off the event loop, so other requests are read meanwhile.
         report = await run_in_threadpool(store_webhook_body, state.db, body)
