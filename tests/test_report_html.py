@@ -14,7 +14,7 @@ import pytest
 from pipeline.report import build_report, render_html, render_json
 from pipeline.report.model import Report
 from tests.test_report_metrics import NOW, load_world
-from tests.tools import chromium_binary, png_is_blank
+from tests.tools import chromium_binary, png_is_blank, png_rows_changed
 
 _FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
           "--disable-component-update", "--disable-sync",
@@ -224,12 +224,13 @@ def test_screenshots_show_the_charts_at_phone_and_laptop_width(pages, tmp_path, 
     for name, page in (("report", pages["report"]), ("again", pages["report"]), ("hidden", pages["hidden"])):
         shots[name] = tmp_path / f"{name}.png"
         result = _chromium(page.as_uri(), tmp_path / f"profile-{name}", f"--window-size={width},1600",
-                           f"--screenshot={shots[name]}")
+                           "--virtual-time-budget=3000", f"--screenshot={shots[name]}")
         assert shots[name].exists(), result.stderr[-2000:]
     assert not png_is_blank(shots["report"])
-    # The same page twice gives the same image, so a difference is the charts' doing.
-    assert shots["report"].read_bytes() == shots["again"].read_bytes()
-    assert shots["report"].read_bytes() != shots["hidden"].read_bytes()
+    # The same page twice gives (nearly) the same image, so a difference is the charts' doing. Measured:
+    # the same page 0 rows apart, hiding the charts changes 18% (390 px) and 24% (1280 px) of the rows.
+    assert png_rows_changed(shots["report"], shots["again"]) <= 0.02
+    assert png_rows_changed(shots["report"], shots["hidden"]) >= 0.10
 
 
 def test_empty_report_renders_without_charts(db):

@@ -66,8 +66,9 @@ def chromium_dom(url: str, profile: Path) -> str:
     return result.stdout
 
 
-def png_is_blank(path: Path) -> bool:
-    """True when sampled rows of an 8-bit RGB(A) PNG are all alike (nothing drawn)."""
+def png_rows(path: Path) -> list[bytes]:
+    """The scanlines of an 8-bit RGB(A) PNG as stored (filter byte first): equal rows show equal pixels
+    wherever the row above is equal too, which is enough to count how much of an image changed."""
     import struct
     import zlib
 
@@ -84,8 +85,20 @@ def png_is_blank(path: Path) -> bool:
         offset += 12 + length
     raw = zlib.decompress(b"".join(chunks))
     stride = width * (4 if colour == 6 else 3) + 1
-    rows = {raw[r * stride + 1:(r + 1) * stride] for r in range(0, height, max(1, height // 50))}
-    return len(rows) <= 1
+    return [raw[r * stride:(r + 1) * stride] for r in range(height)]
+
+
+def png_rows_changed(one: Path, other: Path) -> float:
+    """The share of scanlines that differ between two PNGs of the same size."""
+    a, b = png_rows(one), png_rows(other)
+    assert len(a) == len(b) and a, f"{one} and {other} differ in height"
+    return sum(x != y for x, y in zip(a, b)) / len(a)
+
+
+def png_is_blank(path: Path) -> bool:
+    """True when sampled rows of an 8-bit RGB(A) PNG are all alike (nothing drawn)."""
+    rows = png_rows(path)
+    return len({row[1:] for row in rows[::max(1, len(rows) // 50)]}) <= 1
 
 
 @contextmanager
