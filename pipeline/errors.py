@@ -23,6 +23,7 @@ __all__ = [
     "TransientTransportError",
     "UnknownReader",
     "NotSendable",
+    "ImportInterrupted",
 ]
 
 
@@ -118,6 +119,12 @@ class UnknownReader(PipelineError, LookupError):
 
 class NotSendable(PipelineError, ValueError):
     """The reader exists but must not get this edition: unsubscribed, suppressed or already sent."""
+
+
+class ImportInterrupted(PipelineError, RuntimeError):
+    """An import stopped for a reason outside the file (a checking process was killed); nothing was imported."""
+
+    exit_code = 1  # not the file's fault: run the import again
 
 
 class TransportError(PipelineError):

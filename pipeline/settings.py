@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     task_runner: Literal["threads", "dask"] = Field(default="threads", alias="READERFIRST_TASK_RUNNER")
     dask_address: str | None = Field(default=None, alias="READERFIRST_DASK_ADDRESS")
     dask_workers: int = Field(default=2, ge=1, le=256, alias="READERFIRST_DASK_WORKERS")
+    # Processes that check an audience file's rows during an import (0: by the file's size and the cores).
+    import_workers: int = Field(default=0, ge=0, le=64, alias="READERFIRST_IMPORT_WORKERS")
     # background: flows use a Prefect server started once and reused; ephemeral: a temporary one per command.
     prefect_server: Literal["background", "ephemeral"] = Field(default="background", alias="READERFIRST_PREFECT_SERVER")
     # auto: readers whose needs are missing or about to run out get the ask in their copy; off: nobody does.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -22,6 +22,7 @@ from typing import IO
 from sqlalchemy import Connection, select
 
 from pipeline.audience.mailchimp import NONSUBSCRIBED
+from pipeline.audience.checking import checked_batches, checking_workers
 from pipeline.audience.records import AudienceScan, ReaderRecord, ScannedRow, duplicate_problem
 from pipeline.audience.staging import ImportStaging
 from pipeline.content.topics import Taxonomy
@@ -74,7 +75,8 @@ def next_status(current: str, suppressed: bool, incoming: str | None) -> str | N
 def import_audience(db: Database, path: Path | str, audience: str, *, skip_invalid: bool = False,
                     rejected_file: Path | None = None, today: dt.date | None = None,
                     taxonomy: Taxonomy | None = None, status: str | None = None,
-                    progress: Callable[[int, int], None] | None = None, batch_size: int = BATCH) -> ImportReport:
+                    progress: Callable[[int, int], None] | None = None, batch_size: int = BATCH,
+                    workers: int = 0) -> ImportReport:
     """Import `path` into `audience`; raises InvalidAudience (changing nothing) on any bad row.
 
     With `skip_invalid`, good rows are imported and the bad ones written, as they were, to
@@ -82,6 +84,7 @@ def import_audience(db: Database, path: Path | str, audience: str, *, skip_inval
     `taxonomy` (default: `editions/topics.yaml`); `status` states the status of the file's
     people where the file does not (see `read_audience_file`). `progress`, when given, is
     called after each batch of `batch_size` rows with the bytes read and the file's size.
+    `workers` processes check the rows (1: this one; 0: chosen by the file's size and the cores).
     """
     path = Path(path)
     if not audience.strip():
@@ -92,7 +95,8 @@ def import_audience(db: Database, path: Path | str, audience: str, *, skip_inval
     with (_RejectedRows(rejected_to, keep=skip_invalid) as rejected, db.transaction() as connection,
           ImportStaging(connection, _audience_id(connection, audience)) as staging):
         accepted = 0
-        for batch in _batches(scan.rows(), batch_size):
+        checkers = checking_workers(workers, _size(path))
+        for batch in checked_batches(scan, batch_size, checkers):
             accepted += _stage_batch(staging, scan, batch, report, rejected)
             if progress is not None:
                 progress(scan.position, scan.size)
@@ -111,15 +115,11 @@ def import_audience(db: Database, path: Path | str, audience: str, *, skip_inval
     return report
 
 
-def _batches(rows: Iterator[ScannedRow], size: int) -> Iterator[list[ScannedRow]]:
-    batch: list[ScannedRow] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # the scan reports what is wrong with the path
 
 
 def _stage_batch(staging: ImportStaging, scan: AudienceScan, batch: list[ScannedRow], report: ImportReport,

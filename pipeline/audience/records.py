@@ -19,7 +19,7 @@ from pipeline.content.topics import TOPIC_PATTERN, Taxonomy, default_taxonomy
 from pipeline.errors import InputProblem
 
 __all__ = ["ReaderRecord", "ReadResult", "read_audience_file", "STATUSES", "DEFAULT_NEED_DAYS", "AudienceScan",
-           "ScannedRow", "duplicate_problem"]
+           "ScannedRow", "RowChecker", "duplicate_problem"]
 
 # Only `subscribed` is ever sent to; the others are Mailchimp's statuses of people who left
 # (unsubscribed), whose address bounced (cleaned) or who never opted in (nonsubscribed).
@@ -245,6 +245,7 @@ class AudienceScan:
         self.header = ""  # a CSV's header line, as written
         self.size = 0
         self._rows: AudienceFileRows | None = None
+        self.checker = RowChecker(self.file, self.today, self.taxonomy, status)
 
     @property
     def position(self) -> int:
@@ -279,6 +280,15 @@ class AudienceScan:
 
     def rows(self) -> Iterator[ScannedRow]:
         """Each row of the file, checked; stops early (with `problems` set) when the file cannot be read on."""
+        for line, values, raw_text in self.raw_rows():
+            yield self.checker.check(line, values, raw_text)
+
+    def raw_rows(self) -> Iterator[tuple[int, dict[str, Any] | str, str]]:
+        """Each row as read, not yet checked: `(line, values or why the line is unreadable, text as written)`.
+
+        Once the header is read, `checker` checks rows as this file's (its status included), in
+        this process or another: reading must stay in one place, checking need not.
+        """
         unopenable = self._unopenable()
         if unopenable is not None:
             self.problems.append(unopenable)
@@ -294,17 +304,11 @@ class AudienceScan:
                     if unclear:
                         self.problems.extend(unclear)
                         return
+                self.checker = RowChecker(file, self.today, self.taxonomy, status)
                 for line, values, raw_text in rows:
-                    problems: list[InputProblem] = []
-                    if isinstance(values, str):
-                        problems.append(InputProblem(file, line, "line", raw_text, values))
-                        record = None
-                    else:
-                        if not self.jsonl and "email" not in values and not values:
-                            continue
-                        record = _check_row(values, line, file, self.today, problems, taxonomy=self.taxonomy,
-                                            stated_status=status)
-                    yield ScannedRow(line, record, problems, raw_text)
+                    if not self.jsonl and not isinstance(values, str) and not values:
+                        continue  # a CSV line of nothing but commas
+                    yield line, values, raw_text
         except HeaderProblem as exc:
             known = ", ".join(_COLUMNS)
             found = [InputProblem(file, 1, "header", h, f"unknown column; use {known} (or a Mailchimp export)")
@@ -320,6 +324,30 @@ class AudienceScan:
                                               " is a quote left open, or a cell far too long?"))
         except UnicodeDecodeError:
             self.problems.append(self._undecodable())
+
+
+@dataclass(frozen=True)
+class RowChecker:
+    """What checking a row of one file needs, small enough to send to another process with its rows."""
+
+    file: str
+    today: dt.date
+    taxonomy: Taxonomy | None
+    status: str | None  # the status of rows that state none (the file's, or --status)
+
+    def check(self, line: int, values: dict[str, Any] | str, raw_text: str) -> ScannedRow:
+        """The row checked: its record when valid, else its problems."""
+        problems: list[InputProblem] = []
+        if isinstance(values, str):
+            problems.append(InputProblem(self.file, line, "line", raw_text, values))
+            return ScannedRow(line, None, problems, raw_text)
+        record = _check_row(values, line, self.file, self.today, problems, taxonomy=self.taxonomy,
+                            stated_status=self.status)
+        return ScannedRow(line, record, problems, raw_text)
+
+    def check_all(self, rows: list[tuple[int, dict[str, Any] | str, str]]) -> list[ScannedRow]:
+        """Each of `rows` checked, in order."""
+        return [self.check(*row) for row in rows]
 
 
 def read_audience_file(path: Path | str, *, today: dt.date | None = None, taxonomy: Taxonomy | None = None,

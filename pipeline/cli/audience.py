@@ -46,7 +46,8 @@ def import_file(
     with progress_bar(f"importing {file.name}") as progress:
         report = import_audience(database(settings), file, audience, skip_invalid=skip_invalid,
                                  rejected_file=rejected_file, status=status,
-                                 taxonomy=load_taxonomy(topics or settings.topics_file), progress=progress)
+                                 taxonomy=load_taxonomy(topics or settings.topics_file), progress=progress,
+                                 workers=settings.import_workers)
     console.print(f"imported {report.imported} readers into [bold]{escape(audience)}[/]"
                   f" ({report.created} new, {report.updated} updated)")
     if report.kept_unsubscribed:
