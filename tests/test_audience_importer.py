@@ -383,15 +383,15 @@ def check_bad_row_late_in_a_long_file_imports_nothing(db, folder: Path) -> None:
     assert snapshot(db) == before
 
 
-def check_duplicates_across_batches_name_the_first_line(db, folder: Path) -> None:
+def check_duplicates_across_batches_name_the_first_line(db, folder: Path, workers: int = 1) -> None:
     """Shared with the PostgreSQL tests: an address seen batches earlier is reported with that line."""
     rows = [f"r{i}@example.com,R{i},,,,,,," for i in range(120)] + ["R7@Example.com,Again,,,,,,,"]
     path = write_csv(folder, *rows)
     with pytest.raises(InvalidAudience) as refused:
-        import_audience(db, path, "weekly", today=TODAY, batch_size=25)
+        import_audience(db, path, "weekly", today=TODAY, batch_size=25, workers=workers)
     assert [str(p) for p in refused.value.problems] == [
         f"{path}:122: email=r7@example.com: duplicate of line 9 (addresses compare case-insensitively)"]
-    report = import_audience(db, path, "weekly", today=TODAY, batch_size=25, skip_invalid=True)
+    report = import_audience(db, path, "weekly", today=TODAY, batch_size=25, skip_invalid=True, workers=workers)
     assert (report.created, report.rejected) == (120, 1)
     assert report.rejected_file.read_text(encoding="utf-8") == f"{HEADER}\nR7@Example.com,Again,,,,,,,\n"
     assert reader(db, "r7@example.com").first_name == "R7"

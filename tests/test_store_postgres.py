@@ -55,6 +55,13 @@ def test_import_duplicates_across_batches_on_postgres(pg_db, tmp_path):
     check_duplicates_across_batches_name_the_first_line(pg_db, tmp_path)
 
 
+def test_import_checked_by_worker_processes_on_postgres(pg_db, tmp_path):
+    """On PostgreSQL, rows checked by two worker processes give the same duplicate, line and readers."""
+    from tests.test_audience_importer import check_duplicates_across_batches_name_the_first_line
+
+    check_duplicates_across_batches_name_the_first_line(pg_db, tmp_path, workers=2)
+
+
 def test_reimport_statuses_on_postgres(pg_db, tmp_path):
     """On PostgreSQL the merge gives every status combination what next_status gives."""
     from tests.test_audience_importer import check_reimport_statuses_follow_next_status

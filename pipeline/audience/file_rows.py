@@ -58,8 +58,12 @@ class _LineTap:
 
     def take(self) -> str:
         """The lines read since the last take, without their line ends."""
-        text = "\n".join(line.removesuffix("\n").removesuffix("\r") for line in self.taken)
-        self.taken.clear()
+        taken = self.taken
+        if len(taken) == 1:  # most rows: one line
+            text = taken[0].removesuffix("\n").removesuffix("\r")
+        else:
+            text = "\n".join(line.removesuffix("\n").removesuffix("\r") for line in taken)
+        taken.clear()
         return text
 
 

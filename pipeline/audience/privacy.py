@@ -148,9 +148,11 @@ def forgotten_among(connection: Connection, stored_emails: Sequence[str]) -> set
     """Those of `stored_emails` that belong to people who asked to be forgotten."""
     by_digest = {address_digest(email): email for email in stored_emails}
     if by_digest and connection.dialect.name == "postgresql":
-        # One array parameter: an import asks this of every batch of thousands of addresses.
-        rows = connection.exec_driver_sql("SELECT digest FROM forgotten_addresses WHERE digest = ANY(%s)",
-                                          (list(by_digest),))
+        # One parameter, split by the server: an import asks this of every batch of thousands of
+        # addresses, and psycopg's array dumper cost more than the query itself.
+        rows = connection.exec_driver_sql(
+            "SELECT digest FROM forgotten_addresses WHERE digest = ANY(string_to_array(%s, E'\\n'))",
+            ("\n".join(by_digest),))
         return {by_digest[digest] for digest, in rows}
     found: set[str] = set()
     for part in id_chunks(list(by_digest)):
