@@ -63,7 +63,10 @@ def _mac(secret: bytes, public_id: str, key: str, topic: str, day: str) -> str:
 
 def make_ask_token(secret: bytes, public_id: str, edition_id: str, topic: str, expires: dt.date) -> str:
     """The token of one answer link: `topic` (or FREE_TEXT) for the reader `public_id` in `edition_id`."""
-    key, day = edition_key(edition_id), expires.strftime("%Y%m%d")
+    return _signed(secret, public_id, edition_key(edition_id), topic, expires.strftime("%Y%m%d"))
+
+
+def _signed(secret: bytes, public_id: str, key: str, topic: str, day: str) -> str:
     return _SEPARATOR.join((public_id, key, topic, day, _mac(secret, public_id, key, topic, day)))
 
 
@@ -96,7 +99,10 @@ def ask_merge_name(topic: str) -> str:
 
 def ask_url(secret: bytes, public_url: str, public_id: str, edition_id: str, topic: str, expires: dt.date) -> str:
     """The address of one answer link."""
-    url = f"{public_url.rstrip('/')}/a/{make_ask_token(secret, public_id, edition_id, topic, expires)}"
+    return _checked_url(public_url, f"{public_url.rstrip('/')}/a/{make_ask_token(secret, public_id, edition_id, topic, expires)}")
+
+
+def _checked_url(public_url: str, url: str) -> str:
     if len(url) > _MAX_URL_CHARS:
         raise ConfigurationError(f"READERFIRST_PUBLIC_URL={public_url!r} is too long for the ask's links "
                                  f"({len(url)} characters, at most {_MAX_URL_CHARS}); use a shorter address")
@@ -106,8 +112,10 @@ def ask_url(secret: bytes, public_url: str, public_id: str, edition_id: str, top
 def ask_link_values(secret: bytes, public_url: str, public_id: str, edition_id: str, topics: Iterable[str],
                     today: dt.date) -> dict[str, str]:
     """The merge values of one reader's ask: a link per topic, and the free-text answer's link."""
-    expires = today + dt.timedelta(days=ASK_LINK_DAYS)
-    values = {ask_merge_name(topic): ask_url(secret, public_url, public_id, edition_id, topic, expires)
+    # Each reader of a send gets one link per topic: the edition's key and the day are worked out once.
+    key, day = edition_key(edition_id), (today + dt.timedelta(days=ASK_LINK_DAYS)).strftime("%Y%m%d")
+    base = f"{public_url.rstrip('/')}/a/"
+    values = {ask_merge_name(topic): _checked_url(public_url, base + _signed(secret, public_id, key, topic, day))
               for topic in topics}
-    values[ASK_WORDS_FIELD] = ask_url(secret, public_url, public_id, edition_id, FREE_TEXT, expires)
+    values[ASK_WORDS_FIELD] = _checked_url(public_url, base + _signed(secret, public_id, key, FREE_TEXT, day))
     return values
