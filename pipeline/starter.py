@@ -68,7 +68,7 @@ _COMMENTS = {
     "READERFIRST_TASK_RUNNER": "threads (one process) or dask (tasks on Dask workers; needs PostgreSQL and the [dask] extra).",
     "READERFIRST_DASK_ADDRESS": "Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a local cluster started per send).",
     "READERFIRST_DASK_WORKERS": "Worker processes of that local cluster (one thread each).",
-    "READERFIRST_IMPORT_WORKERS": "Processes checking rows of an import: 0 chooses (files over 8 MB, up to 4 cores), 1 none.",
+    "READERFIRST_IMPORT_WORKERS": "Processes checking rows of an import: 0 chooses (files over 8 MB, cores beyond 2, up to 4), 1 none.",
     "READERFIRST_POLICY": "Selection policy: thompson, rule or editorial.",
     "READERFIRST_POLICY_SEED": "Seed of the policy's draws (same seed, same picks).",
     "READERFIRST_EXPLORATION": "Share of places given to topics a reader has never been shown.",

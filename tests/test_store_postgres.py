@@ -150,3 +150,18 @@ def test_a_claim_skips_readers_another_transaction_is_claiming(pg_db):
     assert ledger.counts()["sending"] == 8
     rest, _ = ledger.claim(PlannedBatch("v1", ids[0], ids[-1], 5), "third", "sendgrid")
     assert [c.reader_id for c in rest] == ids[:5]  # never more than the batch's size
+
+
+def test_profiles_load_the_same_on_postgres_as_on_sqlite(pg_db, db):
+    """PostgreSQL's one-parameter id list gives every reader the profile SQLite's IN lists give, in order."""
+    import dataclasses
+
+    found = {}
+    for name, store in (("postgres", pg_db), ("sqlite", db)):
+        import_audience(store, SAMPLE_AUDIENCE, "sample", today=dt.date(2026, 12, 1))
+        ids = SendLedger(store, "e1").readers_to_plan(audience_id(store, "sample"))
+        ids = ids[::-1][:350] + ids[:3]  # not in id order: profiles come back in the order asked
+        found[name] = [dataclasses.replace(p, public_id="", reader_id=0) for p in load_profiles(store, ids)]
+        assert [p.reader_id for p in load_profiles(store, ids[:5])] == ids[:5]
+    assert len(found["postgres"]) == 353 and found["postgres"] == found["sqlite"]
+    assert sum(bool(p.interests) for p in found["postgres"]) > 100 and any(p.needs for p in found["postgres"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import ARRAY, BigInteger, any_, bindparam, cast, func, select
 
 from pipeline.audience.addresses import lookup_address
 from pipeline.audience.profile import Profile, TopicSignal
@@ -56,14 +56,21 @@ def sendable_reader_ids(db: Database, audience: int) -> list[int]:
 
 
 _IDS = bindparam("ids", expanding=True)
+# PostgreSQL takes a whole chunk of ids as one text parameter it splits itself: one query of
+# thousands of placeholders cost psycopg more to parse than the server took to answer it.
+_PG_IDS = any_(cast(func.string_to_array(bindparam("ids"), ","), ARRAY(BigInteger)))
 # Built once: a send loads profiles a chunk at a time, and an IN list of literal values per
 # query cost more to build than SQLite took to answer it.
 _READERS = select(Reader.id, Reader.email, Reader.public_id, Reader.first_name, Reader.last_name, Reader.timezone,
-                  Reader.status).where(Reader.id.in_(_IDS))
+                  Reader.status)
 _INTERESTS = select(ReaderInterest.reader_id, ReaderInterest.topic, ReaderInterest.declared_weight,
-                    ReaderInterest.learned_clicks, ReaderInterest.learned_exposures,
-                    ReaderInterest.opted_out).where(ReaderInterest.reader_id.in_(_IDS))
-_NEEDS = select(ReaderNeed.reader_id, ReaderNeed.topic, ReaderNeed.until, ReaderNeed.words).where(ReaderNeed.reader_id.in_(_IDS))
+                    ReaderInterest.learned_clicks, ReaderInterest.learned_exposures, ReaderInterest.opted_out)
+_NEEDS = select(ReaderNeed.reader_id, ReaderNeed.topic, ReaderNeed.until, ReaderNeed.words)
+# (readers, interests, needs) for each way of passing ids: a list per IN, or PostgreSQL's text of ids.
+_BY_LIST = (_READERS.where(Reader.id.in_(_IDS)), _INTERESTS.where(ReaderInterest.reader_id.in_(_IDS)),
+            _NEEDS.where(ReaderNeed.reader_id.in_(_IDS)))
+_BY_TEXT = (_READERS.where(Reader.id == _PG_IDS), _INTERESTS.where(ReaderInterest.reader_id == _PG_IDS),
+            _NEEDS.where(ReaderNeed.reader_id == _PG_IDS))
 
 
 def load_profiles(db: Database, reader_ids: Sequence[int]) -> list[Profile]:
@@ -77,18 +84,22 @@ def load_profiles(db: Database, reader_ids: Sequence[int]) -> list[Profile]:
     needs: dict[int, dict] = {}
     words: dict[int, dict[str, str]] = {}
     with db.transaction() as connection:
-        for chunk in id_chunks(reader_ids):
-            ids = {"ids": list(chunk)}
-            readers.update((row[0], tuple(row)) for row in connection.execute(_READERS, ids).all())
+        if connection.dialect.name == "postgresql":
+            queries, chunks = _BY_TEXT, [{"ids": ",".join(map(str, reader_ids))}]
+        else:
+            queries, chunks = _BY_LIST, [{"ids": list(chunk)} for chunk in id_chunks(reader_ids)]
+        readers_query, interests_query, needs_query = queries
+        for ids in chunks:
+            readers.update((row[0], tuple(row)) for row in connection.execute(readers_query, ids).all())
             # Plain rows, not ORM objects: this runs for every reader of every send.
-            for reader_id, topic, declared, clicks, exposures, out in connection.execute(_INTERESTS, ids).all():
+            for reader_id, topic, declared, clicks, exposures, out in connection.execute(interests_query, ids).all():
                 if declared is not None:
                     interests.setdefault(reader_id, {})[topic] = declared
                 if exposures or clicks:
                     learned.setdefault(reader_id, {})[topic] = TopicSignal(clicks, exposures)
                 if out:
                     opted_out.setdefault(reader_id, set()).add(topic)
-            for reader_id, topic, until, said in connection.execute(_NEEDS, ids).all():
+            for reader_id, topic, until, said in connection.execute(needs_query, ids).all():
                 needs.setdefault(reader_id, {})[topic] = until
                 if said:
                     words.setdefault(reader_id, {})[topic] = said
