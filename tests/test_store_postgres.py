@@ -165,3 +165,20 @@ def test_profiles_load_the_same_on_postgres_as_on_sqlite(pg_db, db):
         assert [p.reader_id for p in load_profiles(store, ids[:5])] == ids[:5]
     assert len(found["postgres"]) == 353 and found["postgres"] == found["sqlite"]
     assert sum(bool(p.interests) for p in found["postgres"]) > 100 and any(p.needs for p in found["postgres"])
+
+
+def test_a_replanned_chunk_changes_only_entries_not_yet_claimed_on_postgres(pg_db):
+    """On PostgreSQL (COPY and one merge) a second plan refreshes planned entries and leaves claimed ones alone."""
+    import_audience(pg_db, SAMPLE_AUDIENCE, "sample", today=dt.date(2026, 12, 1))
+    aid = audience_id(pg_db, "sample")
+    ledger = SendLedger(pg_db, "e1")
+    ids = ledger.readers_to_plan(aid)[:20]
+    ledger.record_plan(aid, [PlannedEntry(i, "v1", [["s1", "first"]], i == ids[0]) for i in ids])
+    claimed, _ = ledger.claim(PlannedBatch("v1", ids[0], ids[9], 10), "b1", "outbox")
+    assert len(claimed) == 10
+    ledger.record_plan(aid, [PlannedEntry(i, "v2", [["s2", "second"]]) for i in ids])
+    entries = {e.reader_id: e for e in ledger.entries(ids)}
+    assert [entries[i].variant_id for i in ids] == ["v1"] * 10 + ["v2"] * 10
+    assert entries[ids[0]] == PlannedEntry(ids[0], "v1", [["s1", "first"]], True)
+    assert entries[ids[15]] == PlannedEntry(ids[15], "v2", [["s2", "second"]], False)
+    assert ledger.planned_batches(1000) == [PlannedBatch("v2", ids[10], ids[19], 10)]
