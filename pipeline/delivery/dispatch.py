@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pipeline.audience.reply_address import make_reply_address
 from pipeline.audience.ask_tokens import ask_link_values
 from pipeline.audience.tokens import reader_links
-from pipeline.content.ask import ask_topics, asked_in
+from pipeline.content.ask import asked_in
 from pipeline.delivery.addresses import UnsendableAddress, wire_address
 from pipeline.delivery.ledger import ClaimedEntry, PlannedBatch, SendLedger
 from pipeline.delivery.preparation import PreparedEdition
@@ -79,7 +79,7 @@ def _envelope(prepared: PreparedEdition, sender: Sender, entry: ClaimedEntry, ad
     edition = prepared.edition
     if asked_in(edition, [sid for sid, _ in entry.picks]):
         values.update(ask_link_values(sender.secret, sender.public_url, entry.public_id, edition.id,
-                                      ask_topics(edition), dt.datetime.now(dt.UTC).date()))
+                                      prepared.ask_topics, dt.datetime.now(dt.UTC).date()))
     subject = prepared.subject.render({"first_name": entry.first_name, "last_name": entry.last_name,
                                        "email": entry.email})
     name = " ".join(part for part in (entry.first_name, entry.last_name) if part)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
-from pipeline.content.ask import ASK_KIND, edition_for_mode
+from pipeline.content.ask import ASK_KIND, ask_topics, edition_for_mode
 from pipeline.content.edition import Edition, load_edition
 from pipeline.rendering.identity import SenderIdentity
 from pipeline.rendering.layout import EditionLayout
@@ -23,6 +23,11 @@ class PreparedEdition:
     edition: Edition
     layout: EditionLayout
     subject: SubjectTemplate
+
+    @cached_property
+    def ask_topics(self) -> tuple[str, ...]:
+        """The ask's one-click topics (worked out once: every asked reader's copy needs them)."""
+        return ask_topics(self.edition)
 
 
 def _fingerprint(folder: Path) -> tuple:
