@@ -164,6 +164,11 @@ class ImportStaging:
             WHERE NOT s.forgotten
               AND NOT EXISTS (SELECT 1 FROM readers r WHERE r.audience_id = :audience AND r.email = s.email)
             ORDER BY s.line""", now)
+        if self.postgres and counts.created:
+            # The readers just inserted are in no statistics yet: planned as the handful the
+            # statistics say, the joins below became nested loops (quadratic: a million-reader
+            # first import never finished its interests).
+            self.connection.exec_driver_sql("ANALYZE readers")
         # The file restates declared interests; learned columns are left as they are.
         run(f"""UPDATE reader_interests SET declared_weight = NULL
             WHERE declared_weight IS NOT NULL AND reader_id IN (
