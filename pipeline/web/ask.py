@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 
 from pipeline.audience.ask_tokens import AskClaim, FREE_TEXT, make_ask_token, read_ask_token
 from pipeline.content.ask import ASK_MAX_TOPICS
 from pipeline.web import consent_spool
 from pipeline.web.ask_answers import MAX_WORDS_CHARS, TooManyWords, active_needs, clean_words, record_answer, sent_edition
-from pipeline.web.forms import FormTooLarge, check_form_token, make_form_token, read_form, same_origin
+from pipeline.web.forms import guarded_form, make_form_token
 from pipeline.web.pages import AskPage, bad_link, page, unavailable
 from pipeline.web.reader_choices import ReaderView, find_reader
 
@@ -90,6 +90,11 @@ async def ask_page(request: Request) -> Response:
     return page("ask.html", title="What do you need?", view=_view(request, link))
 
 
+_REFUSALS = {"origin": "This form was sent from another site, so nothing was saved.",
+             "token": "This form has expired or did not come from this page, so nothing was saved. "
+                      "Open the link in your email again."}
+
+
 def _refused(message: str) -> Response:
     return page("message.html", 403, title="Please open the link again", message=message)
 
@@ -100,15 +105,10 @@ async def ask_submit(request: Request) -> Response:
     link = await _link(request)
     if link is None:
         return bad_link()
-    try:
-        form = await read_form(request)
-    except FormTooLarge:
-        return PlainTextResponse("form too large\n", status_code=413)
-    if not same_origin(request, state.settings.public_url):
-        return _refused("This form was sent from another site, so nothing was saved.")
-    if not check_form_token(state.secret, _nonce_subject(link), (form.get("form_token") or [""])[0]):
-        return _refused("This form has expired or did not come from this page, so nothing was saved. "
-                        "Open the link in your email again.")
+    form = await guarded_form(request, secret=state.secret, subject=_nonce_subject(link),
+                              public_url=state.settings.public_url, refused=lambda why: _refused(_REFUSALS[why]))
+    if isinstance(form, Response):
+        return form
     topic = link.claim.topic if not link.claim.free_text else (form.get("topic") or [""])[0].strip()
     days_text = (form.get("days") or [str(ASK_DEFAULT_DAYS)])[0].strip()
     raw_words = (form.get("words") or [""])[0]

@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 
 from pipeline.errors import PipelineError
 
-__all__ = ["FORM_TOKEN_MAX_AGE", "FormTooLarge", "make_form_token", "check_form_token", "same_origin", "read_form"]
+__all__ = ["FORM_TOKEN_MAX_AGE", "FormTooLarge", "make_form_token", "check_form_token", "same_origin", "read_form",
+           "guarded_form"]
 
 FORM_TOKEN_MAX_AGE = 4 * 3600  # long enough to read a page and come back to it, short enough to expire
 _CLOCK_SKEW = 60  # a token from a few seconds "in the future" (another worker's clock) is fine
@@ -96,3 +99,22 @@ async def read_form(request: Request) -> dict[str, list[str]]:
         return parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=_MAX_FIELDS)
     except (UnicodeDecodeError, ValueError):
         return {}
+
+
+async def guarded_form(request: Request, *, secret: bytes, subject: str, public_url: str,
+                       refused: Callable[[str], Response]) -> dict[str, list[str]] | Response:
+    """The posted form once it passed every reader form's checks, or the response refusing it.
+
+    In this order: a body over the limit is answered 413 unread; a post from another site, and
+    one without a live form token made for `subject`, get `refused("origin")` or
+    `refused("token")`, the page's own words for a 403. Nothing is saved in any of these cases.
+    """
+    try:
+        form = await read_form(request)
+    except FormTooLarge:
+        return PlainTextResponse("form too large\n", status_code=413)
+    if not same_origin(request, public_url):
+        return refused("origin")
+    if not check_form_token(secret, subject, (form.get("form_token") or [""])[0]):
+        return refused("token")
+    return form

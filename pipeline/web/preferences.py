@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 
 from pipeline.audience.tokens import read_token
 from pipeline.content.topics import Taxonomy
 from pipeline.web import consent_spool
-from pipeline.web.forms import FormTooLarge, check_form_token, make_form_token, read_form, same_origin
+from pipeline.web.forms import guarded_form, make_form_token
 from pipeline.web.pages import NeedRow, PreferencesPage, not_found, page, unavailable
 from pipeline.web.reader_choices import Preferences, ReaderView, find_reader, load_preferences, save_preferences
 from pipeline.web.unsubscribe import PREFERENCES, unsubscribe_surely
@@ -122,6 +122,11 @@ async def preferences_page(request: Request) -> Response:
                 view=_view(request, reader, set(current.topics), _rows(current.needs, today)))
 
 
+_REFUSALS = {"origin": "This form was sent from another site, so nothing was changed.",
+             "token": "This form has expired or did not come from this page, so nothing was changed. "
+                      "Reload the page and try again."}
+
+
 def _refused(message: str) -> Response:
     return page("message.html", 403, title="Please reload the page", message=message)
 
@@ -132,15 +137,10 @@ async def preferences_submit(request: Request) -> Response:
     reader = await _find(request)
     if reader is None:
         return not_found()
-    try:
-        form = await read_form(request)
-    except FormTooLarge:
-        return PlainTextResponse("form too large\n", status_code=413)
-    if not same_origin(request, state.settings.public_url):
-        return _refused("This form was sent from another site, so nothing was changed.")
-    if not check_form_token(state.secret, reader.public_id, (form.get("form_token") or [""])[0]):
-        return _refused("This form has expired or did not come from this page, so nothing was changed. "
-                        "Reload the page and try again.")
+    form = await guarded_form(request, secret=state.secret, subject=reader.public_id,
+                              public_url=state.settings.public_url, refused=lambda why: _refused(_REFUSALS[why]))
+    if isinstance(form, Response):
+        return form
     if (form.get("action") or ["save"])[0] == "unsubscribe":
         if await unsubscribe_surely(request, reader.public_id, via="preference centre") not in (True, False):
             return unavailable()
