@@ -227,10 +227,12 @@ def test_screenshots_show_the_charts_at_phone_and_laptop_width(pages, tmp_path, 
                            "--virtual-time-budget=3000", f"--screenshot={shots[name]}")
         assert shots[name].exists(), result.stderr[-2000:]
     assert not png_is_blank(shots["report"])
-    # The same page twice gives (nearly) the same image, so a difference is the charts' doing. Measured:
-    # the same page 0 rows apart, hiding the charts changes 18% (390 px) and 24% (1280 px) of the rows.
-    assert png_rows_changed(shots["report"], shots["again"]) <= 0.02
-    assert png_rows_changed(shots["report"], shots["hidden"]) >= 0.10
+    # The same page twice gives nearly the same image, so a difference well beyond that is the charts'
+    # doing. Measured: hiding the charts changes 18% (390 px) and 24% (1280 px) of the scanlines; the
+    # same page twice, 0% on a quiet machine and up to 2.2% on a loaded one (a line drawn a frame later).
+    noise = png_rows_changed(shots["report"], shots["again"])
+    charts = png_rows_changed(shots["report"], shots["hidden"])
+    assert noise <= 0.05 and charts >= 0.10 and charts >= 4 * noise
 
 
 def test_empty_report_renders_without_charts(db):
