@@ -77,6 +77,10 @@ class _ProblemsError(PipelineError, ValueError):
         header = f"{count} problem{'s' if count != 1 else ''} in {self.what}; {self.outcome}:"
         super().__init__("\n".join([header, *(f"  {p}" for p in self.problems)]))
 
+    def __reduce__(self):
+        # Raised in a task on a Dask worker, the error travels back pickled: by its arguments.
+        return type(self), (self.problems,)
+
 
 class InvalidAudience(_ProblemsError):
     """An audience file has bad rows; the import changed nothing."""

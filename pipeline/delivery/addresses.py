@@ -26,6 +26,9 @@ class UnsendableAddress(PipelineError, ValueError):
         shown = address if len(address) <= 80 else address[:77] + "..."
         super().__init__(f"email={shown!r}: {reason}")
 
+    def __reduce__(self):
+        return type(self), (self.address, self.reason)  # pickled (from a Dask worker) by its arguments
+
 
 def wire_address(address: str) -> str:
     """`address` in the ASCII form a mail provider accepts; raises UnsendableAddress when it has none."""

@@ -65,6 +65,11 @@ class SendGridRefused(TransportError):
                          + (f" - {error['help']}" if error.get("help") else ""))
         super().__init__("\n".join(lines))
 
+    def __reduce__(self):
+        # A refusal in a task on a Dask worker travels back pickled: rebuilt from its arguments, or
+        # the flow would get a TypeError about __init__ instead of SendGrid's words.
+        return type(self), (self.status, self.errors, self.batch_id)
+
     def refused_personalizations(self) -> dict[int, str]:
         """Personalization index -> SendGrid's reason, when every error of a 400 names one; else empty.
 
@@ -87,6 +92,13 @@ class _Transient(TransientTransportError):
     def __init__(self, message: str, *, maybe_delivered: bool):
         super().__init__(message)
         self.maybe_delivered = maybe_delivered
+
+    def __reduce__(self):
+        return _rebuilt_transient, (str(self), self.maybe_delivered)
+
+
+def _rebuilt_transient(message: str, maybe_delivered: bool) -> _Transient:
+    return _Transient(message, maybe_delivered=maybe_delivered)
 
 
 @dataclass(frozen=True)
