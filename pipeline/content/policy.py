@@ -65,7 +65,9 @@ from pipeline.content.selection import (
 )
 from pipeline.engagement.learning import (
     BASE_CTR,
+    DECLARATIONS,
     PRIOR_STRENGTH,
+    declared_lift,
     expected_ctr,
     topic_posterior,
 )
@@ -150,6 +152,8 @@ def population_means(population: Mapping[str, TopicSignal]) -> dict[str, float]:
     counts = {}
     total_clicks = total_exposures = 0.0
     for topic, signal in population.items():
+        if topic == DECLARATIONS:
+            continue  # the declarations' record, not a topic
         exposures = max(0.0, signal.exposures)
         clicks = min(max(0.0, signal.clicks), exposures)
         counts[topic] = (clicks, exposures)
@@ -276,6 +280,9 @@ def _thompson(edition: Edition, profile: Profile, today: dt.date, seed: int, set
     opted, interests, learned = profile.opted_out, profile.interests, profile.learned
     needs = profile.current_needs(today) if profile.needs else {}
     means, priors = _population_priors(population)
+    # What a declaration is worth in this audience, from how its readers clicked what they declared:
+    # where declarations are often wrong or out of date, they count for less.
+    lift = declared_lift(population.get(DECLARATIONS)) if population else None
     pooled = means.get(_POOLED)
     unshown = priors.get(_POOLED, _UNKNOWN)
     rng = reader_stream(edition.id, profile, seed)
@@ -291,7 +298,8 @@ def _thompson(edition: Edition, profile: Profile, today: dt.date, seed: int, set
         if signal is None and not weight:
             alpha, beta = priors.get(topic, unshown)
         else:
-            alpha, beta = topic_posterior(weight, signal, undeclared_mean=means.get(topic, pooled))
+            alpha, beta = topic_posterior(weight, signal, undeclared_mean=means.get(topic, pooled),
+                                          declared_lift=lift)
         if signal is not None and signal.clicks > 0:
             # A clicked topic is drawn from its posterior, sharpened (see the module docstring).
             value = betavariate(alpha * SHARPENING, beta * SHARPENING)
