@@ -3,7 +3,9 @@
 Every topic of the edition has a Beta posterior for the reader
 (`pipeline.engagement.learning.topic_posterior`): its prior mean is what the whole audience
 clicks on the topic (the population prior; BASE_CTR before the audience has clicked anything),
-raised towards DECLARED_CTR by a declared interest; decayed clicks and exposures move it. An
+raised by a declared interest (towards DECLARED_CTR, or by the audience's declared lift once
+the population carries its record: `pipeline.engagement.learning.declared_lift`); decayed
+clicks and exposures move it. An
 unexpired need adds NEED_BOOST, so needs still come first. A section is worth the value of its
 best topic (a little more for a section on several topics while the reader's favourite is
 uncertain), sections of equal value come in the editor's order, as in the first rule:
@@ -21,7 +23,11 @@ of that (the whole focused audience, seed 1: 0.699 of the oracle, against 0.702 
 A topic clicked once and then ignored still gives way: its exposures lower the posterior.
 Every other topic is worth its posterior mean: drawing for never-clicked topics too would be
 textbook Thompson sampling, but their priors are wide enough that a reader with no history got
-a random newsletter instead of the editor's. So:
+a random newsletter instead of the editor's. Drawing only for topics shown and not clicked
+(so that they are retried) measured worse too: against the reference learner (1,000 readers,
+seed 1) focused fell from 0.921 to 0.794 with plain draws and 0.849 with draws sharpened 4
+times, niche-topics from 0.870 to 0.703 and 0.804; letting exploration retry topics shown less
+than 1.5 times and never clicked gave 0.812 instead of 0.827 on the `changing` model. So:
 
 - with no signal at all (no population, nothing declared or clicked) the copy is the editor's;
 - the population prior ranks the topics of readers who told us nothing, exposures without
