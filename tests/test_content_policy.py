@@ -354,8 +354,21 @@ def test_population_prior_sums_the_audience_signals(db):
     assert population_prior(db, 999) == {}
 
 
-def test_population_prior_keeps_the_record_of_declarations(db):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request, db):
+    """The test's SQLite database, then a migrated PostgreSQL schema (skipped without READERFIRST_TEST_POSTGRES_URL)."""
+    if request.param == "sqlite":
+        yield db
+        return
+    from tests.tools import postgres_database
+
+    with postgres_database() as pg:
+        yield pg
+
+
+def test_population_prior_keeps_the_record_of_declarations(any_db):
     """Clicks on declared topics beyond the undeclared readers' rate, over declared exposures x weight, sit under DECLARATIONS."""
+    db = any_db
     import_audience(db, SAMPLE_AUDIENCE, "sample", today=TODAY)
     with db.session() as session:
         first, second = session.scalars(select(Reader.id).order_by(Reader.id).limit(2)).all()
@@ -363,7 +376,9 @@ def test_population_prior_keeps_the_record_of_declarations(db):
                                      learned_exposures=10.0))
         session.merge(ReaderInterest(reader_id=second, topic="funding", declared_weight=None, learned_clicks=1.0,
                                      learned_exposures=10.0))
-    found = population_prior(db, 1)
+    with db.session() as session:
+        audience = session.scalar(select(Reader.audience_id).where(Reader.id == first))
+    found = population_prior(db, audience)
     assert found["funding"] == TopicSignal(5.0, 20.0)
     base = (1.0 + BASE_CTR * PRIOR_STRENGTH) / (10.0 + PRIOR_STRENGTH)  # the undeclared reader's rate, shrunk
     assert found[DECLARATIONS].clicks == pytest.approx(4.0 - 10.0 * base)

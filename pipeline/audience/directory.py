@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, literal_column, select
 
 from pipeline.audience.addresses import lookup_address
 from pipeline.audience.profile import Profile, TopicSignal
@@ -111,9 +111,11 @@ def population_prior(db: Database, audience: int) -> dict[str, TopicSignal]:
     predict clicks (`declaration_record`), read by `pipeline.engagement.learning.declaration_accuracy`.
     """
     i = ReaderInterest
-    declared = func.coalesce(i.declared_weight, 0.0) > 0
+    # Literal SQL, no bound values: PostgreSQL only matches the select's expression to the group's
+    # when they are the same text.
+    declared = i.declared_weight > literal_column("0")
     query = (select(i.topic, declared, func.sum(i.learned_clicks), func.sum(i.learned_exposures),
-                    func.sum(func.coalesce(i.declared_weight, 0.0) * i.learned_exposures))
+                    func.sum(i.declared_weight * i.learned_exposures))
              .join(Reader, Reader.id == i.reader_id).where(Reader.audience_id == audience)
              .group_by(i.topic, declared).order_by(i.topic))
     totals: dict[str, list[float]] = {}
