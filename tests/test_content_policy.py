@@ -375,7 +375,10 @@ def test_population_prior_keeps_the_record_of_declarations(any_db):
         session.merge(ReaderInterest(reader_id=first, topic="funding", declared_weight=0.5, learned_clicks=4.0,
                                      learned_exposures=10.0))
         session.merge(ReaderInterest(reader_id=second, topic="funding", declared_weight=None, learned_clicks=1.0,
-                                     learned_exposures=10.0))
+                                     learned_exposures=6.0))
+        third = session.scalars(select(Reader.id).where(Reader.id > second).order_by(Reader.id).limit(1)).one()
+        session.merge(ReaderInterest(reader_id=third, topic="funding", declared_weight=0.0, learned_clicks=0.0,
+                                     learned_exposures=4.0))  # weight 0 is no declaration
     with db.session() as session:
         audience = session.scalar(select(Reader.audience_id).where(Reader.id == first))
     found = population_prior(db, audience)

@@ -129,8 +129,9 @@ def population_prior(db: Database, audience: int) -> dict[str, TopicSignal]:
             total[1] += exposures
             if said:
                 by_declared[topic] = (clicks, exposures, float(weighted or 0.0))
-            else:
-                undeclared[topic] = (clicks, exposures)
+            else:  # no weight and weight 0 are two groups
+                before = undeclared.get(topic, (0.0, 0.0))
+                undeclared[topic] = (before[0] + clicks, before[1] + exposures)
     found = {topic: TopicSignal(clicks, exposures) for topic, (clicks, exposures) in totals.items() if exposures}
     record = declaration_record(by_declared, undeclared)
     if record is not None:
