@@ -367,7 +367,7 @@ def any_db(request, db):
 
 
 def test_population_prior_keeps_the_record_of_declarations(any_db):
-    """Clicks on declared topics beyond the undeclared readers' rate, over declared exposures x weight, sit under DECLARATIONS."""
+    """DECLARATIONS holds declared topics' clicks beyond the undeclared rate, over declared exposures x weight."""
     db = any_db
     import_audience(db, SAMPLE_AUDIENCE, "sample", today=TODAY)
     with db.session() as session:
@@ -390,7 +390,7 @@ def test_population_prior_keeps_the_record_of_declarations(any_db):
 
 
 def test_where_declarations_go_unclicked_a_clicked_topic_overtakes_an_ignored_declared_one(edition):
-    """A declared topic missed 10 times still leads the copy in an audience where declarations hold, not where they add little."""
+    """A declared topic missed 10 times leads the copy where declarations hold, not where they add little."""
     population = {t: shown(10_000, 500) for t in edition.taxonomy.labels}
     profile = reader(8, interests={"design": 1.0}, learned={"design": shown(10, 0), "funding": shown(2, 1)})
     settings = PolicySettings(exploration=0.0)

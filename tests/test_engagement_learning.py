@@ -10,8 +10,8 @@ from hypothesis import given, settings, strategies as st
 from sqlalchemy import insert, select, text
 
 from pipeline.audience.profile import TopicSignal
-from pipeline.engagement.learning import (BASE_CTR, DECLARED_CTR, declared_lift, DEFAULT_HUMAN_OPEN_SHARE, POSITION_DECAY, PRIOR_STRENGTH, apply_events,
-                                          expected_ctr, position_decay, topic_posterior)
+from pipeline.engagement.learning import (BASE_CTR, DECLARED_CTR, DEFAULT_HUMAN_OPEN_SHARE, POSITION_DECAY, PRIOR_STRENGTH, apply_events,
+                                          declared_lift, expected_ctr, position_decay, topic_posterior)
 from pipeline.errors import ConfigurationError
 from pipeline.store.models import (Audience, EditionSection, EngagementEvent, Reader, ReaderInterest,
                                    SendLedgerEntry)
@@ -182,7 +182,7 @@ def test_undeclared_prior_can_come_from_the_audience():
 
 
 def test_a_declaration_adds_the_audiences_declared_lift():
-    """Given the audience's declared lift, a declaration raises the prior mean by weight x lift, not towards DECLARED_CTR."""
+    """Given the audience's lift, a declaration raises the prior mean by weight x lift, not towards DECLARED_CTR."""
     assert expected_ctr(1.0, None, undeclared_mean=0.05, declared_lift=0.02) == pytest.approx(0.07)
     assert expected_ctr(0.5, None, undeclared_mean=0.05, declared_lift=0.02) == pytest.approx(0.06)
     assert expected_ctr(1.0, None, undeclared_mean=0.05, declared_lift=0.0) == pytest.approx(0.05)
@@ -198,7 +198,7 @@ def test_declared_lift_comes_from_the_audiences_record():
 
 
 def test_a_declared_topic_never_clicked_loses_to_a_clicked_undeclared_one():
-    """Where declarations add little, a declared topic missed 30 times ranks below an undeclared one clicked once in two."""
+    """Where declarations add little, a declared topic missed 30 times ranks below one clicked once in two."""
     lift = declared_lift(TopicSignal(20.0, 1_000.0))
     ignored = expected_ctr(1.0, TopicSignal(0.0, 30.0), undeclared_mean=0.05, declared_lift=lift)
     clicked = expected_ctr(None, TopicSignal(1.0, 2.0), undeclared_mean=0.05, declared_lift=lift)
