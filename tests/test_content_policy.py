@@ -28,7 +28,7 @@ from pipeline.content.policy import (
     population_means,
 )
 from pipeline.content.selection import REASON_FILL, REASON_PINNED, select_sections
-from pipeline.engagement.learning import BASE_CTR
+from pipeline.engagement.learning import BASE_CTR, DECLARATIONS, PRIOR_STRENGTH
 from pipeline.errors import ConfigurationError
 from pipeline.store.models import Reader, ReaderInterest
 from tests.conftest import ROOT, SAMPLE_AUDIENCE
@@ -352,3 +352,53 @@ def test_population_prior_sums_the_audience_signals(db):
                                          learned_exposures=exposures))
     assert population_prior(db, 1) == {"funding": TopicSignal(5.0, 15.0)}
     assert population_prior(db, 999) == {}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request, db):
+    """The test's SQLite database, then a migrated PostgreSQL schema (skipped without READERFIRST_TEST_POSTGRES_URL)."""
+    if request.param == "sqlite":
+        yield db
+        return
+    from tests.tools import postgres_database
+
+    with postgres_database() as pg:
+        yield pg
+
+
+def test_population_prior_keeps_the_record_of_declarations(any_db):
+    """DECLARATIONS holds declared topics' clicks beyond the undeclared rate, over declared exposures x weight."""
+    db = any_db
+    import_audience(db, SAMPLE_AUDIENCE, "sample", today=TODAY)
+    with db.session() as session:
+        first, second = session.scalars(select(Reader.id).order_by(Reader.id).limit(2)).all()
+        session.merge(ReaderInterest(reader_id=first, topic="funding", declared_weight=0.5, learned_clicks=4.0,
+                                     learned_exposures=10.0))
+        session.merge(ReaderInterest(reader_id=second, topic="funding", declared_weight=None, learned_clicks=1.0,
+                                     learned_exposures=6.0))
+        third = session.scalars(select(Reader.id).where(Reader.id > second).order_by(Reader.id).limit(1)).one()
+        session.merge(ReaderInterest(reader_id=third, topic="funding", declared_weight=0.0, learned_clicks=0.0,
+                                     learned_exposures=4.0))  # weight 0 is no declaration
+    with db.session() as session:
+        audience = session.scalar(select(Reader.audience_id).where(Reader.id == first))
+    found = population_prior(db, audience)
+    assert found["funding"] == TopicSignal(5.0, 20.0)
+    base = (1.0 + BASE_CTR * PRIOR_STRENGTH) / (10.0 + PRIOR_STRENGTH)  # the undeclared reader's rate, shrunk
+    assert found[DECLARATIONS].clicks == pytest.approx(4.0 - 10.0 * base)
+    assert found[DECLARATIONS].exposures == pytest.approx(5.0)
+    assert DECLARATIONS not in population_means(found)
+
+
+def test_where_declarations_go_unclicked_a_clicked_topic_overtakes_an_ignored_declared_one(edition):
+    """A declared topic missed 10 times leads the copy where declarations hold, not where they add little."""
+    population = {t: shown(10_000, 500) for t in edition.taxonomy.labels}
+    profile = reader(8, interests={"design": 1.0}, learned={"design": shown(10, 0), "funding": shown(2, 1)})
+    settings = PolicySettings(exploration=0.0)
+
+    def leads(record: TopicSignal) -> float:
+        firsts = [choose_sections(edition, profile, today=TODAY, seed=seed, policy_settings=settings,
+                                  population=population | {DECLARATIONS: record}).section_ids[1] for seed in SEEDS]
+        return firsts.count("seed-terms") / len(SEEDS)
+
+    assert leads(TopicSignal(20.0, 1_000.0)) > 0.9  # declarations add 2 points: Funding first
+    assert leads(TopicSignal(200.0, 1_000.0)) < 0.1  # they add 20: Design still leads

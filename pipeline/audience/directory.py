@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ARRAY, BigInteger, any_, bindparam, cast, func, select
+from sqlalchemy import ARRAY, BigInteger, any_, bindparam, cast, func, literal_column, select
 
 from pipeline.audience.addresses import lookup_address
 from pipeline.audience.profile import Profile, TopicSignal
+from pipeline.engagement.learning import BASE_CTR, DECLARATIONS, PRIOR_STRENGTH
 from pipeline.errors import PipelineError, UnknownReader
 from pipeline.store.chunks import id_chunks
 from pipeline.store.database import Database
 from pipeline.store.models import Audience, Reader, ReaderInterest, ReaderNeed
 
 __all__ = ["UnknownAudience", "audience_id", "sendable_reader_ids", "load_profiles", "find_reader_id", "sendable",
-           "population_prior"]
+           "population_prior", "declaration_record"]
 
 
 class UnknownAudience(PipelineError, LookupError):
@@ -110,17 +111,58 @@ def load_profiles(db: Database, reader_ids: Sequence[int]) -> list[Profile]:
 
 
 def population_prior(db: Database, audience: int) -> dict[str, TopicSignal]:
-    """Per topic, the learned clicks and exposures summed over every reader of `audience`.
+    """Per topic, the learned clicks and exposures summed over every reader of `audience`; and the declarations' record.
 
     What the audience as a whole clicks: the starting point of readers with no history and no
     declared interests. Readers who left still count, since what they clicked was real. Each
     row's counts are decayed to its own learned_at, so the sum mixes moments a little; as a
     prior that is close enough, and it costs one query per send instead of a decay per row.
+
+    Under `DECLARATIONS` (when any declared topic was shown): how well the audience's declarations
+    predict clicks (`declaration_record`), read by `pipeline.engagement.learning.declaration_accuracy`.
     """
     i = ReaderInterest
-    query = (select(i.topic, func.sum(i.learned_clicks), func.sum(i.learned_exposures))
+    # Literal SQL, no bound values: PostgreSQL only matches the select's expression to the group's
+    # when they are the same text.
+    declared = i.declared_weight > literal_column("0")
+    query = (select(i.topic, declared, func.sum(i.learned_clicks), func.sum(i.learned_exposures),
+                    func.sum(i.declared_weight * i.learned_exposures))
              .join(Reader, Reader.id == i.reader_id).where(Reader.audience_id == audience)
-             .group_by(i.topic).order_by(i.topic))
+             .group_by(i.topic, declared).order_by(i.topic))
+    totals: dict[str, list[float]] = {}
+    by_declared: dict[str, tuple[float, float, float]] = {}
+    undeclared: dict[str, tuple[float, float]] = {}
     with db.session() as session:
-        return {topic: TopicSignal(float(clicks or 0.0), float(exposures or 0.0))
-                for topic, clicks, exposures in session.execute(query) if exposures}
+        for topic, said, clicks, exposures, weighted in session.execute(query):
+            clicks, exposures = float(clicks or 0.0), float(exposures or 0.0)
+            total = totals.setdefault(topic, [0.0, 0.0])
+            total[0] += clicks
+            total[1] += exposures
+            if said:
+                by_declared[topic] = (clicks, exposures, float(weighted or 0.0))
+            else:  # no weight and weight 0 are two groups
+                before = undeclared.get(topic, (0.0, 0.0))
+                undeclared[topic] = (before[0] + clicks, before[1] + exposures)
+    found = {topic: TopicSignal(clicks, exposures) for topic, (clicks, exposures) in totals.items() if exposures}
+    record = declaration_record(by_declared, undeclared)
+    if record is not None:
+        found[DECLARATIONS] = record
+    return found
+
+
+def declaration_record(declared: dict[str, tuple[float, float, float]], undeclared: dict[str, tuple[float, float]]
+                       ) -> TopicSignal | None:
+    """The clicks readers gave their declared topics beyond the undeclared rate, and what right declarations predict.
+
+    `declared`: per topic, (clicks, exposures, exposures x declared weight) over readers who
+    declared it; `undeclared`: (clicks, exposures) over the others. A right declaration of weight
+    w predicts a rate of base + (DECLARED_CTR - base) x w (`topic_posterior`), a wrong one the
+    base: the share of the predicted excess that came is how often declarations are right.
+    """
+    excess = predicted = 0.0
+    for topic, (clicks, exposures, weighted) in declared.items():
+        others = undeclared.get(topic, (0.0, 0.0))
+        base = (others[0] + BASE_CTR * PRIOR_STRENGTH) / (others[1] + PRIOR_STRENGTH)
+        excess += clicks - exposures * base
+        predicted += weighted
+    return TopicSignal(excess, predicted) if predicted > 0 else None

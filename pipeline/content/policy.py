@@ -3,7 +3,9 @@
 Every topic of the edition has a Beta posterior for the reader
 (`pipeline.engagement.learning.topic_posterior`): its prior mean is what the whole audience
 clicks on the topic (the population prior; BASE_CTR before the audience has clicked anything),
-raised towards DECLARED_CTR by a declared interest; decayed clicks and exposures move it. An
+raised by a declared interest (towards DECLARED_CTR, or by the audience's declared lift once
+the population carries its record: `pipeline.engagement.learning.declared_lift`); decayed
+clicks and exposures move it. An
 unexpired need adds NEED_BOOST, so needs still come first. A section is worth the value of its
 best topic (a little more for a section on several topics while the reader's favourite is
 uncertain), sections of equal value come in the editor's order, as in the first rule:
@@ -21,7 +23,11 @@ of that (the whole focused audience, seed 1: 0.699 of the oracle, against 0.702 
 A topic clicked once and then ignored still gives way: its exposures lower the posterior.
 Every other topic is worth its posterior mean: drawing for never-clicked topics too would be
 textbook Thompson sampling, but their priors are wide enough that a reader with no history got
-a random newsletter instead of the editor's. So:
+a random newsletter instead of the editor's. Drawing only for topics shown and not clicked
+(so that they are retried) measured worse too: against the reference learner (1,000 readers,
+seed 1) focused fell from 0.921 to 0.794 with plain draws and 0.849 with draws sharpened 4
+times, niche-topics from 0.870 to 0.703 and 0.804; letting exploration retry topics shown less
+than 1.5 times and never clicked gave 0.812 instead of 0.827 on the `changing` model. So:
 
 - with no signal at all (no population, nothing declared or clicked) the copy is the editor's;
 - the population prior ranks the topics of readers who told us nothing, exposures without
@@ -65,7 +71,9 @@ from pipeline.content.selection import (
 )
 from pipeline.engagement.learning import (
     BASE_CTR,
+    DECLARATIONS,
     PRIOR_STRENGTH,
+    declared_lift,
     expected_ctr,
     topic_posterior,
 )
@@ -150,6 +158,8 @@ def population_means(population: Mapping[str, TopicSignal]) -> dict[str, float]:
     counts = {}
     total_clicks = total_exposures = 0.0
     for topic, signal in population.items():
+        if topic == DECLARATIONS:
+            continue  # the declarations' record, not a topic
         exposures = max(0.0, signal.exposures)
         clicks = min(max(0.0, signal.clicks), exposures)
         counts[topic] = (clicks, exposures)
@@ -276,6 +286,9 @@ def _thompson(edition: Edition, profile: Profile, today: dt.date, seed: int, set
     opted, interests, learned = profile.opted_out, profile.interests, profile.learned
     needs = profile.current_needs(today) if profile.needs else {}
     means, priors = _population_priors(population)
+    # What a declaration is worth in this audience, from how its readers clicked what they declared:
+    # where declarations are often wrong or out of date, they count for less.
+    lift = declared_lift(population.get(DECLARATIONS)) if population else None
     pooled = means.get(_POOLED)
     unshown = priors.get(_POOLED, _UNKNOWN)
     rng = reader_stream(edition.id, profile, seed)
@@ -291,7 +304,8 @@ def _thompson(edition: Edition, profile: Profile, today: dt.date, seed: int, set
         if signal is None and not weight:
             alpha, beta = priors.get(topic, unshown)
         else:
-            alpha, beta = topic_posterior(weight, signal, undeclared_mean=means.get(topic, pooled))
+            alpha, beta = topic_posterior(weight, signal, undeclared_mean=means.get(topic, pooled),
+                                          declared_lift=lift)
         if signal is not None and signal.clicks > 0:
             # A clicked topic is drawn from its posterior, sharpened (see the module docstring).
             value = betavariate(alpha * SHARPENING, beta * SHARPENING)
