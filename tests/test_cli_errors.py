@@ -107,6 +107,9 @@ MISTAKES = [
     Mistake("bad setting value", lambda t: ["audience", "list"],
             lambda t: "error: READERFIRST_WORKERS='many': Input should be a valid integer, unable to parse string as"
                       " an integer\n", 2, env=lambda t: {"READERFIRST_WORKERS": "many"}),
+    Mistake("negative import workers", lambda t: ["audience", "import", str(SAMPLE_AUDIENCE), "--audience", "x"],
+            lambda t: "error: READERFIRST_IMPORT_WORKERS='-1': Input should be greater than or equal to 0\n", 2,
+            env=lambda t: {"READERFIRST_IMPORT_WORKERS": "-1"}),
     Mistake("unreachable PREFECT_API_URL", lambda t: ["engagement", "apply"],
             lambda t: f"error: cannot reach the Prefect server at PREFECT_API_URL=http://127.0.0.1:{PORT}/api: start it"
                       " (prefect server start) or unset PREFECT_API_URL to let readerfirst start a temporary one\n", 1,
