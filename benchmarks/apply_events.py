@@ -25,8 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from array import array
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,6 +35,7 @@ from bench_store import (  # noqa: E402
     EVENT_COLUMNS,
     LEDGER_COLUMNS,
     BenchStore,
+    EditionEvents,
     add_store_arguments,
     bench_store,
     edition_sections,
@@ -75,41 +76,27 @@ def _reader_events(rng: random.Random, picks: list[str]) -> list[tuple[str, int,
     return events
 
 
-class _EditionEvents:
-    """One edition's events in compact arrays (a few bytes each), put in arrival order before writing."""
+def _event_rows(store: BenchStore, rng: random.Random, found: EditionEvents, edition: str, sent: dt.datetime,
+                first: int, limit: int, counts: Counter[str]) -> Iterator[tuple]:
+    """The edition's event rows in arrival order, numbered from `first`, at most `limit` of them.
 
-    def __init__(self, edition: str, sent: dt.datetime, sections: list[str]) -> None:
-        self.edition, self.sent, self.sections = edition, sent, sections
-        self.after, self.reader, self.kind, self.section = array("q"), array("l"), array("b"), array("b")
-
-    def add(self, rid: int, kind: str, after: int, section: str | None) -> None:
-        """Keep one event: `after` seconds after the send."""
-        self.after.append(after)
-        self.reader.append(rid)
-        self.kind.append(KINDS.index(kind))
-        self.section.append(self.sections.index(section) if section else -1)
-
-    def rows(self, store: BenchStore, rng: random.Random, first: int, limit: int, counts: Counter[str]):
-        """Event rows in arrival order, numbered from `first`, at most `limit` of them."""
-        import numpy
-
-        # Arrival order: the ingest stores events as they come. An edition's events all arrive
-        # before the next edition is sent, so sorting each edition sorts them all.
-        order = numpy.argsort(numpy.frombuffer(self.after, dtype=numpy.int64), kind="stable")[:max(0, limit)]
-        edition, group_ids = self.edition, list(GROUPS)
-        for number, i in enumerate(order.tolist(), start=first):
-            rid, kind, moment = self.reader[i], KINDS[self.kind[i]], self.sent + dt.timedelta(seconds=self.after[i])
-            section = self.sections[self.section[i]] if self.section[i] >= 0 else None
-            raw = {"email": f"reader{rid}@example.com", "timestamp": int(moment.timestamp()), "event": kind,
-                   "sg_event_id": f"ev{number:020d}", "sg_message_id": f"msg{rid}.{edition}",
-                   "reader_id": str(rid), "edition_id": edition}
-            if section:
-                raw["url"] = f"https://brief.example.com/{edition}/{section}"
-            if kind == "group_unsubscribe":
-                raw["asm_group_id"] = int(rng.choice(group_ids))
-            counts[kind] += 1
-            stamp = store.stamp(moment)
-            yield (f"ev{number:020d}", kind, raw["email"], rid, edition, section, stamp, stamp, False, json.dumps(raw))
+    Arrival order: the ingest stores events as they come. An edition's events all arrive
+    before the next edition is sent, so sorting each edition sorts them all.
+    """
+    group_ids = list(GROUPS)
+    for number, (rid, kind, after, section) in enumerate(found.events(in_time_order=True, limit=max(0, limit)),
+                                                         start=first):
+        moment = sent + dt.timedelta(seconds=after)
+        raw = {"email": f"reader{rid}@example.com", "timestamp": int(moment.timestamp()), "event": kind,
+               "sg_event_id": f"ev{number:020d}", "sg_message_id": f"msg{rid}.{edition}",
+               "reader_id": str(rid), "edition_id": edition}
+        if section:
+            raw["url"] = f"https://brief.example.com/{edition}/{section}"
+        if kind == "group_unsubscribe":
+            raw["asm_group_id"] = int(rng.choice(group_ids))
+        counts[kind] += 1
+        stamp = store.stamp(moment)
+        yield (f"ev{number:020d}", kind, raw["email"], rid, edition, section, stamp, stamp, False, json.dumps(raw))
 
 
 def generate(store: BenchStore, events: int, readers: int, editions: int, seed: int = 7) -> dict[str, int]:
@@ -124,10 +111,10 @@ def generate(store: BenchStore, events: int, readers: int, editions: int, seed: 
     for number in range(editions):
         edition, sent = f"bench-{number + 1}", FIRST_SEND + dt.timedelta(days=7 * number)
         write_sections(store, edition, sections)
-        found = _EditionEvents(edition, sent, [sid for sid, _, _ in sections])
+        found = EditionEvents(KINDS, [sid for sid, _, _ in sections])
         stamp = store.stamp(sent)
 
-        def ledger(edition: str = edition, stamp: object = stamp, found: _EditionEvents = found):
+        def ledger(edition: str = edition, stamp: object = stamp, found: EditionEvents = found) -> Iterator[tuple]:
             for rid in range(1, readers + 1):
                 picks = pinned + rng.sample(choosable, 4)
                 yield (edition, rid, 1, "v", json.dumps([[sid, "benchmark"] for sid in picks]), False, "sent",
@@ -137,7 +124,8 @@ def generate(store: BenchStore, events: int, readers: int, editions: int, seed: 
 
         store.write("send_ledger", LEDGER_COLUMNS, ledger())
         written = sum(counts.values())
-        store.write("engagement_events", EVENT_COLUMNS, found.rows(store, rng, written + 1, events - written, counts))
+        store.write("engagement_events", EVENT_COLUMNS,
+                    _event_rows(store, rng, found, edition, sent, written + 1, events - written, counts))
     store.settle()
     return dict(counts)
 

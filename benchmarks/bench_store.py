@@ -13,13 +13,14 @@ import datetime as dt
 import os
 import sqlite3
 import uuid
+from array import array
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 __all__ = ["BenchStore", "bench_store", "add_store_arguments", "store_url", "peak_rss_mb", "edition_sections",
-           "write_audience", "write_sections", "LEDGER_COLUMNS", "EVENT_COLUMNS"]
+           "write_audience", "write_sections", "EditionEvents", "LEDGER_COLUMNS", "EVENT_COLUMNS"]
 
 _STAMP = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime in SQLite
 _ROWS_PER_CALL = 10_000  # rows handed to executemany at once: bounded memory, few calls
@@ -96,14 +97,14 @@ class BenchStore:
         self.connection.commit()
         return rows
 
-    def settle(self) -> None:
-        """What autovacuum or a quiet moment would do after a bulk load: visibility map and statistics."""
+    def settle(self, table: str = "") -> None:
+        """What autovacuum does after a bulk load (visibility map, statistics), for `table` or all."""
         if self.postgres:
             self.connection.autocommit = True
-            self.connection.execute("VACUUM ANALYZE")
+            self.connection.execute(f"VACUUM ANALYZE {table}")
             self.connection.autocommit = False
         else:
-            self.connection.execute("ANALYZE")
+            self.connection.execute(f"ANALYZE {table}")
             self.connection.commit()
 
     def size_mb(self, skip: tuple[str, ...] = ()) -> float:
@@ -187,3 +188,36 @@ def write_sections(store: BenchStore, edition: str, sections: list[tuple[str, li
 
     store.write("edition_sections", "edition_id, section_id, position, kind, title, topics, pinned",
                 [(edition, sid, i, "story", sid, json.dumps(topics), p) for i, (sid, topics, p) in enumerate(sections)])
+
+
+class EditionEvents:
+    """One edition's generated events in compact arrays (a few bytes each instead of a tuple)."""
+
+    def __init__(self, kinds: tuple[str, ...], sections: list[str]) -> None:
+        self.kinds, self.sections = kinds, sections
+        self.after, self.reader, self.kind, self.section = array("q"), array("l"), array("b"), array("b")
+
+    def add(self, rid: int, kind: str, after: int, section: str | None) -> None:
+        """Keep one event: `after` seconds after the send."""
+        self.after.append(after)
+        self.reader.append(rid)
+        self.kind.append(self.kinds.index(kind))
+        self.section.append(self.sections.index(section) if section else -1)
+
+    def __len__(self) -> int:
+        return len(self.after)
+
+    def events(self, in_time_order: bool = False, limit: int | None = None) -> Iterator[tuple[int, str, int, str | None]]:
+        """(reader, kind, seconds after the send, section) as generated, or by time (ties as generated)."""
+        if in_time_order:
+            import numpy
+
+            order: Iterable[int] = numpy.argsort(numpy.frombuffer(self.after, dtype=numpy.int64),
+                                                 kind="stable").tolist()
+        else:
+            order = range(len(self.after))
+        for count, i in enumerate(order):
+            if limit is not None and count >= limit:
+                return
+            section = self.section[i]
+            yield self.reader[i], self.kinds[self.kind[i]], self.after[i], self.sections[section] if section >= 0 else None

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, case, func, select, text
 
 from pipeline.engagement.events import EventType
 from pipeline.errors import PipelineError
-from pipeline.report.exposure import sections_and_topics
+from pipeline.report.exposure import sections_and_topics, sent_picks
 from pipeline.report.interests import learned_interests
 from pipeline.report.model import (
     DEFAULT_BOUNCE_THRESHOLD,
@@ -229,9 +229,14 @@ def build_report(db: Database, *, edition: str | None = None, since: dt.date | N
         folded = {e: _fold(connection, e) for e in editions}
         unattributed = {e: n for e, n in connection.execute(_UNATTRIBUTED) if e in folded}
         failed = _failed_readers(connection)
-        sections, topics = sections_and_topics(connection, editions)
+        sections, topics, answered = [], [], []
+        for e in editions:  # one edition's picks in memory at a time, read once for exposure and responses
+            picks = {e: sent_picks(connection, e)}
+            found_sections, found_topics = sections_and_topics(connection, [e], picks)
+            sections += found_sections
+            topics += found_topics
+            answered.append(responses(connection, e, picks[e]))
         interests = learned_interests(connection)
-        answered = [responses(connection, e) for e in editions]
         served = [needs_served(connection, e, sent[e].first_sent_at) for e in editions]
 
     metrics = [_edition_metrics(e, sent[e], folded[e], unattributed.get(e, 0), bounce_threshold, failed.get(e, 0))
