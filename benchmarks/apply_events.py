@@ -47,6 +47,7 @@ from bench_store import (  # noqa: E402
 
 FIRST_SEND = dt.datetime(2026, 11, 2, 7, 0)
 GOAL_SECONDS_PER_MILLION = 60.0
+PROGRESS_SECONDS = 60.0
 GROUPS = {"1201": "climate", "1202": "ai"}
 KINDS = ("delivered", "soft_bounce", "hard_bounce", "machine_open", "open", "click", "unsubscribe", "spam_report",
          "group_unsubscribe")
@@ -148,6 +149,26 @@ def apply_in_this_process(url: str, batch_size: int) -> dict:
             "second_apply_events": again.events, "peak_rss_mb": peak_rss_mb(), "report": report.summary()}
 
 
+def _apply_in_a_child(store: BenchStore, batch_size: int, events: int, progress: bool) -> dict:
+    """Run `apply_in_this_process` in a fresh process; meanwhile print how far it got once a minute."""
+    child = subprocess.Popen([sys.executable, __file__, "--apply", store.url, "--batch-size", str(batch_size)],
+                             stdout=subprocess.PIPE, text=True)
+    started = time.perf_counter()
+    while True:
+        try:
+            out, _ = child.communicate(timeout=PROGRESS_SECONDS)
+            break
+        except subprocess.TimeoutExpired:
+            if progress:  # through the partial index of unapplied events: cheap at any size
+                left = store.execute("SELECT count(*) FROM engagement_events WHERE NOT applied")[0][0]
+                seconds = time.perf_counter() - started
+                print(f"  ... {events - left:,} of {events:,} events applied after {seconds:.0f}s"
+                      f" ({(events - left) / seconds:,.0f} events/s)", flush=True)
+    if child.returncode:
+        raise SystemExit(f"the applying process failed (exit {child.returncode})")
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main() -> int:
     """Seed, apply in a child process, print the figures; exit 1 over the goal."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -174,9 +195,7 @@ def main() -> int:
         generation = time.perf_counter() - started
         seeding_rss = peak_rss_mb()
         database_mb = store.size_mb()
-        child = subprocess.run([sys.executable, __file__, "--apply", store.url, "--batch-size", str(batch_size)],
-                               check=True, capture_output=True, text=True)
-        result = json.loads(child.stdout.strip().splitlines()[-1])
+        result = _apply_in_a_child(store, batch_size, sum(counts.values()), progress=not args.json)
         database = store.name
     goal = GOAL_SECONDS_PER_MILLION * max(1.0, result["events"] / 1e6)
     result |= {"database": database, "generation_seconds": generation, "seeding_peak_rss_mb": seeding_rss,
