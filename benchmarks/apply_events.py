@@ -38,6 +38,7 @@ from bench_store import (  # noqa: E402
     EditionEvents,
     add_store_arguments,
     bench_store,
+    dumps,
     edition_sections,
     peak_rss_mb,
     store_url,
@@ -48,6 +49,8 @@ from bench_store import (  # noqa: E402
 FIRST_SEND = dt.datetime(2026, 11, 2, 7, 0)
 GOAL_SECONDS_PER_MILLION = 60.0
 PROGRESS_SECONDS = 60.0
+
+
 GROUPS = {"1201": "climate", "1202": "ai"}
 KINDS = ("delivered", "soft_bounce", "hard_bounce", "machine_open", "open", "click", "unsubscribe", "spam_report",
          "group_unsubscribe")
@@ -97,18 +100,27 @@ def _event_rows(store: BenchStore, rng: random.Random, found: EditionEvents, edi
             raw["asm_group_id"] = int(rng.choice(group_ids))
         counts[kind] += 1
         stamp = store.stamp(moment)
-        yield (f"ev{number:020d}", kind, raw["email"], rid, edition, section, stamp, stamp, False, json.dumps(raw))
+        yield (f"ev{number:020d}", kind, raw["email"], rid, edition, section, stamp, stamp, False, dumps(raw))
 
 
 def generate(store: BenchStore, events: int, readers: int, editions: int, seed: int = 7) -> dict[str, int]:
     """Fill the migrated database with readers, editions, ledger and up to `events` events; the event mix."""
     rng = random.Random(seed)
+    write_audience(store, readers, FIRST_SEND)
+    counts: Counter[str] = Counter()
+    with store.indexes_rebuilt("send_ledger", "engagement_events"):
+        _write_editions(store, rng, events, readers, editions, counts)
+    store.settle()
+    return dict(counts)
+
+
+def _write_editions(store: BenchStore, rng: random.Random, events: int, readers: int, editions: int,
+                    counts: Counter[str]) -> None:
+    """Each edition's sections, ledger and events (until `events` events are written)."""
     sections = edition_sections()
     choosable = [sid for sid, topics, pinned in sections if topics and not pinned]
     pinned = [sid for sid, _, p in sections if p]
     topics_of = {sid: topics for sid, topics, _ in sections}
-    write_audience(store, readers, FIRST_SEND)
-    counts: Counter[str] = Counter()
     for number in range(editions):
         edition, sent = f"bench-{number + 1}", FIRST_SEND + dt.timedelta(days=7 * number)
         write_sections(store, edition, sections)
@@ -118,7 +130,7 @@ def generate(store: BenchStore, events: int, readers: int, editions: int, seed: 
         def ledger(edition: str = edition, stamp: object = stamp, found: EditionEvents = found) -> Iterator[tuple]:
             for rid in range(1, readers + 1):
                 picks = pinned + rng.sample(choosable, 4)
-                yield (edition, rid, 1, "v", json.dumps([[sid, "benchmark"] for sid in picks]), False, "sent",
+                yield (edition, rid, 1, "v", dumps([[sid, "benchmark"] for sid in picks]), False, "sent",
                        stamp, stamp)
                 for kind, after, section in _reader_events(rng, [p for p in picks if topics_of[p]]):
                     found.add(rid, kind, after, section)
@@ -127,8 +139,6 @@ def generate(store: BenchStore, events: int, readers: int, editions: int, seed: 
         written = sum(counts.values())
         store.write("engagement_events", EVENT_COLUMNS,
                     _event_rows(store, rng, found, edition, sent, written + 1, events - written, counts))
-    store.settle()
-    return dict(counts)
 
 
 def apply_in_this_process(url: str, batch_size: int) -> dict:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BenchStore", "bench_store", "add_store_arguments", "store_url", "peak_rss_mb", "edition_sections",
+__all__ = ["BenchStore", "bench_store", "add_store_arguments", "store_url", "peak_rss_mb", "dumps", "edition_sections",
            "write_audience", "write_sections", "EditionEvents", "LEDGER_COLUMNS", "EVENT_COLUMNS"]
 
 _STAMP = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime in SQLite
@@ -37,6 +37,13 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
 def store_url(args: argparse.Namespace) -> str | None:
     """The PostgreSQL URL the arguments ask for, or None for SQLite."""
     return None if args.sqlite else args.url or None
+
+
+def dumps(value: object) -> str:
+    """JSON text made by orjson: json.dumps took a tenth of the seeding time at 10M events."""
+    import orjson
+
+    return orjson.dumps(value).decode()
 
 
 def peak_rss_mb() -> float:
@@ -87,6 +94,29 @@ class BenchStore:
             written += len(chunk)
         self.connection.commit()
         return written
+
+    @contextmanager
+    def indexes_rebuilt(self, *tables: str) -> Iterator[None]:
+        """Drop the tables' plain (not unique) indexes for a bulk load, and build them again after it.
+
+        As a PostgreSQL bulk load is done: building an index once is much faster than keeping it
+        up to date row by row (10M events would take minutes more). The result is the same index.
+        SQLite keeps its indexes.
+        """
+        if not self.postgres:
+            yield
+            return
+        made = self.execute("SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x "
+                            "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+                            "JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = current_schema() "
+                            "AND t.relname = ANY(%s) AND NOT x.indisunique AND NOT x.indisprimary", (list(tables),))
+        for name, _ in made:
+            self.execute(f"DROP INDEX {name}")
+        try:
+            yield
+        finally:
+            for _, definition in made:
+                self.execute(definition)
 
     def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Run one statement (`%s` marks work on both) and commit; its rows, if any."""
@@ -184,10 +214,8 @@ def write_audience(store: BenchStore, readers: int, created: dt.datetime) -> Non
 
 def write_sections(store: BenchStore, edition: str, sections: list[tuple[str, list[str], bool]]) -> None:
     """The edition's sections as sent, titled by their ids."""
-    import json
-
     store.write("edition_sections", "edition_id, section_id, position, kind, title, topics, pinned",
-                [(edition, sid, i, "story", sid, json.dumps(topics), p) for i, (sid, topics, p) in enumerate(sections)])
+                [(edition, sid, i, "story", sid, dumps(topics), p) for i, (sid, topics, p) in enumerate(sections)])
 
 
 class EditionEvents:

@@ -40,6 +40,7 @@ from bench_store import (  # noqa: E402
     EditionEvents,
     add_store_arguments,
     bench_store,
+    dumps,
     edition_sections,
     peak_rss_mb,
     store_url,
@@ -94,7 +95,7 @@ def _pool_rows(store: BenchStore, rng: random.Random, found: EditionEvents, edit
     for number, (rid, kind, after, section) in enumerate(found.events(), start=first):
         stamp = store.stamp(sent + dt.timedelta(seconds=after))
         reader = rid if number % 500 else None  # 0.2% unattributed: an address that did not match
-        raw = json.dumps({"event": kind, "sg_event_id": f"ev{number:020d}", "reader_id": str(rid),
+        raw = dumps({"event": kind, "sg_event_id": f"ev{number:020d}", "reader_id": str(rid),
                           "edition_id": edition})
         yield (f"ev{number:020d}", kind, f"reader{rid}@example.com", reader, edition, section, stamp, stamp, True,
                raw, rng.random())
@@ -130,7 +131,7 @@ def generate(store: BenchStore, readers: int, editions: int, seed: int = 7) -> i
                 picks = pinned + (choosable[:4] if rid in holdout else rng.sample(choosable, 4))
                 variant = hashlib.blake2b("\x1f".join(picks).encode(), digest_size=8).hexdigest()
                 reasons = [[sid, "pinned" if sid in pinned else f"you follow {topics_of[sid][0]}"] for sid in picks]
-                yield (edition, rid, 1, variant, json.dumps(reasons), rid in holdout, "sent", stamp, stamp)
+                yield (edition, rid, 1, variant, dumps(reasons), rid in holdout, "sent", stamp, stamp)
                 for kind, after, section in _reader_events(rng, picks[len(pinned):]):
                     found.add(rid, kind, after, section)
 
@@ -140,10 +141,14 @@ def generate(store: BenchStore, readers: int, editions: int, seed: int = 7) -> i
     return pool
 
 
-def add_events(store: BenchStore, low: float, high: float) -> None:
-    """Move the pool's events with a shuffle key in [low, high) into engagement_events, as the ingest would store them."""
-    store.execute(f"INSERT INTO engagement_events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM {POOL} "
-                  "WHERE shuffle >= %s AND shuffle < %s ORDER BY shuffle", (low, high))
+def add_events(store: BenchStore, low: float, high: float, rebuild: bool) -> None:
+    """Move the pool's events with a shuffle key in [low, high) into engagement_events, as the ingest would store them.
+
+    `rebuild`: drop the plain indexes first and build them after (when the step at least doubles the table).
+    """
+    with store.indexes_rebuilt(*(["engagement_events"] if rebuild else [])):
+        store.execute(f"INSERT INTO engagement_events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM {POOL} "
+                      "WHERE shuffle >= %s AND shuffle < %s ORDER BY shuffle", (low, high))
     if store.postgres:
         store.settle("engagement_events")
 
@@ -182,7 +187,7 @@ def main() -> int:
         steps = []
         db = open_database(store.url)
         for start in range(0, args.events, args.step):
-            add_events(store, start / pool, min(start + args.step, args.events) / pool)
+            add_events(store, start / pool, min(start + args.step, args.events) / pool, rebuild=args.step >= start)
             stored = store.execute("SELECT count(*) FROM engagement_events")[0][0]
             began = time.perf_counter()
             report = build_report(db)
