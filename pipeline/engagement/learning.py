@@ -208,15 +208,11 @@ class _Raw:
             for chunk in id_chunks(ids):
                 yield sql.format(m=self.mark, ids=",".join([self.mark] * len(chunk))), [*params, *chunk]
 
-    def execute(self, sql: str, values: list) -> None:
-        """Run one statement."""
-        self.cursor.execute(sql, values)
-
     def fetch(self, sql: str, params: list | tuple, ids: list | None = None) -> list[tuple]:
         """Rows of `sql` (`{m}`: a mark, `IN ({ids})`: the ids), over chunks of `ids`."""
         rows: list[tuple] = []
         for statement, values in self._statements(sql, params, ids):
-            self.execute(statement, values)
+            self.cursor.execute(statement, values)
             rows.extend(self.cursor.fetchall())
         return rows
 
@@ -224,7 +220,7 @@ class _Raw:
         """Rows changed by `sql` over every chunk of `ids`."""
         changed = 0
         for statement, values in self._statements(sql, params, ids):
-            self.execute(statement, values)
+            self.cursor.execute(statement, values)
             changed += self.cursor.rowcount
         return changed
 
@@ -649,7 +645,7 @@ def _fold_learned(raw: _Raw, dialect: str, learned: list[tuple], half_life_days:
         rounds[place].append(row)
     sql = _fold_sql(dialect, _ROUND, half_life_days)
     for contributions in rounds:
-        raw.execute(sql, [_dumps(contributions)])
+        raw.cursor.execute(sql, [_dumps(contributions)])
 
 
 def _ensure_power(connection: Connection) -> None:
