@@ -12,7 +12,7 @@ A fresh child process then times `apply_events` (so peak RSS is the applier's al
 second `apply_events` that finds nothing new. Goal (issue 13): 60 s per million events, so
 1M events in at most 60 s and 10M in at most 10 minutes.
 Run: `python benchmarks/apply_events.py` (1M events of 100k readers; `--events 200000` for a
-quick run; `--events 10000000 --readers 1000000` for issue 13's size; `--sqlite`, `--json`).
+quick run; `--events 10000000 --readers 900000` for issue 13's size; `--sqlite`, `--json`).
 """
 
 from __future__ import annotations

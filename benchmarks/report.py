@@ -14,7 +14,7 @@ so the time per 100k events shows how the report grows. On PostgreSQL each step 
 by `VACUUM ANALYZE`, as autovacuum would after a bulk load (untimed).
 Goals (issue 13): 1M events in at most 10 s, 10M in at most 30 s.
 Run: `python benchmarks/report.py` (1M events of 100k readers; `--events 300000` for a quick
-run; `--events 10000000 --readers 500000 --step 2500000` for issue 13's size; `--sqlite`, `--json`).
+run; `--events 10000000 --readers 475000 --step 5000000` for issue 13's size; `--sqlite`, `--json`).
 """
 
 from __future__ import annotations

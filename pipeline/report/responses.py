@@ -141,8 +141,9 @@ def needs_served(connection: Connection, edition_id: str, first_sent_at: dt.date
         on_need = {s for s in parsed[text_] if topics.intersection(sections.get(s, ("", []))[1])}
         if on_need:
             serving[reader_id] = on_need
+    # Every click of the edition is read only when some copy served a need: otherwise none can count.
     clicked = {reader_id for reader_id, section_id in connection.execute(_CLICKS, {"edition": edition_id})
-               if section_id in serving.get(reader_id, ())}
+               if section_id in serving.get(reader_id, ())} if serving else set()
     return NeedsServed(edition_id=edition_id, readers_with_need=len(needs), served=len(serving),
                        share_served=rate(len(serving), len(needs)), clicked=len(clicked),
                        ctr_on_need=rate(len(clicked), len(serving)))
