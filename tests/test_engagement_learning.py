@@ -476,3 +476,38 @@ def test_learning_on_postgres(pg_world):
     add(pg_world, "click", 3, section="s-climate")
     learn(pg_world, batch_size=1)  # two batches: the second adds to the row the first made
     assert pair_clicks(pg_world) == [(2, 1.0, 1.0)]
+
+
+def _folded_interests(db) -> list[tuple]:
+    """Every reader_interests row, unrounded: what a fold wrote, to the last bit."""
+    with db.session() as session:
+        return sorted(session.execute(select(ReaderInterest.reader_id, ReaderInterest.topic,
+                                             ReaderInterest.learned_clicks, ReaderInterest.learned_exposures,
+                                             ReaderInterest.learned_at)).all())
+
+
+def _many_contributions(db) -> None:
+    """Events giving readers 1 and 2 several contributions per topic, their times out of order."""
+    for rid in (1, 2):
+        add(db, "open", rid, edition="e2", at=T0 + dt.timedelta(days=9))
+        add(db, "click", rid, edition="e2", section="s-ai", at=T0 + dt.timedelta(days=9, hours=1))
+        add(db, "click", rid, edition="e2", section="s-climate", at=T0 + dt.timedelta(days=9, hours=2))
+        add(db, "machine_open", rid, edition="e1", at=T0 + dt.timedelta(days=1))  # older than what came before
+        add(db, "click", rid, edition="e1", section="s-climate", at=T0 + dt.timedelta(days=2))
+        add(db, "click", rid, edition="e1", section="s-ai", at=T0 + dt.timedelta(days=12))
+
+
+def test_postgres_folds_a_batch_in_rounds_exactly_as_event_by_event(world):
+    """On PostgreSQL one batch folding several contributions per (reader, topic) writes the very values one event per batch does, and SQLite's."""
+    _many_contributions(world)
+    learn(world)
+    with postgres_database() as whole, postgres_database() as single:
+        for db in (whole, single):
+            seed(db)
+            _many_contributions(db)
+        assert learn(whole).batches == 1 and learn(single, batch_size=1).batches == 12
+        assert _folded_interests(whole) == _folded_interests(single)
+        assert len(_folded_interests(whole)) == 6  # readers 1 and 2 x climate, ai and data
+        for mine, theirs in zip(_folded_interests(whole), _folded_interests(world)):
+            assert mine[:2] == theirs[:2] and mine[4] == theirs[4]
+            assert mine[2:4] == pytest.approx(theirs[2:4], rel=1e-9)  # julianday() rounds ages a little

@@ -317,3 +317,26 @@ def test_failed_readers_are_counted_apart_from_sent(db):
     row = next(line for line in render_markdown(build_report(db, edition="e-failed")).splitlines()
                if line.startswith("| e-failed |"))  # the editions table comes first
     assert row.endswith("| 2 |")  # its last column: failed (never sent)
+
+
+def test_the_same_picks_in_both_arms_expose_every_reader_and_split_the_response_arms(db):
+    """Readers of both arms sent identical picks all count as exposed, and each arm's sent count keeps its own readers."""
+    sent_at = dt.datetime(2026, 12, 7, 7, 0)
+    with db.session() as session:
+        session.add(Audience(id=1, name="main"))
+        session.flush()
+        for rid in (1, 2, 3):
+            session.add(Reader(id=rid, audience_id=1, email=f"r{rid}@example.com"))
+        session.flush()
+        for position, (sid, topics) in enumerate([("intro", []), ("s-climate", ["climate"])]):
+            session.add(EditionSection(edition_id=E2, section_id=sid, position=position, kind="article",
+                                       title=sid, topics=topics))
+        for rid, holdout in ((1, False), (2, True), (3, True)):
+            session.add(SendLedgerEntry(edition_id=E2, reader_id=rid, audience_id=1, variant_id="v",
+                                        picks=[["intro", "why"], ["s-climate", "why"]], holdout=holdout,
+                                        state="sent", planned_at=sent_at, sent_at=sent_at))
+    report = build_report(db, now=NOW)
+    assert {s.section_id: s.exposed for s in report.sections_of(E2)} == {"intro": 3, "s-climate": 3}
+    assert {t.topic: t.exposed for t in report.topics_of(E2)} == {"climate": 3}
+    [responses, _pooled] = report.responses
+    assert (responses.personalised.sent, responses.holdout.sent) == (1, 2)

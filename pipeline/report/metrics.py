@@ -27,7 +27,7 @@ from sqlalchemy import Connection, case, func, select, text
 
 from pipeline.engagement.events import EventType
 from pipeline.errors import PipelineError
-from pipeline.report.exposure import sections_and_topics
+from pipeline.report.exposure import sections_and_topics, sent_picks
 from pipeline.report.interests import learned_interests
 from pipeline.report.model import (
     DEFAULT_BOUNCE_THRESHOLD,
@@ -88,21 +88,36 @@ def _flag_sql(kinds: tuple[EventType, ...]) -> str:
     return f"MAX(CASE WHEN event_type IN ({listed}) THEN 1 ELSE 0 END)"
 
 
+# Each kind of event a bit: on PostgreSQL a reader's events fold to one mask (bit_or of one CASE
+# per event) instead of eleven MAX(CASE ...), a third less time at a million events per edition.
+# SQLite has no bit_or and keeps the flags.
+_BITS = {kind.value: 1 << place
+         for place, kind in enumerate(dict.fromkeys(kind for kinds in _FLAGS.values() for kind in kinds))}
+_MASK = "CASE event_type " + " ".join(f"WHEN '{kind}' THEN {bit}" for kind, bit in _BITS.items()) + " ELSE 0 END"
+_PER_READER = {
+    "sqlite": f"""
+    SELECT reader_id, {", ".join(f"{_flag_sql(kinds)} AS {name}" for name, kinds in _FLAGS.items())}
+    FROM engagement_events
+    WHERE edition_id = :edition AND reader_id IS NOT NULL
+    GROUP BY reader_id""",
+    "postgresql": f"""
+    SELECT reader_id, {", ".join(f"CASE WHEN mask & {sum(_BITS[k.value] for k in kinds)} <> 0 THEN 1 ELSE 0 END"
+                                 f" AS {name}" for name, kinds in _FLAGS.items())}
+    FROM (SELECT reader_id, bit_or({_MASK}) AS mask FROM engagement_events
+          WHERE edition_id = :edition AND reader_id IS NOT NULL GROUP BY reader_id) masks""",
+}
+
 # One edition at a time: the outer sums then need no GROUP BY, so nothing is sorted.
-_FOLD = text(f"""
+_FOLD = {dialect: text(f"""
 SELECT {", ".join(f"SUM(r.{name})" for name in _FLAGS)},
        SUM(CASE WHEN l.holdout THEN r.delivered ELSE 0 END),
        SUM(CASE WHEN l.holdout THEN r.clickers ELSE 0 END),
        SUM(CASE WHEN l.reader_id IS NULL THEN r.delivered ELSE 0 END),
        SUM(CASE WHEN l.reader_id IS NULL THEN r.clickers ELSE 0 END)
-FROM (
-    SELECT reader_id, {", ".join(f"{_flag_sql(kinds)} AS {name}" for name, kinds in _FLAGS.items())}
-    FROM engagement_events
-    WHERE edition_id = :edition AND reader_id IS NOT NULL
-    GROUP BY reader_id
+FROM ({per_reader}
 ) r
 LEFT JOIN send_ledger l ON l.edition_id = :edition AND l.reader_id = r.reader_id
-""")
+""") for dialect, per_reader in _PER_READER.items()}
 
 _UNATTRIBUTED = text("SELECT edition_id, COUNT(*) FROM engagement_events WHERE reader_id IS NULL"
                      " AND edition_id IS NOT NULL GROUP BY edition_id")
@@ -166,7 +181,7 @@ def _choose(editions: dict[str, _Sent], edition: str | None, since: dt.date | No
 
 def _fold(connection: Connection, edition_id: str) -> _Folded:
     *sums, holdout_delivered, holdout_clickers, armless_delivered, armless_clickers = \
-        connection.execute(_FOLD, {"edition": edition_id}).one()
+        connection.execute(_FOLD.get(connection.dialect.name, _FOLD["sqlite"]), {"edition": edition_id}).one()
     return _Folded({name: int(value or 0) for name, value in zip(_FLAGS, sums)}, int(holdout_delivered or 0),
                    int(holdout_clickers or 0), int(armless_delivered or 0), int(armless_clickers or 0))
 
@@ -229,9 +244,14 @@ def build_report(db: Database, *, edition: str | None = None, since: dt.date | N
         folded = {e: _fold(connection, e) for e in editions}
         unattributed = {e: n for e, n in connection.execute(_UNATTRIBUTED) if e in folded}
         failed = _failed_readers(connection)
-        sections, topics = sections_and_topics(connection, editions)
+        sections, topics, answered = [], [], []
+        for e in editions:  # one edition's picks in memory at a time, read once for exposure and responses
+            picks = {e: sent_picks(connection, e)}
+            found_sections, found_topics = sections_and_topics(connection, [e], picks)
+            sections += found_sections
+            topics += found_topics
+            answered.append(responses(connection, e, picks[e]))
         interests = learned_interests(connection)
-        answered = [responses(connection, e) for e in editions]
         served = [needs_served(connection, e, sent[e].first_sent_at) for e in editions]
 
     metrics = [_edition_metrics(e, sent[e], folded[e], unattributed.get(e, 0), bounce_threshold, failed.get(e, 0))

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy import Connection, select, text
 
 from pipeline.content.ask import ASK_KIND, ASK_SOURCE
+from pipeline.report.exposure import SentPicks
 from pipeline.report.model import NeedsServed, ResponseArm, ResponseMetrics
 from pipeline.report.stats import estimate_lift, inconclusive, minimum_detectable_lift, rate
 from pipeline.store.models import EditionSection
@@ -38,7 +39,6 @@ __all__ = ["REPLIES_TABLE", "responses", "needs_served", "pooled_responses"]
 
 REPLIES_TABLE = "replies"  # stored by Inbound Parse (pipeline/web/inbound.py)
 
-_PICKS = text("SELECT holdout, CAST(picks AS TEXT) FROM send_ledger WHERE edition_id = :edition AND state = 'sent'")
 _ANSWERS = "SELECT reader_id, 1 AS answered, 0 AS replied FROM ask_answers WHERE edition_id = :edition"
 _REPLIES = (f" UNION ALL SELECT reader_id, 0, 1 FROM {REPLIES_TABLE}"
             " WHERE edition_id = :edition AND attributed AND reader_id IS NOT NULL")
@@ -68,13 +68,13 @@ def _sections(connection: Connection, edition_id: str) -> dict[str, tuple[str, l
     return {section_id: (kind, list(topics or [])) for section_id, kind, topics in rows}
 
 
-def _asked(connection: Connection, edition_id: str, ask_ids: set[str]) -> dict[bool, tuple[int, int]]:
+def _asked(picks: SentPicks, ask_ids: set[str]) -> dict[bool, tuple[int, int]]:
     """Per arm (holdout flag): (sent readers, of them asked)."""
     found: dict[bool, tuple[int, int]] = {False: (0, 0), True: (0, 0)}
     # Readers with the same picks are counted together, and each distinct picks text parsed once.
-    for (holdout, picks), readers in Counter(connection.execute(_PICKS, {"edition": edition_id}).all()).items():
+    for holdout, picks_text, readers in picks:
         sent, asked = found[bool(holdout)]
-        carried = bool(ask_ids) and any(pick[0] in ask_ids for pick in _loads(picks))
+        carried = bool(ask_ids) and any(pick[0] in ask_ids for pick in _loads(picks_text))
         found[bool(holdout)] = (sent + readers, asked + (readers if carried else 0))
     return found
 
@@ -98,10 +98,10 @@ def _metrics(edition_id: str, personalised: ResponseArm, holdout: ResponseArm, s
                            verdict=inconclusive(estimate, holdout.sent, mde, scope=scope))
 
 
-def responses(connection: Connection, edition_id: str) -> ResponseMetrics:
-    """Answers to the ask and replies of one edition, personalised vs holdout."""
+def responses(connection: Connection, edition_id: str, picks: SentPicks) -> ResponseMetrics:
+    """Answers to the ask and replies of one edition, personalised vs holdout (`picks`: its `sent_picks`)."""
     ask_ids = {s for s, (kind, _) in _sections(connection, edition_id).items() if kind == ASK_KIND}
-    asked, responded = _asked(connection, edition_id, ask_ids), _responded(connection, edition_id)
+    asked, responded = _asked(picks, ask_ids), _responded(connection, edition_id)
     arms = []
     for holdout, name in ((False, "personalised"), (True, "holdout")):
         sent, carried = asked[holdout]
@@ -141,8 +141,9 @@ def needs_served(connection: Connection, edition_id: str, first_sent_at: dt.date
         on_need = {s for s in parsed[text_] if topics.intersection(sections.get(s, ("", []))[1])}
         if on_need:
             serving[reader_id] = on_need
+    # Every click of the edition is read only when some copy served a need: otherwise none can count.
     clicked = {reader_id for reader_id, section_id in connection.execute(_CLICKS, {"edition": edition_id})
-               if section_id in serving.get(reader_id, ())}
+               if section_id in serving.get(reader_id, ())} if serving else set()
     return NeedsServed(edition_id=edition_id, readers_with_need=len(needs), served=len(serving),
                        share_served=rate(len(serving), len(needs)), clicked=len(clicked),
                        ctr_on_need=rate(len(clicked), len(serving)))
