@@ -74,7 +74,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-
 from sqlalchemy import Connection, bindparam, func, select, text, update
 from sqlalchemy.exc import OperationalError
 
