@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Date, DateTime, bindparam, text
 from pipeline.audience.mailchimp import NONSUBSCRIBED
 from pipeline.audience.privacy import forgotten_among
 from pipeline.audience.records import ReaderRecord
-from pipeline.store.chunks import id_chunks
+from pipeline.store.chunks import ANY_OF_LINES, as_lines, id_chunks
 
 __all__ = ["ImportStaging", "MergeCounts"]
 
@@ -90,10 +90,8 @@ class ImportStaging:
         """Of `emails`, those already staged, with the line that brought them."""
         found: dict[str, int] = {}
         if self.postgres:
-            # One text parameter split by the server: psycopg's array dumper costs more than the query.
             rows = self.connection.exec_driver_sql(
-                "SELECT email, line FROM import_readers WHERE email = ANY(string_to_array(%s, E'\\n'))",
-                (_lines(emails),))
+                f"SELECT email, line FROM import_readers WHERE email = {ANY_OF_LINES}", (as_lines(emails),))
             return dict(rows.all())
         for part in id_chunks(list(emails)):
             rows = self.connection.exec_driver_sql(
@@ -192,11 +190,6 @@ class ImportStaging:
 
     def _scalar(self, sql: str) -> int:
         return int(self.connection.exec_driver_sql(sql).scalar() or 0)
-
-
-def _lines(values: Sequence[str]) -> str:
-    """`values` (addresses or digests: never a line break) as one parameter for `string_to_array(..., E'\\n')`."""
-    return "\n".join(values)
 
 
 def _public_ids(count: int) -> list[str]:
