@@ -21,7 +21,7 @@ from pipeline.delivery.sendgrid import SendGridRefused
 from pipeline.emulator import FaultPlan, running_emulator
 from pipeline.store.models import LedgerState, Reader, SendLedgerEntry
 from tests.conftest import EDITION, SAMPLE_AUDIENCE
-from tests.sendgrid_spec import assert_payload_valid
+from tests.sendgrid_spec import assert_payload_valid, spec_path
 
 TODAY = dt.date(2026, 12, 1)
 
@@ -31,6 +31,8 @@ def sendgrid_env(monkeypatch, home):
     """Point readerfirst at a fresh emulator (SENDGRID_API_KEY/HOST); every payload is checked against the spec."""
 
     def start(check_payloads: bool = True, **options):
+        if check_payloads:
+            spec_path()  # here, not in the emulator's thread: without the spec the test is skipped by name
         observer = assert_payload_valid if check_payloads else None
         context = running_emulator(store_path=home / "emulator.db", payload_observer=observer, **options)
         emulator = context.__enter__()
