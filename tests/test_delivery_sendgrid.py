@@ -7,7 +7,6 @@ import logging
 import os
 import random
 import signal
-import re
 import subprocess
 import time
 
