@@ -112,3 +112,55 @@ def test_fuzzed_batches_are_stored_or_quarantined_never_raised(db, data):
     assert again.stored == 0
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(QuarantinedEvent)) == kept
+
+
+def _stored_rows(db) -> list[tuple]:
+    """Every stored event as plain values, by SendGrid's id, without the database's own columns.
+
+    By SendGrid's id, not the row id: PostgreSQL inserts a batch in that order (so that two
+    workers lock the same ids in the same order), SQLite in the order of arrival.
+    """
+    with db.session() as session:
+        return [(e.provider_event_id, e.event_type, e.reason, e.email, e.reader_id, e.edition_id, e.section_id,
+                 e.variant_id, e.holdout, e.occurred_at, e.applied, e.raw)
+                for e in session.scalars(select(EngagementEvent).order_by(EngagementEvent.provider_event_id))]
+
+
+@st.composite
+def claimed_events(draw) -> bytes:
+    """Events that claim reader 1 or 2 (ann@ and bob@), with the right address, another case of it, or another's."""
+    events = []
+    for _ in range(draw(st.integers(0, 4))):
+        email = draw(st.sampled_from(["ann@example.com", "ANN@Example.com", "bob@example.com", "eve@example.com"]))
+        events.append(sendgrid_event("open", sg_event_id=f"claim-{next(_ids)}", email=email,
+                                     reader_id=draw(st.sampled_from(["1", "2"]))))
+    return b"[" + b",".join(_fragment(event) for event in events) + b"]"
+
+
+def test_postgres_stores_hostile_batches_exactly_as_sqlite_does(db):
+    """PostgreSQL's one-statement batch insert (array parameters) stores what SQLite's executemany stores.
+
+    The same fuzzed batches, with events claiming readers under right and wrong addresses, go
+    to both stores: the counts, the rows and their attribution must be the same, and neither
+    may raise (PostgreSQL's text cannot hold NUL, nor JSON text a lone surrogate).
+    """
+    from tests.test_engagement_store import add_reader
+    from tests.tools import postgres_database
+
+    with postgres_database() as pg:
+        for store in (db, pg):
+            assert [add_reader(store, "ann@example.com"), add_reader(store, "Bob@Example.com")] == [1, 2]
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(hostile=hostile_body(), claims=claimed_events(), twice=st.booleans())
+        def check(hostile, claims, twice):
+            body, _, _ = hostile
+            events, quarantined = parse_events(body)
+            claimed, _ = parse_events(claims)
+            batch = events + claimed + (events[:2] if twice else [])
+            reports = [store_events(store, batch, quarantined, source="fuzz") for store in (db, pg)]
+            assert reports[0] == reports[1]
+            assert _stored_rows(db) == _stored_rows(pg)
+
+        check()
+        assert _stored_rows(pg), "the fuzzed batches stored nothing: the comparison proved nothing"
