@@ -340,3 +340,22 @@ def test_the_same_picks_in_both_arms_expose_every_reader_and_split_the_response_
     assert {t.topic: t.exposed for t in report.topics_of(E2)} == {"climate": 3}
     [responses, _pooled] = report.responses
     assert (responses.personalised.sent, responses.holdout.sent) == (1, 2)
+
+
+@pytest.mark.parametrize("store", ["world", "pg_world"])
+def test_a_reader_clicking_two_sections_of_a_topic_is_one_clicker_of_it(store, request):
+    """Topic clickers are unique readers: two sections carrying `ai`, clicked by one reader, count one."""
+    db = request.getfixturevalue(store)
+    with db.session() as session:
+        session.add(EditionSection(edition_id=E2, section_id="s-ml", position=9, kind="article", title="ML",
+                                   topics=["ai", "ai"]))  # a topic listed twice is still one topic
+    clicks = [NormalisedEvent(provider_event_id=f"ml-{reader}", event_type=EventType.CLICK,
+                              email=f"r{reader}@example.com", occurred_at=dt.datetime(2026, 12, 8), reader_id=reader,
+                              edition_id=E2, section_id="s-ml", raw={}) for reader in (1, 2)]
+    store_events(db, clicks, [], source="test", received_at=NOW)
+    report = build_report(db, now=NOW)
+    topics = {t.topic: t.clickers for t in report.topics_of(E2)}
+    sections = {s.section_id: s.clickers for s in report.sections_of(E2)}
+    # Reader 1 clicked s-ai and s-ml (both ai), reader 2 s-ml: two ai clickers, not three.
+    assert (sections["s-ml"], sections["s-ai"], topics["ai"], topics["data"]) == (2, 1, 2, 1)
+    assert math.isclose(sum(t.click_share for t in report.topics_of(E2)), 1.0)
