@@ -22,6 +22,7 @@ from pipeline.content.policy import (
     REASON_EDITORIAL,
     REASON_POPULAR,
     RULE,
+    POPULATION_STRENGTH,
     PolicySettings,
     choose_sections,
     editorial_sections,
@@ -248,8 +249,8 @@ def test_in_an_audience_that_clicks_little_barely_shown_topics_do_not_outrank_cl
         "funding": shown(10_000, 400), "design": shown(5, 0)}
     means = population_means(population)
     assert means["design"] < means["funding"]
-    assert means["design"] == pytest.approx(sum(s.clicks for s in population.values())
-                                            / sum(s.exposures for s in population.values()), rel=0.05)
+    pooled = sum(s.clicks for s in population.values()) / sum(s.exposures for s in population.values())
+    assert means["design"] == pytest.approx(pooled * POPULATION_STRENGTH / (5 + POPULATION_STRENGTH), rel=0.01)
     newcomer = reader(5)
     selection = choose_sections(edition, newcomer, today=TODAY, seed=0, population=population,
                                 policy_settings=PolicySettings(exploration=0.0))
@@ -257,7 +258,25 @@ def test_in_an_audience_that_clicks_little_barely_shown_topics_do_not_outrank_cl
     # An audience that clicks more than BASE_CTR keeps BASE_CTR for what it barely saw: the editor
     # did not favour it, and it is not assumed as good as what readers were shown and clicked.
     eager = {t: shown(10_000, 1_000) for t in edition.taxonomy.labels} | {"design": shown(5, 0)}
-    assert population_means(eager)["design"] == pytest.approx(BASE_CTR, rel=0.01)
+    assert population_means(eager)["design"] == pytest.approx(
+        BASE_CTR * POPULATION_STRENGTH / (5 + POPULATION_STRENGTH), rel=0.01)
+
+
+def test_the_audience_rates_keep_their_spread_so_two_weak_topics_do_not_outrank_a_good_one(edition):
+    """A topic the audience saw thousands of times keeps its own rate, and its sections beat a pair of weaker topics.
+
+    Shrunk by an average topic's exposures, rates of 0.8% to 8% became 1.4% to 5%, and newcomers
+    got async-rituals (remote work and leadership, 1.5% each) before the second Climate section (3%).
+    """
+    rates = {"funding": 0.08, "climate": 0.03, "hiring": 0.02, "remote-work": 0.015, "leadership": 0.015}
+    population = {t: shown(20_000, 20_000 * rates.get(t, 0.008)) for t in edition.taxonomy.labels}
+    means = population_means(population)
+    for topic in edition.taxonomy.labels:
+        assert means[topic] == pytest.approx(rates.get(topic, 0.008), rel=0.05)
+    newcomer = choose_sections(edition, reader(5), today=TODAY, seed=0, population=population,
+                               policy_settings=PolicySettings(exploration=0.0))
+    assert {"heat-pumps-offices", "climate-links"} <= set(newcomer.section_ids)
+    assert "async-rituals" not in newcomer.section_ids
 
 
 def test_a_section_on_two_likely_topics_comes_before_the_likeliest_topics_own(edition):
