@@ -347,34 +347,33 @@ def _copy_plan(connection: Connection, rows: Sequence[dict]) -> None:
 
 
 # PostgreSQL, where several processes claim at once: a batch's claim in one statement, one round
-# trip instead of five. `gone` marks skipped the batch's readers who may no longer be sent to;
-# `locked` locks the others' planned rows, skipping those another transaction is claiming, so
-# that two claims never wait for each other nor take the same reader (MATERIALIZED: PostgreSQL
-# may run a `LIMIT ... FOR UPDATE SKIP LOCKED` subquery more than once in one statement and
-# claim more than LIMIT rows; a materialized CTE runs once); `claimed` moves them to sending.
-# The two sets of rows are apart (sendable or not), as one statement must update a row once.
-# The last row, with no reader id, carries how many were skipped.
-_CLAIM_IN_ONE = text("""WITH gone AS (
-        UPDATE send_ledger SET state = :skipped FROM readers
+# trip instead of five. `batch` locks the batch's planned rows, skipping those another
+# transaction is claiming, so that two claims never wait for each other nor take the same reader
+# (MATERIALIZED: PostgreSQL may run a `LIMIT ... FOR UPDATE SKIP LOCKED` subquery more than once
+# in one statement and claim more than LIMIT rows; a materialized CTE runs once). It reads each
+# reader's details there, once: `claimed` returns them from its FROM list (joining the CTE back
+# was a nested loop of batch x batch rows on a fresh ledger). `gone` marks skipped those who may
+# no longer be sent to, `claimed` moves the others to sending: apart, as one statement may update
+# a row only once. The last row, with no reader id, carries how many were skipped.
+_CLAIM_IN_ONE = text("""WITH batch AS MATERIALIZED (
+        SELECT send_ledger.reader_id, readers.public_id, readers.email, readers.first_name, readers.last_name,
+            readers.timezone, readers.status = 'subscribed' AND readers.suppressed_reason IS NULL AS sendable
+        FROM send_ledger JOIN readers ON readers.id = send_ledger.reader_id
         WHERE send_ledger.edition_id = :edition AND send_ledger.variant_id = :variant
             AND send_ledger.reader_id BETWEEN :first AND :last AND send_ledger.state = :planned
-            AND readers.id = send_ledger.reader_id
-            AND NOT (readers.status = 'subscribed' AND readers.suppressed_reason IS NULL)
-        RETURNING send_ledger.reader_id),
-    locked AS MATERIALIZED (
-        SELECT send_ledger.reader_id FROM send_ledger JOIN readers ON readers.id = send_ledger.reader_id
-        WHERE send_ledger.edition_id = :edition AND send_ledger.variant_id = :variant
-            AND send_ledger.reader_id BETWEEN :first AND :last AND send_ledger.state = :planned
-            AND readers.status = 'subscribed' AND readers.suppressed_reason IS NULL
         ORDER BY send_ledger.reader_id LIMIT :size FOR UPDATE OF send_ledger SKIP LOCKED),
+    gone AS (
+        UPDATE send_ledger SET state = :skipped FROM batch
+        WHERE send_ledger.edition_id = :edition AND send_ledger.reader_id = batch.reader_id AND NOT batch.sendable
+            AND send_ledger.state = :planned
+        RETURNING send_ledger.reader_id),
     claimed AS (
         UPDATE send_ledger SET state = :sending, batch_id = :batch, transport = :transport, sending_at = :now
-        FROM locked WHERE send_ledger.edition_id = :edition AND send_ledger.reader_id = locked.reader_id
-            AND send_ledger.state = :planned
-        RETURNING send_ledger.reader_id, send_ledger.picks, send_ledger.holdout)
-    SELECT readers.id, readers.public_id, readers.email, readers.first_name, readers.last_name,
-        CAST(claimed.picks AS TEXT), claimed.holdout, readers.timezone
-    FROM claimed JOIN readers ON readers.id = claimed.reader_id
+        FROM batch WHERE send_ledger.edition_id = :edition AND send_ledger.reader_id = batch.reader_id
+            AND batch.sendable AND send_ledger.state = :planned
+        RETURNING batch.reader_id, batch.public_id, batch.email, batch.first_name, batch.last_name,
+            CAST(send_ledger.picks AS TEXT) AS picks, send_ledger.holdout, batch.timezone)
+    SELECT * FROM claimed
     UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, CAST(count(*) AS TEXT) FROM gone""")
 
 
