@@ -136,6 +136,20 @@ def test_sponsors_over_the_cap_give_their_place_to_an_editorial_section(sample):
     assert not {p.section_id for p in none} & {"sponsor-audit-kit", "sponsor-two"}
 
 
+def test_the_same_picks_in_another_edition_are_ordered_by_that_editions_sections(sample):
+    """Orders are worked out once per set of sections: an edition whose sections share ids but not kinds
+    gets its own order, never one remembered from the first."""
+    ids = [s.id for s in sample.sections if not s.pinned and s.role == "section"][:2]
+    first = arrange_copy(sample, Selection(tuple(Pick(i, 1.0, "x") for i in ids)))
+    assert [p.section_id for p in first.picks] == ids  # no lead among them: the order is kept
+    # The same ids, the second now the edition's lead: it must come first.
+    led = dataclasses.replace(sample, sections=tuple(
+        dataclasses.replace(s, kind="lead", role="lead") if s.id == ids[1] else
+        dataclasses.replace(s, role="section") if s.role == "lead" else s for s in sample.sections))
+    again = arrange_copy(led, Selection(tuple(Pick(i, 1.0, "x") for i in ids)))
+    assert [p.section_id for p in again.picks] == [ids[1], ids[0]]
+
+
 def test_a_copy_of_only_sponsors_is_empty(sample):
     """A reader whose copy would be nothing but a sponsor gets no sections rather than an advertisement."""
     assert arrange_copy(sample, Selection((Pick("sponsor-audit-kit", 1.0, "x"),))).picks == ()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import text, update
 
 from pipeline.audience.directory import audience_id, load_profiles
 from pipeline.audience.importer import import_audience
 from pipeline.delivery.ledger import PlannedBatch, PlannedEntry, SendLedger
+from pipeline.store.models import Reader
 from tests.conftest import SAMPLE_AUDIENCE
 from tests.tools import postgres_database
 
@@ -131,8 +133,6 @@ def test_a_forgotten_reader_is_not_imported_again_on_postgres(pg_db, tmp_path):
 def test_a_claim_skips_readers_another_transaction_is_claiming(pg_db):
     """While one process holds a batch's rows locked mid-claim, another claim of the same batch returns at once with
     only the readers left (FOR UPDATE SKIP LOCKED), and a claim never takes more readers than its batch's size."""
-    from pipeline.delivery.ledger import _LOCK_PLANNED
-
     import_audience(pg_db, SAMPLE_AUDIENCE, "sample", today=dt.date(2026, 12, 1))
     aid = audience_id(pg_db, "sample")
     ledger = SendLedger(pg_db, "e1")
@@ -141,8 +141,8 @@ def test_a_claim_skips_readers_another_transaction_is_claiming(pg_db):
     batch = PlannedBatch("v1", ids[0], ids[-1], 20)
     with pg_db.engine.connect() as first:
         holding = first.begin()
-        locked = first.execute(_LOCK_PLANNED, {"edition": "e1", "variant": "v1", "first": ids[0], "last": ids[-1],
-                                               "size": 12}).scalars().all()
+        locked = first.execute(text("SELECT reader_id FROM send_ledger WHERE edition_id = 'e1' ORDER BY reader_id"
+                                    " LIMIT 12 FOR UPDATE"), {}).scalars().all()
         assert locked == ids[:12]
         claimed, _ = ledger.claim(batch, "second", "sendgrid")  # would wait for `first` without SKIP LOCKED
         assert [c.reader_id for c in claimed] == ids[12:]
@@ -150,6 +150,27 @@ def test_a_claim_skips_readers_another_transaction_is_claiming(pg_db):
     assert ledger.counts()["sending"] == 8
     rest, _ = ledger.claim(PlannedBatch("v1", ids[0], ids[-1], 5), "third", "sendgrid")
     assert [c.reader_id for c in rest] == ids[:5]  # never more than the batch's size
+
+
+def test_a_claim_skips_readers_gone_since_planning_and_keeps_to_its_variant_on_postgres(pg_db):
+    """On PostgreSQL (one statement) a claim marks readers unsubscribed or suppressed since planning skipped,
+    claims the rest of its variant's range in reader order, and leaves other variants' readers planned."""
+    import_audience(pg_db, SAMPLE_AUDIENCE, "sample", today=dt.date(2026, 12, 1))
+    aid = audience_id(pg_db, "sample")
+    ledger = SendLedger(pg_db, "e1")
+    ids = ledger.readers_to_plan(aid)[:12]
+    ledger.record_plan(aid, [PlannedEntry(i, "v2" if i in ids[6:8] else "v1", [["s1", "why"]], holdout=i == ids[0])
+                             for i in ids])
+    with pg_db.session() as session:
+        session.execute(update(Reader).where(Reader.id == ids[2]).values(status="unsubscribed"))
+        session.execute(update(Reader).where(Reader.id == ids[4]).values(suppressed_reason="bounce"))
+    claimed, skipped = ledger.claim(PlannedBatch("v1", ids[0], ids[-1], 10), "b1", "sendgrid")
+    expected = [i for i in ids if i not in (ids[2], ids[4], ids[6], ids[7])]
+    assert [c.reader_id for c in claimed] == expected and skipped == 2
+    assert claimed[0].holdout and not claimed[1].holdout and claimed[0].picks == [["s1", "why"]]
+    assert ledger.counts() == {**ledger.counts(), "sending": 8, "skipped": 2, "planned": 2}
+    again, skipped = ledger.claim(PlannedBatch("v1", ids[0], ids[-1], 10), "b2", "sendgrid")
+    assert (again, skipped) == ([], 0)
 
 
 def test_profiles_load_the_same_on_postgres_as_on_sqlite(pg_db, db):
