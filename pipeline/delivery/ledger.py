@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import orjson
 from sqlalchemy import Connection, Text, and_, bindparam, cast, func, select, text, update
+from sqlalchemy.dialects import postgresql
 
 from pipeline.audience.directory import sendable
 from pipeline.store.chunks import id_chunks
@@ -354,10 +355,12 @@ def _copy_plan(connection: Connection, rows: Sequence[dict]) -> None:
 # reader's details there, once: `claimed` returns them from its FROM list (joining the CTE back
 # was a nested loop of batch x batch rows on a fresh ledger). `gone` marks skipped those who may
 # no longer be sent to, `claimed` moves the others to sending: apart, as one statement may update
-# a row only once. The last row, with no reader id, carries how many were skipped.
-_CLAIM_IN_ONE = text("""WITH batch AS MATERIALIZED (
+# a row only once. The last row, with no reader id, carries how many were skipped. Who may be
+# sent to is `sendable()` itself, compiled, so the claim can never drift from the planner's rule.
+_SENDABLE = str(sendable().compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+_CLAIM_IN_ONE = text(f"""WITH batch AS MATERIALIZED (
         SELECT send_ledger.reader_id, readers.public_id, readers.email, readers.first_name, readers.last_name,
-            readers.timezone, readers.status = 'subscribed' AND readers.suppressed_reason IS NULL AS sendable
+            readers.timezone, ({_SENDABLE}) AS sendable
         FROM send_ledger JOIN readers ON readers.id = send_ledger.reader_id
         WHERE send_ledger.edition_id = :edition AND send_ledger.variant_id = :variant
             AND send_ledger.reader_id BETWEEN :first AND :last AND send_ledger.state = :planned
