@@ -237,11 +237,11 @@ def _pooled(arms: list[tuple[ArmMetrics, ArmMetrics]]) -> LiftMetrics:
 _ANALYTIC_SETTINGS = ("SET LOCAL work_mem = '64MB'", "SET LOCAL jit = off", "SET LOCAL random_page_cost = 1.1")
 
 
-def _analytic(connection: Connection) -> Connection:
+def _analytic(connection: Connection) -> None:
+    """Give the report's transaction on `connection` the _ANALYTIC_SETTINGS (PostgreSQL; nothing on SQLite)."""
     if connection.dialect.name == "postgresql":
         for setting in _ANALYTIC_SETTINGS:
             connection.exec_driver_sql(setting)
-    return connection
 
 
 def _fold_editions(db: Database, editions: list[str]) -> dict[str, _Folded]:
@@ -265,7 +265,8 @@ def build_report(db: Database, *, edition: str | None = None, since: dt.date | N
     # On PostgreSQL the folds (a third of the work, all in the database) run on a second connection
     # while this one groups the ledgers and counts clickers: the two keep two cores busy.
     with db.engine.connect() as connection, ThreadPoolExecutor(1, thread_name_prefix="report-fold") as beside:
-        sent = _sent_editions(_analytic(connection))
+        _analytic(connection)
+        sent = _sent_editions(connection)
         editions = _choose(sent, edition, since)
         if connection.dialect.name == "postgresql":
             folding = beside.submit(_fold_editions, db, editions)
