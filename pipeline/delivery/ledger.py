@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import orjson
 from sqlalchemy import Connection, Text, and_, bindparam, cast, func, select, text, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql.base import PGDialect
 
 from pipeline.audience.directory import sendable
 from pipeline.store.chunks import id_chunks
@@ -351,19 +351,23 @@ def _copy_plan(connection: Connection, rows: Sequence[dict]) -> None:
 # trip instead of five. `batch` locks the batch's planned rows, skipping those another
 # transaction is claiming, so that two claims never wait for each other nor take the same reader
 # (MATERIALIZED: PostgreSQL may run a `LIMIT ... FOR UPDATE SKIP LOCKED` subquery more than once
-# in one statement and claim more than LIMIT rows; a materialized CTE runs once). It reads each
-# reader's details there, once: `claimed` returns them from its FROM list (joining the CTE back
-# was a nested loop of batch x batch rows on a fresh ledger). `gone` marks skipped those who may
-# no longer be sent to, `claimed` moves the others to sending: apart, as one statement may update
-# a row only once. The last row, with no reader id, carries how many were skipped. Who may be
-# sent to is `sendable()` itself, compiled, so the claim can never drift from the planner's rule.
-_SENDABLE = str(sendable().compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+# in one statement and claim more than LIMIT rows; a materialized CTE runs once). It reads what
+# the claim returns of each reader there, once: `claimed` returns it from its FROM list (joining
+# the CTE back was a nested loop of batch x batch rows on a fresh ledger). `gone` marks skipped
+# those who may no longer be sent to, `claimed` moves the others to sending: apart, as one
+# statement may update a row only once. The last row, with no reader id, carries how many were
+# skipped. The batch's range (`_IN_BATCH`), the columns returned (`_CLAIMED`'s) and who may be
+# sent to (`sendable()`) are those definitions compiled, not copies of them in the statement's
+# text, so the claim can never drift from SQLite's claim nor from the planner's rule.
+_PG = PGDialect(paramstyle="named")  # no driver's casts after the names: text() must see `:edition`
+_SENDABLE = str(sendable().compile(dialect=_PG, compile_kwargs={"literal_binds": True}))
+_IN_BATCH_SQL = str(_IN_BATCH.compile(dialect=_PG))
+_RETURNED = _CLAIMED.selected_columns
+_BATCH_COLUMNS = ", ".join(f"{column.compile(dialect=_PG)} AS {name}" for name, column in _RETURNED.items())
 _CLAIM_IN_ONE = text(f"""WITH batch AS MATERIALIZED (
-        SELECT send_ledger.reader_id, readers.public_id, readers.email, readers.first_name, readers.last_name,
-            readers.timezone, ({_SENDABLE}) AS sendable
+        SELECT send_ledger.reader_id, {_BATCH_COLUMNS}, ({_SENDABLE}) AS sendable
         FROM send_ledger JOIN readers ON readers.id = send_ledger.reader_id
-        WHERE send_ledger.edition_id = :edition AND send_ledger.variant_id = :variant
-            AND send_ledger.reader_id BETWEEN :first AND :last AND send_ledger.state = :planned
+        WHERE {_IN_BATCH_SQL} AND send_ledger.state = :planned
         ORDER BY send_ledger.reader_id LIMIT :size FOR UPDATE OF send_ledger SKIP LOCKED),
     gone AS (
         UPDATE send_ledger SET state = :skipped FROM batch
@@ -374,10 +378,9 @@ _CLAIM_IN_ONE = text(f"""WITH batch AS MATERIALIZED (
         UPDATE send_ledger SET state = :sending, batch_id = :batch, transport = :transport, sending_at = :now
         FROM batch WHERE send_ledger.edition_id = :edition AND send_ledger.reader_id = batch.reader_id
             AND batch.sendable AND send_ledger.state = :planned
-        RETURNING batch.reader_id, batch.public_id, batch.email, batch.first_name, batch.last_name,
-            CAST(send_ledger.picks AS TEXT) AS picks, send_ledger.holdout, batch.timezone)
+        RETURNING {", ".join(f"batch.{name}" for name in _RETURNED.keys())})
     SELECT * FROM claimed
-    UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, CAST(count(*) AS TEXT) FROM gone""")
+    UNION ALL SELECT {"NULL, " * (len(_RETURNED) - 1)}CAST(count(*) AS TEXT) FROM gone""")
 
 
 def _claim_in_one_statement(connection: Connection, claim: dict) -> tuple[list[ClaimedEntry], int]:
