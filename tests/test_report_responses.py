@@ -107,6 +107,39 @@ def test_needs_served_counts_needs_running_at_the_send_and_the_copies_that_serve
     assert (served.clicked, served.ctr_on_need) == (1, 0.5)
 
 
+def add_clicks(db, clicks: list[tuple[int, str]]) -> None:
+    """Clicks of edition E by (reader, section)."""
+    with db.session() as session:
+        session.add_all(EngagementEvent(provider_event_id=f"click-{r}-{s}-{n}", event_type="click",
+                                        email=f"r{r}@example.com", reader_id=r, edition_id=E, section_id=s,
+                                        occurred_at=SENT, received_at=SENT, raw={}) for n, (r, s) in enumerate(clicks))
+
+
+# Clicks that must not count: 5's copy did not serve their hiring need (a1 reached them some other way, a2 is
+# off it), 8's copy served climate but "ask" is not on it, 1's need was stated in this edition's own ask, 6's
+# had run out, 3 has none; and 4's second click on a1 is the same reader.
+NOT_ON_A_SERVED_NEED = [(5, "a1"), (5, "a2"), (8, "ask"), (1, "a1"), (6, "a2"), (3, "a1"), (4, "a1")]
+
+
+def test_needs_served_counts_only_clicks_of_served_readers_on_the_sections_that_served_them(answered):
+    """A click counts for needs served only from a reader whose copy served a need, on a section of that copy on it."""
+    with answered.session() as session:  # a3 is on 8's need, and serves reader 11's: not in 8's copy
+        session.add(EditionSection(edition_id=E, section_id="a3", position=3, kind="article", title="Climate again",
+                                   topics=["climate"]))
+        session.add(Reader(id=11, audience_id=1, email="r11@example.com"))
+        session.flush()
+        session.add_all([SendLedgerEntry(edition_id=E, reader_id=11, audience_id=1, variant_id="v",
+                                         picks=[["a3", "why"]], holdout=False, state="sent", planned_at=SENT,
+                                         sent_at=SENT),
+                         ReaderNeed(reader_id=11, topic="climate", until=dt.date(2027, 1, 1), source="import")])
+    add_clicks(answered, [*NOT_ON_A_SERVED_NEED, (8, "a3")])
+    [served] = build_report(answered, now=NOW).needs_served
+    assert (served.served, served.clicked, served.ctr_on_need) == (3, 1, pytest.approx(1 / 3))
+    add_clicks(answered, [(8, "a2"), (11, "a3")])
+    [served] = build_report(answered, now=NOW).needs_served
+    assert (served.served, served.clicked, served.ctr_on_need) == (3, 3, 1.0)
+
+
 def test_click_lift_carries_its_mde_and_sentence(answered):
     """The CTR lift of every edition also gets an MDE and, with no holdout clicks, the 'nothing to compare' sentence."""
     [lift, _] = build_report(answered, now=NOW).lift
@@ -140,5 +173,7 @@ def test_postgresql_gives_the_same_responses_and_needs_served(answered):
     """On PostgreSQL (booleans, timestamps as such) the same world gives the same figures."""
     with postgres_database() as pg:
         load_answers(pg)
+        for world in (pg, answered):
+            add_clicks(world, NOT_ON_A_SERVED_NEED)
         on_pg, on_sqlite = build_report(pg, now=NOW).as_dict(), build_report(answered, now=NOW).as_dict()
     assert on_pg["responses"] == on_sqlite["responses"] and on_pg["needs_served"] == on_sqlite["needs_served"]
