@@ -55,10 +55,18 @@ SELECT l.reader_id, CAST(l.picks AS TEXT), n.topic, n.source,
 FROM send_ledger l JOIN reader_needs n ON n.reader_id = l.reader_id
 WHERE l.edition_id = :edition AND l.state = 'sent' AND n.until >= :day
 """)
-_CLICKS = text("""
-SELECT DISTINCT reader_id, section_id FROM engagement_events
-WHERE edition_id = :edition AND event_type = 'click' AND reader_id IS NOT NULL AND section_id IS NOT NULL
-""")
+# The clicks that may count: on a section that served someone, by a reader with a need running on
+# the send day on one of that section's topics (`carried` lists (section, topic) of those
+# sections). At millions of readers the edition's clicks are millions of (reader, section) pairs;
+# this sends back only those of readers with a need the section is on, each then checked against
+# the reader's own copy in Python (a superset of the clicks that count, never fewer).
+_NEED_CLICKS = """
+WITH carried(section_id, topic) AS (VALUES {carried})
+SELECT DISTINCT e.reader_id, e.section_id FROM engagement_events e
+JOIN carried ON carried.section_id = e.section_id
+JOIN reader_needs n ON n.reader_id = e.reader_id AND n.topic = carried.topic AND n.until >= :day
+WHERE e.edition_id = :edition AND e.event_type = 'click' AND e.reader_id IS NOT NULL
+"""
 
 
 def _sections(connection: Connection, edition_id: str) -> dict[str, tuple[str, list[str]]]:
@@ -141,12 +149,23 @@ def needs_served(connection: Connection, edition_id: str, first_sent_at: dt.date
         on_need = {s for s in parsed[text_] if topics.intersection(sections.get(s, ("", []))[1])}
         if on_need:
             serving[reader_id] = on_need
-    # Every click of the edition is read only when some copy served a need: otherwise none can count.
-    clicked = {reader_id for reader_id, section_id in connection.execute(_CLICKS, {"edition": edition_id})
-               if section_id in serving.get(reader_id, ())} if serving else set()
+    clicked = _clicked_on_need(connection, edition_id, first_sent_at.date(), serving, sections) if serving else set()
     return NeedsServed(edition_id=edition_id, readers_with_need=len(needs), served=len(serving),
                        share_served=rate(len(serving), len(needs)), clicked=len(clicked),
                        ctr_on_need=rate(len(clicked), len(serving)))
+
+
+def _clicked_on_need(connection: Connection, edition_id: str, day: dt.date, serving: dict[int, set[str]],
+                     sections: dict[str, tuple[str, list[str]]]) -> set[int]:
+    """Readers in `serving` who clicked a section of their copy on one of their needs."""
+    params: dict[str, object] = {"edition": edition_id, "day": day}
+    rows = []
+    for section_id in sorted({s for on_need in serving.values() for s in on_need}):
+        for topic in dict.fromkeys(sections[section_id][1]):
+            params[f"s{len(rows)}"], params[f"t{len(rows)}"] = section_id, topic
+            rows.append(f"(:s{len(rows)}, :t{len(rows)})")
+    found = connection.execute(text(_NEED_CLICKS.format(carried=", ".join(rows))), params)
+    return {reader_id for reader_id, section_id in found if section_id in serving.get(reader_id, ())}
 
 
 def _moment(value: object) -> dt.datetime:
