@@ -153,3 +153,26 @@ def test_a_file_that_cannot_be_read_past_a_line_is_refused_either_way(tmp_path, 
         import_audience(open_database(f"sqlite:///{tmp_path / 'open.db'}"), path, "club", today=TODAY,
                         batch_size=2, workers=workers)
     assert [str(p).split(":")[1] for p in refused.value.problems] == ["8"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_import_stopped_midway_leaves_nothing_and_no_checking_process(tmp_path, workers):
+    """Interrupted after its first batches were staged, an import leaves the database as it was.
+
+    The interrupt reaches the importer from its progress callback; the checking processes stop with it.
+    """
+    path = write_csv(tmp_path, *many_rows(60))
+    url = f"sqlite:///{tmp_path / 'stopped.db'}"
+    merged: list[int] = []
+
+    def interrupt(done: int, total: int) -> None:
+        merged.append(done)
+        if len(merged) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        import_audience(open_database(url), path, "club", today=TODAY, batch_size=5, workers=workers,
+                        progress=interrupt)
+    assert len(merged) == 2
+    assert readers_and_profiles(url)["readers"] == []
+    assert multiprocessing.active_children() == []

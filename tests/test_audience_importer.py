@@ -397,6 +397,46 @@ def check_duplicates_across_batches_name_the_first_line(db, folder: Path, worker
     assert reader(db, "r7@example.com").first_name == "R7"
 
 
+def by_address(db, audience: str) -> list[tuple]:
+    """Every reader of `audience` with their interests and needs, keyed by address (ids and times left out)."""
+    with db.session() as session:
+        aid = session.scalar(select(Audience.id).where(Audience.name == audience))
+        readers = session.execute(select(Reader.id, Reader.email, Reader.first_name, Reader.last_name, Reader.timezone,
+                                         Reader.status, Reader.tags).where(Reader.audience_id == aid)).all()
+        topics = session.execute(select(ReaderInterest.reader_id, ReaderInterest.topic, ReaderInterest.declared_weight,
+                                        ReaderInterest.learned_clicks)).all()
+        wanted = session.execute(select(ReaderNeed.reader_id, ReaderNeed.topic, ReaderNeed.until)).all()
+    return sorted((email, first, last, zone, status, tuple(tags or ()),
+                   sorted((t, w, c) for rid_, t, w, c in topics if rid_ == rid),
+                   sorted((t, u) for rid_, t, u in wanted if rid_ == rid))
+                  for rid, email, first, last, zone, status, tags in readers)
+
+
+def check_small_batches_import_what_one_batch_imports(db, folder: Path) -> None:
+    """Shared with the PostgreSQL tests: a file staged in many small batches imports what one batch imports.
+
+    A first import, then a re-import that updates half the readers (names, interests, needs,
+    statuses) and creates the others: the same counts and the same readers either way.
+    """
+    first = write_sample_csv(folder / "first.csv", 240, seed=11)
+    second = write_sample_csv(folder / "second.csv", 300, seed=12)  # other names, interests and needs
+    text = second.read_text(encoding="utf-8").splitlines()
+    # Half the second file's addresses are the first file's, so the re-import updates and creates.
+    addresses = [line.split(",", 1)[0] for line in first.read_text(encoding="utf-8").splitlines()[1:]]
+    rows = [addresses[i] + "," + row.split(",", 1)[1] if i % 2 == 0 and i < len(addresses) else row
+            for i, row in enumerate(text[1:])]
+    second.write_text("\n".join([text[0], *rows]) + "\n", encoding="utf-8")
+    reports = {}
+    for audience, size in (("whole", 10_000), ("batched", 7)):
+        made = import_audience(db, first, audience, today=TODAY, batch_size=size)
+        again = import_audience(db, second, audience, today=TODAY, batch_size=size)
+        reports[audience] = (made.created, made.updated, again.created, again.updated, again.kept_unsubscribed)
+    assert reports["batched"] == reports["whole"]
+    assert reports["whole"][:2] == (240, 0) and reports["whole"][3] >= 120  # (seeds may share a few addresses)
+    assert by_address(db, "batched") == by_address(db, "whole")
+    assert any(needs for *_, needs in by_address(db, "whole")) and any(topics for *_, topics, _ in by_address(db, "whole"))
+
+
 STATUS_CASES = [(current, suppressed, incoming)
                 for current in ("subscribed", "unsubscribed", "cleaned", "nonsubscribed")
                 for suppressed in (False, True)
@@ -436,6 +476,11 @@ def test_bad_row_late_in_a_long_file_imports_nothing(db, tmp_path):
 def test_duplicates_across_batches_name_the_first_line(db, tmp_path):
     """A duplicate address batches after its first row is refused, naming that row's line."""
     check_duplicates_across_batches_name_the_first_line(db, tmp_path)
+
+
+def test_small_batches_import_what_one_batch_imports(db, tmp_path):
+    """Seven-row batches give the readers, interests, needs and counts one batch of the whole file gives."""
+    check_small_batches_import_what_one_batch_imports(db, tmp_path)
 
 
 def test_reimport_statuses_follow_next_status(db, tmp_path):

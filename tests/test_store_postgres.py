@@ -64,6 +64,13 @@ def test_import_checked_by_worker_processes_on_postgres(pg_db, tmp_path):
     check_duplicates_across_batches_name_the_first_line(pg_db, tmp_path, workers=2)
 
 
+def test_import_in_small_batches_on_postgres(pg_db, tmp_path):
+    """On PostgreSQL (COPY a batch at a time) small batches import what one batch imports."""
+    from tests.test_audience_importer import check_small_batches_import_what_one_batch_imports
+
+    check_small_batches_import_what_one_batch_imports(pg_db, tmp_path)
+
+
 def test_reimport_statuses_on_postgres(pg_db, tmp_path):
     """On PostgreSQL the merge gives every status combination what next_status gives."""
     from tests.test_audience_importer import check_reimport_statuses_follow_next_status
