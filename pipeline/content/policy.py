@@ -150,7 +150,7 @@ _POOLED = "\x00pooled"  # key of what a topic the audience was never shown is wo
 
 
 def population_means(population: Mapping[str, TopicSignal]) -> dict[str, float]:
-    """The audience's click rate per topic, shrunk towards the lowest of BASE_CTR, the audience's pooled rate and its least-shown topics' rate.
+    """The audience's click rate per topic, shrunk towards the lowest of BASE_CTR, its pooled and least-shown rates.
 
     The pooled rate is every click over every exposure (itself shrunk towards BASE_CTR); the
     least-shown topics' rate is the pooled rate of the LEAST_SHOWN_SHARE of topics with the
@@ -185,10 +185,12 @@ def population_means(population: Mapping[str, TopicSignal]) -> dict[str, float]:
     audience that clicks little (below BASE_CTR) the pooled rate, dominated by the favourites'
     exposures, made every barely-shown topic look like an average one. Against the reference
     learner over editions 5-8 (1,000 readers) generated-2 went from 0.866 / 0.886 (seeds 1 / 2)
-    to 0.894 / 0.945, with the quarter of the topics; 0.875 / 0.928 with the half. Audiences
-    whose least-shown topics are clicked more than BASE_CTR are unchanged (the target stays
-    BASE_CTR). Found by accident: an entry for the audience (not a topic) counted as a topic
-    with no clicks lowered the pooled rate, and generated-2 rose.
+    to 0.894 / 0.945, with the quarter of the topics; 0.875 / 0.928 with the half (at 2,000
+    readers: 0.934 / 0.929 to 0.941 / 0.940, mean over every model 0.915 to 0.916,
+    `benchmarks/README.md`). Audiences whose least-shown topics are clicked at least as much
+    as the pooled rate (or BASE_CTR) are unchanged. Found by accident: an entry for the
+    audience (not a topic) counted as a topic with no clicks lowered the pooled rate, and
+    generated-2 rose.
     """
     counts = {}
     total_clicks = total_exposures = 0.0
