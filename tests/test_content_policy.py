@@ -19,6 +19,7 @@ from pipeline.audience.profile import Profile, TopicSignal
 from pipeline.content.edition import load_edition
 from pipeline.content.policy import (
     EDITORIAL,
+    LEAST_SHOWN_SHARE,
     REASON_EDITORIAL,
     REASON_POPULAR,
     RULE,
@@ -249,8 +250,8 @@ def test_in_an_audience_that_clicks_little_barely_shown_topics_do_not_outrank_cl
         "funding": shown(10_000, 400), "design": shown(5, 0)}
     means = population_means(population)
     assert means["design"] < means["funding"]
-    pooled = sum(s.clicks for s in population.values()) / sum(s.exposures for s in population.values())
-    assert means["design"] == pytest.approx(pooled * POPULATION_STRENGTH / (5 + POPULATION_STRENGTH), rel=0.01)
+    # Worth the least-shown topics' 1% (design and a 1% topic: a quarter of ten), below the pooled 1.3%.
+    assert means["design"] == pytest.approx(0.01 * POPULATION_STRENGTH / (5 + POPULATION_STRENGTH), rel=0.01)
     newcomer = reader(5)
     selection = choose_sections(edition, newcomer, today=TODAY, seed=0, population=population,
                                 policy_settings=PolicySettings(exploration=0.0))
@@ -260,6 +261,29 @@ def test_in_an_audience_that_clicks_little_barely_shown_topics_do_not_outrank_cl
     eager = {t: shown(10_000, 1_000) for t in edition.taxonomy.labels} | {"design": shown(5, 0)}
     assert population_means(eager)["design"] == pytest.approx(
         BASE_CTR * POPULATION_STRENGTH / (5 + POPULATION_STRENGTH), rel=0.01)
+
+
+def test_a_barely_shown_topic_is_worth_what_the_least_shown_topics_earned_not_the_pooled_rate(edition):
+    """Where favourites get most of the exposures, the pooled rate is theirs: a topic barely shown is not one of them.
+
+    Three topics at 4% shown 50,000 times each and seven at 1.5% shown 2,000 times pool to 3.8%;
+    shrunk towards that, "design" (shown 5 times, never clicked) was worth 3.7%, more than
+    every topic the audience reads a little, and readers without clicks of their own got it.
+    """
+    favourites = {"funding", "climate", "ai"}
+    population = {t: shown(50_000, 2_000) if t in favourites else shown(2_000, 30) for t in edition.taxonomy.labels}
+    population["design"] = shown(5, 0)
+    means = population_means(population)
+    pooled = sum(s.clicks for s in population.values()) / sum(s.exposures for s in population.values())
+    assert pooled > 0.035
+    assert means["design"] < min(means[t] for t in edition.taxonomy.labels if t != "design")
+    # The least-shown quarter of ten topics: design and one topic at 1.5%.
+    target = (30 + pooled * PRIOR_STRENGTH) / (2_005 + PRIOR_STRENGTH)
+    assert LEAST_SHOWN_SHARE == 0.25
+    assert means["design"] == pytest.approx(target * POPULATION_STRENGTH / (5 + POPULATION_STRENGTH), rel=0.01)
+    # With every topic shown alike, the least-shown ones earn what the others do: the pooled rate stands.
+    even = {t: shown(10_000, 300) for t in edition.taxonomy.labels}
+    assert population_means(even)["design"] == pytest.approx(0.03, rel=0.01)
 
 
 def test_the_audience_rates_keep_their_spread_so_two_weak_topics_do_not_outrank_a_good_one(edition):
