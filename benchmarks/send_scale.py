@@ -52,6 +52,20 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _objects(top: int = 12) -> dict:
+    """The process's live Python objects by type, the most numerous first, and its current RSS:
+    what a process still holds after a send, to tell what grows with the audience."""
+    import gc
+    from collections import Counter
+
+    import psutil
+
+    gc.collect()
+    kinds = Counter(type(o).__qualname__ for o in gc.get_objects())
+    return {"rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1), "objects": sum(kinds.values()),
+            "top": kinds.most_common(top)}
+
+
 # --- the sink: reads and counts, nothing else -------------------------------------------------
 
 def serve_sink(port_file: Path) -> None:
@@ -251,7 +265,7 @@ def seed_readers(db, readers: int, seed: int = 3) -> None:
 
 # --- one measured send --------------------------------------------------------------------------
 
-def child(readers: int, workers: int, postgres: str) -> dict:
+def child(readers: int, workers: int, postgres: str, objects: bool = False) -> dict:
     """One measured send of `readers` readers with `workers` Dask worker processes (runs in its own process)."""
     from sqlalchemy import func, select, text
 
@@ -306,6 +320,7 @@ def child(readers: int, workers: int, postgres: str) -> dict:
                        "sending": sampler.between(planned, began + wall)}
             worker_rss = sorted(v / 1024 for v in client.run(
                 lambda: __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss).values())
+            held = {"workers": list(client.run(_objects).values()), "flow process": _objects()} if objects else None
         counts = sink_counts(sink_url)
         from pipeline.store.models import SendLedgerEntry
 
@@ -327,12 +342,13 @@ def child(readers: int, workers: int, postgres: str) -> dict:
         "sink_requests": counts["requests"], "minimum_requests": sum(math.ceil(n / 1000) for _, n in per_variant),
         "retries": summary["retries"], "variants": summary["variants"], "seed_seconds": seed_seconds,
         "cluster_seconds": cluster_seconds, "flow_process_rss_mb": _peak_rss_mb(), "worker_rss_mb": worker_rss,
-        "sink_rss_mb": counts["peak_rss_mb"], "cpu_seconds": cpu,
+        "sink_rss_mb": counts["peak_rss_mb"], "cpu_seconds": cpu, "held_after": held,
     }
 
 
-def _run(readers: int, workers: int, postgres: str) -> dict:
+def _run(readers: int, workers: int, postgres: str, objects: bool = False) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", str(readers), "--workers", str(workers),
+                          *(["--objects"] if objects else []),
                           "--postgres", postgres], capture_output=True, text=True)
     if out.returncode:
         sys.stderr.write(out.stderr[-5000:])
@@ -351,6 +367,8 @@ def main() -> int:
     parser.add_argument("--scaling", action="store_true", help="also send the first size with 1 worker, for the ratio")
     parser.add_argument("--postgres", default=os.environ.get("READERFIRST_TEST_POSTGRES_URL", DEFAULT_POSTGRES))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--objects", action="store_true",
+                        help="also report the Python objects each process still holds after the send, by type")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--sink", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -358,9 +376,9 @@ def main() -> int:
         serve_sink(args.sink)
         return 0
     if args.child:
-        print(json.dumps(child(args.child, args.workers, args.postgres)))
+        print(json.dumps(child(args.child, args.workers, args.postgres, args.objects)))
         return 0
-    results = [_run(n, args.workers, args.postgres) for n in args.readers]
+    results = [_run(n, args.workers, args.postgres, args.objects) for n in args.readers]
     single = _run(args.readers[0], 1, args.postgres) if args.scaling else None
     if args.json:
         print(json.dumps({"sends": results, "one_worker": single}, indent=2))
@@ -385,6 +403,12 @@ def main() -> int:
         for phase, used in r["cpu_seconds"].items():
             per_reader = ", ".join(f"{group} {1e6 * seconds / r['sent']:.0f}" for group, seconds in sorted(used.items()))
             print(f"{r['readers']:,} readers, {r['workers']} workers, {phase}: CPU microseconds per reader sent: {per_reader}")
+    for r in results:
+        for name, held in (r.get("held_after") or {}).items():
+            for one in held if isinstance(held, list) else [held]:
+                kinds = ", ".join(f"{kind} {count:,}" for kind, count in one["top"][:8])
+                print(f"{r['readers']:,} readers, held after the send by the {name}: {one['rss_mb']:.0f} MB,"
+                      f" {one['objects']:,} objects ({kinds})")
     if len(results) > 1:
         first, last = results[0], results[-1]
         for name, key in (("flow process", "flow_process_rss_mb"), ("largest worker", None), ("sink", "sink_rss_mb")):
