@@ -295,8 +295,11 @@ def child(readers: int, workers: int, postgres: str, objects: bool = False) -> d
         from prefect.testing.utilities import prefect_test_harness
 
         started = time.perf_counter()
+        from pipeline.flows.task_runners import WORKER_CONFIG
+
+        # Workers as docs/scale.md starts them, and as the flow's own local cluster runs them (no profiler).
         with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                      dashboard_address=None, silence_logs=40) as cluster, \
+                                      dashboard_address=None, silence_logs=40, config=WORKER_CONFIG) as cluster, \
                 distributed.Client(cluster) as client:
             cluster_seconds = time.perf_counter() - started
             os.environ["READERFIRST_DASK_ADDRESS"] = cluster.scheduler_address
