@@ -52,6 +52,20 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _objects(top: int = 12) -> dict:
+    """The process's live Python objects by type, the most numerous first, and its current RSS:
+    what a process still holds after a send, to tell what grows with the audience."""
+    import gc
+    from collections import Counter
+
+    import psutil
+
+    gc.collect()
+    kinds = Counter(type(o).__qualname__ for o in gc.get_objects())
+    return {"rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1), "objects": sum(kinds.values()),
+            "top": kinds.most_common(top)}
+
+
 # --- the sink: reads and counts, nothing else -------------------------------------------------
 
 def serve_sink(port_file: Path) -> None:
@@ -109,6 +123,87 @@ def sink_counts(url: str) -> dict:
         return json.loads(answer.read())
 
 
+# --- where the CPU goes: a sampler of every process of the send ------------------------------
+
+class CpuSampler:
+    """Every second, the CPU seconds (user + system) used so far by each process the send runs on:
+    this process (the flow, the Dask scheduler, the nannies), the Dask workers, the other children
+    (the Prefect test server), the PostgreSQL backends of this send (by application_name), and
+    PostgreSQL's own processes (autovacuum workers, checkpointer, WAL writer, background writer:
+    shared, so other users of the server count there too).
+    After the run, `between(t0, t1)` gives the CPU seconds of each group in that span of time, so
+    that planning and sending can be told apart, and a cost per reader that grows shows where."""
+
+    def __init__(self, admin, application: str, workers: set[int], sink: int):
+        import threading
+
+        self.admin, self.application = admin, application
+        self.workers, self.sink = workers, sink
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._first: dict[int, float] = {}  # a process's CPU when first seen (0 if it started since)
+        self._used: dict[int, tuple[str, float]] = {}  # pid -> (its group when first seen, CPU since the start)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._sample(first=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def _groups(self) -> dict[int, str]:
+        import psutil
+        from sqlalchemy import text
+
+        groups = {os.getpid(): "flow process"}
+        for child in psutil.Process().children(recursive=True):
+            groups[child.pid] = ("workers" if child.pid in self.workers else "sink" if child.pid == self.sink
+                                 else "other children (Prefect server)")
+        with self.admin.engine.connect() as connection:
+            rows = connection.execute(text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                                      {"name": self.application}).all()
+        groups.update((pid, "PostgreSQL backends") for (pid,) in rows)
+        # The server's own processes, which pg_stat_activity hides from a user without privileges.
+        for process in psutil.process_iter(["pid", "cmdline"]):
+            title = " ".join(process.info["cmdline"] or ())
+            if title.startswith("postgres: ") and ("autovacuum worker" in title or any(
+                    name in title for name in ("checkpointer", "walwriter", "background writer"))):
+                groups[process.info["pid"]] = "PostgreSQL background (shared)"
+        return groups
+
+    def _sample(self, first: bool = False) -> None:
+        import psutil
+
+        for pid, group in self._groups().items():
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            used = times.user + times.system
+            base = self._first.setdefault(pid, used if first or group.startswith("PostgreSQL background")
+                                          or pid == os.getpid() else 0.0)
+            self._used[pid] = (self._used.get(pid, (group,))[0], used - base)
+        totals: dict[str, float] = {}
+        for group, used in self._used.values():  # a process that ended keeps what it used
+            totals[group] = totals.get(group, 0.0) + used
+        self.samples.append((time.perf_counter(), totals))
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self._sample()
+
+    def between(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds of each group from `start` to `end` (perf_counter times), from the nearest samples."""
+        def at(moment: float) -> dict[str, float]:
+            return min(self.samples, key=lambda sample: abs(sample[0] - moment))[1]
+
+        before, after = at(start), at(end)
+        return {group: round(after.get(group, 0.0) - before.get(group, 0.0), 2) for group in after}
+
+
 # --- seeding readers with COPY -----------------------------------------------------------------
 
 def seed_readers(db, readers: int, seed: int = 3) -> None:
@@ -149,16 +244,28 @@ def seed_readers(db, readers: int, seed: int = 3) -> None:
                     ("reader_needs", "reader_id, topic, until, source", needs)):
                 with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                     copy.write(data.getvalue())
+                if start == 0 and table == "readers":
+                    # Statistics from the rows just written, before the first reader_interests COPY
+                    # plans its foreign-key check once for the session: a database-wide ANALYZE of
+                    # another process that found this schema empty had it scan `readers` for every
+                    # interest (one seed took minutes for 90k rows).
+                    cursor.execute("ANALYZE readers")
         cursor.execute("SELECT setval(pg_get_serial_sequence('readers', 'id'), %s)", (readers,))
-        cursor.execute("ANALYZE")
         raw.commit()
+        # This schema's tables only (the search path's): a bare ANALYZE reads every schema of the
+        # database. One table a transaction: a transaction that analyzes several holds each lock
+        # to its end, and deadlocked with another process's ANALYZE of the same tables.
+        cursor.execute("SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = current_schema()")
+        for (table,) in cursor.fetchall():
+            cursor.execute(f"ANALYZE {table}")
+            raw.commit()
     finally:
         raw.close()
 
 
 # --- one measured send --------------------------------------------------------------------------
 
-def child(readers: int, workers: int, postgres: str) -> dict:
+def child(readers: int, workers: int, postgres: str, objects: bool = False) -> dict:
     """One measured send of `readers` readers with `workers` Dask worker processes (runs in its own process)."""
     from sqlalchemy import func, select, text
 
@@ -169,7 +276,8 @@ def child(readers: int, workers: int, postgres: str) -> dict:
     admin = open_database(postgres, migrate=False)
     with admin.engine.begin() as connection:
         connection.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{postgres}{'&' if '?' in postgres else '?'}options=-csearch_path%3D{schema}"
+    application = f"rf-{schema}"  # the sampler finds this send's backends by it
+    url = f"{postgres}{'&' if '?' in postgres else '?'}options=-csearch_path%3D{schema}&application_name={application}"
     sink = None
     try:
         db = open_database(url)
@@ -187,8 +295,11 @@ def child(readers: int, workers: int, postgres: str) -> dict:
         from prefect.testing.utilities import prefect_test_harness
 
         started = time.perf_counter()
+        from pipeline.flows.task_runners import WORKER_CONFIG
+
+        # Workers as docs/scale.md starts them, and as the flow's own local cluster runs them (no profiler).
         with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                      dashboard_address=None, silence_logs=40) as cluster, \
+                                      dashboard_address=None, silence_logs=40, config=WORKER_CONFIG) as cluster, \
                 distributed.Client(cluster) as client:
             cluster_seconds = time.perf_counter() - started
             os.environ["READERFIRST_DASK_ADDRESS"] = cluster.scheduler_address
@@ -197,12 +308,22 @@ def child(readers: int, workers: int, postgres: str) -> dict:
                 from pipeline.flows.task_runners import with_task_runner
                 from pipeline.settings import load_settings
 
+                sampler = CpuSampler(admin, application, set(client.run(os.getpid).values()), sink.pid)
+                sampler.start()
                 began = time.perf_counter()
-                summary = with_task_runner(send_edition, load_settings())(edition=str(EDITION), audience="bench",
-                                                                          today=TODAY)
-                wall = time.perf_counter() - began
+                try:
+                    summary = with_task_runner(send_edition, load_settings())(edition=str(EDITION), audience="bench",
+                                                                              today=TODAY)
+                finally:
+                    wall = time.perf_counter() - began
+                    sampler.stop()
+                # The flow's plan_seconds run from its start: planning ends there, sending follows.
+                planned = began + (wall - summary["seconds"]) + summary["plan_seconds"]
+                cpu = {"planning": sampler.between(began, planned),
+                       "sending": sampler.between(planned, began + wall)}
             worker_rss = sorted(v / 1024 for v in client.run(
                 lambda: __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss).values())
+            held = {"workers": list(client.run(_objects).values()), "flow process": _objects()} if objects else None
         counts = sink_counts(sink_url)
         from pipeline.store.models import SendLedgerEntry
 
@@ -224,12 +345,13 @@ def child(readers: int, workers: int, postgres: str) -> dict:
         "sink_requests": counts["requests"], "minimum_requests": sum(math.ceil(n / 1000) for _, n in per_variant),
         "retries": summary["retries"], "variants": summary["variants"], "seed_seconds": seed_seconds,
         "cluster_seconds": cluster_seconds, "flow_process_rss_mb": _peak_rss_mb(), "worker_rss_mb": worker_rss,
-        "sink_rss_mb": counts["peak_rss_mb"],
+        "sink_rss_mb": counts["peak_rss_mb"], "cpu_seconds": cpu, "held_after": held,
     }
 
 
-def _run(readers: int, workers: int, postgres: str) -> dict:
+def _run(readers: int, workers: int, postgres: str, objects: bool = False) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", str(readers), "--workers", str(workers),
+                          *(["--objects"] if objects else []),
                           "--postgres", postgres], capture_output=True, text=True)
     if out.returncode:
         sys.stderr.write(out.stderr[-5000:])
@@ -248,6 +370,8 @@ def main() -> int:
     parser.add_argument("--scaling", action="store_true", help="also send the first size with 1 worker, for the ratio")
     parser.add_argument("--postgres", default=os.environ.get("READERFIRST_TEST_POSTGRES_URL", DEFAULT_POSTGRES))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--objects", action="store_true",
+                        help="also report the Python objects each process still holds after the send, by type")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--sink", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -255,9 +379,9 @@ def main() -> int:
         serve_sink(args.sink)
         return 0
     if args.child:
-        print(json.dumps(child(args.child, args.workers, args.postgres)))
+        print(json.dumps(child(args.child, args.workers, args.postgres, args.objects)))
         return 0
-    results = [_run(n, args.workers, args.postgres) for n in args.readers]
+    results = [_run(n, args.workers, args.postgres, args.objects) for n in args.readers]
     single = _run(args.readers[0], 1, args.postgres) if args.scaling else None
     if args.json:
         print(json.dumps({"sends": results, "one_worker": single}, indent=2))
@@ -278,6 +402,16 @@ def main() -> int:
               f" {'PASS' if _peak(r) <= GOAL_RSS_MB else 'FAIL'}")
         if r["readers"] >= 1_000_000:
             print(f"  1M goal <= {GOAL_SECONDS_1M} s: {'PASS' if r['seconds'] <= GOAL_SECONDS_1M else 'FAIL'}")
+    for r in results + ([single] if single else []):
+        for phase, used in r["cpu_seconds"].items():
+            per_reader = ", ".join(f"{group} {1e6 * seconds / r['sent']:.0f}" for group, seconds in sorted(used.items()))
+            print(f"{r['readers']:,} readers, {r['workers']} workers, {phase}: CPU microseconds per reader sent: {per_reader}")
+    for r in results:
+        for name, held in (r.get("held_after") or {}).items():
+            for one in held if isinstance(held, list) else [held]:
+                kinds = ", ".join(f"{kind} {count:,}" for kind, count in one["top"][:8])
+                print(f"{r['readers']:,} readers, held after the send by the {name}: {one['rss_mb']:.0f} MB,"
+                      f" {one['objects']:,} objects ({kinds})")
     if len(results) > 1:
         first, last = results[0], results[-1]
         for name, key in (("flow process", "flow_process_rss_mb"), ("largest worker", None), ("sink", "sink_rss_mb")):

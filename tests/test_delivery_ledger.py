@@ -10,7 +10,7 @@ from sqlalchemy import update
 from pipeline.audience.directory import sendable_reader_ids
 from pipeline.audience.importer import import_audience
 from pipeline.delivery.ledger import PlannedBatch, PlannedEntry, SendLedger
-from pipeline.store.models import LedgerState, Reader
+from pipeline.store.models import LedgerState, Reader, SendLedgerEntry
 from tests.conftest import SAMPLE_AUDIENCE
 
 TODAY = dt.date(2026, 12, 1)
@@ -36,6 +36,31 @@ def test_plan_chunks_cover_the_readers_to_plan_in_ranges(db, readers):
     assert all(len(ledger.readers_to_plan(1, between=c)) <= 70 for c in chunks)
     limited = ledger.plan_chunks(1, 70, limit=100)
     assert [r for c in limited for r in ledger.readers_to_plan(1, between=c)] == readers[:100]
+
+
+def check_a_chunk_reads_only_its_range(db, readers: list[int]) -> None:
+    """A chunk's readers to plan are the audience's readers to plan within its range: readers sent,
+    sending or failed there are left out, whatever the ledger holds outside it."""
+    ledger = SendLedger(db, "e1")
+    _plan(ledger, readers, lambda r: "va")
+    chunk = (readers[100], readers[199])
+    done = [readers[99], readers[100], readers[150], readers[199], readers[200]]  # both ends of the range, and beyond
+    with db.session() as session:
+        session.execute(update(SendLedgerEntry).where(SendLedgerEntry.reader_id.in_(done[:3]))
+                        .values(state=LedgerState.SENT))
+        session.execute(update(SendLedgerEntry).where(SendLedgerEntry.reader_id == done[3])
+                        .values(state=LedgerState.SENDING))
+        session.execute(update(SendLedgerEntry).where(SendLedgerEntry.reader_id == done[4])
+                        .values(state=LedgerState.FAILED))
+    everyone = ledger.readers_to_plan(1)
+    found = ledger.readers_to_plan(1, between=chunk)
+    assert found == [r for r in everyone if chunk[0] <= r <= chunk[1]]
+    assert found == [r for r in readers[100:200] if r not in done] and len(found) == 97
+
+
+def test_a_chunk_reads_only_its_range(db, readers):
+    """The readers to plan of a chunk of ids, with sent readers inside and outside it (SQLite)."""
+    check_a_chunk_reads_only_its_range(db, readers)
 
 
 def test_planned_batches_split_by_variant_and_size(db, readers):

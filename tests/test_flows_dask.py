@@ -186,3 +186,16 @@ def test_worker_killed_mid_send_loses_nobody_and_the_next_run_finishes(fresh, cl
     fresh.settle()
     assert again["unconfirmed_batches"] == 0 and again["failure"] == ""
     assert_everyone_once(fresh, before)
+
+
+def test_the_local_clusters_workers_keep_no_profile():
+    """The local cluster's workers run without Dask's statistical profiler, whose history of a tree
+    a second grew a worker's memory with the send's length (issue 13: peak RSS flat with the audience)."""
+    from pipeline.flows.task_runners import task_runner_for
+
+    runner = task_runner_for(Settings(READERFIRST_TASK_RUNNER="dask", READERFIRST_DASK_WORKERS=1,
+                                      READERFIRST_DATABASE_URL="postgresql://reader:secret@127.0.0.1/readerfirst"))
+    with distributed.LocalCluster(**runner.cluster_kwargs) as local, distributed.Client(local) as client:
+        client.submit(time.sleep, 2.5, pure=False).result()  # longer than the profiler's cycle of 1 s
+        kept = client.run(lambda dask_worker: (len(dask_worker.profile_history), len(dask_worker.profile_keys)))
+    assert list(kept.values()) == [(0, 0)]

@@ -210,3 +210,52 @@ def test_a_replanned_chunk_changes_only_entries_not_yet_claimed_on_postgres(pg_d
     assert entries[ids[0]] == PlannedEntry(ids[0], "v1", [["s1", "first"]], True)
     assert entries[ids[15]] == PlannedEntry(ids[15], "v2", [["s2", "second"]], False)
     assert ledger.planned_batches(1000) == [PlannedBatch("v2", ids[10], ids[19], 10)]
+
+
+def test_a_chunk_reads_only_its_range_on_postgres(pg_db):
+    """On PostgreSQL, a chunk's readers to plan leave out readers sent within its range and no others."""
+    from pipeline.audience.directory import sendable_reader_ids
+    from tests.test_delivery_ledger import check_a_chunk_reads_only_its_range
+
+    import_audience(pg_db, SAMPLE_AUDIENCE, "sample", today=dt.date(2026, 12, 1))
+    check_a_chunk_reads_only_its_range(pg_db, sendable_reader_ids(pg_db, audience_id(pg_db, "sample")))
+
+
+def test_a_chunk_reads_only_its_range_of_the_ledger_on_postgres(pg_db):
+    """Planning a chunk reads the ledger's entries in the chunk's range, not every entry of the
+    edition: with statistics taken before the send filled the ledger (as in a send), PostgreSQL
+    merged each chunk with the whole edition, and planning a send grew with its audience's square."""
+    from sqlalchemy import event
+
+    import_audience(pg_db, SAMPLE_AUDIENCE, "sample", today=dt.date(2026, 12, 1))
+    aid = audience_id(pg_db, "sample")
+    with pg_db.transaction() as connection:
+        connection.exec_driver_sql("ANALYZE")  # the ledger is empty: as a send's statistics are at its start
+    ledger = SendLedger(pg_db, "e1")
+    ids = ledger.readers_to_plan(aid)
+    ledger.record_plan(aid, [PlannedEntry(i, "v1", [["s1", "why"]]) for i in ids[:300]])  # the chunks before
+    statements = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001
+        statements.append((statement, parameters))
+
+    event.listen(pg_db.engine, "before_cursor_execute", keep)
+    try:
+        assert ledger.readers_to_plan(aid, between=(ids[300], ids[-1])) == ids[300:]
+    finally:
+        event.remove(pg_db.engine, "before_cursor_execute", keep)
+    (statement, parameters), = [s for s in statements if "send_ledger" in s[0]]
+    with pg_db.transaction() as connection:
+        # 400 readers fit in a few pages, which PostgreSQL reads whole: as at scale, it must use an index.
+        connection.exec_driver_sql("SET LOCAL enable_seqscan TO off")
+        cursor = connection.connection.driver_connection.cursor()
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", parameters)
+        plan = cursor.fetchone()[0][0]["Plan"]
+
+    def ledger_rows_read(node: dict) -> float:
+        own = 0.0
+        if node.get("Relation Name") == "send_ledger":
+            own = (node["Actual Rows"] + node.get("Rows Removed by Filter", 0)) * node["Actual Loops"]
+        return own + sum(ledger_rows_read(child) for child in node.get("Plans", []))
+
+    assert ledger_rows_read(plan) <= len(ids) - 300, plan  # at most the range's own entries (here none)

@@ -136,24 +136,30 @@ class SendLedger:
             upsert_rows(session.connection(), EditionSection.__table__, rows, ["edition_id", "section_id"],
                         ["position", "kind", "title", "topics", "pinned"])
 
-    def _to_plan(self, audience_id: int):
+    def _to_plan(self, audience_id: int, between: tuple[int, int] | None = None):
         # NOT EXISTS looks each reader up by the ledger's primary key: a NOT IN (...) list of the
         # edition's sent readers was rebuilt for every chunk, reading the whole edition each time.
         done = select(SendLedgerEntry.reader_id).where(
             SendLedgerEntry.edition_id == self.edition_id, SendLedgerEntry.reader_id == Reader.id,
             SendLedgerEntry.state.in_(_DONE))
-        return (select(Reader.id).where(Reader.audience_id == audience_id, sendable(), ~done.exists())
-                .order_by(Reader.id))
+        readers = select(Reader.id).where(Reader.audience_id == audience_id, sendable())
+        if between is not None:
+            # The range on both sides, though the join implies it: PostgreSQL's estimate for the
+            # ledger's rows comes from statistics taken before the send filled it, so it merges
+            # the chunk's readers with every ledger row of the edition, and a chunk's read grew
+            # with the readers planned before it (a send's planning grew with the square of its
+            # audience). Bounded, it reads the chunk's range of the primary key and no more.
+            readers = readers.where(Reader.id.between(*between))
+            done = done.where(SendLedgerEntry.reader_id.between(*between))
+        return readers.where(~done.exists()).order_by(Reader.id)
 
     def readers_to_plan(self, audience_id: int, reader_ids: Sequence[int] | None = None, *,
                         between: tuple[int, int] | None = None) -> list[int]:
         """Sendable readers of the audience not yet sending or sent for this edition (of `reader_ids`,
         or with ids in `between`, both ends included)."""
-        query = self._to_plan(audience_id)
+        query = self._to_plan(audience_id, between)
         if reader_ids is not None:
             query = query.where(Reader.id.in_(list(reader_ids)))
-        if between is not None:
-            query = query.where(Reader.id.between(*between))
         with self.db.transaction() as connection:
             return list(connection.execute(query).scalars())
 

@@ -20,9 +20,16 @@ if TYPE_CHECKING:  # the CLI checks settings before Prefect (a second to import)
     from prefect.task_runners import TaskRunner
 
 __all__ = ["check_task_runner", "task_runner_for", "with_task_runner", "default_task_runner", "concurrent_tasks",
-           "DASK_EXTRA"]
+           "DASK_EXTRA", "WORKER_CONFIG"]
 
 DASK_EXTRA = "pip install 'readerfirst[dask]'"
+
+# Dask's statistical profiler samples every worker thread's stack every 10 ms and keeps a tree
+# of it for each second of the last 1,000 (distributed.admin.low-level-log-length): a worker's
+# memory grew with the send's length, so with the audience, and no one reads it without the
+# dashboard. Off in the local cluster's workers: the Nanny hands this config to each, whose
+# dask.config.set applies the dotted key (a nested dict here replaced the whole `distributed` tree).
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
 
 
 def check_task_runner(settings: Settings) -> None:
@@ -66,7 +73,7 @@ def task_runner_for(settings: Settings) -> TaskRunner:
     # One thread per worker process: selection and rendering hold the GIL, so a second thread
     # in a process adds no speed, only contention. No dashboard: it needs bokeh and a fixed port.
     cluster: dict[str, Any] = {"n_workers": settings.dask_workers, "threads_per_worker": 1, "processes": True,
-                               "dashboard_address": None}
+                               "dashboard_address": None, "config": WORKER_CONFIG}
     return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster)
 
 
