@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection, select, text
 
@@ -29,7 +29,7 @@ try:
 except ImportError:  # pragma: no cover
     _loads = json.loads
 
-__all__ = ["sections_and_topics", "sent_picks", "SentPicks"]
+__all__ = ["carried_values", "sections_and_topics", "sent_picks", "SentPicks"]
 
 # Grouped in the database: an edition of millions of readers sends back one row per arm and distinct picks.
 _PICKS = text("SELECT holdout, CAST(picks AS TEXT), count(*) FROM send_ledger WHERE edition_id = :edition"
@@ -74,18 +74,25 @@ def _exposed(picks: SentPicks, topics_of: dict[str, list[str]]) -> tuple[Counter
     return sections, topics
 
 
+def carried_values(pairs: Iterable[tuple[str, str]]) -> tuple[str, dict[str, object]]:
+    """(section, topic) pairs as the rows of a `carried` VALUES list, `(:s0, :t0), ...`, and their parameters."""
+    rows: list[str] = []
+    params: dict[str, object] = {}
+    for n, (section_id, topic) in enumerate(pairs):
+        params[f"s{n}"], params[f"t{n}"] = section_id, topic
+        rows.append(f"(:s{n}, :t{n})")
+    return ", ".join(rows), params
+
+
 def _clickers(connection: Connection, edition_id: str,
               topics_of: dict[str, list[str]]) -> tuple[Counter[str], Counter[str]]:
     """Unique clickers of one edition per section and per topic (through the sections carrying it)."""
-    carried = [(section_id, topic) for section_id, topics in sorted(topics_of.items()) for topic in dict.fromkeys(topics)]
-    params: dict[str, str] = {"edition": edition_id}
+    values, params = carried_values((section_id, topic) for section_id, topics in sorted(topics_of.items())
+                                    for topic in dict.fromkeys(topics))
+    params["edition"] = edition_id
     sql = _CLICK_PAIRS.format(carried="")
-    if carried:
-        rows = []
-        for n, (section_id, topic) in enumerate(carried):
-            params[f"s{n}"], params[f"t{n}"] = section_id, topic
-            rows.append(f"(:s{n}, :t{n})")
-        sql = _CLICK_PAIRS.format(carried=f",\ncarried(section_id, topic) AS (VALUES {', '.join(rows)})") + _TOPIC_CLICKERS
+    if values:
+        sql = _CLICK_PAIRS.format(carried=f",\ncarried(section_id, topic) AS (VALUES {values})") + _TOPIC_CLICKERS
     sections: Counter[str] = Counter()
     topics: Counter[str] = Counter()
     for is_topic, name, readers in connection.execute(text(sql), params):

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, select, text
 
 from pipeline.content.ask import ASK_KIND, ASK_SOURCE
-from pipeline.report.exposure import SentPicks
+from pipeline.report.exposure import SentPicks, carried_values
 from pipeline.report.model import NeedsServed, ResponseArm, ResponseMetrics
 from pipeline.report.stats import estimate_lift, inconclusive, minimum_detectable_lift, rate
 from pipeline.store.models import EditionSection
@@ -158,13 +158,11 @@ def needs_served(connection: Connection, edition_id: str, first_sent_at: dt.date
 def _clicked_on_need(connection: Connection, edition_id: str, day: dt.date, serving: dict[int, set[str]],
                      sections: dict[str, tuple[str, list[str]]]) -> set[int]:
     """Readers in `serving` who clicked a section of their copy on one of their needs."""
-    params: dict[str, object] = {"edition": edition_id, "day": day}
-    rows = []
-    for section_id in sorted({s for on_need in serving.values() for s in on_need}):
-        for topic in dict.fromkeys(sections[section_id][1]):
-            params[f"s{len(rows)}"], params[f"t{len(rows)}"] = section_id, topic
-            rows.append(f"(:s{len(rows)}, :t{len(rows)})")
-    found = connection.execute(text(_NEED_CLICKS.format(carried=", ".join(rows))), params)
+    values, params = carried_values((section_id, topic)
+                                    for section_id in sorted({s for on_need in serving.values() for s in on_need})
+                                    for topic in dict.fromkeys(sections[section_id][1]))
+    params |= {"edition": edition_id, "day": day}
+    found = connection.execute(text(_NEED_CLICKS.format(carried=values)), params)
     return {reader_id for reader_id, section_id in found if section_id in serving.get(reader_id, ())}
 
 
