@@ -190,8 +190,7 @@ def bench_store(postgres_url: str | None, folder: Path) -> Iterator[BenchStore]:
 # -- what both data benchmarks seed: readers, an edition's sections, its ledger ---------------
 EDITION = Path(__file__).resolve().parent.parent / "editions" / "2026-12-07.yaml"
 LEDGER_COLUMNS = "edition_id, reader_id, audience_id, variant_id, picks, holdout, state, planned_at, sent_at"
-EVENT_COLUMNS = ("provider_event_id, event_type, email, reader_id, edition_id, section_id, occurred_at, received_at, "
-                 "applied, raw")
+EVENT_COLUMNS = "provider_event_id, event_type, email, reader_id, edition_id, section_id, occurred_at, received_at, raw"
 
 
 def edition_sections() -> list[tuple[str, list[str], bool]]:

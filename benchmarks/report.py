@@ -97,7 +97,7 @@ def _pool_rows(store: BenchStore, rng: random.Random, found: EditionEvents, edit
         reader = rid if number % 500 else None  # 0.2% unattributed: an address that did not match
         raw = dumps({"event": kind, "sg_event_id": f"ev{number:020d}", "reader_id": str(rid),
                           "edition_id": edition})
-        yield (f"ev{number:020d}", kind, f"reader{rid}@example.com", reader, edition, section, stamp, stamp, True,
+        yield (f"ev{number:020d}", kind, f"reader{rid}@example.com", reader, edition, section, stamp, stamp,
                raw, rng.random())
 
 

@@ -140,6 +140,7 @@ class CpuSampler:
         self.admin, self.application = admin, application
         self.workers, self.sink = workers, sink
         self.samples: list[tuple[float, dict[str, float]]] = []
+        self.flow_rss: list[tuple[float, float]] = []  # (time, this process's RSS in MB): when the flow's memory grows
         self._first: dict[int, float] = {}  # a process's CPU when first seen (0 if it started since)
         self._used: dict[int, tuple[str, float]] = {}  # pid -> (its group when first seen, CPU since the start)
         self._stop = threading.Event()
@@ -190,6 +191,7 @@ class CpuSampler:
         for group, used in self._used.values():  # a process that ended keeps what it used
             totals[group] = totals.get(group, 0.0) + used
         self.samples.append((time.perf_counter(), totals))
+        self.flow_rss.append((time.perf_counter(), psutil.Process().memory_info().rss / 2**20))
 
     def _run(self) -> None:
         while not self._stop.wait(1.0):
@@ -202,6 +204,11 @@ class CpuSampler:
 
         before, after = at(start), at(end)
         return {group: round(after.get(group, 0.0) - before.get(group, 0.0), 2) for group in after}
+
+    def flow_rss_between(self, start: float, end: float) -> dict[str, float]:
+        """This process's RSS (MB) at the first sample from `start` and its highest until `end`."""
+        inside = [rss for moment, rss in self.flow_rss if start <= moment <= end] or [0.0]
+        return {"first": round(inside[0], 1), "highest": round(max(inside), 1)}
 
 
 # --- seeding readers with COPY -----------------------------------------------------------------
@@ -321,6 +328,8 @@ def child(readers: int, workers: int, postgres: str, objects: bool = False) -> d
                 planned = began + (wall - summary["seconds"]) + summary["plan_seconds"]
                 cpu = {"planning": sampler.between(began, planned),
                        "sending": sampler.between(planned, began + wall)}
+                flow_rss = {"planning": sampler.flow_rss_between(began, planned),
+                            "sending": sampler.flow_rss_between(planned, began + wall)}
             worker_rss = sorted(v / 1024 for v in client.run(
                 lambda: __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss).values())
             held = {"workers": list(client.run(_objects).values()), "flow process": _objects()} if objects else None
@@ -346,6 +355,7 @@ def child(readers: int, workers: int, postgres: str, objects: bool = False) -> d
         "retries": summary["retries"], "variants": summary["variants"], "seed_seconds": seed_seconds,
         "cluster_seconds": cluster_seconds, "flow_process_rss_mb": _peak_rss_mb(), "worker_rss_mb": worker_rss,
         "sink_rss_mb": counts["peak_rss_mb"], "cpu_seconds": cpu, "held_after": held,
+        "flow_process_rss_during": flow_rss,
     }
 
 
@@ -406,6 +416,9 @@ def main() -> int:
         for phase, used in r["cpu_seconds"].items():
             per_reader = ", ".join(f"{group} {1e6 * seconds / r['sent']:.0f}" for group, seconds in sorted(used.items()))
             print(f"{r['readers']:,} readers, {r['workers']} workers, {phase}: CPU microseconds per reader sent: {per_reader}")
+        during = ", ".join(f"{phase} {rss['first']:.0f} -> highest {rss['highest']:.0f} MB"
+                           for phase, rss in r["flow_process_rss_during"].items())
+        print(f"{r['readers']:,} readers, {r['workers']} workers, the flow process's RSS (sampled each second): {during}")
     for r in results:
         for name, held in (r.get("held_after") or {}).items():
             for one in held if isinstance(held, list) else [held]:

@@ -38,7 +38,7 @@ def audiences(db, tmp_path):
         session.execute(insert(EngagementEvent), [
             {"provider_event_id": f"ev-{n}", "event_type": kind, "email": "anna@xn--mnchen-3ya.de",
              "reader_id": anna[0].id, "edition_id": "2026-12-07", "section_id": "s1",
-             "occurred_at": dt.datetime(2026, 12, 7, 9), "received_at": dt.datetime(2026, 12, 7, 9), "applied": True,
+             "occurred_at": dt.datetime(2026, 12, 7, 9), "received_at": dt.datetime(2026, 12, 7, 9),
              "raw": {"event": kind, "email": "anna@xn--mnchen-3ya.de"}} for n, kind in enumerate(["open", "click"])])
         for raw in ('{"email": "anna@xn--mnchen-3ya.de", "timestamp": "soon"}',
                     '{"email": "bo@example.com", "timestamp": "soon"}'):

@@ -7,14 +7,14 @@ import itertools
 
 import pytest
 from hypothesis import given, settings, strategies as st
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text
 
 from pipeline.audience.profile import TopicSignal
 from pipeline.engagement.learning import (BASE_CTR, DECLARED_CTR, DEFAULT_HUMAN_OPEN_SHARE, POSITION_DECAY, PRIOR_STRENGTH, apply_events,
                                           declared_lift, expected_ctr, position_decay, topic_posterior)
 from pipeline.errors import ConfigurationError
 from pipeline.store.models import (Audience, EditionSection, EngagementEvent, Reader, ReaderInterest,
-                                   SendLedgerEntry)
+                                   SendLedgerEntry, UnappliedEvent)
 from tests.tools import postgres_database
 
 T0 = dt.datetime(2026, 12, 7, 8, 0)
@@ -64,12 +64,12 @@ def pg_world():
 
 def add(db, kind: str, reader: int | None = 1, *, edition: str | None = "e1", section: str | None = None,
         at: dt.datetime = T0, raw: dict | None = None) -> None:
-    """Store one event as the ingest step would (applied = false)."""
+    """Store one event as the ingest step would (the database queues it to be applied)."""
     with db.session() as session:
         session.execute(insert(EngagementEvent), [{
             "provider_event_id": f"ev-{next(_ids)}", "event_type": kind, "email": f"r{reader}@example.com",
             "reader_id": reader, "edition_id": edition, "section_id": section, "occurred_at": at,
-            "received_at": at, "applied": False, "raw": raw or {}}])
+            "received_at": at, "raw": raw or {}}])
 
 
 def learn(db, **overrides):
@@ -96,7 +96,7 @@ def snapshot(db) -> tuple:
     """Every row learning writes, for before/after comparisons."""
     with db.session() as session:
         return tuple(sorted(map(tuple, session.execute(text(f"SELECT * FROM {table}")).all()), key=repr)
-                     for table in ("reader_interests", "readers", "engagement_events"))
+                     for table in ("reader_interests", "readers", "engagement_events", "unapplied_events"))
 
 
 def test_a_delivery_alone_exposes_nothing(world):
@@ -307,7 +307,8 @@ def test_unknown_readers_are_applied_and_counted_as_unattributed(world):
     add(world, "unsubscribe", reader=404)
     report = learn(world)
     with world.session() as session:
-        assert session.scalars(select(EngagementEvent.applied)).all() == [True, True]
+        assert session.scalar(select(func.count()).select_from(EngagementEvent)) == 2
+        assert session.scalars(select(UnappliedEvent.event_id)).all() == []
     assert report.unattributed == 2 and interests(world) == {"ai": (0, 0, None, False)}
 
 
@@ -386,8 +387,8 @@ def test_a_failing_batch_leaves_its_events_unapplied(world):
     with pytest.raises(Exception, match="disk on fire"):
         learn(world, batch_size=2)
     with world.session() as session:
-        applied = session.scalars(select(EngagementEvent.applied).order_by(EngagementEvent.id)).all()
-        assert applied == [True, True, False, False]
+        ids = session.scalars(select(EngagementEvent.id).order_by(EngagementEvent.id)).all()
+        assert session.scalars(select(UnappliedEvent.event_id).order_by(UnappliedEvent.event_id)).all() == ids[2:]
         session.execute(text("DROP TRIGGER refuse"))
     assert interests(world, 2) == {} and reader(world, 2).status == "subscribed"
     assert interests(world)["climate"][:2] == (0, round(2 * CLIMATE, 9))

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from pipeline.engagement.sendgrid_events import parse_events
 from pipeline.engagement.store import StoreReport, store_events
 from pipeline.store.database import Database
-from pipeline.store.models import Audience, EngagementEvent, QuarantinedEvent, Reader, utcnow
+from pipeline.store.models import Audience, EngagementEvent, QuarantinedEvent, Reader, UnappliedEvent, utcnow
 from tests.test_engagement_sendgrid_events import sendgrid_event
 from tests.tools import postgres_database
 
@@ -53,7 +53,10 @@ def test_events_are_stored_with_their_attribution(db):
     report = store_events(db, events, quarantined, source="test")
     assert report == StoreReport(stored=2, duplicates=0, quarantined=0, unattributed=0)
     delivered, click = stored_events(db)
-    assert (delivered.event_type, delivered.reader_id, delivered.applied) == ("delivered", reader_id, False)
+    assert (delivered.event_type, delivered.reader_id) == ("delivered", reader_id)
+    with db.session() as session:  # both wait to be applied
+        assert session.scalars(select(UnappliedEvent.event_id).order_by(UnappliedEvent.event_id)).all() == [
+            delivered.id, click.id]
     assert (click.event_type, click.reader_id, click.edition_id, click.section_id, click.variant_id, click.holdout) == (
         "click", reader_id, "2026-12-07", "climate-lead", "a1b2c3", True)
     assert click.raw["url"] == url and click.provider_event_id == "e2"

@@ -6,9 +6,9 @@ import datetime as dt
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from pipeline.store.models import EngagementEvent, Reader
+from pipeline.store.models import EngagementEvent, Reader, UnappliedEvent
 from tests.test_engagement_learning import AI, add, interests, seed
 
 
@@ -37,7 +37,8 @@ def test_flow_applies_stored_events_and_publishes_a_summary(prefect_harness, wor
     assert interests(world)["ai"][:2] == (0.5, round(AI, 9)) and interests(world, 2)["climate"][3] is True  # ai at place 2, its click shared with data
     with world.session() as session:
         assert session.scalar(select(Reader.status).where(Reader.id == 3)) == "cleaned"
-        assert all(session.scalars(select(EngagementEvent.applied)))
+        assert session.scalar(select(func.count()).select_from(EngagementEvent)) == 4
+        assert session.scalars(select(UnappliedEvent.event_id)).all() == []  # every one applied
     with get_client(sync_client=True) as client:
         (artifact,) = client.read_artifacts(artifact_filter=ArtifactFilter(
             key=ArtifactFilterKey(any_=["apply-engagement-summary"]),

@@ -69,7 +69,7 @@ def test_the_live_arms_are_measured_from_stored_webhook_events(small_run):
     with sqlite3.connect(folder / "simulation.db") as db:
         sources = {row[0] for row in db.execute("SELECT DISTINCT event_type FROM engagement_events")}
         assert {"delivered", "open", "machine_open", "click"} <= sources
-        assert db.execute("SELECT count(*) FROM engagement_events WHERE applied = 0").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM unapplied_events").fetchone()[0] == 0
         assert db.execute("SELECT count(*) FROM quarantined_events").fetchone()[0] == 0
         learned = db.execute("SELECT sum(learned_clicks) FROM reader_interests").fetchone()[0]
         assert learned > 0
@@ -239,7 +239,8 @@ def test_simulated_readers_reply_and_replies_are_attributed_and_learned(tmp_path
     run_evaluation(MODELS / "focused.yaml", editions=2, readers=300, seed=5, folder=folder, replies=True)
     with sqlite3.connect(folder / "simulation.db") as connection:
         replies = connection.execute("SELECT attributed, edition_id, reader_id, suggested_topics FROM replies").fetchall()
-        events = connection.execute("SELECT count(*), sum(applied) FROM engagement_events WHERE event_type = 'reply'"
+        events = connection.execute("SELECT count(*), count(*) - count(q.event_id) FROM engagement_events e "
+                                    "LEFT JOIN unapplied_events q ON q.event_id = e.id WHERE e.event_type = 'reply'"
                                     ).fetchone()
     assert len(replies) > 10 and all(a == 1 and e and r for a, e, r, _ in replies)
     assert all(json.loads(topics) for *_, topics in replies)  # each names the needs it asks for

@@ -33,6 +33,7 @@ from pipeline.store.models import (
     ReaderNeed,
     Reply,
     SendLedgerEntry,
+    UnappliedEvent,
     utcnow,
 )
 from pipeline.store.upsert import insert_ignore_rows
@@ -130,8 +131,11 @@ def forget_reader(db: Database, email: str) -> ForgetReport:
     with db.session() as session:
         readers, stored, ids = _readers(session, email)
         connection = session.connection()
-        report.events = connection.execute(delete(EngagementEvent).where(
-            or_(EngagementEvent.reader_id.in_(ids), EngagementEvent.email == stored))).rowcount
+        theirs = or_(EngagementEvent.reader_id.in_(ids), EngagementEvent.email == stored)
+        # Their events waiting to be applied leave the queue too (SQLite may give a later event the same id).
+        connection.execute(delete(UnappliedEvent).where(
+            UnappliedEvent.event_id.in_(select(EngagementEvent.id).where(theirs))))
+        report.events = connection.execute(delete(EngagementEvent).where(theirs)).rowcount
         # Events that could not be read keep their raw text: any that names the address goes too.
         report.quarantined = connection.execute(delete(QuarantinedEvent).where(
             QuarantinedEvent.raw.contains(stored))).rowcount

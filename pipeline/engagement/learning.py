@@ -23,7 +23,8 @@ at T = learned_at, the newest event ever applied. That sum does not depend on th
 are folded in, so late events never move learned_at backwards: they are decayed to it instead.
 
 `apply_events` takes unapplied events in batches ordered by id. Each batch is one transaction:
-it claims its events (applied = true), reads only what the batch touches, turns events into
+it claims its events (deletes their ids from `unapplied_events`, the queue the database fills
+as events are stored), reads only what the batch touches, turns events into
 (reader, topic, clicks, exposures, time) contributions in Python, and has the database fold each
 one into its row with the decay above (one executemany upsert), so a crash leaves no event
 half-applied and a rerun changes nothing.
@@ -81,7 +82,8 @@ from pipeline.engagement.events import SUPPRESSING, EventType
 from pipeline.errors import ConfigurationError, PipelineError
 from pipeline.store.chunks import id_chunks
 from pipeline.store.database import Database
-from pipeline.store.models import EditionSection, EngagementEvent, PositionClicks, Reader, ReaderInterest, utcnow
+from pipeline.store.models import (EditionSection, EngagementEvent, PositionClicks, Reader, ReaderInterest,
+                                   UnappliedEvent, utcnow)
 from pipeline.store.upsert import upsert_rows
 
 def _dumps(rows: list[tuple]) -> str:
@@ -316,25 +318,28 @@ class _Learner:
             raw.cursor.close()
 
     def _fold_batch(self, connection: Connection, raw: _Raw, cursor: int) -> int | None:
-        events = raw.fetch("SELECT id, event_type, reader_id, edition_id, section_id, occurred_at "
-                           "FROM engagement_events WHERE applied = {m} AND id > {m} ORDER BY id LIMIT {m}",
-                           (False, cursor, self.batch))
-        if not events:
+        # The queue's next ids with their events (none for an event deleted since: `reader forget`).
+        queued = raw.fetch("SELECT q.event_id, e.event_type, e.reader_id, e.edition_id, e.section_id, e.occurred_at "
+                           "FROM unapplied_events q LEFT JOIN engagement_events e ON e.id = q.event_id "
+                           "WHERE q.event_id > {m} ORDER BY q.event_id LIMIT {m}", (cursor, self.batch))
+        if not queued:
             return None
-        ids = [e[0] for e in events]
+        ids = [e[0] for e in queued]
         # Claiming first takes SQLite's write lock; a shortfall means a concurrent applier won.
-        claimed = raw.count("UPDATE engagement_events SET applied = {m} WHERE applied = {m} AND id IN ({ids})",
-                            (True, False), ids)
+        claimed = raw.count("DELETE FROM unapplied_events WHERE event_id IN ({ids})", (), ids)
         if claimed != len(ids):
             raise _Contended(f"{len(ids) - claimed} events of this batch were applied by another run")
-        if cursor and raw.fetch("SELECT count(*) FROM engagement_events WHERE id > {m} AND id < {m} AND applied = {m}",
-                                (cursor, ids[0], True))[0][0]:
-            self.forget()  # another run applied events in between: what we remember may be stale
+        if cursor and raw.fetch("SELECT count(*) FROM engagement_events e WHERE e.id > {m} AND e.id < {m} "
+                                "AND NOT EXISTS (SELECT 1 FROM unapplied_events q WHERE q.event_id = e.id)",
+                                (cursor, ids[0]))[0][0]:
+            self.forget()  # events in between were applied (by another run, or before): what we remember may be stale
         if len(self.exposed) + len(self.clicked) > _REMEMBERED:
             self.forget()
         if len(self.variants) > _VARIANTS:
             self.variants.clear()
-        _BatchWork(self, connection, raw, events).apply()
+        events = [e for e in queued if e[1] is not None]
+        if events:
+            _BatchWork(self, connection, raw, events).apply()
         self.report.events += len(events)
         self.report.batches += 1
         return ids[-1]
@@ -481,9 +486,11 @@ class _BatchWork:
 
     def _load_history(self, reader_ids: list[int], batch_ids: set[int]) -> None:
         """Which (edition, reader) pairs and clicked sections earlier batches and runs counted."""
-        rows = self.raw.fetch("SELECT id, reader_id, edition_id, event_type, section_id FROM engagement_events "
-                              "WHERE applied = {m} AND edition_id IS NOT NULL AND event_type IN ({m}, {m}, {m}) "
-                              "AND reader_id IN ({ids})", (True, EventType.MACHINE_OPEN.value, *_SEEN), reader_ids)
+        rows = self.raw.fetch("SELECT e.id, e.reader_id, e.edition_id, e.event_type, e.section_id "
+                              "FROM engagement_events e WHERE e.edition_id IS NOT NULL "
+                              "AND e.event_type IN ({m}, {m}, {m}) AND e.reader_id IN ({ids}) "
+                              "AND NOT EXISTS (SELECT 1 FROM unapplied_events q WHERE q.event_id = e.id)",
+                              (EventType.MACHINE_OPEN.value, *_SEEN), reader_ids)
         exposed, share = self.run.exposed, self.run.human_open_share
         for event_id, rid, edition, kind, section in rows:
             if event_id in batch_ids:
@@ -613,9 +620,7 @@ def _human_open_share(connection: Connection) -> float:
     """
     e = EngagementEvent.__table__.c
     kinds = (EventType.DELIVERED.value, EventType.OPEN.value, EventType.MACHINE_OPEN.value)
-    # Ids through the partial index of unapplied events: asked directly, planners took the report
-    # index and read every event ever stored.
-    waiting = select(e.id).where(e.applied == False)  # noqa: E712 (the partial index's own condition)
+    waiting = select(UnappliedEvent.event_id)
     pairs = (select(e.event_type, e.edition_id, e.reader_id).distinct()
              .where(e.id.in_(waiting), e.event_type.in_(kinds), e.edition_id.is_not(None), e.reader_id.is_not(None))
              .subquery())

@@ -130,7 +130,7 @@ def store_reply(db: Database, message: InboundMessage, *, secret: bytes, reply_d
                 "provider_event_id": reply_event_id(message.message_id), "event_type": EventType.REPLY.value,
                 "reason": None, "email": email, "reader_id": reader_id, "edition_id": edition_id,
                 "section_id": None, "variant_id": None, "holdout": None, "occurred_at": now, "received_at": now,
-                "applied": False, "raw": {"reply_id": reply_id, "topics": suggested}}], ["provider_event_id"])
+                "raw": {"reply_id": reply_id, "topics": suggested}}], ["provider_event_id"])
     return StoredReply(reply_id, duplicate=False, attributed=attributed, suggested=tuple(suggested))
 
 

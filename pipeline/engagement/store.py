@@ -49,16 +49,16 @@ _LOOKUP_CHUNK = 500  # reader ids per IN (...) query, well under every dialect's
 _SOURCE_WIDTH = 40  # quarantined_events.source
 _DATETIME = DateTime()
 _COLUMNS = ("provider_event_id", "event_type", "reason", "email", "reader_id", "edition_id", "section_id",
-            "variant_id", "holdout", "occurred_at", "received_at", "applied", "raw")
+            "variant_id", "holdout", "occurred_at", "received_at", "raw")
 _SQLITE_INSERT = (f"INSERT INTO engagement_events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
                   "ON CONFLICT (provider_event_id) DO NOTHING")
 _SQLITE_READERS = "SELECT id, email FROM readers WHERE id IN (SELECT value FROM json_each(?))"
 _POSTGRES_READERS = "SELECT id, email FROM readers WHERE id = ANY(%s)"
-# PostgreSQL: a whole batch in one statement of 13 array parameters, one per column. A multi-row
+# PostgreSQL: a whole batch in one statement of 12 array parameters, one per column. A multi-row
 # VALUES list of ~20,000 placeholders cost psycopg more to parse than the server took to insert
 # (240 of 420 ms per SendGrid batch). The rows go in in the order given (ORDER BY the ordinal).
 _POSTGRES_ARRAY_TYPES = ("text", "text", "text", "text", "int8", "text", "text", "text", "bool",
-                         "timestamp", "timestamp", "bool", "text")
+                         "timestamp", "timestamp", "text")
 _POSTGRES_INSERT = (
     f"INSERT INTO engagement_events ({', '.join(_COLUMNS)}) "
     f"SELECT {', '.join(f'c{n}' for n in range(len(_COLUMNS) - 1))}, c{len(_COLUMNS) - 1}::json "
@@ -101,7 +101,6 @@ def event_row(event: NormalisedEvent, reader_id: int | None, received_at: dt.dat
         "holdout": event.holdout,
         "occurred_at": event.occurred_at,
         "received_at": received_at,
-        "applied": False,
         "raw": event.raw,
     }
 
@@ -163,7 +162,7 @@ def _sqlite_values(connection: Connection, rows: Sequence[dict]) -> list[tuple]:
     as_text = _DATETIME.dialect_impl(dialect).bind_processor(dialect)
     return [(row["provider_event_id"], row["event_type"], row["reason"], row["email"], row["reader_id"],
              row["edition_id"], row["section_id"], row["variant_id"], row["holdout"], as_text(row["occurred_at"]),
-             as_text(row["received_at"]), row["applied"], _json_text(row["raw"])) for row in rows]
+             as_text(row["received_at"]), _json_text(row["raw"])) for row in rows]
 
 
 def _insert_new(connection: Connection, rows: Sequence[dict]) -> int:

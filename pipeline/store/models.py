@@ -221,9 +221,6 @@ class EngagementEvent(Base):
 
     __tablename__ = "engagement_events"
     __table_args__ = (
-        # Learning reads only events not yet applied: a partial index keeps that cheap forever.
-        Index("ix_engagement_events_unapplied", "id", sqlite_where=text("applied = 0"),
-              postgresql_where=text("NOT applied")),
         # The report folds events to one row per (edition, reader, type, section).
         Index("ix_engagement_events_report", "edition_id", "reader_id", "event_type", "section_id"),
     )
@@ -240,8 +237,20 @@ class EngagementEvent(Base):
     holdout: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     occurred_at: Mapped[dt.datetime] = mapped_column(DateTime)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    applied: Mapped[bool] = mapped_column(Boolean, default=False)
     raw: Mapped[dict] = mapped_column(JSON)
+
+
+class UnappliedEvent(Base):
+    """The id of an engagement event that learning has not applied yet.
+
+    The database adds one for every event stored (a trigger: migration 0020), and
+    `apply_events` deletes it in the transaction that applies the event. A narrow row of its own,
+    so that applying an event never rewrites the event.
+    """
+
+    __tablename__ = "unapplied_events"
+
+    event_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
 
 
 class ForgottenAddress(Base):

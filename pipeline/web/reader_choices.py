@@ -111,9 +111,8 @@ def unsubscribe_reader(db: Database, public_id: str, *, via: str, now: dt.dateti
             "holdout": None,
             "occurred_at": now,
             "received_at": now,
-            # Left for the apply step like any other event: suppression is idempotent, and
-            # whatever else apply does with unsubscribes (reports, learning) sees this one too.
-            "applied": False,
+            # Left for the apply step like any other event (the database queues it: UnappliedEvent):
+            # suppression is idempotent, and whatever else apply does with unsubscribes sees this one too.
             "raw": {"source": "web", "via": via, "public_id": public_id},
         }], ["provider_event_id"])
     return True

@@ -122,7 +122,7 @@ def _stored_rows(db) -> list[tuple]:
     """
     with db.session() as session:
         return [(e.provider_event_id, e.event_type, e.reason, e.email, e.reader_id, e.edition_id, e.section_id,
-                 e.variant_id, e.holdout, e.occurred_at, e.applied, e.raw)
+                 e.variant_id, e.holdout, e.occurred_at, e.raw)
                 for e in session.scalars(select(EngagementEvent).order_by(EngagementEvent.provider_event_id))]
 
 
