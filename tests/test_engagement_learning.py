@@ -498,8 +498,8 @@ def _many_contributions(db) -> None:
         add(db, "click", rid, edition="e1", section="s-ai", at=T0 + dt.timedelta(days=12))
 
 
-def test_postgres_folds_a_batch_in_rounds_exactly_as_event_by_event(world):
-    """On PostgreSQL one batch folding several contributions per (reader, topic) writes the very values one event per batch does, and SQLite's."""
+def test_postgres_folds_a_batch_exactly_as_event_by_event(world):
+    """On PostgreSQL one batch summing several contributions per (reader, topic) writes the very values one event per batch does, and SQLite's."""
     _many_contributions(world)
     learn(world)
     with postgres_database() as whole, postgres_database() as single:

@@ -25,9 +25,9 @@ are folded in, so late events never move learned_at backwards: they are decayed 
 `apply_events` takes unapplied events in batches ordered by id. Each batch is one transaction:
 it claims its events (deletes their ids from `unapplied_events`, the queue the database fills
 as events are stored), reads only what the batch touches, turns events into
-(reader, topic, clicks, exposures, time) contributions in Python, and has the database fold each
-one into its row with the decay above (one executemany upsert), so a crash leaves no event
-half-applied and a rerun changes nothing.
+(reader, topic, clicks, exposures, time) contributions in Python, sums each (reader, topic)'s
+with the decay above, and has the database fold each sum into its row (one upsert), so a crash
+leaves no event half-applied and a rerun changes nothing.
 
 A rate here is clicks per section *seen*, at the top of the copy: a delivery nobody read says
 nothing about its topics, and a section far down missing a click says less than the first one.
@@ -87,7 +87,7 @@ from pipeline.store.models import (EditionSection, EngagementEvent, PositionClic
 from pipeline.store.upsert import upsert_rows
 
 def _dumps(rows: list[tuple]) -> str:
-    """A round of contributions as one JSON parameter (orjson: many times faster than json here)."""
+    """A batch's rows as one JSON parameter (orjson: many times faster than json here)."""
     return orjson.dumps(rows).decode()
 
 
@@ -386,12 +386,12 @@ class _BatchWork:
                 # A message got through: earlier soft bounces were passing trouble, not a dead address.
                 reader[3], reader[4] = 0, True
         elif kind == EventType.REPLY:
-            self._reply(event_id, edition, rid, self.raw.from_time(min(occurred, self.run.now)))
+            self._reply(event_id, edition, rid, min(occurred, self.run.now))
         elif kind in _SEEN or kind == EventType.MACHINE_OPEN:
             if kind == EventType.MACHINE_OPEN:
                 self.report.machine_opens += 1
             if edition:
-                stamp = self.raw.from_time(min(occurred, self.run.now))
+                stamp = min(occurred, self.run.now)
                 # A prefetch shows only that the reader's opens are invisible: they read as often as the audience.
                 self._expose(edition, rid, stamp, self.run.human_open_share if kind == EventType.MACHINE_OPEN else 1.0)
                 if kind == EventType.CLICK and section:
@@ -553,8 +553,9 @@ class _BatchWork:
 
     # -- writes --------------------------------------------------------------------------
     def _write(self) -> None:
-        self.learned.sort(key=lambda row: (row[0], row[1]))  # neighbouring rows share pages
-        _fold_learned(self.raw, self.connection.dialect.name, self.learned, self.run.half_life)
+        rows = [(*key, clicks, exposures, self.raw.from_time(moment))
+                for key, (clicks, exposures, moment) in sorted(_combined(self.learned, self.run.half_life).items())]
+        _fold_learned(self.raw, self.connection.dialect.name, rows, self.run.half_life)  # sorted: rows share pages
         self.report.topic_updates += len(self.learned)
         if self.pairs:
             mark = self.raw.mark
@@ -631,6 +632,32 @@ def _human_open_share(connection: Connection) -> float:
     return min(1.0, max(0.05, share))
 
 
+def _combined(learned: list[tuple], half_life_days: float) -> dict[tuple[int, str], list]:
+    """The batch's (reader, topic, clicks, exposures, time) contributions, one per (reader, topic):
+    -> [clicks, exposures, newest time], each count decayed to that time as the fold would.
+
+    The fold's sum does not depend on the order contributions come in, so a batch's own are
+    summed here first: one row to write per (reader, topic) instead of one per contribution
+    (about two thirds as many at 300k events), each folded into its row by a single statement.
+    """
+    combined: dict[tuple[int, str], list] = {}
+    for reader_id, topic, clicks, exposures, moment in learned:
+        found = combined.get((reader_id, topic))
+        if found is None:
+            combined[(reader_id, topic)] = [clicks, exposures, moment]
+        elif moment == found[2]:
+            found[0] += clicks
+            found[1] += exposures
+        elif moment > found[2]:
+            keep = 0.5 ** ((moment - found[2]).total_seconds() / 86400.0 / half_life_days)
+            found[0], found[1], found[2] = found[0] * keep + clicks, found[1] * keep + exposures, moment
+        else:
+            keep = 0.5 ** ((found[2] - moment).total_seconds() / 86400.0 / half_life_days)
+            found[0] += clicks * keep
+            found[1] += exposures * keep
+    return combined
+
+
 def _fold_sql(dialect: str, rows: str, half_life_days: float) -> str:
     """The upsert that folds each of `rows` into its row, decaying the older side to the newer time.
 
@@ -656,36 +683,25 @@ def _fold_sql(dialect: str, rows: str, half_life_days: float) -> str:
             "THEN excluded.learned_at ELSE reader_interests.learned_at END")
 
 
-# A round of contributions as one JSON array of [reader, topic, clicks, exposures, time] (orjson
+# A batch's rows as one JSON array of [reader, topic, clicks, exposures, time] (orjson
 # writes it in C; psycopg's list adapter took longer than the statement). Floats are written in
 # their shortest exact form and read back to the same double.
-_ROUND = ("SELECT CAST(c->>0 AS integer), c->>1, CAST(c->>2 AS double precision), CAST(c->>3 AS double precision), "
+_ROWS = ("SELECT CAST(c->>0 AS integer), c->>1, CAST(c->>2 AS double precision), CAST(c->>3 AS double precision), "
           "CAST(c->>4 AS timestamp), false FROM json_array_elements(CAST(%s AS json)) AS c")
 
 
 def _fold_learned(raw: _Raw, dialect: str, learned: list[tuple], half_life_days: float) -> None:
-    """Fold (reader, topic, clicks, exposures, time) contributions, sorted by (reader, topic), into reader_interests.
+    """Fold (reader, topic, clicks, exposures, time) rows, one per (reader, topic) (`_combined`), into reader_interests.
 
     SQLite folds them one by one (executemany is cheap in-process). On PostgreSQL a statement
-    per contribution cost more than the rest of a run, and one statement cannot fold two
-    contributions into the same row: round k holds every (reader, topic)'s k-th contribution, so
-    each row is folded in the same order as one by one, and each round is one statement.
+    per row cost more than the rest of a run: all go in one statement (which could not fold two
+    rows into the same one: hence one per (reader, topic)).
     """
     if not raw.arrays:
         raw.cursor.executemany(_fold_sql(dialect, f"VALUES ({', '.join([raw.mark] * 6)})", half_life_days),
                                [(*row, False) for row in learned])
-        return
-    rounds: list[list[tuple]] = []
-    previous, place = None, 0
-    for row in learned:
-        place = place + 1 if (row[0], row[1]) == previous else 0
-        previous = (row[0], row[1])
-        if place == len(rounds):
-            rounds.append([])
-        rounds[place].append(row)
-    sql = _fold_sql(dialect, _ROUND, half_life_days)
-    for contributions in rounds:
-        raw.cursor.execute(sql, [_dumps(contributions)])
+    elif learned:
+        raw.cursor.execute(_fold_sql(dialect, _ROWS, half_life_days), [_dumps(learned)])
 
 
 def _ensure_power(connection: Connection) -> None:
