@@ -278,8 +278,8 @@ class _Learner:
         self.forget()
 
     def forget(self) -> None:
-        """Drop the applied history of readers met so far (they are read again when met)."""
-        self.known: set[int] = set()
+        """Drop the applied history of the messages met so far (it is read again when met)."""
+        self.known: set[tuple[str, int]] = set()  # (edition, reader) pairs whose applied history is loaded
         # (edition, reader) -> how surely the message was seen: 1 (opened or clicked) or human_open_share.
         self.exposed: dict[tuple[str, int], float] = {}
         self.clicked: set[tuple[str, int, str]] = set()
@@ -333,7 +333,7 @@ class _Learner:
                                 "AND NOT EXISTS (SELECT 1 FROM unapplied_events q WHERE q.event_id = e.id)",
                                 (cursor, ids[0]))[0][0]:
             self.forget()  # events in between were applied (by another run, or before): what we remember may be stale
-        if len(self.exposed) + len(self.clicked) > _REMEMBERED:
+        if len(self.known) + len(self.exposed) + len(self.clicked) > _REMEMBERED:
             self.forget()
         if len(self.variants) > _VARIANTS:
             self.variants.clear()
@@ -364,7 +364,9 @@ class _BatchWork:
         self._load_readers(sorted({e[2] for e in self.events if e[2] is not None}))
         seen = [e for e in self.events if e[1] in _MESSAGE and e[3] and e[2] in self.readers]
         self._load_topics({e[3] for e in seen})
-        self._load_history(sorted({e[2] for e in seen} - self.run.known), {e[0] for e in self.events})
+        # A delivery reads no history (it only resets soft bounces): the messages that were seen do.
+        self._load_history({(e[3], e[2]) for e in seen if e[1] != EventType.DELIVERED} - self.run.known,
+                           {e[0] for e in self.events})
         # Picks of pairs not yet surely seen, and of clicked pairs (was the section shown?).
         exposed = self.run.exposed
         self._load_picks({(e[3], e[2]) for e in seen if e[1] != EventType.DELIVERED
@@ -484,22 +486,31 @@ class _BatchWork:
                 (), reader_ids):
             self.readers[rid] = [status, reason, self.raw.to_time(at) if at is not None else None, bounces, False]
 
-    def _load_history(self, reader_ids: list[int], batch_ids: set[int]) -> None:
-        """Which (edition, reader) pairs and clicked sections earlier batches and runs counted."""
-        rows = self.raw.fetch("SELECT e.id, e.reader_id, e.edition_id, e.event_type, e.section_id "
-                              "FROM engagement_events e WHERE e.edition_id IS NOT NULL "
-                              "AND e.event_type IN ({m}, {m}, {m}) AND e.reader_id IN ({ids}) "
-                              "AND NOT EXISTS (SELECT 1 FROM unapplied_events q WHERE q.event_id = e.id)",
-                              (EventType.MACHINE_OPEN.value, *_SEEN), reader_ids)
+    def _load_history(self, pairs: set[tuple[str, int]], batch_ids: set[int]) -> None:
+        """Which of these (edition, reader) messages earlier batches and runs saw, and which of their sections were clicked.
+
+        Only the batch's own messages, through the report index (edition, reader, type): reading
+        every event of each reader instead, of every edition, read about five times the rows,
+        from all over the table (at 10M events, 7 pages read per event applied).
+        """
+        by_edition: dict[str, list[int]] = {}
+        for edition, rid in pairs:
+            by_edition.setdefault(edition, []).append(rid)
         exposed, share = self.run.exposed, self.run.human_open_share
-        for event_id, rid, edition, kind, section in rows:
-            if event_id in batch_ids:
-                continue  # claimed by this batch a moment ago, not yet counted
-            key = (edition, rid)
-            exposed[key] = max(exposed.get(key, 0.0), share if kind == EventType.MACHINE_OPEN else 1.0)
-            if kind == EventType.CLICK and section:
-                self.run.clicked.add((edition, rid, section))
-        self.run.known.update(reader_ids)
+        for edition, rids in sorted(by_edition.items()):
+            rows = self.raw.fetch("SELECT e.id, e.reader_id, e.event_type, e.section_id FROM engagement_events e "
+                                  "WHERE e.edition_id = {m} AND e.event_type IN ({m}, {m}, {m}) "
+                                  "AND e.reader_id IN ({ids}) "
+                                  "AND NOT EXISTS (SELECT 1 FROM unapplied_events q WHERE q.event_id = e.id)",
+                                  (edition, EventType.MACHINE_OPEN.value, *_SEEN), sorted(rids))
+            for event_id, rid, kind, section in rows:
+                if event_id in batch_ids:
+                    continue  # claimed by this batch a moment ago, not yet counted
+                key = (edition, rid)
+                exposed[key] = max(exposed.get(key, 0.0), share if kind == EventType.MACHINE_OPEN else 1.0)
+                if kind == EventType.CLICK and section:
+                    self.run.clicked.add((edition, rid, section))
+        self.run.known.update(pairs)
 
     def _load_picks(self, pairs: set[tuple[str, int]]) -> None:
         by_edition: dict[str, list[int]] = {}
