@@ -185,3 +185,58 @@ def test_edition_folder_sends_newest(prefect_harness, home, db, audience, editio
     newer.write_text(newer.read_text().replace("id: 2026-12-07", "id: 2026-12-14"))
     summary = send_edition(edition=str(edition_dir), audience="sample", limit=2, today=TODAY)
     assert summary["edition"] == "2026-12-14"
+
+
+def test_finished_in_turn_keeps_a_window_of_tasks_and_none_it_has_handed_back(prefect_harness):
+    """Tasks run at most `window` at once, each comes back once, and a future handed back is no longer held.
+
+    On Dask a future holds its task's final state and result: `prefect.futures.as_completed`
+    kept every one of a send's futures to the end. (In a thread pool Prefect itself keeps each
+    task's engine, result included, for the flow's transaction: not this helper's doing.)
+    """
+    import gc
+    import threading
+    import time
+    import weakref
+
+    from prefect import flow, task
+    from prefect.cache_policies import NO_CACHE
+    from prefect.futures import as_completed
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from pipeline.flows.send_edition import finished_in_turn
+
+    lock = threading.Lock()
+    running, most = [0], [0]
+
+    @task(cache_policy=NO_CACHE)
+    def work(number: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02 if number % 3 else 0.05)  # some finish out of order
+        with lock:
+            running[0] -= 1
+        return number
+
+    def all_at_once(submit, items, window):
+        return as_completed([submit(item) for item in items])
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=8))
+    def fan_out(helper) -> tuple[list[int], int]:
+        seen, watched, alive = [], [], 0
+        for future in helper(work.submit, range(24), 3):
+            seen.append(future.result())
+            watched.append(weakref.ref(future))
+            del future
+            gc.collect()
+            alive = max(alive, sum(ref() is not None for ref in watched))
+        return seen, alive
+
+    seen, alive = fan_out(finished_in_turn)
+    assert sorted(seen) == list(range(24)) and seen != list(range(24))  # all, once, as they finished
+    assert most[0] <= 3  # 8 threads, but never more than the window running
+    assert alive == 0  # nothing holds a future once handed back
+    most[0] = 0
+    seen, alive = fan_out(all_at_once)  # the check itself: as_completed holds them all, and runs 8 at once
+    assert sorted(seen) == list(range(24)) and alive == 24 and most[0] > 3

@@ -9,13 +9,15 @@ starts by reconciling batches an earlier run left unconfirmed (pipeline/delivery
 from __future__ import annotations
 
 import datetime as dt
+import queue
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import as_completed
+from prefect.futures import PrefectFuture
 from sqlalchemy.exc import OperationalError
 
 from pipeline.audience.directory import audience_id as find_audience, find_reader_id
@@ -172,6 +174,35 @@ class BatchGroup:
         self.batches = state
 
 
+Item = TypeVar("Item")
+
+
+def finished_in_turn(submit: Callable[[Item], PrefectFuture], items: Iterable[Item], window: int
+                     ) -> Iterator[PrefectFuture]:
+    """Submit a task for each item, at most `window` at once, and yield each future as it finishes.
+
+    Keeps nothing it has yielded: `prefect.futures.as_completed` holds every future it is given,
+    each with its task's result, until the last one finishes, so the flow's memory grew with the
+    number of chunks, that is with the audience. The window stays full while a result is handled.
+    """
+    finished: queue.SimpleQueue[PrefectFuture] = queue.SimpleQueue()
+    pending = iter(items)
+    running = 0
+    for item in pending:
+        submit(item).add_done_callback(finished.put)
+        running += 1
+        if running >= window:
+            break
+    while running:
+        done = [finished.get()]  # popped as it is yielded: this frame keeps no reference to it
+        running -= 1
+        for item in pending:
+            submit(item).add_done_callback(finished.put)
+            running += 1
+            break
+        yield done.pop()
+
+
 def _groups(batches: Sequence[PlannedBatch], readers_per_group: int) -> list[BatchGroup]:
     groups: list[list[PlannedBatch]] = [[]]
     size = 0
@@ -222,8 +253,10 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
     done = 0
 
     plan = PlanReport()
-    for future in as_completed([select_chunk.submit(edition, audience_id, first, last, today, not dry_run)
-                                for first, last in chunks]):
+    # A few tasks queued per worker keep them busy; more would only be held in memory.
+    window = 4 * concurrent_tasks(settings)
+    for future in finished_in_turn(lambda span: select_chunk.submit(edition, audience_id, *span, today, not dry_run),
+                                   chunks, window):
         plan.add(future.result())
         done += 1
         update_progress_artifact(progress, progress=100.0 * done / steps)
@@ -240,7 +273,7 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
         else:
             batches = ledger.planned_batches(MAX_BATCH, (chunks[0][0], chunks[-1][1]) if limited else None)
         groups = _groups(batches, chunk)
-        for future in as_completed([send_batches.submit(edition, g, sandbox) for g in groups]):
+        for future in finished_in_turn(lambda group: send_batches.submit(edition, group, sandbox), groups, window):
             try:
                 delivery.add(future.result())
             except Exception as exc:  # noqa: BLE001 - reported in the summary, then re-raised
