@@ -512,3 +512,26 @@ def test_postgres_folds_a_batch_exactly_as_event_by_event(world):
         for mine, theirs in zip(_folded_interests(whole), _folded_interests(world)):
             assert mine[:2] == theirs[:2] and mine[4] == theirs[4]
             assert mine[2:4] == pytest.approx(theirs[2:4], rel=1e-9)  # julianday() rounds ages a little
+
+
+def test_forgetting_history_midway_changes_nothing_learned(world, tmp_path, monkeypatch):
+    """A run that must forget what it remembers after every batch (other editions first, then all) learns exactly what one that never forgets learns."""
+    from pipeline.engagement import learning
+    from pipeline.store.database import open_database
+
+    def events(db):
+        _many_contributions(db)  # six batches of two
+        for section in ("s-ai", "s-climate"):  # repeats of e2 alone: e1's history is forgotten first
+            add(db, "click", 2, edition="e2", section=section, at=T0 + dt.timedelta(days=13))
+        add(db, "open", 1, edition="e1", at=T0 + dt.timedelta(days=14))  # seen already, by a machine open
+        add(db, "click", 1, edition="e1", section="s-climate", at=T0 + dt.timedelta(days=14))  # a repeat
+
+    events(world)
+    remembering = learn(world, batch_size=2)
+    other = seed(open_database(f"sqlite:///{tmp_path / 'forgetful.db'}"))
+    events(other)
+    monkeypatch.setattr(learning, "_REMEMBERED", 12)
+    forgetting = learn(other, batch_size=2)
+    assert _folded_interests(other) == _folded_interests(world) and len(_folded_interests(world)) == 6
+    assert forgetting.summary() == remembering.summary() and remembering.repeat_clicks == 3
+    other.dispose()

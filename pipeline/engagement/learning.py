@@ -277,12 +277,21 @@ class _Learner:
         self.decay = POSITION_DECAY
         self.forget()
 
-    def forget(self) -> None:
-        """Drop the applied history of the messages met so far (it is read again when met)."""
+    def forget(self, keep: frozenset[str] = frozenset()) -> None:
+        """Drop the applied history of the messages met so far, but those of the editions in `keep`
+        (what is dropped is read again when met)."""
+        if keep:
+            self.known = {pair for pair in self.known if pair[0] in keep}
+            self.exposed = {pair: surely for pair, surely in self.exposed.items() if pair[0] in keep}
+            self.clicked = {click for click in self.clicked if click[0] in keep}
+            return
         self.known: set[tuple[str, int]] = set()  # (edition, reader) pairs whose applied history is loaded
         # (edition, reader) -> how surely the message was seen: 1 (opened or clicked) or human_open_share.
         self.exposed: dict[tuple[str, int], float] = {}
         self.clicked: set[tuple[str, int, str]] = set()
+
+    def remembered(self) -> int:
+        return len(self.known) + len(self.exposed) + len(self.clicked)
 
     def run(self) -> LearningReport:
         with self.db.engine.connect() as connection:
@@ -333,11 +342,15 @@ class _Learner:
                                 "AND NOT EXISTS (SELECT 1 FROM unapplied_events q WHERE q.event_id = e.id)",
                                 (cursor, ids[0]))[0][0]:
             self.forget()  # events in between were applied (by another run, or before): what we remember may be stale
-        if len(self.known) + len(self.exposed) + len(self.clicked) > _REMEMBERED:
-            self.forget()
+        events = [e for e in queued if e[1] is not None]
+        if self.remembered() > _REMEMBERED:
+            # Events come in the order they were stored: the editions of this batch are those
+            # coming up next. The messages of the others go first, and everything if that is not enough.
+            self.forget(keep=frozenset(e[3] for e in events if e[3]))
+            if self.remembered() > _REMEMBERED * 3 // 4:
+                self.forget()
         if len(self.variants) > _VARIANTS:
             self.variants.clear()
-        events = [e for e in queued if e[1] is not None]
         if events:
             _BatchWork(self, connection, raw, events).apply()
         self.report.events += len(events)
