@@ -272,7 +272,17 @@ def seed_readers(db, readers: int, seed: int = 3) -> None:
 
 # --- one measured send --------------------------------------------------------------------------
 
-def child(readers: int, workers: int, postgres: str, objects: bool = False) -> dict:
+def _grown(before, after, top: int = 10) -> list[str]:
+    """The places whose Python allocations grew most between two tracemalloc snapshots."""
+    stats = after.compare_to(before, "traceback")
+    lines = []
+    for stat in stats[:top]:
+        frames = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in list(stat.traceback)[-1:-6:-1])
+        lines.append(f"{stat.size_diff / 2**20:+.1f} MB in {stat.count_diff:+,} blocks: {frames}")
+    return lines
+
+
+def child(readers: int, workers: int, postgres: str, objects: bool = False, trace: bool = False) -> dict:
     """One measured send of `readers` readers with `workers` Dask worker processes (runs in its own process)."""
     from sqlalchemy import func, select, text
 
@@ -317,6 +327,11 @@ def child(readers: int, workers: int, postgres: str, objects: bool = False) -> d
 
                 sampler = CpuSampler(admin, application, set(client.run(os.getpid).values()), sink.pid)
                 sampler.start()
+                if trace:
+                    import tracemalloc
+
+                    tracemalloc.start(12)
+                    traced_before = tracemalloc.take_snapshot()
                 began = time.perf_counter()
                 try:
                     summary = with_task_runner(send_edition, load_settings())(edition=str(EDITION), audience="bench",
@@ -328,6 +343,7 @@ def child(readers: int, workers: int, postgres: str, objects: bool = False) -> d
                 planned = began + (wall - summary["seconds"]) + summary["plan_seconds"]
                 cpu = {"planning": sampler.between(began, planned),
                        "sending": sampler.between(planned, began + wall)}
+                grown = _grown(traced_before, tracemalloc.take_snapshot()) if trace else None
                 flow_rss = {"planning": sampler.flow_rss_between(began, planned),
                             "sending": sampler.flow_rss_between(planned, began + wall)}
             worker_rss = sorted(v / 1024 for v in client.run(
@@ -355,13 +371,13 @@ def child(readers: int, workers: int, postgres: str, objects: bool = False) -> d
         "retries": summary["retries"], "variants": summary["variants"], "seed_seconds": seed_seconds,
         "cluster_seconds": cluster_seconds, "flow_process_rss_mb": _peak_rss_mb(), "worker_rss_mb": worker_rss,
         "sink_rss_mb": counts["peak_rss_mb"], "cpu_seconds": cpu, "held_after": held,
-        "flow_process_rss_during": flow_rss,
+        "flow_process_rss_during": flow_rss, "flow_process_grown": grown,
     }
 
 
-def _run(readers: int, workers: int, postgres: str, objects: bool = False) -> dict:
+def _run(readers: int, workers: int, postgres: str, objects: bool = False, trace: bool = False) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", str(readers), "--workers", str(workers),
-                          *(["--objects"] if objects else []),
+                          *(["--objects"] if objects else []), *(["--trace-memory"] if trace else []),
                           "--postgres", postgres], capture_output=True, text=True)
     if out.returncode:
         sys.stderr.write(out.stderr[-5000:])
@@ -382,6 +398,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--objects", action="store_true",
                         help="also report the Python objects each process still holds after the send, by type")
+    parser.add_argument("--trace-memory", action="store_true",
+                        help="trace the flow process's Python allocations (tracemalloc, slow) and print where they grew")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--sink", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -389,9 +407,9 @@ def main() -> int:
         serve_sink(args.sink)
         return 0
     if args.child:
-        print(json.dumps(child(args.child, args.workers, args.postgres, args.objects)))
+        print(json.dumps(child(args.child, args.workers, args.postgres, args.objects, args.trace_memory)))
         return 0
-    results = [_run(n, args.workers, args.postgres, args.objects) for n in args.readers]
+    results = [_run(n, args.workers, args.postgres, args.objects, args.trace_memory) for n in args.readers]
     single = _run(args.readers[0], 1, args.postgres) if args.scaling else None
     if args.json:
         print(json.dumps({"sends": results, "one_worker": single}, indent=2))
@@ -420,6 +438,8 @@ def main() -> int:
                            for phase, rss in r["flow_process_rss_during"].items())
         print(f"{r['readers']:,} readers, {r['workers']} workers, the flow process's RSS (sampled each second): {during}")
     for r in results:
+        for line in r.get("flow_process_grown") or ():
+            print(f"{r['readers']:,} readers, the flow process's Python allocations grew by {line}")
         for name, held in (r.get("held_after") or {}).items():
             for one in held if isinstance(held, list) else [held]:
                 kinds = ", ".join(f"{kind} {count:,}" for kind, count in one["top"][:8])
