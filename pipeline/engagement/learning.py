@@ -291,6 +291,7 @@ class _Learner:
         self.clicked: set[tuple[str, int, str]] = set()
 
     def remembered(self) -> int:
+        """How many messages and clicks the run keeps in memory (bounded by _REMEMBERED)."""
         return len(self.known) + len(self.exposed) + len(self.clicked)
 
     def run(self) -> LearningReport:
@@ -711,7 +712,7 @@ def _fold_sql(dialect: str, rows: str, half_life_days: float) -> str:
 # writes it in C; psycopg's list adapter took longer than the statement). Floats are written in
 # their shortest exact form and read back to the same double.
 _ROWS = ("SELECT CAST(c->>0 AS integer), c->>1, CAST(c->>2 AS double precision), CAST(c->>3 AS double precision), "
-          "CAST(c->>4 AS timestamp), false FROM json_array_elements(CAST(%s AS json)) AS c")
+         "CAST(c->>4 AS timestamp), false FROM json_array_elements(CAST(%s AS json)) AS c")
 
 
 def _fold_learned(raw: _Raw, dialect: str, learned: list[tuple], half_life_days: float) -> None:
