@@ -514,8 +514,9 @@ def test_postgres_folds_a_batch_exactly_as_event_by_event(world):
             assert mine[2:4] == pytest.approx(theirs[2:4], rel=1e-9)  # julianday() rounds ages a little
 
 
-def test_forgetting_history_midway_changes_nothing_learned(world, tmp_path, monkeypatch):
-    """A run that must forget what it remembers after every batch (other editions first, then all) learns exactly what one that never forgets learns."""
+@pytest.mark.parametrize("room", [3, 6, 9, 11])
+def test_forgetting_history_midway_changes_nothing_learned(world, tmp_path, monkeypatch, room):
+    """A run that must forget what it remembers every batch or so (other editions first, then all) learns exactly what one that never forgets learns."""
     from pipeline.engagement import learning
     from pipeline.store.database import open_database
 
@@ -530,7 +531,7 @@ def test_forgetting_history_midway_changes_nothing_learned(world, tmp_path, monk
     remembering = learn(world, batch_size=2)
     other = seed(open_database(f"sqlite:///{tmp_path / 'forgetful.db'}"))
     events(other)
-    monkeypatch.setattr(learning, "_REMEMBERED", 12)
+    monkeypatch.setattr(learning, "_REMEMBERED", room)
     forgetting = learn(other, batch_size=2)
     assert _folded_interests(other) == _folded_interests(world) and len(_folded_interests(world)) == 6
     assert forgetting.summary() == remembering.summary() and remembering.repeat_clicks == 3

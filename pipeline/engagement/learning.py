@@ -281,18 +281,17 @@ class _Learner:
         """Drop the applied history of the messages met so far, but those of the editions in `keep`
         (what is dropped is read again when met)."""
         if keep:
-            self.known = {pair for pair in self.known if pair[0] in keep}
             self.exposed = {pair: surely for pair, surely in self.exposed.items() if pair[0] in keep}
             self.clicked = {click for click in self.clicked if click[0] in keep}
             return
-        self.known: set[tuple[str, int]] = set()  # (edition, reader) pairs whose applied history is loaded
-        # (edition, reader) -> how surely the message was seen: 1 (opened or clicked) or human_open_share.
+        # (edition, reader) -> how surely the message was seen: 1 (opened or clicked), human_open_share,
+        # or 0: one entry for every message whose applied history is loaded (and only those).
         self.exposed: dict[tuple[str, int], float] = {}
         self.clicked: set[tuple[str, int, str]] = set()
 
     def remembered(self) -> int:
         """How many messages and clicks the run keeps in memory (bounded by _REMEMBERED)."""
-        return len(self.known) + len(self.exposed) + len(self.clicked)
+        return len(self.exposed) + len(self.clicked)
 
     def run(self) -> LearningReport:
         with self.db.engine.connect() as connection:
@@ -379,7 +378,7 @@ class _BatchWork:
         seen = [e for e in self.events if e[1] in _MESSAGE and e[3] and e[2] in self.readers]
         self._load_topics({e[3] for e in seen})
         # A delivery reads no history (it only resets soft bounces): the messages that were seen do.
-        self._load_history({(e[3], e[2]) for e in seen if e[1] != EventType.DELIVERED} - self.run.known,
+        self._load_history({(e[3], e[2]) for e in seen if e[1] != EventType.DELIVERED} - self.run.exposed.keys(),
                            {e[0] for e in self.events})
         # Picks of pairs not yet surely seen, and of clicked pairs (was the section shown?).
         exposed = self.run.exposed
@@ -524,7 +523,8 @@ class _BatchWork:
                 exposed[key] = max(exposed.get(key, 0.0), share if kind == EventType.MACHINE_OPEN else 1.0)
                 if kind == EventType.CLICK and section:
                     self.run.clicked.add((edition, rid, section))
-        self.run.known.update(pairs)
+        for pair in pairs:
+            exposed.setdefault(pair, 0.0)  # loaded, and not seen so far
 
     def _load_picks(self, pairs: set[tuple[str, int]]) -> None:
         by_edition: dict[str, list[int]] = {}
