@@ -187,19 +187,20 @@ def finished_in_turn(submit: Callable[[Item], PrefectFuture], items: Iterable[It
     """
     finished: queue.SimpleQueue[PrefectFuture] = queue.SimpleQueue()
     pending = iter(items)
-    running = 0
-    for item in pending:
-        submit(item).add_done_callback(finished.put)
-        running += 1
-        if running >= window:
-            break
-    while running:
-        done = [finished.get()]  # popped as it is yielded: this frame keeps no reference to it
-        running -= 1
+
+    def start_next() -> int:
+        """Submit the next item's task: 1, or 0 when none is left."""
         for item in pending:
             submit(item).add_done_callback(finished.put)
-            running += 1
-            break
+            return 1
+        return 0
+
+    running = 0
+    while running < window and start_next():
+        running += 1
+    while running:
+        done = [finished.get()]  # popped as it is yielded: this frame keeps no reference to it
+        running += start_next() - 1
         yield done.pop()
 
 

@@ -62,10 +62,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP TRIGGER queue_new_events" + (" ON engagement_events" if op.get_bind().dialect.name
-                                                   == "postgresql" else ""))
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER queue_new_events ON engagement_events")
         op.execute("DROP FUNCTION queue_new_events()")
+    else:
+        op.execute("DROP TRIGGER queue_new_events")
     op.add_column("engagement_events", sa.Column("applied", sa.Boolean(), nullable=False, server_default=sa.true()))
     op.execute("UPDATE engagement_events SET applied = false WHERE id IN (SELECT event_id FROM unapplied_events)")
     op.create_index("ix_engagement_events_unapplied", "engagement_events", ["id"],
