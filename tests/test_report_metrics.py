@@ -359,3 +359,27 @@ def test_a_reader_clicking_two_sections_of_a_topic_is_one_clicker_of_it(store, r
     # Reader 1 clicked s-ai and s-ml (both ai), reader 2 s-ml: two ai clickers, not three.
     assert (sections["s-ml"], sections["s-ai"], topics["ai"], topics["data"]) == (2, 1, 2, 1)
     assert math.isclose(sum(t.click_share for t in report.topics_of(E2)), 1.0)
+
+
+def test_every_report_name_is_what_its_module_defines_whatever_is_imported_first():
+    """`pipeline.report` loads its modules on first use; in a fresh interpreter, asking for one name
+    of a module (`edition_rows`) before another named like the module (`render_markdown`) still
+    gives the function, not the submodule (the engagement-report flow imports them in that order)."""
+    import subprocess
+    import sys
+
+    from pipeline import report
+
+    script = ("import types, pipeline.report as r\n"
+              "from pipeline.report import {first}\n"
+              "from pipeline.report import {then}\n"
+              "assert not isinstance({then}, types.ModuleType), {then}\n"
+              "assert {then} is getattr(__import__('pipeline.report.' + r._MODULES['{then}'], fromlist=['x']), '{then}')\n")
+    names = sorted(report._MODULES)
+    orders = [(first, then) for first in names for then in names if first != then
+              and report._MODULES[first] == report._MODULES[then]]
+    assert ("edition_rows", "render_markdown") in orders
+    for first, then in orders:
+        done = subprocess.run([sys.executable, "-c", script.format(first=first, then=then)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, (first, then, done.stderr[-500:])

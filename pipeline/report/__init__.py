@@ -18,10 +18,12 @@ def __getattr__(name: str) -> object:
         raise AttributeError(f"module 'pipeline.report' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(f"pipeline.report.{_MODULES[name]}"), name)
-    # Kept here: importing the submodule `render_html` bound that name to the module, not the function.
-    globals()[name] = value
-    return value
+    module = importlib.import_module(f"pipeline.report.{_MODULES[name]}")
+    # Every name of that module is bound here at once: importing the submodule `render_markdown`
+    # (for `edition_rows`, say) bound the name `render_markdown` to the module, and a later
+    # `from pipeline.report import render_markdown` would get the module, not the function.
+    globals().update({other: getattr(module, other) for other, home in _MODULES.items() if home == _MODULES[name]})
+    return globals()[name]
 
 
 __all__ = [
