@@ -312,11 +312,16 @@ def child(readers: int, workers: int, postgres: str, objects: bool = False, trac
         from prefect.testing.utilities import prefect_test_harness
 
         started = time.perf_counter()
+        import dask
+
+        from pipeline.flows.dask_runner import LOG_CONFIG
         from pipeline.flows.task_runners import WORKER_CONFIG
 
-        # Workers as docs/scale.md starts them, and as the flow's own local cluster runs them (no profiler).
-        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                      dashboard_address=None, silence_logs=40, config=WORKER_CONFIG) as cluster, \
+        # Scheduler and workers as docs/scale.md starts them, and as the flow's own local cluster
+        # runs them: no profiler, short logs of messages.
+        with dask.config.set(LOG_CONFIG), \
+                distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                         silence_logs=40, config={**WORKER_CONFIG, **LOG_CONFIG}) as cluster, \
                 distributed.Client(cluster) as client:
             cluster_seconds = time.perf_counter() - started
             os.environ["READERFIRST_DASK_ADDRESS"] = cluster.scheduler_address

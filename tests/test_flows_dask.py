@@ -9,12 +9,14 @@ reach the real web service and its webhook, as in production. Needs READERFIRST_
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
 import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -199,3 +201,40 @@ def test_the_local_clusters_workers_keep_no_profile():
         client.submit(time.sleep, 2.5, pure=False).result()  # longer than the profiler's cycle of 1 s
         kept = client.run(lambda dask_worker: (len(dask_worker.profile_history), len(dask_worker.profile_keys)))
     assert list(kept.values()) == [(0, 0)]
+
+
+@dataclass
+class Parcel:
+    """A task's argument, counted among the flow process's live objects once its task is done."""
+
+    number: int
+
+
+def _open_parcel(parcel: Parcel) -> int:
+    return parcel.number
+
+
+def test_the_flow_process_keeps_no_log_of_every_task(prefect_harness):
+    """The client and the local cluster's scheduler, both in the flow's process, keep Dask's log of
+    recent messages short: at its default of 1,000 batches it held every submitted task with its
+    arguments, so the flow process grew with the number of chunks (issue 13: peak RSS flat)."""
+    from prefect import flow, task
+
+    from pipeline.flows.dask_runner import LOG_LENGTH
+    from pipeline.flows.task_runners import task_runner_for
+
+    tasks = 5 * LOG_LENGTH
+    runner = task_runner_for(Settings(READERFIRST_TASK_RUNNER="dask", READERFIRST_DASK_WORKERS=1,
+                                      READERFIRST_DATABASE_URL="postgresql://reader:secret@127.0.0.1/readerfirst"))
+    open_parcel = task(_open_parcel, name="open-parcel")
+
+    @flow(task_runner=runner)
+    def one_at_a_time() -> tuple[int, int]:
+        total = sum(open_parcel.submit(Parcel(n)).result() for n in range(tasks))  # one task per message batch
+        gc.collect()
+        return total, sum(isinstance(kept, Parcel) for kept in gc.get_objects())
+
+    total, alive = one_at_a_time()
+    assert total == sum(range(tasks))
+    # The client's log and the scheduler's to the one worker: LOG_LENGTH batches each, one task a batch.
+    assert 0 < alive <= 2 * LOG_LENGTH, f"{alive} of {tasks} tasks' arguments are still alive"

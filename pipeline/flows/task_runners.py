@@ -30,6 +30,7 @@ DASK_EXTRA = "pip install 'readerfirst[dask]'"
 # dashboard. Off in the local cluster's workers: the Nanny hands this config to each, whose
 # dask.config.set applies the dotted key (a nested dict here replaced the whole `distributed` tree).
 WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+# The local cluster's workers also get the runner's short message logs (`dask_runner.LOG_CONFIG`).
 
 
 def check_task_runner(settings: Settings) -> None:
@@ -66,15 +67,15 @@ def task_runner_for(settings: Settings) -> TaskRunner:
     check_task_runner(settings)
     if settings.task_runner != "dask":
         return ThreadPoolTaskRunner(max_workers=settings.workers)
-    from prefect_dask import DaskTaskRunner
+    from pipeline.flows.dask_runner import LOG_CONFIG, ShortLogDaskTaskRunner
 
     if settings.dask_address:
-        return DaskTaskRunner(address=settings.dask_address)
+        return ShortLogDaskTaskRunner(address=settings.dask_address)
     # One thread per worker process: selection and rendering hold the GIL, so a second thread
     # in a process adds no speed, only contention. No dashboard: it needs bokeh and a fixed port.
     cluster: dict[str, Any] = {"n_workers": settings.dask_workers, "threads_per_worker": 1, "processes": True,
-                               "dashboard_address": None, "config": WORKER_CONFIG}
-    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster)
+                               "dashboard_address": None, "config": {**WORKER_CONFIG, **LOG_CONFIG}}
+    return ShortLogDaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster)
 
 
 def with_task_runner(flow: Flow, settings: Settings) -> Flow:
