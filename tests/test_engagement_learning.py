@@ -479,6 +479,42 @@ def test_learning_on_postgres(pg_world):
     assert pair_clicks(pg_world) == [(2, 1.0, 1.0)]
 
 
+def test_a_batch_read_ahead_is_claimed_anew_when_its_reader_was_forgotten_meanwhile(pg_world, monkeypatch):
+    """On PostgreSQL the next batch is read while one is applied. A reader forgotten in between
+    (their events and queue entries deleted) makes the claim of what was read ahead fall short:
+    the batch is read again, nothing of theirs is learned, and the others learn what they would."""
+    from pipeline.audience.privacy import forget_reader
+    from pipeline.engagement import learning
+
+    add(pg_world, "open", reader=1)
+    add(pg_world, "delivered", reader=1)
+    add(pg_world, "click", reader=2, section="s-climate")  # the batch read ahead: reader 2's click
+    add(pg_world, "open", reader=1, edition="e2")
+    forgotten, shortfalls = [], []
+    read = learning._ReadAhead._read
+
+    def read_then_forget(self, cursor):
+        rows = read(self, cursor)
+        if not forgotten and any(row[2] == 2 for row in rows):
+            forgotten.append(forget_reader(pg_world, "r2@example.com").events)
+        return rows
+
+    class Counted(learning._Contended):
+        def __init__(self, message):
+            shortfalls.append(message)
+            super().__init__(message)
+
+    monkeypatch.setattr(learning._ReadAhead, "_read", read_then_forget)
+    monkeypatch.setattr(learning, "_Contended", Counted)
+    report = learn(pg_world, batch_size=2)
+    assert forgotten == [1] and len(shortfalls) == 1  # read ahead with reader 2's click, then claimed anew
+    assert report.events == 3 and report.by_type["click"] == 0
+    assert interests(pg_world)["climate"][:2] == (0, round(2 * CLIMATE, 9))
+    with pg_world.session() as session:
+        assert session.scalars(select(ReaderInterest).where(ReaderInterest.reader_id == 2)).all() == []
+        assert session.scalars(select(UnappliedEvent)).all() == []
+
+
 def _folded_interests(db) -> list[tuple]:
     """Every reader_interests row, unrounded: what a fold wrote, to the last bit."""
     with db.session() as session:

@@ -27,7 +27,8 @@ it claims its events (deletes their ids from `unapplied_events`, the queue the d
 as events are stored), reads only what the batch touches, turns events into
 (reader, topic, clicks, exposures, time) contributions in Python, sums each (reader, topic)'s
 with the decay above, and has the database fold each sum into its row (one upsert), so a crash
-leaves no event half-applied and a rerun changes nothing.
+leaves no event half-applied and a rerun changes nothing. On PostgreSQL the next batch's events
+are read on a second connection meanwhile (`_ReadAhead`); only the claim makes them a batch's.
 
 A rate here is clicks per section *seen*, at the top of the copy: a delivery nobody read says
 nothing about its topics, and a section far down missing a click says less than the first one.
@@ -71,6 +72,8 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -297,24 +300,26 @@ class _Learner:
         with self.db.engine.connect() as connection:
             self.human_open_share = _human_open_share(connection)
             self.decay = position_decay(connection)
+            ahead = _ReadAhead(self.db, self.batch) if connection.dialect.name == "postgresql" else None
         self.report.human_open_share = round(self.human_open_share, 4)
         self.report.position_decay = round(self.decay, 4)
         cursor = 0
-        while True:
-            try:
-                with self.db.engine.begin() as connection:
-                    last = self._batch(connection, cursor)
-            except _Contended:
-                self.forget()
-                continue
-            except BaseException:
-                self.forget()  # this batch's changes to the history were rolled back
-                raise
-            if last is None:
-                return self.report
-            cursor = last
+        with ahead or nullcontext():
+            while True:
+                try:
+                    with self.db.engine.begin() as connection:
+                        last = self._batch(connection, cursor, ahead)
+                except _Contended:
+                    self.forget()
+                    continue
+                except BaseException:
+                    self.forget()  # this batch's changes to the history were rolled back
+                    raise
+                if last is None:
+                    return self.report
+                cursor = last
 
-    def _batch(self, connection: Connection, cursor: int) -> int | None:
+    def _batch(self, connection: Connection, cursor: int, ahead: _ReadAhead | None) -> int | None:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         elif connection.dialect.name == "sqlite":
@@ -322,15 +327,16 @@ class _Learner:
             _ensure_power(connection)
         raw = _Raw(connection)
         try:
-            return self._fold_batch(connection, raw, cursor)
+            queued = ahead.take(cursor) if ahead is not None else None
+            if queued is None:
+                queued = _queued(raw, cursor, self.batch)
+            if queued and ahead is not None:
+                ahead.start(queued[-1][0])  # the next batch is read while this one is folded and written
+            return self._fold_batch(connection, raw, cursor, queued)
         finally:
             raw.cursor.close()
 
-    def _fold_batch(self, connection: Connection, raw: _Raw, cursor: int) -> int | None:
-        # The queue's next ids with their events (none for an event deleted since: `reader forget`).
-        queued = raw.fetch("SELECT q.event_id, e.event_type, e.reader_id, e.edition_id, e.section_id, e.occurred_at "
-                           "FROM unapplied_events q LEFT JOIN engagement_events e ON e.id = q.event_id "
-                           "WHERE q.event_id > {m} ORDER BY q.event_id LIMIT {m}", (cursor, self.batch))
+    def _fold_batch(self, connection: Connection, raw: _Raw, cursor: int, queued: list[tuple]) -> int | None:
         if not queued:
             return None
         ids = [e[0] for e in queued]
@@ -356,6 +362,55 @@ class _Learner:
         self.report.events += len(events)
         self.report.batches += 1
         return ids[-1]
+
+
+def _queued(raw: _Raw, cursor: int, batch: int) -> list[tuple]:
+    """The queue's next ids after `cursor` with their events (none for an event deleted since: `reader forget`)."""
+    return raw.fetch("SELECT q.event_id, e.event_type, e.reader_id, e.edition_id, e.section_id, e.occurred_at "
+                     "FROM unapplied_events q LEFT JOIN engagement_events e ON e.id = q.event_id "
+                     "WHERE q.event_id > {m} ORDER BY q.event_id LIMIT {m}", (cursor, batch))
+
+
+class _ReadAhead:
+    """The queue's next batch, read on a connection of its own while the current batch is folded and written.
+
+    On PostgreSQL a run was one core's work at a time: the server idled while Python folded a
+    batch, and Python waited while the server read the next one. What is read ahead is only a
+    suggestion: the batch that takes it still claims its events in its own transaction, and a
+    claim that falls short (another run, or `reader forget`, came in between) is contended as before.
+    """
+
+    def __init__(self, db: Database, batch: int) -> None:
+        self.db, self.batch = db, batch
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readerfirst-read-ahead")
+        self.pending: tuple[int, Future[list[tuple]]] | None = None
+
+    def __enter__(self) -> _ReadAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def start(self, cursor: int) -> None:
+        """Begin reading the batch after `cursor`."""
+        self.pending = (cursor, self.pool.submit(self._read, cursor))
+
+    def take(self, cursor: int) -> list[tuple] | None:
+        """The batch after `cursor` if it was read ahead (None: read it now)."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return None
+        after, future = pending
+        rows = future.result()  # its error, if any, is this batch's
+        return rows if after == cursor else None
+
+    def _read(self, cursor: int) -> list[tuple]:
+        with self.db.engine.connect() as connection:
+            raw = _Raw(connection)
+            try:
+                return _queued(raw, cursor, self.batch)
+            finally:
+                raw.cursor.close()
 
 
 class _BatchWork:
