@@ -25,6 +25,7 @@ from pipeline.audience.mailchimp import NONSUBSCRIBED
 from pipeline.audience.checking import checked_batches, checking_workers
 from pipeline.audience.records import AudienceScan, ReaderRecord, ScannedRow, duplicate_problem
 from pipeline.audience.staging import ImportStaging
+from pipeline.bulk import cycle_collection_paused
 from pipeline.content.topics import Taxonomy
 from pipeline.errors import InputProblem, InvalidAudience
 from pipeline.store.database import Database
@@ -92,8 +93,8 @@ def import_audience(db: Database, path: Path | str, audience: str, *, skip_inval
     scan = AudienceScan(path, today=today, taxonomy=taxonomy, status=status)
     report = ImportReport(audience=audience)
     rejected_to = rejected_file or path.with_name(f"{path.stem}.rejected{path.suffix}")
-    with (_RejectedRows(rejected_to, keep=skip_invalid) as rejected, db.transaction() as connection,
-          ImportStaging(connection, _audience_id(connection, audience)) as staging):
+    with (cycle_collection_paused(), _RejectedRows(rejected_to, keep=skip_invalid) as rejected,
+          db.transaction() as connection, ImportStaging(connection, _audience_id(connection, audience)) as staging):
         accepted = 0
         checkers = checking_workers(workers, _size(path))
         for batch in checked_batches(scan, batch_size, checkers):
