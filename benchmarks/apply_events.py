@@ -41,6 +41,7 @@ from bench_store import (  # noqa: E402
     dumps,
     edition_sections,
     peak_rss_mb,
+    server_settings,
     store_url,
     write_audience,
     write_sections,
@@ -229,6 +230,7 @@ def main() -> int:
         if not args.json:
             load = os.getloadavg()
             print(f"{store.name}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")
+            print(server_settings(store_url(args)))
             print(f"seeded {stored:,} events for {args.readers:,} readers x {args.editions} editions in"
                   f" {generation:.1f}s ({database_mb:,.0f} MB, seeding peak RSS {seeding_rss:.0f} MB): "
                   + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])), flush=True)

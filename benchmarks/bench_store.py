@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["BenchStore", "bench_store", "add_store_arguments", "store_url", "peak_rss_mb", "dumps", "edition_sections",
+           "server_settings",
            "write_audience", "write_sections", "EditionEvents", "LEDGER_COLUMNS", "EVENT_COLUMNS"]
 
 _STAMP = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime in SQLite
@@ -51,6 +52,27 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# The PostgreSQL settings that move these benchmarks' figures most: printed with them, since a
+# server tuned as docs/scale.md says and one on the defaults give different seconds.
+SETTINGS = ("shared_buffers", "max_wal_size", "checkpoint_timeout", "effective_cache_size", "synchronous_commit")
+
+
+def server_settings(postgres_url: str | None) -> str:
+    """One line naming the server and its SETTINGS, e.g. `PostgreSQL 15.8; shared_buffers 128MB, ...`."""
+    if not postgres_url:
+        return f"SQLite {sqlite3.sqlite_version}"
+    from pipeline.store import open_database
+
+    database = open_database(postgres_url, migrate=False)
+    try:
+        with database.engine.connect() as connection:
+            version = connection.exec_driver_sql("SHOW server_version").scalar()
+            shown = [f"{name} {connection.exec_driver_sql(f'SHOW {name}').scalar()}" for name in SETTINGS]
+    finally:
+        database.dispose()
+    return f"PostgreSQL {version}; {', '.join(shown)}"
 
 
 class BenchStore:

@@ -31,6 +31,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_store import server_settings  # noqa: E402
 
 GOAL_SECONDS = 60.0  # at 1M readers; smaller sizes get a share of it
 GOAL_RSS_MB = 300.0
@@ -143,6 +146,7 @@ def main() -> int:
     load = os.getloadavg()
     print(f"store: {'SQLite' if args.sqlite else 'PostgreSQL'}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
           f" on {os.cpu_count()} cores")
+    print(server_settings(url))
     failed = False
     for result in results:
         n = result["readers"]

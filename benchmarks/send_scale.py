@@ -40,6 +40,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_store import server_settings  # noqa: E402
 EDITION = ROOT / "editions" / "2026-12-07.yaml"
 GOAL_SECONDS_1M = 300
 GOAL_RSS_MB = 1024
@@ -421,6 +424,7 @@ def main() -> int:
         return 0
     print(f"send-edition on PostgreSQL + Dask ({args.workers} worker processes) -> counting sink (loopback);"
           f" {os.cpu_count()} cores")
+    print(server_settings(args.postgres))
     print(f"{'readers':>9} {'wkrs':>4} {'seconds':>8} {'readers/s':>9} {'requests':>8} {'minimum':>7} {'flow RSS':>8}"
           f" {'workers RSS':>13} {'sink RSS':>8} {'seed s':>7} {'cluster s':>9}")
     for r in results + ([single] if single else []):
