@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the project, installed or not
 
 from bench_store import (  # noqa: E402
     EVENT_COLUMNS,

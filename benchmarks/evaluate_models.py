@@ -26,7 +26,9 @@ from typing import Any
 
 import yaml
 
-from pipeline.simulation.evaluate import Evaluation, run_evaluation
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project, installed or not
+
+from pipeline.simulation.evaluate import Evaluation, run_evaluation  # noqa: E402
 
 _KINDS = ("news", "tips", "deals", "events", "jobs", "ideas")
 
