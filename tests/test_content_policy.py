@@ -19,7 +19,9 @@ from pipeline.audience.profile import Profile, TopicSignal
 from pipeline.content.edition import load_edition
 from pipeline.content.policy import (
     EDITORIAL,
+    FOLLOWER_CTR,
     LEAST_SHOWN_SHARE,
+    PASSER_CTR,
     REASON_EDITORIAL,
     REASON_POPULAR,
     RULE,
@@ -27,6 +29,7 @@ from pipeline.content.policy import (
     PolicySettings,
     choose_sections,
     editorial_sections,
+    follower_rate,
     population_means,
 )
 from pipeline.content.selection import REASON_FILL, REASON_PINNED, select_sections
@@ -103,19 +106,54 @@ def test_selection_varies_across_seeds_and_readers(edition):
     assert len(by_seed) >= 4 and len(by_reader) >= 4  # 4 places x 0.1: a copy explores 40% of the time
 
 
-def test_clicked_topics_are_drawn_from_their_posteriors(edition):
-    """Thompson sampling: with no exploration, clicked topics of close posteriors still trade places
-    from seed to seed (their means alone would give one copy), and a topic far ahead keeps first place."""
-    close = reader(learned={"ai": shown(6, 1), "security": shown(6, 1), "funding": shown(5, 1), "design": shown(5, 1)})
+def test_clicked_declared_topics_are_drawn_from_their_posteriors(edition):
+    """Thompson sampling: with no exploration, clicked declared topics of close posteriors still trade
+    places from seed to seed (their means alone would give one copy), and a topic far ahead keeps first place."""
+    declared = {"ai": 0.6, "security": 0.6, "funding": 0.6, "design": 0.6}
+    close = reader(interests=declared,
+                   learned={"ai": shown(6, 1), "security": shown(6, 1), "funding": shown(5, 1), "design": shown(5, 1)})
     settings = PolicySettings(exploration=0.0)
     copies = {choose_sections(edition, close, today=TODAY, seed=s, policy_settings=settings).section_ids
               for s in range(60)}
     assert len(copies) >= 3
-    ahead = reader(learned={"ai": shown(8, 6), "security": shown(6, 1), "funding": shown(5, 1)})
+    ahead = reader(interests=declared, learned={"ai": shown(8, 6), "security": shown(6, 1), "funding": shown(5, 1)})
     firsts = {next(p.section_id for p in choose_sections(edition, ahead, today=TODAY, seed=s,
                                                          policy_settings=settings).picks if p.reason != REASON_PINNED)
               for s in range(60)}
     assert firsts and all("ai" in edition.by_id[sid].topics for sid in firsts)
+
+
+def test_a_topic_clicked_once_without_declaring_it_outranks_the_audiences_favourite(edition):
+    """A silent reader's one click on a topic the audience reads little puts it above the topic the
+    audience reads most (as follower-or-not); on a Beta prior of PRIOR_STRENGTH exposures it stayed below."""
+    population = {"climate": shown(2000, 180), "security": shown(2000, 60)}
+    means = population_means(population)
+    clicked = follower_rate(means["security"], shown(1, 1))
+    assert clicked > means["climate"] > means["security"]
+    beta = (means["security"] * PRIOR_STRENGTH + 1) / (PRIOR_STRENGTH + 1)
+    assert beta < means["climate"]  # what the Beta posterior alone would have said
+    settings = PolicySettings(exploration=0.0)
+    profile = reader(learned={"security": shown(1, 1)})
+    for seed in range(20):
+        picks = [p for p in choose_sections(edition, profile, today=TODAY, seed=seed, policy_settings=settings,
+                                            population=population).picks if p.reason != REASON_PINNED]
+        assert "security" in edition.by_id[picks[0].section_id].topics
+
+
+def test_follower_rate_starts_at_the_audiences_rate_and_follows_the_evidence():
+    """No signal: the audience's rate. Clicks raise it towards FOLLOWER_CTR, exposures without a click
+    lower it towards PASSER_CTR, fractional (decayed, shared) counts included; it never leaves that range."""
+    for mean in (PASSER_CTR + 0.005, 0.05, 0.12):
+        assert follower_rate(mean, shown(0, 0)) == pytest.approx(mean, abs=1e-9)
+        one = follower_rate(mean, shown(1, 1))
+        assert one > mean
+        assert follower_rate(mean, shown(2, 2)) > one
+        assert follower_rate(mean, shown(12, 1)) < follower_rate(mean, shown(4, 1)) < one
+        assert follower_rate(mean, shown(40, 1)) < mean
+        assert mean < follower_rate(mean, shown(1, 0.5)) < one
+    for mean in (0.0, 0.001, 0.05, 0.5, 1.0):
+        for clicks, exposures in ((0, 0), (1, 1), (1e6, 1e6), (0, 1e6), (1e6, 0), (-3, -2), (0.25, 1e-9)):
+            assert PASSER_CTR <= follower_rate(mean, shown(exposures, clicks)) <= FOLLOWER_CTR
 
 
 def test_invariants_hold_for_many_random_readers(edition):
