@@ -1,4 +1,4 @@
-"""Choosing sections by Thompson sampling over each reader's topic posteriors, sharpened.
+"""Choosing sections over each reader's topic posteriors: a Bayesian bandit, follower-or-not once clicked.
 
 Every topic of the edition has a Beta posterior for the reader
 (`pipeline.engagement.learning.topic_posterior`): its prior mean is what the whole audience
@@ -11,58 +11,55 @@ best topic (a little more for a section on several topics while the reader's fav
 uncertain), sections of equal value come in the editor's order, as in the first rule:
 `pipeline.content.ranking` orders them.
 
-A topic the reader clicked but never declared is scored differently (`follower_rate`): the
-reader either follows it, and clicks FOLLOWER_CTR of its sections they see, or not, and clicks
-PASSER_CTR; before any signal the two are weighed so that the reader is worth the audience's
-rate for the topic, and each click and each exposure without one weighs them by its likelihood.
-On a Beta prior worth PRIOR_STRENGTH exposures at the audience's rate (say 0.05), one click
-lifted a topic to 0.095, level with the audience's favourites, so the one topic a silent
-reader had shown they read competed with the popular ones at random; as follower-or-not, one
-click makes it 0.14 (0.087 at an audience rate of 0.03, 0.17 at 0.08), and it falls back to
-the audience's rate after about a dozen exposures without another click (Beta: 0.067 after
-ten). Against the reference learner over editions 5-8
-(`benchmarks/learner_goals.py`, 1,000 readers, seed 1, every model): mean 0.899 -> 0.913,
-lowest 0.871 -> 0.896 (niche-topics 0.877 -> 0.905, changing 0.871 -> 0.896), drifted
-readers 0.831 -> 0.897 on `drifting`: a reader whose taste moved clicks the new favourite once
-and is served it. Scoring shown-but-unclicked topics the same way (so that they make room
-faster) cost broad its lift (an edition's interval at -0.050 to -0.031): without a click a
-topic keeps its Beta posterior. Rates of 0.15-0.3 for a follower and 0.01-0.04 for the others
-all measured within 0.01 of each other in the mean; 0.2 and 0.02 were the best of them.
+A topic the reader clicked is scored differently (`follower_rate`): the reader either follows
+it, and clicks FOLLOWER_CTR of its sections they see, or not, and clicks PASSER_CTR; before
+any signal the two are weighed so that the reader is worth what the Beta prior says (the
+audience's rate, raised by a declaration), and each click and each exposure without one
+weighs them by its likelihood. On the Beta posterior, worth PRIOR_STRENGTH exposures at the
+audience's rate (say 0.05), one click lifted a topic to 0.095, level with the audience's
+favourites, so the one topic a silent reader had shown they read competed with the popular
+ones; as follower-or-not, one click makes it 0.14 (0.087 at an audience rate of 0.03, 0.17 at
+0.08), and it falls back to the audience's rate after about a dozen exposures without another
+click (the Beta posterior: 0.067 after ten). A declared topic the reader stopped clicking
+gives way the same way: the declaration only sets where the weighing starts. Against the
+reference learner over editions 5-8 (`benchmarks/learner_goals.py`, 1,000 readers, every
+model; seeds 1 / 2): mean 0.899 / 0.919 -> 0.922 / 0.944, lowest 0.871 / 0.892 -> 0.896 /
+0.907, and drifted readers on `changing` 0.864 / 0.859 -> 0.916 / 0.930: a reader whose taste
+moved clicks the new favourite once and is served it. Scored this way for topics the reader
+did not declare only: mean 0.913 / 0.939. Scoring shown-but-unclicked topics the same way too
+(so that they make room faster) cost broad its lift (an edition's interval at -0.050 to
+-0.031): without a click a topic keeps its Beta posterior's mean. Rates of 0.15-0.3 for a
+follower and 0.01-0.04 for the others all measured within 0.01 of each other in the mean; 0.2
+and 0.02 were the best of them.
 
-Which topics are sampled, and how: a declared topic the reader clicked gets one draw from its posterior
-with both parameters multiplied by SHARPENING (the same mean, a quarter of the standard
-deviation: Thompson sampling with a scaled posterior, as Chapelle and Li found works better in
-practice). Unsharpened, at about 0.15 clicks per reader and edition, a topic clicked once has a
-posterior so wide that its draw fell below the audience's favourite topic about a third of the
-time, and the one topic the reader had shown they read left the top places as often as not: in
-the evaluation, readers who declared nothing and had clicked got 0.58-0.62 of the oracle's
-clicks with plain draws and 0.70 with the posterior mean alone; sharpened draws keep nearly all
-of that (the whole focused audience, seed 1: 0.699 of the oracle, against 0.702 for the mean).
-A topic clicked once and then ignored still gives way: its exposures lower the posterior.
-Every other topic is worth its posterior mean: drawing for never-clicked topics too would be
-textbook Thompson sampling, but their priors are wide enough that a reader with no history got
-a random newsletter instead of the editor's. Drawing only for topics shown and not clicked
-(so that they are retried) measured worse too: against the reference learner (1,000 readers,
-seed 1) focused fell from 0.921 to 0.794 with plain draws and 0.849 with draws sharpened 4
-times, niche-topics from 0.870 to 0.703 and 0.804; letting exploration retry topics shown less
-than 1.5 times and never clicked gave 0.812 instead of 0.827 on the `changing` model. So:
+Before, a clicked topic was drawn from its Beta posterior with both parameters multiplied by
+16 (Thompson sampling with a sharpened posterior, as Chapelle and Li found works better in
+practice): unsharpened, a topic clicked once fell below the audience's favourite about a third
+of the time. Follower-or-not values need no draw, and did better. Every other topic is worth
+its posterior mean: drawing for never-clicked topics too would be textbook Thompson sampling,
+but their priors are wide enough that a reader with no history got a random newsletter
+instead of the editor's. Drawing for topics shown and not clicked (so that they are retried)
+measured worse too: against the reference learner (1,000 readers, seed 1) focused fell from
+0.921 to 0.794 with plain draws and 0.849 with draws sharpened 4 times, niche-topics from
+0.870 to 0.703 and 0.804; letting exploration retry topics shown less than 1.5 times and
+never clicked gave 0.812 instead of 0.827 on the `changing` model. So:
 
 - with no signal at all (no population, nothing declared or clicked) the copy is the editor's;
 - the population prior ranks the topics of readers who told us nothing, exposures without
-  clicks lower a topic, declared interests and clicks lift it;
+  clicks lower a topic, declared interests lift it and a click makes it the reader's own;
 - trying topics the reader has never been shown is the job of the `exploration` share of the
   non-pinned places (on average: a reader with 4 places and 0.1 gets one such place 40% of the
   time), chosen by a uniform draw per topic, so that a confident posterior on a few topics never
   stops the newsletter from finding new ones. Places the posterior already gives to topics new
   to the reader count towards that share: a newcomer's whole copy is new to them.
 
-Draws (of clicked topics and for exploration) come from a generator seeded with a stable hash
+Exploration's draws come from a generator seeded with a stable hash
 of (edition id, reader's public id, seed): the same reader gets the same sections in every
 process, so a resumed send plans what the first attempt planned. Python's `hash()` is salted
 per process and is never used for this.
 
 `choose_sections` is the one entry point; its settings name the policy: 'thompson' (the
-default), 'editorial' (the same newsletter for everyone: the holdout) or 'rule' (the first
+default, named when its clicked topics were drawn; the name stays for the settings that use it), 'editorial' (the same newsletter for everyone: the holdout) or 'rule' (the first
 scoring rule, `select_sections`).
 """
 
@@ -130,8 +127,7 @@ POPULATION_STRENGTH = 200.0
 # The share of the audience's topics, fewest exposures first, whose pooled rate caps what a topic
 # barely shown is worth (`population_means`).
 LEAST_SHOWN_SHARE = 0.25
-SHARPENING = 16.0  # a clicked topic's draw comes from Beta(16 alpha, 16 beta): same mean, a quarter of the spread
-# A topic the reader clicked and never declared: a follower's click rate and anyone else's (`follower_rate`).
+# A topic the reader clicked: a follower's click rate and anyone else's (`follower_rate`).
 FOLLOWER_CTR = 0.2
 PASSER_CTR = 0.02
 _CLICK_ODDS = math.log(PASSER_CTR) - math.log(FOLLOWER_CTR)  # log-likelihood ratio (other : follower) per click
@@ -172,10 +168,11 @@ def reader_stream(edition_id: str, profile: Profile, seed: int) -> random.Random
 
 
 def follower_rate(mean: float, signal: TopicSignal) -> float:
-    """The expected click rate of a topic a reader clicked but never declared, as follower or not.
+    """The expected click rate of a topic a reader clicked, as follower or not.
 
     A follower clicks FOLLOWER_CTR of the topic's sections they see, anyone else PASSER_CTR.
-    `mean` (the audience's rate for the topic) sets the prior share of followers, so that a
+    `mean` (the prior's: the audience's rate for the topic, raised by a declaration) sets the
+    prior share of followers, so that a
     reader with no signal is worth `mean`; the reader's clicks and exposures (decayed, maybe
     fractional) then weigh follower against not by their binomial likelihoods. The rate stays
     between PASSER_CTR and FOLLOWER_CTR: on a topic the audience clicks less than PASSER_CTR,
@@ -378,10 +375,8 @@ def _thompson(edition: Edition, profile: Profile, today: dt.date, seed: int, set
     pooled = means.get(_POOLED)
     unshown = priors.get(_POOLED, _UNKNOWN)
     rng = reader_stream(edition.id, profile, seed)
-    betavariate = rng.betavariate
 
     draws: list[float | None] = []
-    sampled = False
     for topic in walk.topics:
         if topic in opted:
             draws.append(None)
@@ -393,13 +388,9 @@ def _thompson(edition: Edition, profile: Profile, today: dt.date, seed: int, set
             alpha, beta = topic_posterior(weight, signal, undeclared_mean=means.get(topic, pooled),
                                           declared_lift=lift)
         if signal is not None and signal.clicks > 0:
-            if weight:
-                # A clicked declared topic is drawn from its posterior, sharpened (see the module docstring).
-                value = betavariate(alpha * SHARPENING, beta * SHARPENING)
-                sampled = True
-            else:  # clicked, never declared: follower or not
-                prior_alpha, prior_beta = priors.get(topic, unshown)
-                value = follower_rate(prior_alpha / (prior_alpha + prior_beta), signal)
+            # A clicked topic: follower or not, from where the reader started (see the module docstring).
+            value = follower_rate(expected_ctr(weight, None, undeclared_mean=means.get(topic, pooled),
+                                               declared_lift=lift), signal)
         else:
             value = alpha / (alpha + beta)
         draws.append(value + NEED_BOOST if topic in needs else value)
@@ -418,7 +409,7 @@ def _thompson(edition: Edition, profile: Profile, today: dt.date, seed: int, set
     draft = _Draft(cap, per_topic, draws, bool(opted))
     share = places * settings.exploration
     explore = int(share) + (rng.random() < share - int(share)) if share else 0
-    ranked = ranked_sections(walk, draws, chances=bool(means) and not sampled)
+    ranked = ranked_sections(walk, draws, chances=bool(means))
     _exploit(draft, ranked, places - explore)
     if explore:
         # Places the posterior already gave to topics new to the reader count as explored: a

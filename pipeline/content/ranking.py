@@ -88,11 +88,11 @@ def ranked_sections(walk: EditionWalk, draws: list[float | None], *, chances: bo
 
     `chances` false keeps every section at its best topic's value. The policy passes false with
     no audience figures yet (a first edition: a reader with no signal at all gets the editor's
-    copy, a declared reader the editor's order after their topics) and for a reader with a
-    clicked topic: their favourite is far less uncertain, and scoring multi-topic sections on
-    their sampled values multiplied the distinct copies of a send (in the selection benchmark,
-    7,436 variants per 100k readers instead of 668, at twice the cost; with the exclusion
-    2,960 at 1.26-1.31x the first rule).
+    copy, a declared reader the editor's order after their topics). It once passed false for a
+    reader with a clicked topic too, whose value was a random draw: scoring multi-topic sections
+    on sampled values multiplied the distinct copies of a send (in the selection benchmark,
+    7,436 variants per 100k readers instead of 668, at twice the cost). Clicked topics are now
+    valued without a draw (`pipeline.content.policy.follower_rate`), and the exclusion went.
 
     Single-topic sections are met under their topic, topics from the best value down, so this
     is the order of sorting every section by (score, position) without scoring the sections that
