@@ -382,16 +382,19 @@ def _thompson(edition: Edition, profile: Profile, today: dt.date, seed: int, set
             draws.append(None)
             continue
         signal, weight = learned.get(topic), interests.get(topic)
-        if signal is None and not weight:
-            alpha, beta = priors.get(topic, unshown)
-        else:
-            alpha, beta = topic_posterior(weight, signal, undeclared_mean=means.get(topic, pooled),
-                                          declared_lift=lift)
         if signal is not None and signal.clicks > 0:
             # A clicked topic: follower or not, from where the reader started (see the module docstring).
-            value = follower_rate(expected_ctr(weight, None, undeclared_mean=means.get(topic, pooled),
-                                               declared_lift=lift), signal)
+            if weight:
+                alpha, beta = topic_posterior(weight, None, undeclared_mean=means.get(topic, pooled), declared_lift=lift)
+            else:
+                alpha, beta = priors.get(topic, unshown)
+            value = follower_rate(alpha / (alpha + beta), signal)
         else:
+            if signal is None and not weight:
+                alpha, beta = priors.get(topic, unshown)
+            else:
+                alpha, beta = topic_posterior(weight, signal, undeclared_mean=means.get(topic, pooled),
+                                              declared_lift=lift)
             value = alpha / (alpha + beta)
         draws.append(value + NEED_BOOST if topic in needs else value)
 

@@ -108,7 +108,7 @@ def ranked_sections(walk: EditionWalk, draws: list[float | None], *, chances: bo
     while start < len(order):
         score = draws[order[start]]
         while multi and multi[-1][0] > score:  # type: ignore[operator]
-            value, position, section, indexes, i = multi.pop()
+            value, _, position, section, indexes, i = multi.pop()
             yield position, section, indexes, value, i
         end = start + 1
         while end < len(order) and draws[order[end]] == score:
@@ -132,24 +132,30 @@ def ranked_sections(walk: EditionWalk, draws: list[float | None], *, chances: bo
 
 
 def _multi_scores(walk: EditionWalk, draws: list[float | None], order: list[int]
-                  ) -> list[tuple[float, int, Section, tuple[int, ...], int]]:
-    """Multi-topic sections worth more than their best topic, as a stack (best on top): (score, position, section, topics, best)."""
+                  ) -> list[tuple[float, int, int, Section, tuple[int, ...], int]]:
+    """Multi-topic sections worth more than their best topic, as a stack (best on top):
+    (score, -position, position, section, topics, best)."""
     if not walk.multi or not order or draws[order[0]] == draws[order[-1]]:
         return []  # no multi-topic section, or no signal at all: the editor's order stands
     scored = []
+    credit = MULTI_TOPIC_CREDIT
     for position, section, indexes in walk.multi:
-        values = [draws[i] for i in indexes]
-        if None in values:
-            continue  # on an opted-out topic: never taken
-        best = max(range(len(indexes)), key=values.__getitem__)
-        top = values[best]
-        if top >= 1.0:
-            continue  # a needed topic: boosted above every chance already
-        miss = 1.0
-        for value in values:
-            miss *= 1.0 - min(1.0, max(0.0, value))  # type: ignore[type-var]
-        score = top + MULTI_TOPIC_CREDIT * (1.0 - miss - top)
-        if score > top:  # type: ignore[operator]
-            scored.append((score, position, section, indexes, indexes[best]))
-    scored.sort(key=lambda entry: (entry[0], -entry[1]))  # popped from the end: best score, then first in the edition
+        top, best = -1.0, -1
+        for i in indexes:
+            value = draws[i]
+            if value is None:
+                break  # on an opted-out topic: never taken
+            if value > top:  # the first of equal values, as the editor's order has it
+                top, best = value, i
+        else:
+            if top >= 1.0:
+                continue  # a needed topic: boosted above every chance already
+            miss = 1.0
+            for i in indexes:
+                miss *= 1.0 - max(0.0, draws[i])  # type: ignore[arg-type]
+            score = top + credit * (1.0 - miss - top)
+            if score > top:
+                # (score, -position) first: positions differ, so sorting never compares the rest.
+                scored.append((score, -position, position, section, indexes, best))
+    scored.sort()  # popped from the end: best score, then first in the edition
     return scored
