@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_store import server_settings  # noqa: E402
+
 EDITION = ROOT / "editions" / "2026-12-07.yaml"
 GOAL_SECONDS_1M = 300
 GOAL_RSS_MB = 1024

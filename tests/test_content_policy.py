@@ -33,7 +33,7 @@ from pipeline.content.policy import (
     population_means,
 )
 from pipeline.content.selection import REASON_FILL, REASON_PINNED, select_sections
-from pipeline.engagement.learning import BASE_CTR, DECLARATIONS, PRIOR_STRENGTH
+from pipeline.engagement.learning import BASE_CTR, DECLARATIONS, PRIOR_STRENGTH, expected_ctr
 from pipeline.errors import ConfigurationError
 from pipeline.store.models import Reader, ReaderInterest
 from tests.conftest import ROOT, SAMPLE_AUDIENCE
@@ -141,7 +141,7 @@ def test_a_topic_clicked_once_without_declaring_it_outranks_the_audiences_favour
     means = population_means(population)
     clicked = follower_rate(means["security"], shown(1, 1))
     assert clicked > means["climate"] > means["security"]
-    beta = (means["security"] * PRIOR_STRENGTH + 1) / (PRIOR_STRENGTH + 1)
+    beta = expected_ctr(None, shown(1, 1), undeclared_mean=means["security"])
     assert beta < means["climate"]  # what the Beta posterior alone would have said
     settings = PolicySettings(exploration=0.0)
     profile = reader(learned={"security": shown(1, 1)})

@@ -179,9 +179,9 @@ def follower_rate(mean: float, signal: TopicSignal) -> float:
     audience clicks less than PASSER_CTR, a reader's click makes it worth PASSER_CTR or a little
     more; a prior at FOLLOWER_CTR or above (a declaration at weight 1 before the audience has a
     record of its declarations: DECLARED_CTR) holds the reader for a follower until some forty
-    exposures without a click, where the Beta posterior was down to 0.1 by then. (Taking the others' rate as
-    half the audience's there instead cost the audience that clicks least, generated-2 of
-    `learner_goals.py`, 0.897 -> 0.870 of the reference learner.)
+    exposures without a click, where the Beta posterior was down to 0.1 by then. (Taking the
+    others' rate as half the audience's there instead cost the audience that clicks least,
+    generated-2 of `learner_goals.py`, 0.897 -> 0.870 of the reference learner.)
     """
     share = min(0.999, max(0.001, (mean - PASSER_CTR) / (FOLLOWER_CTR - PASSER_CTR)))
     clicks = max(0.0, signal.clicks)
@@ -385,20 +385,16 @@ def _thompson(edition: Edition, profile: Profile, today: dt.date, seed: int, set
             draws.append(None)
             continue
         signal, weight = learned.get(topic), interests.get(topic)
-        if signal is not None and signal.clicks > 0:
-            # A clicked topic: follower or not, from where the reader started (see the module docstring).
-            if weight:
-                alpha, beta = topic_posterior(weight, None, undeclared_mean=means.get(topic, pooled), declared_lift=lift)
-            else:
-                alpha, beta = priors.get(topic, unshown)
-            value = follower_rate(alpha / (alpha + beta), signal)
+        # A clicked topic is valued follower-or-not from its prior (see the module docstring).
+        clicked = signal is not None and signal.clicks > 0
+        if not weight and (signal is None or clicked):
+            alpha, beta = priors.get(topic, unshown)  # the audience's prior, converted once per send
         else:
-            if signal is None and not weight:
-                alpha, beta = priors.get(topic, unshown)
-            else:
-                alpha, beta = topic_posterior(weight, signal, undeclared_mean=means.get(topic, pooled),
-                                              declared_lift=lift)
-            value = alpha / (alpha + beta)
+            alpha, beta = topic_posterior(weight, None if clicked else signal,
+                                          undeclared_mean=means.get(topic, pooled), declared_lift=lift)
+        value = alpha / (alpha + beta)
+        if clicked:
+            value = follower_rate(value, signal)  # type: ignore[arg-type]
         draws.append(value + NEED_BOOST if topic in needs else value)
 
     picks: list[Pick] = []
