@@ -290,6 +290,60 @@ def test_soft_bounces_reaching_the_limit_clean_the_reader(world):
     assert found.suppressed_at == T0 + dt.timedelta(minutes=2)
 
 
+def _while_the_batch_runs(monkeypatch, change) -> None:
+    """Run `change` (another connection's committed write) after the batch has read its readers, before it writes."""
+    from pipeline.engagement import learning
+
+    write = learning._BatchWork._write
+    done: list[object] = []
+
+    def write_after_the_change(self):
+        if not done:
+            done.append(change())
+        write(self)
+
+    monkeypatch.setattr(learning._BatchWork, "_write", write_after_the_change)
+
+
+def test_a_web_unsubscribe_while_a_batch_runs_is_never_written_over(pg_world, monkeypatch):
+    """A reader who unsubscribes on the web while a batch that resets their soft bounces runs stays unsubscribed.
+
+    The batch reads its readers without a lock (PostgreSQL lets the web's UPDATE through); it
+    once wrote back the status it had read, and the one-click unsubscribe was undone.
+    """
+    from pipeline.web.reader_choices import unsubscribe_reader
+
+    with pg_world.session() as session:
+        found = session.get(Reader, 1)
+        found.soft_bounces = 1
+        public_id = found.public_id
+    add(pg_world, "delivered")  # resets the soft bounces: the batch writes reader 1
+    _while_the_batch_runs(monkeypatch, lambda: unsubscribe_reader(pg_world, public_id, via="one-click"))
+    learn(pg_world)
+    found = reader(pg_world, 1)
+    assert (found.status, found.suppressed_reason, found.soft_bounces) == ("unsubscribed", "unsubscribe", 0)
+
+
+def test_a_suppression_made_while_a_batch_runs_stands_before_the_batchs_own(pg_world, monkeypatch):
+    """The first suppression stands also when it was made by someone else after the batch read the reader."""
+    from sqlalchemy import update
+
+    def clean_reader_1():
+        with pg_world.session() as session:
+            session.execute(update(Reader).where(Reader.id == 1).values(
+                status="unsubscribed", suppressed_reason="unsubscribe", suppressed_at=T0 - dt.timedelta(hours=1)))
+
+    add(pg_world, "hard_bounce")
+    add(pg_world, "soft_bounce", reader=2)
+    _while_the_batch_runs(monkeypatch, clean_reader_1)
+    report = learn(pg_world)
+    first, second = reader(pg_world, 1), reader(pg_world, 2)
+    assert (first.status, first.suppressed_reason, first.suppressed_at) == (
+        "unsubscribed", "unsubscribe", T0 - dt.timedelta(hours=1))
+    assert (second.status, second.suppressed_reason, second.soft_bounces) == ("subscribed", None, 1)
+    assert report.events == 2
+
+
 def test_delivery_resets_the_soft_bounce_count(world):
     """A delivered event after soft bounces resets the count, so bounces must be consecutive to clean."""
     add(world, "soft_bounce")

@@ -78,7 +78,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, bindparam, func, select, text, update
+from sqlalchemy import Boolean, Connection, DateTime, String, bindparam, func, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from pipeline.bulk import cycle_collection_paused
@@ -86,7 +86,7 @@ from pipeline.engagement.events import SUPPRESSING, EventType
 from pipeline.errors import ConfigurationError, PipelineError
 from pipeline.store.chunks import id_chunks
 from pipeline.store.database import Database
-from pipeline.store.models import (EditionSection, EngagementEvent, PositionClicks, Reader, ReaderInterest,
+from pipeline.store.models import (EditionSection, EngagementEvent, PositionClicks, ReaderInterest,
                                    UnappliedEvent, utcnow)
 from pipeline.store.upsert import upsert_rows
 
@@ -421,7 +421,8 @@ class _BatchWork:
         self.run, self.connection, self.raw, self.report = run, connection, raw, run.report
         # (id, event_type, reader_id, edition_id, section_id, occurred_at), as the batch query reads them
         self.events = [(*event[:5], raw.to_time(event[5])) for event in events]
-        self.readers: dict[int, list[Any]] = {}  # id -> [status, reason, suppressed_at, soft_bounces, dirty]
+        # id -> [status, reason, suppressed_at, soft_bounces, dirty, suppressed by this batch]
+        self.readers: dict[int, list[Any]] = {}
         self.learned: list[tuple] = []  # (reader, topic, clicks, exposures, time): the database folds them
         self.opt: dict[tuple[int, str], bool] = {}
         # -> (sections, (topic, weight of its place) per topic of each section)
@@ -545,7 +546,7 @@ class _BatchWork:
             return  # the first suppression stands; later ones change nothing
         if reader[0] == "subscribed":
             reader[0] = status
-        reader[1], reader[2], reader[4] = reason, moment, True
+        reader[1], reader[2], reader[4], reader[5] = reason, moment, True, True
         self.report.suppressed += 1
 
     # -- reads ---------------------------------------------------------------------------
@@ -553,7 +554,7 @@ class _BatchWork:
         for rid, status, reason, at, bounces in self.raw.fetch(
                 "SELECT id, status, suppressed_reason, suppressed_at, soft_bounces FROM readers WHERE id IN ({ids})",
                 (), reader_ids):
-            self.readers[rid] = [status, reason, self.raw.to_time(at) if at is not None else None, bounces, False]
+            self.readers[rid] = [status, reason, self.raw.to_time(at) if at is not None else None, bounces, False, False]
 
     def _load_history(self, pairs: set[tuple[str, int]], batch_ids: set[int]) -> None:
         """Which of these (edition, reader) messages earlier batches and runs saw, and which of their sections were clicked.
@@ -648,13 +649,27 @@ class _BatchWork:
             self.connection.execute(update(table).where(table.c.reader_id == bindparam("b_reader"),
                                                         table.c.topic == bindparam("b_topic")).values(opted_out=False),
                                     ins)
-        readers = [{"b_id": rid, "status": s[0], "suppressed_reason": s[1], "suppressed_at": s[2],
+        readers = [{"b_id": rid, "suppresses": s[5], "status": s[0], "suppressed_reason": s[1], "suppressed_at": s[2],
                     "soft_bounces": s[3]} for rid, s in self.readers.items() if s[4]]
         if readers:
-            r = Reader.__table__
-            self.connection.execute(update(r).where(r.c.id == bindparam("b_id")).values(
-                status=bindparam("status"), suppressed_reason=bindparam("suppressed_reason"),
-                suppressed_at=bindparam("suppressed_at"), soft_bounces=bindparam("soft_bounces")), readers)
+            self.connection.execute(_READER_CHANGES, readers)
+
+
+# A batch's changes to its readers, made against the row as it is now, not as the batch read it:
+# the readers are read without a lock, and a reader who unsubscribed on the web (or was suppressed
+# by anything else) since then stays so. Only a batch that suppressed the reader sets the reason
+# and time, and only where none is set (the first suppression stands), and the status only from
+# subscribed. SQL's SET expressions all see the row before the update.
+_READER_CHANGES = text(
+    "UPDATE readers SET soft_bounces = :soft_bounces, "
+    "status = CASE WHEN :suppresses AND suppressed_reason IS NULL AND status = 'subscribed' "
+    "THEN :status ELSE status END, "
+    "suppressed_at = CASE WHEN :suppresses AND suppressed_reason IS NULL THEN :suppressed_at ELSE suppressed_at END, "
+    "suppressed_reason = CASE WHEN :suppresses AND suppressed_reason IS NULL THEN :suppressed_reason "
+    "ELSE suppressed_reason END "
+    "WHERE id = :b_id").bindparams(bindparam("suppresses", type_=Boolean()), bindparam("status", type_=String()),
+                                   bindparam("suppressed_at", type_=DateTime()),
+                                   bindparam("suppressed_reason", type_=String()))
 
 
 def position_decay(connection: Connection) -> float:
