@@ -144,6 +144,41 @@ def test_unconfirmed_batch_is_reported_and_never_resent(prefect_harness, home, d
     assert [b.batch_id for b in ledger.unconfirmed()] == ["crashed-batch"]
 
 
+def test_a_database_error_that_passes_delays_a_batch_and_loses_nobody(prefect_harness, home, db, audience,
+                                                                      edition_path, monkeypatch):
+    """A busy database fails one batch's confirmation once: the rest still goes out, and the run reports it.
+
+    The error once stopped every other batch of the send (as a refused request does), and the
+    task's retry then found the send stopped and returned: most of the audience stayed planned
+    and the flow reported no failure.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    from pipeline.flows.send_edition import send_edition
+
+    monkeypatch.setenv("READERFIRST_CHUNK_SIZE", "100")  # several batches and groups
+    confirm, calls = SendLedger.confirm, []
+
+    def busy_once(self, *args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise OperationalError("UPDATE send_ledger", {}, Exception("database is locked"))
+        return confirm(self, *args, **kwargs)
+
+    monkeypatch.setattr(SendLedger, "confirm", busy_once)
+    summary = send_edition(edition=str(edition_path), audience="sample", today=TODAY)
+    subscribed = {e for e, s in audience.items() if s == "subscribed"}
+    counts = SendLedger(db, "2026-12-07").counts()
+    _, index = _outbox(home)
+    sent_to = [entry["email"] for entry in index]
+    assert len(sent_to) == len(set(sent_to)) == len(subscribed)  # everyone once: the batch went out before the error
+    assert counts[LedgerState.PLANNED] == 0
+    # The batch whose confirmation failed is reported unconfirmed (reconciliation settles it), never resent.
+    assert summary["unconfirmed_batches"] == 1 and counts[LedgerState.SENDING] == summary["unconfirmed_readers"] > 0
+    # (The run's own count misses what the failed attempt sent before its error; the ledger's total has it.)
+    assert summary["sent_total"] + summary["unconfirmed_readers"] == len(subscribed) and not summary["failure"]
+
+
 def test_messages_are_complete_and_tagged(prefect_harness, home, db, audience, edition_path):
     """Each .eml has text and HTML parts, one-click unsubscribe headers and tagged links."""
     from pipeline.flows.send_edition import send_edition

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from sqlalchemy.exc import OperationalError
+
 from pipeline.audience.reply_address import make_reply_address
 from pipeline.audience.ask_tokens import ask_link_values
 from pipeline.audience.tokens import reader_links
@@ -23,12 +25,12 @@ from pipeline.delivery.addresses import UnsendableAddress, wire_address
 from pipeline.delivery.ledger import ClaimedEntry, PlannedBatch, SendLedger
 from pipeline.delivery.preparation import PreparedEdition
 from pipeline.delivery.transport import Envelope, OutgoingBatch, Transport
-from pipeline.errors import TransientTransportError, TransportError
+from pipeline.errors import PipelineError, TransientTransportError, TransportError
 from pipeline.rendering.event_times import event_times
 from pipeline.rendering.links import web_version_url
 from pipeline.rendering.message import merge_values_for
 
-__all__ = ["DeliveryReport", "deliver_batch", "deliver_batches", "Sender"]
+__all__ = ["DeliveryReport", "deliver_batch", "deliver_batches", "may_pass", "Sender"]
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,15 @@ def deliver_batch(prepared: PreparedEdition, ledger: SendLedger, transport: Tran
     return report
 
 
+def may_pass(error: BaseException) -> bool:
+    """Whether trying again may succeed: network and rate limits, a busy or restarting database. Never bad input."""
+    if isinstance(error, TransientTransportError):
+        return True
+    if isinstance(error, PipelineError):
+        return False
+    return isinstance(error, (OperationalError, OSError))
+
+
 def deliver_batches(prepared: PreparedEdition, ledger: SendLedger, transport: Transport, sender: Sender,
                     batches: Sequence[PlannedBatch], *, parallel: int = 1,
                     halt: threading.Event | None = None) -> DeliveryReport:
@@ -152,7 +163,11 @@ def deliver_batches(prepared: PreparedEdition, ledger: SendLedger, transport: Tr
 
     The first error stops the rest: batches not yet started are left planned (a rerun sends
     them), so after a refused request nothing more goes out. `halt` is shared between the
-    calls of one send so that one group's fatal error stops the others too.
+    calls of one send so that one group's fatal error stops the others too. An error that may
+    pass (`may_pass`: the network, a busy database) is raised without stopping the others: the
+    caller tries again. It once stopped them too, and the flow's retry of the task then found
+    the send halted and returned with nothing sent, the rest of the audience left planned and
+    no failure reported.
     """
     halt = halt or threading.Event()
     report = DeliveryReport()
@@ -163,11 +178,10 @@ def deliver_batches(prepared: PreparedEdition, ledger: SendLedger, transport: Tr
             return
         try:
             result = deliver_batch(prepared, ledger, transport, sender, batch)
-        except TransientTransportError:
-            raise  # certainly not delivered: the rest may still go out; the task's retry picks it up
-        except BaseException:
-            halt.set()  # refused or broken: stop everything after it
-            raise
+        except BaseException as error:
+            if not may_pass(error):
+                halt.set()  # refused or broken: stop everything after it
+            raise  # one that may pass: the rest may still go out; the task's retry picks this batch up
         with lock:
             report.add(result)
 

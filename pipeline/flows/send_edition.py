@@ -18,16 +18,15 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
-from sqlalchemy.exc import OperationalError
 
 from pipeline.audience.directory import audience_id as find_audience, find_reader_id
 from pipeline.content.edition import resolve_edition_path
-from pipeline.delivery.dispatch import DeliveryReport, deliver_batches
+from pipeline.delivery.dispatch import DeliveryReport, deliver_batches, may_pass
 from pipeline.delivery.ledger import PlannedBatch, SendLedger
 from pipeline.delivery.planning import PlanReport, plan_readers
 from pipeline.delivery.reconcile import ReconcileReport, reconcile_edition
 from pipeline.delivery.transport import MAX_BATCH
-from pipeline.errors import PipelineError, TransientTransportError
+from pipeline.errors import PipelineError
 from pipeline.flows.runtime import clear_halt, database, halt_signal, make_sender, make_transport, prepared_edition
 from pipeline.flows.task_runners import check_task_runner, concurrent_tasks, default_task_runner
 from pipeline.settings import Settings, load_settings
@@ -37,19 +36,11 @@ __all__ = ["send_edition", "retry_transient", "BatchGroup"]
 
 
 def retry_transient(task, task_run, state) -> bool:
-    """Retry only what may pass: network and rate limits, a busy database. Never bad input."""
+    """Retry only what may pass (`may_pass`): network and rate limits, a busy database. Never bad input."""
     try:
         state.result()
-    except TransientTransportError:
-        return True
-    except OperationalError:
-        return True
-    except PipelineError:
-        return False
-    except OSError:
-        return True
-    except BaseException:  # noqa: BLE001 - anything else is a bug or bad input: do not retry
-        return False
+    except BaseException as error:  # noqa: BLE001 - sorted by may_pass
+        return may_pass(error)
     return False
 
 
