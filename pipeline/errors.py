@@ -136,6 +136,9 @@ class TransportError(PipelineError):
 
     # True when the batch may have reached readers (a timeout after sending): never resend it blindly.
     maybe_delivered = False
+    # Readers the provider refused by name before this error (reader id -> reason): never sent,
+    # whatever became of the rest of the batch.
+    refused: dict[int, str] = {}
 
 
 class TransientTransportError(TransportError, OSError):

@@ -208,6 +208,30 @@ def test_reader_sendgrid_refuses_fails_alone_and_the_rest_is_sent(prefect_harnes
     assert set(emulator.store.count_by_recipient().values()) == {1}
 
 
+def test_a_reader_refused_before_the_rest_went_unanswered_stays_failed(prefect_harness, db, sendgrid_env):
+    """SendGrid refuses one reader by name, then accepts the rest but the answer is lost: that reader is failed.
+
+    The rest may be in inboxes and stays unconfirmed for reconciliation; the refused reader was
+    never sent. The refusal was once lost with the error, the reader left in the unconfirmed
+    batch, and reconciliation then recorded them as sent.
+    """
+    from pipeline.flows.send_edition import send_edition
+
+    emulator = sendgrid_env(check_payloads=False, faults=FaultPlan(drop_after=1.0))  # every answer lost
+    import_audience(db, SAMPLE_AUDIENCE, "sample", today=TODAY)
+    with db.session() as session:
+        session.execute(insert(Reader).values(audience_id=1, public_id="f" * 32, email="broken..dots@example.com",
+                                              first_name="", last_name="", timezone="", status="subscribed", tags=[]))
+    summary = send_edition(edition=str(EDITION), audience="sample", today=TODAY)
+    ledger = SendLedger(db, "2026-12-07")
+    counts = ledger.counts()
+    [failed] = ledger.failed()
+    assert failed.email == "broken..dots@example.com" and failed.reason.startswith("SendGrid refused this reader")
+    assert counts[LedgerState.FAILED] == 1 and counts[LedgerState.SENT] == 0
+    assert counts[LedgerState.SENDING] == summary["unconfirmed_readers"] == len(_subscribed(db)) - 1
+    assert emulator.store.total() == len(_subscribed(db)) - 1  # each accepted once, the refused reader never
+
+
 def test_refused_personalizations_are_left_out_and_the_rest_sent_in_one_more_request(sendgrid_env):
     """The transport drops the readers a 400 names (non-ASCII local part) and sends the others; the receipt names them."""
     import dataclasses

@@ -125,11 +125,12 @@ def deliver_batch(prepared: PreparedEdition, ledger: SendLedger, transport: Tran
         receipt = transport.send(batch)
     except TransportError as exc:
         if not sandbox:
-            ledger.fail(batch_id, unsendable)
+            ledger.fail(batch_id, {**unsendable, **exc.refused})
+            report.failed += len(exc.refused)
         if getattr(exc, "maybe_delivered", False) and not sandbox:
             # It may be in the readers' inboxes: never resent blindly. The batch stays `sending`
             # and reconciliation settles it from SendGrid's events (or their absence).
-            report.unconfirmed = len(envelopes)
+            report.unconfirmed = len(envelopes) - len(exc.refused)
             report.batches = 1
             return report
         ledger.release(batch_id)  # certainly not delivered: safe to send again

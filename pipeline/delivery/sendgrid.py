@@ -177,9 +177,12 @@ class SendGridTransport:
         while True:
             try:
                 receipt = self._send_once(dataclasses.replace(batch, envelopes=envelopes))
-            except SendGridRefused as refusal:
-                named = refusal.refused_personalizations()
+            except TransportError as failure:
+                named = failure.refused_personalizations() if isinstance(failure, SendGridRefused) else {}
                 if not named or max(named) >= len(envelopes):
+                    # The readers refused by name before this carry their refusal with the error:
+                    # the resend failing (or timing out) does not make them sent.
+                    failure.refused = {**failure.refused, **refused}
                     raise
                 refused.update({envelopes[index].reader_id: reason for index, reason in named.items()})
                 envelopes = tuple(e for index, e in enumerate(envelopes) if index not in named)
