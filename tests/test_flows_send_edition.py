@@ -179,6 +179,46 @@ def test_a_database_error_that_passes_delays_a_batch_and_loses_nobody(prefect_ha
     assert summary["sent_total"] + summary["unconfirmed_readers"] == len(subscribed) and not summary["failure"]
 
 
+def test_a_topic_opt_out_made_during_the_send_is_honoured(prefect_harness, home, db, audience, edition_path,
+                                                          monkeypatch):
+    """A reader who opts out of a topic of their planned copy before it is sent gets a copy without it, once.
+
+    The claim re-checked the reader's status but not their topics, and the copy planned before
+    the opt-out was sent as it was.
+    """
+    from pipeline.content.edition import load_edition
+    from pipeline.flows.send_edition import send_edition
+    from pipeline.store.models import ReaderInterest
+    from pipeline.store.upsert import upsert_rows
+
+    edition = load_edition(edition_path)
+    claim, opted = SendLedger.claim, {}
+
+    def topics(section_id):  # the ask the preparation adds has none
+        return edition.by_id[section_id].topics if section_id in edition.by_id else ()
+
+    def opt_out_first(self, batch, batch_id, transport):
+        if not opted:  # after planning, before the first batch is claimed: one reader leaves a topic of their copy
+            [entry] = [e for e in self.entries([batch.first_reader])]
+            topic = next(t for sid, _ in entry.picks for t in topics(sid))
+            with db.session() as session:
+                upsert_rows(session.connection(), ReaderInterest.__table__,
+                            [{"reader_id": entry.reader_id, "topic": topic, "opted_out": True,
+                              "learned_clicks": 0.0, "learned_exposures": 0.0}], ["reader_id", "topic"], ["opted_out"])
+            opted[entry.reader_id] = topic
+        return claim(self, batch, batch_id, transport)
+
+    monkeypatch.setattr(SendLedger, "claim", opt_out_first)
+    summary = send_edition(edition=str(edition_path), audience="sample", today=TODAY)
+    [(reader_id, topic)] = opted.items()
+    _, index = _outbox(home)
+    subscribed = {e for e, s in audience.items() if s == "subscribed"}
+    assert sorted(entry["email"] for entry in index) == sorted(subscribed)  # everyone once, that reader too
+    [mine] = [entry for entry in index if entry["reader_id"] == reader_id]
+    assert mine["sections"] and not any(topic in topics(sid) for sid in mine["sections"])
+    assert summary["replanned"] == 1 and SendLedger(db, "2026-12-07").counts()[LedgerState.PLANNED] == 0
+
+
 def test_messages_are_complete_and_tagged(prefect_harness, home, db, audience, edition_path):
     """Each .eml has text and HTML parts, one-click unsubscribe headers and tagged links."""
     from pipeline.flows.send_edition import send_edition

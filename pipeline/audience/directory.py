@@ -14,7 +14,7 @@ from pipeline.store.chunks import id_chunks
 from pipeline.store.database import Database
 from pipeline.store.models import Audience, Reader, ReaderInterest, ReaderNeed
 
-__all__ = ["UnknownAudience", "audience_id", "sendable_reader_ids", "load_profiles", "find_reader_id", "sendable",
+__all__ = ["UnknownAudience", "audience_id", "opted_out_readers", "sendable_reader_ids", "load_profiles", "find_reader_id", "sendable",
            "population_prior", "declaration_record"]
 
 
@@ -108,6 +108,19 @@ def load_profiles(db: Database, reader_ids: Sequence[int]) -> list[Profile]:
     return [Profile(*r, interests.get(rid, {}), needs.get(rid, {}), learned.get(rid, {}),
                     frozenset(opted_out[rid]) if rid in opted_out else frozenset(), words.get(rid, {}))
             for rid in reader_ids if (r := readers.get(rid)) is not None]
+
+
+def opted_out_readers(db: Database, reader_ids: Sequence[int], topics: set[str] | frozenset[str]) -> set[int]:
+    """Of `reader_ids`, those who opted out of any of `topics` (an ASM group, or the preference centre)."""
+    i = ReaderInterest
+    found: set[int] = set()
+    if not topics:
+        return found
+    with db.session() as session:
+        for part in id_chunks(list(reader_ids)):
+            found.update(session.scalars(select(i.reader_id).distinct().where(
+                i.reader_id.in_(part), i.opted_out.is_(True), i.topic.in_(sorted(topics)))))
+    return found
 
 
 def population_prior(db: Database, audience: int) -> dict[str, TopicSignal]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import OperationalError
 
+from pipeline.audience.directory import opted_out_readers
 from pipeline.audience.reply_address import make_reply_address
 from pipeline.audience.ask_tokens import ask_link_values
 from pipeline.audience.tokens import reader_links
@@ -56,6 +57,7 @@ class DeliveryReport:
     retries: int = 0
     failed: int = 0  # readers refused (their address, or by the provider): never sent
     unconfirmed: int = 0  # readers of batches that may have been delivered: left for reconciliation
+    replanned: int = 0  # readers who opted out of a topic of their copy since it was planned: planned again
 
     def add(self, other: DeliveryReport) -> None:
         """Fold another report into this one."""
@@ -67,6 +69,7 @@ class DeliveryReport:
         self.retries += other.retries
         self.failed += other.failed
         self.unconfirmed += other.unconfirmed
+        self.replanned += other.replanned
 
 
 def _envelope(prepared: PreparedEdition, sender: Sender, entry: ClaimedEntry, address: str | None = None) -> Envelope:
@@ -92,6 +95,27 @@ def _envelope(prepared: PreparedEdition, sender: Sender, entry: ClaimedEntry, ad
                     unsubscribe_url=unsubscribe_url, holdout=entry.holdout, reply_to=reply_to)
 
 
+def _without_new_opt_outs(prepared: PreparedEdition, ledger: SendLedger, batch_id: str,
+                          claimed: list[ClaimedEntry], report: DeliveryReport) -> list[ClaimedEntry]:
+    """The claimed readers but those who opted out of a topic of this copy since it was planned.
+
+    An opt-out is a promise: the claim re-checks the reader's status, and this their topics. A
+    batch is one variant, so the copy's topics are the same for every reader in it. The others
+    go back to planned, so that planning gives them a copy without that topic (the send does
+    it in a second round, or the next run).
+    """
+    if not claimed:
+        return claimed
+    sections = prepared.edition.by_id
+    topics = {t for section_id, _ in claimed[0].picks if section_id in sections for t in sections[section_id].topics}
+    opted = opted_out_readers(ledger.db, [entry.reader_id for entry in claimed], topics)
+    if not opted:
+        return claimed
+    ledger.release_readers(batch_id, sorted(opted))
+    report.replanned += len(opted)
+    return [entry for entry in claimed if entry.reader_id not in opted]
+
+
 def deliver_batch(prepared: PreparedEdition, ledger: SendLedger, transport: Transport, sender: Sender,
                   planned: PlannedBatch) -> DeliveryReport:
     """Send one planned batch (one variant, at most MAX_BATCH readers) and record the outcome."""
@@ -99,6 +123,7 @@ def deliver_batch(prepared: PreparedEdition, ledger: SendLedger, transport: Tran
     batch_id = f"{variant_id}-{uuid.uuid4().hex[:12]}"
     claimed, skipped = ledger.claim(planned, batch_id, transport.name)
     report = DeliveryReport(skipped=skipped)
+    claimed = _without_new_opt_outs(prepared, ledger, batch_id, claimed, report)
     if not claimed:
         return report
     envelopes, unsendable = [], {}

@@ -57,6 +57,8 @@ _OF_BATCH = and_(_OF_EDITION, _T.c.batch_id == bindparam("batch"), _T.c.state ==
 _CONFIRM = update(_T).where(_OF_BATCH).values(state=LedgerState.SENT, message_id=bindparam("message"),
                                                sent_at=bindparam("now"))
 _RELEASE = update(_T).where(_OF_BATCH).values(state=LedgerState.PLANNED, batch_id=None, sending_at=None)
+_RELEASE_READER = (update(_T).where(_OF_BATCH, _T.c.reader_id == bindparam("rid"))
+                   .values(state=LedgerState.PLANNED, batch_id=None, sending_at=None))
 _CONFIRM_READER = (update(_T).where(_OF_BATCH, _T.c.reader_id == bindparam("rid"))
                    .values(state=LedgerState.SENT, message_id=bindparam("mid"), sent_at=bindparam("now")))
 _FAIL_READER = (update(_T).where(_OF_BATCH, _T.c.reader_id == bindparam("rid"))
@@ -297,6 +299,14 @@ class SendLedger:
                                    .where(_T.c.edition_id == self.edition_id, _T.c.reason.is_not(None))
                                    .group_by(_T.c.state, _T.c.reason)).all()
         return {(state, reason): count for state, reason, count in rows}
+
+    def release_readers(self, batch_id: str, reader_ids: Sequence[int]) -> None:
+        """Put these readers of a claimed batch, not handed to the transport, back to planned (to be planned again)."""
+        if not reader_ids:
+            return
+        batch = {"edition": self.edition_id, "batch": batch_id}
+        with self.db.write_transaction() as connection:
+            connection.execute(_RELEASE_READER, [{**batch, "rid": r} for r in reader_ids])
 
     def release(self, batch_id: str) -> int:
         """Put a batch that was certainly not delivered back to planned; returns how many readers."""

@@ -272,6 +272,21 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
                 failure = failure or exc
             done += steps / 2 / max(1, len(groups))
             update_progress_artifact(progress, progress=min(100.0, 100.0 * done / steps))
+        if delivery.replanned and failure is None:
+            # Readers who opted out of a topic of their copy while the send ran went back to be
+            # planned: plan them again (the others are sending or sent) and send them now.
+            logger.info("%d readers opted out of a topic of their copy during the send: planning them again",
+                        delivery.replanned)
+            for future in finished_in_turn(lambda span: select_chunk.submit(edition, audience_id, *span, today, True),
+                                           chunks, window):
+                future.result()
+            batches = ledger.planned_batches(MAX_BATCH, (chunks[0][0], chunks[-1][1]) if limited and chunks else None)
+            for future in finished_in_turn(lambda group: send_batches.submit(edition, group, sandbox),
+                                           _groups(batches, chunk), window):
+                try:
+                    delivery.add(future.result())
+                except Exception as exc:  # noqa: BLE001 - reported in the summary, then re-raised
+                    failure = failure or exc
     update_progress_artifact(progress, progress=100.0)
 
     seconds = time.perf_counter() - started
@@ -287,7 +302,7 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
         "sandbox_validated": delivery.validated, "sent_total": counts["sent"], "failed_total": counts["failed"],
         "reconciled_sent": reconciled.confirmed, "reconciled_put_back": reconciled.put_back,
         "unconfirmed_batches": len(unconfirmed),
-        "unconfirmed_readers": sum(b.readers for b in unconfirmed),
+        "unconfirmed_readers": sum(b.readers for b in unconfirmed), "replanned": delivery.replanned,
         "seconds": round(seconds, 2), "plan_seconds": round(planned_at - started, 2),
         "send_seconds": round(time.perf_counter() - planned_at, 2), "readers_per_second": round((plan.readers if dry_run else delivery.sent) / seconds, 1)
         if seconds else 0.0,
