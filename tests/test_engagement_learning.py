@@ -344,6 +344,45 @@ def test_a_suppression_made_while_a_batch_runs_stands_before_the_batchs_own(pg_w
     assert report.events == 2
 
 
+@pytest.mark.parametrize("order", ["stored in order", "stored out of order"])
+def test_the_newest_group_choice_stands_whatever_order_the_events_come_in(world, order):
+    """A group opt-in made before an opt-out never undoes it, in one batch or across runs; and the other way round.
+
+    SendGrid does not deliver events in order (a retried batch brings old ones late). Learning
+    applied the event stored last, so an old opt-in arriving after a newer opt-out undid it.
+    """
+    later = T0 + dt.timedelta(minutes=10)
+    events = [("group_resubscribe", 2, T0), ("group_unsubscribe", 2, later),  # reader 2: out, at the end
+              ("group_unsubscribe", 3, T0), ("group_resubscribe", 3, later)]  # reader 3: in, at the end
+    if order == "stored out of order":
+        events = [events[1], events[0], events[3], events[2]]
+    for kind, rid, at in events[:2]:
+        add(world, kind, reader=rid, edition=None, at=at, raw={"asm_group_id": 1201})
+    learn(world)  # reader 2's two events in one run, reader 3's in the next
+    for kind, rid, at in events[2:]:
+        add(world, kind, reader=rid, edition=None, at=at, raw={"asm_group_id": 1201})
+    learn(world)
+    assert interests(world, 2)["climate"][3] is True
+    assert interests(world, 3)["climate"][3] is False
+    # Across runs too: an opt-in from before reader 2's opt-out, arriving now, changes nothing.
+    add(world, "group_resubscribe", reader=2, edition=None, at=T0 + dt.timedelta(minutes=5), raw={"asm_group_id": 1201})
+    learn(world)
+    assert interests(world, 2)["climate"][3] is True
+
+
+def test_a_group_event_older_than_the_readers_preference_centre_choice_changes_nothing(world):
+    """The preference centre records when the reader chose: a group opt-out made before it, arriving later, is refused."""
+    from pipeline.web.reader_choices import save_preferences
+
+    save_preferences(world, 2, offered=["climate"], checked=["climate"], needs=[], now=T0 + dt.timedelta(hours=1))
+    add(world, "group_unsubscribe", reader=2, edition=None, at=T0, raw={"asm_group_id": 1201})
+    learn(world)
+    assert interests(world, 2)["climate"][3] is False
+    add(world, "group_unsubscribe", reader=2, edition=None, at=T0 + dt.timedelta(hours=2), raw={"asm_group_id": 1201})
+    learn(world)
+    assert interests(world, 2)["climate"][3] is True
+
+
 def test_delivery_resets_the_soft_bounce_count(world):
     """A delivered event after soft bounces resets the count, so bounces must be consecutive to clean."""
     add(world, "soft_bounce")

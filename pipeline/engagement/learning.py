@@ -78,7 +78,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Boolean, Connection, DateTime, String, bindparam, func, select, text, update
+from sqlalchemy import Boolean, Connection, DateTime, String, bindparam, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from pipeline.bulk import cycle_collection_paused
@@ -88,7 +88,6 @@ from pipeline.store.chunks import id_chunks
 from pipeline.store.database import Database
 from pipeline.store.models import (EditionSection, EngagementEvent, PositionClicks, ReaderInterest,
                                    UnappliedEvent, utcnow)
-from pipeline.store.upsert import upsert_rows
 
 def _dumps(rows: list[tuple]) -> str:
     """A batch's rows as one JSON parameter (orjson: many times faster than json here)."""
@@ -424,7 +423,7 @@ class _BatchWork:
         # id -> [status, reason, suppressed_at, soft_bounces, dirty, suppressed by this batch]
         self.readers: dict[int, list[Any]] = {}
         self.learned: list[tuple] = []  # (reader, topic, clicks, exposures, time): the database folds them
-        self.opt: dict[tuple[int, str], bool] = {}
+        self.opt: dict[tuple[int, str], tuple[bool, dt.datetime]] = {}  # -> (opted out, when), the newest choice
         # -> (sections, (topic, weight of its place) per topic of each section)
         self.picks: dict[tuple[str, int], tuple[tuple[str, ...], tuple[tuple[str, float], ...]]] = {}
         self.pairs: dict[int, list[float]] = {}  # gap -> [clicks on the upper, on the lower section] (PositionClicks)
@@ -480,7 +479,9 @@ class _BatchWork:
                 self.report.unmapped_groups += 1
                 return
             out = kind == EventType.GROUP_UNSUBSCRIBE
-            self.opt[(rid, topic)] = out
+            known = self.opt.get((rid, topic))
+            if known is None or occurred >= known[1]:  # events come in the order they were stored, not made
+                self.opt[(rid, topic)] = (out, occurred)
             self.report.opt_outs += out
             self.report.opt_ins += not out
 
@@ -640,19 +641,24 @@ class _BatchWork:
                 "ON CONFLICT (gap) DO UPDATE SET earlier = position_clicks.earlier + excluded.earlier, "
                 "later = position_clicks.later + excluded.later",
                 [(gap, earlier, later) for gap, (earlier, later) in sorted(self.pairs.items())])
-        table = ReaderInterest.__table__
-        outs = [{"reader_id": r, "topic": t, "opted_out": True, "learned_clicks": 0.0, "learned_exposures": 0.0}
-                for (r, t), out in self.opt.items() if out]
-        upsert_rows(self.connection, table, outs, ["reader_id", "topic"], ["opted_out"])
-        ins = [{"b_reader": r, "b_topic": t} for (r, t), out in self.opt.items() if not out]
-        if ins:
-            self.connection.execute(update(table).where(table.c.reader_id == bindparam("b_reader"),
-                                                        table.c.topic == bindparam("b_topic")).values(opted_out=False),
-                                    ins)
+        if self.opt:
+            self.connection.execute(_GROUP_CHOICE, [{"reader": r, "topic": t, "out": out, "at": at}
+                                                    for (r, t), (out, at) in sorted(self.opt.items())])
         readers = [{"b_id": rid, "suppresses": s[5], "status": s[0], "suppressed_reason": s[1], "suppressed_at": s[2],
                     "soft_bounces": s[3]} for rid, s in self.readers.items() if s[4]]
         if readers:
             self.connection.execute(_READER_CHANGES, readers)
+
+
+# A group opt-out or opt-in, unless the reader made a newer choice about the topic (a later group
+# event applied before, or the preference centre): SendGrid does not deliver events in order.
+# An opt-in for a topic the reader has no row for records the choice too.
+_GROUP_CHOICE = text(
+    "INSERT INTO reader_interests (reader_id, topic, opted_out, opted_at, learned_clicks, learned_exposures) "
+    "VALUES (:reader, :topic, :out, :at, 0, 0) "
+    "ON CONFLICT (reader_id, topic) DO UPDATE SET opted_out = excluded.opted_out, opted_at = excluded.opted_at "
+    "WHERE reader_interests.opted_at IS NULL OR reader_interests.opted_at <= excluded.opted_at"
+).bindparams(bindparam("out", type_=Boolean()), bindparam("at", type_=DateTime()))
 
 
 # A batch's changes to its readers, made against the row as it is now, not as the batch read it:

@@ -110,6 +110,9 @@ class ReaderInterest(Base):
     learned_exposures: Mapped[float] = mapped_column(Float, default=0.0)
     learned_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the reader last chose about the topic (a group event's time, or the preference centre's):
+    # an older choice that arrives later changes nothing (migration 0021).
+    opted_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class PositionClicks(Base):

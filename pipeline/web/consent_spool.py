@@ -166,4 +166,4 @@ def _apply(db: Database, record: dict) -> None:
     reader = find_reader(db, public_id)
     if reader is not None:  # a reader forgotten since has nothing left to save
         save_preferences(db, reader.id, offered=offered, checked=checked, needs=needs,
-                         shown_needs=[str(t) for t in record.get("shown_needs", [])])
+                         shown_needs=[str(t) for t in record.get("shown_needs", [])], now=at)

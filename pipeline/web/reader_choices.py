@@ -133,7 +133,8 @@ def load_preferences(db: Database, reader_id: int, today: dt.date) -> Preference
 
 
 def save_preferences(db: Database, reader_id: int, *, offered: Collection[str], checked: Collection[str],
-                     needs: Sequence[tuple[str, dt.date]], shown_needs: Collection[str] = ()) -> None:
+                     needs: Sequence[tuple[str, dt.date]], shown_needs: Collection[str] = (),
+                     now: dt.datetime | None = None) -> None:
     """Declare `checked` of the `offered` topics, undeclare the rest, and replace the page's needs.
 
     A topic that stays ticked keeps its declared weight (an import may have set one other than
@@ -142,6 +143,7 @@ def save_preferences(db: Database, reader_id: int, *, offered: Collection[str], 
     among them) are replaced by `needs`, so the reader can remove any need they see; an
     imported need the page did not show is left alone.
     """
+    now = now or utcnow()  # when the reader chose: a group event from before it changes nothing (opted_at)
     checked = set(checked) & set(offered)
     unchecked = sorted(set(offered) - checked)
     with db.session() as session:
@@ -154,12 +156,12 @@ def save_preferences(db: Database, reader_id: int, *, offered: Collection[str], 
             select(ReaderInterest.topic, ReaderInterest.declared_weight, ReaderInterest.opted_out)
             .where(ReaderInterest.reader_id == reader_id, ReaderInterest.topic.in_(sorted(checked))))}
         ticked = [{"reader_id": reader_id, "topic": topic, "declared_weight": _DECLARED, "opted_out": False,
-                   "learned_clicks": 0.0, "learned_exposures": 0.0}
+                   "opted_at": now, "learned_clicks": 0.0, "learned_exposures": 0.0}
                   for topic in sorted(checked)
                   if topic not in current or not (current[topic][0] or 0) > 0 or current[topic][1]]
         # On conflict only the declared columns change: the learned posterior stays as it was.
         upsert_rows(connection, ReaderInterest.__table__, ticked, ["reader_id", "topic"],
-                    ["declared_weight", "opted_out"])
+                    ["declared_weight", "opted_out", "opted_at"])
         connection.execute(delete(ReaderNeed).where(ReaderNeed.reader_id == reader_id,
                                                     (ReaderNeed.source == NEED_SOURCE)
                                                     | ReaderNeed.topic.in_(sorted(shown_needs))))
