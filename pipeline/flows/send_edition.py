@@ -260,33 +260,27 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
     if not dry_run:
         # A limited send (--limit, --to) sends only within the span of readers it planned.
         limited = limit is not None or bool(to)
-        if limited and not chunks:
-            batches = []
-        else:
-            batches = ledger.planned_batches(MAX_BATCH, (chunks[0][0], chunks[-1][1]) if limited else None)
-        groups = _groups(batches, chunk)
-        for future in finished_in_turn(lambda group: send_batches.submit(edition, group, sandbox), groups, window):
-            try:
-                delivery.add(future.result())
-            except Exception as exc:  # noqa: BLE001 - reported in the summary, then re-raised
-                failure = failure or exc
-            done += steps / 2 / max(1, len(groups))
-            update_progress_artifact(progress, progress=min(100.0, 100.0 * done / steps))
-        if delivery.replanned and failure is None:
-            # Readers who opted out of a topic of their copy while the send ran went back to be
-            # planned: plan them again (the others are sending or sent) and send them now.
-            logger.info("%d readers opted out of a topic of their copy during the send: planning them again",
-                        delivery.replanned)
-            for future in finished_in_turn(lambda span: select_chunk.submit(edition, audience_id, *span, today, True),
-                                           chunks, window):
-                future.result()
-            batches = ledger.planned_batches(MAX_BATCH, (chunks[0][0], chunks[-1][1]) if limited and chunks else None)
-            for future in finished_in_turn(lambda group: send_batches.submit(edition, group, sandbox),
-                                           _groups(batches, chunk), window):
+        limited_span = (chunks[0][0], chunks[-1][1]) if limited and chunks else None
+        for second_round in (False, True):
+            if second_round:
+                if not delivery.replanned or failure is not None:
+                    break
+                # Readers who opted out of a topic of their copy while the send ran went back to be
+                # planned: plan them again (the others are sending or sent) and send them now.
+                logger.info("%d readers opted out of a topic of their copy during the send: planning them again",
+                            delivery.replanned)
+                for future in finished_in_turn(lambda span: select_chunk.submit(edition, audience_id, *span, today,
+                                                                                True), chunks, window):
+                    future.result()
+            groups = [] if limited and not chunks else _groups(ledger.planned_batches(MAX_BATCH, limited_span), chunk)
+            for future in finished_in_turn(lambda group: send_batches.submit(edition, group, sandbox), groups, window):
                 try:
                     delivery.add(future.result())
                 except Exception as exc:  # noqa: BLE001 - reported in the summary, then re-raised
                     failure = failure or exc
+                if not second_round:
+                    done += steps / 2 / max(1, len(groups))
+                    update_progress_artifact(progress, progress=min(100.0, 100.0 * done / steps))
     update_progress_artifact(progress, progress=100.0)
 
     seconds = time.perf_counter() - started
