@@ -21,7 +21,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,13 +124,16 @@ class ConsentSpool:
             waiting = self.pending()
             for position, path in enumerate(waiting):
                 try:
-                    record = orjson.loads(path.read_bytes())
-                    _apply(db, record)
+                    apply = _decision(orjson.loads(path.read_bytes()))
                 except (OSError, ValueError, KeyError, TypeError, AttributeError):
                     log.error("set aside an unreadable consent spool file %s", path.name)
                     path.rename(path.with_name(path.name + ".unreadable"))
                     report.unreadable += 1
                     continue
+                # Only a file that is not a decision is set aside: any error in applying one
+                # leaves it where it is (the database's stops here; anything else is raised).
+                try:
+                    apply(db)
                 except SQLAlchemyError as exc:
                     if strict:
                         raise
@@ -145,25 +148,38 @@ class ConsentSpool:
         return report
 
 
-def _apply(db: Database, record: dict) -> None:
-    """Apply one decision; KeyError, TypeError or ValueError when the record is not one."""
+def _decision(record: dict) -> Callable[[Database], None]:
+    """The decision a spool file holds, read and checked whole before anything is applied.
+
+    KeyError, TypeError, ValueError or AttributeError when the record is not one.
+    """
     kind, public_id = record["kind"], record["public_id"]
     if kind not in _KINDS or not isinstance(public_id, str):
         raise ValueError(f"not a reader decision: {kind!r}")
     at = dt.datetime.fromisoformat(record["at"])
     if kind == UNSUBSCRIBE:
-        unsubscribe_reader(db, public_id, via=str(record.get("via", "unsubscribe page")), now=at)
-        return
+        via = str(record.get("via", "unsubscribe page"))
+
+        def unsubscribe(db: Database) -> None:
+            unsubscribe_reader(db, public_id, via=via, now=at)
+        return unsubscribe
     if kind == ASK:
-        reader = find_reader(db, public_id)
-        if reader is not None:  # a reader forgotten since has nothing left to record
-            words = record.get("words")
-            record_answer(db, reader.id, str(record["edition_id"]), str(record["topic"]),
-                          dt.date.fromisoformat(record["until"]), str(words) if words is not None else None, now=at)
-        return
+        edition_id, topic = str(record["edition_id"]), str(record["topic"])
+        until, words = dt.date.fromisoformat(record["until"]), record.get("words")
+        words = str(words) if words is not None else None
+
+        def answer(db: Database) -> None:
+            reader = find_reader(db, public_id)
+            if reader is not None:  # a reader forgotten since has nothing left to record
+                record_answer(db, reader.id, edition_id, topic, until, words, now=at)
+        return answer
     needs = [(str(topic), dt.date.fromisoformat(until)) for topic, until in record["needs"]]
     offered, checked = [str(t) for t in record["offered"]], [str(t) for t in record["checked"]]
-    reader = find_reader(db, public_id)
-    if reader is not None:  # a reader forgotten since has nothing left to save
-        save_preferences(db, reader.id, offered=offered, checked=checked, needs=needs,
-                         shown_needs=[str(t) for t in record.get("shown_needs", [])], now=at)
+    shown_needs = [str(t) for t in record.get("shown_needs", [])]
+
+    def save(db: Database) -> None:
+        reader = find_reader(db, public_id)
+        if reader is not None:  # a reader forgotten since has nothing left to save
+            save_preferences(db, reader.id, offered=offered, checked=checked, needs=needs, shown_needs=shown_needs,
+                             now=at)
+    return save

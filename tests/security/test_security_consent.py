@@ -237,6 +237,31 @@ def test_spool_applies_in_order_once_and_sets_aside_what_it_cannot_read(home, db
         assert len(session.scalars(select(EngagementEvent).where(EngagementEvent.reader_id == reader.id)).all()) == 1
 
 
+def test_an_error_in_applying_a_kept_unsubscribe_never_sets_it_aside(home, db, reader, monkeypatch):
+    """Only a file that is not a decision is set aside: an unsubscribe whose applying fails stays, and applies later.
+
+    Reading and applying were one step, and an OSError or ValueError from the applying (not the
+    database's own error) set the promised unsubscribe aside as unreadable, never to be applied.
+    """
+    import pipeline.web.consent_spool as consent_spool
+
+    keep = spool(home)
+    keep.keep(UNSUBSCRIBE, reader.public_id, via="one-click")
+    real = consent_spool.unsubscribe_reader
+
+    def failing(*args, **kwargs):
+        raise OSError("the disk under the database hiccuped")
+
+    monkeypatch.setattr(consent_spool, "unsubscribe_reader", failing)
+    with pytest.raises(OSError):
+        keep.drain(db)
+    assert len(keep.pending()) == 1 and not list(keep.folder.glob("*.unreadable"))
+    monkeypatch.setattr(consent_spool, "unsubscribe_reader", real)
+    assert keep.drain(db).applied == 1
+    with db.session() as session:
+        assert session.get(Reader, reader.id).status == "unsubscribed"
+
+
 def test_concurrent_keeps_lose_nothing(home):
     """Many threads keeping decisions at once leave one whole file each."""
     keep = spool(home)
