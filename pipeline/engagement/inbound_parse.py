@@ -166,7 +166,10 @@ def _envelope_recipients(raw: str) -> list[str]:
     to = envelope.get("to") if isinstance(envelope, dict) else None
     if isinstance(to, str):
         to = [to]
-    return [t for t in to if isinstance(t, str)][:50] if isinstance(to, list) else []
+    # JSON escapes can carry what the form's bytes could not: a NUL (which PostgreSQL cannot
+    # store) or a lone surrogate (which no database can encode). Made safe as the fields are.
+    return [_clean(t.encode("utf-8", "replace").decode("utf-8")) for t in to if isinstance(t, str)][:50] \
+        if isinstance(to, list) else []
 
 
 def _raw_mail(raw: bytes) -> tuple[Message, str]:

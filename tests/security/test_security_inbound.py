@@ -127,6 +127,22 @@ def test_bad_bytes_nul_and_html_only_bodies_are_made_safe():
     assert parse_inbound_form(body, content_type).text == "Hiring help"
 
 
+def test_nul_and_lone_surrogates_escaped_in_the_envelope_are_made_safe_and_the_reply_kept(serve, db, signer):  # noqa: F811
+    """The envelope is JSON: its escapes can carry a NUL or a lone surrogate that the form's bytes cannot.
+
+    They reached the reply's recipients as they were: PostgreSQL cannot store a NUL, and a lone
+    surrogate cannot be encoded for any database.
+    """
+    envelope = b'{"to": ["reply+a\\u0000b@r.example", "reply+c\\ud800d@r.example"], "from": "a@example.com"}'
+    body, content_type = inbound_form(InboundReply("a@example.com", "news@r.example", "Re", "need help"),
+                                      extra={"envelope": envelope})
+    recipients = parse_inbound_form(body, content_type).recipients
+    assert recipients[:2] == ("reply+ab@r.example", "reply+c?d@r.example")
+    answer = post(serve(), signer, InboundReply("a@example.com", "news@r.example", "Re", "need help"),
+                  envelope=envelope)
+    assert answer.status_code == 200 and len(stored_replies(db)) == 1
+
+
 def test_a_post_that_is_not_a_form_is_answered_400(serve, signer):  # noqa: F811
     """A signed body that is not multipart form data is refused 400, not a 500."""
     body = b'{"text": "hi"}'
