@@ -53,6 +53,22 @@ def _fsync_folder(folder: Path) -> None:
         os.close(handle)
 
 
+def _durable_folder(folder: Path) -> None:
+    """Make `folder` and its missing parents, each one's entry fsynced in its parent.
+
+    A decision's own fsyncs (file and folder) keep it only if the folder itself survives a
+    power loss: the first decision ever kept creates the folder, and its entry in the parent
+    was never flushed.
+    """
+    missing: list[Path] = []
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+        _fsync_folder(path.parent)
+
+
 @dataclass
 class DrainReport:
     """What one drain did: decisions applied, and those left for later (the database refused)."""
@@ -73,7 +89,7 @@ class ConsentSpool:
 
         Raises OSError when it cannot be kept; the caller must then not promise anything.
         """
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _durable_folder(self.folder)
         record = {"kind": kind, "public_id": public_id, "at": dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(),
                   **details}
         # Nanoseconds first, so names sort in the order decisions were made; a random tail keeps

@@ -262,6 +262,26 @@ def test_an_error_in_applying_a_kept_unsubscribe_never_sets_it_aside(home, db, r
         assert session.get(Reader, reader.id).status == "unsubscribed"
 
 
+def test_the_first_decision_kept_makes_its_folders_durable(tmp_path, monkeypatch):
+    """Keeping the first decision creates the spool's folders and flushes each new entry in its parent.
+
+    The decision's file and its folder were fsynced, but not the new folder's entry in its
+    parent, so a power loss right after the first unsubscribe could lose the whole folder.
+    """
+    import pipeline.web.consent_spool as consent_spool
+
+    flushed: list[Path] = []
+    real = consent_spool._fsync_folder
+    monkeypatch.setattr(consent_spool, "_fsync_folder", lambda folder: (flushed.append(Path(folder)), real(folder)))
+    folder = tmp_path / "home" / "consent-spool"
+    kept = ConsentSpool(folder).keep(UNSUBSCRIBE, "0" * 32, via="one-click")
+    assert kept.parent == folder and folder.is_dir()
+    assert flushed == [tmp_path, tmp_path / "home", folder]  # each new entry's parent, then the decision's folder
+    flushed.clear()
+    ConsentSpool(folder).keep(UNSUBSCRIBE, "1" * 32, via="one-click")
+    assert flushed == [folder]
+
+
 def test_concurrent_keeps_lose_nothing(home):
     """Many threads keeping decisions at once leave one whole file each."""
     keep = spool(home)
