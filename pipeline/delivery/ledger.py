@@ -57,8 +57,7 @@ _OF_BATCH = and_(_OF_EDITION, _T.c.batch_id == bindparam("batch"), _T.c.state ==
 _CONFIRM = update(_T).where(_OF_BATCH).values(state=LedgerState.SENT, message_id=bindparam("message"),
                                                sent_at=bindparam("now"))
 _RELEASE = update(_T).where(_OF_BATCH).values(state=LedgerState.PLANNED, batch_id=None, sending_at=None)
-_RELEASE_READER = (update(_T).where(_OF_BATCH, _T.c.reader_id == bindparam("rid"))
-                   .values(state=LedgerState.PLANNED, batch_id=None, sending_at=None))
+_RELEASE_READER = _RELEASE.where(_T.c.reader_id == bindparam("rid"))
 _CONFIRM_READER = (update(_T).where(_OF_BATCH, _T.c.reader_id == bindparam("rid"))
                    .values(state=LedgerState.SENT, message_id=bindparam("mid"), sent_at=bindparam("now")))
 _FAIL_READER = (update(_T).where(_OF_BATCH, _T.c.reader_id == bindparam("rid"))

@@ -168,7 +168,7 @@ def _envelope_recipients(raw: str) -> list[str]:
         to = [to]
     # JSON escapes can carry what the form's bytes could not: a NUL (which PostgreSQL cannot
     # store) or a lone surrogate (which no database can encode). Made safe as the fields are.
-    return [_clean(t.encode("utf-8", "replace").decode("utf-8")) for t in to if isinstance(t, str)][:50] \
+    return [_decode(t.encode("utf-8", "replace"), None) for t in to if isinstance(t, str)][:50] \
         if isinstance(to, list) else []
 
 

@@ -86,8 +86,7 @@ from pipeline.engagement.events import SUPPRESSING, EventType
 from pipeline.errors import ConfigurationError, PipelineError
 from pipeline.store.chunks import id_chunks
 from pipeline.store.database import Database
-from pipeline.store.models import (EditionSection, EngagementEvent, PositionClicks, ReaderInterest,
-                                   UnappliedEvent, utcnow)
+from pipeline.store.models import EditionSection, EngagementEvent, PositionClicks, UnappliedEvent, utcnow
 
 def _dumps(rows: list[tuple]) -> str:
     """A batch's rows as one JSON parameter (orjson: many times faster than json here)."""
@@ -420,7 +419,8 @@ class _BatchWork:
         self.run, self.connection, self.raw, self.report = run, connection, raw, run.report
         # (id, event_type, reader_id, edition_id, section_id, occurred_at), as the batch query reads them
         self.events = [(*event[:5], raw.to_time(event[5])) for event in events]
-        # id -> [status, reason, suppressed_at, soft_bounces, dirty, suppressed by this batch]
+        # id -> [status this batch suppresses them to (None: it does not), suppressed_reason, suppressed_at,
+        # soft_bounces, dirty]: the status itself is decided against the row when written (_READER_CHANGES)
         self.readers: dict[int, list[Any]] = {}
         self.learned: list[tuple] = []  # (reader, topic, clicks, exposures, time): the database folds them
         self.opt: dict[tuple[int, str], tuple[bool, dt.datetime]] = {}  # -> (opted out, when), the newest choice
@@ -545,17 +545,15 @@ class _BatchWork:
     def _suppress(self, reader: list[Any], status: str, reason: str, moment: dt.datetime) -> None:
         if reader[1] is not None:
             return  # the first suppression stands; later ones change nothing
-        if reader[0] == "subscribed":
-            reader[0] = status
-        reader[1], reader[2], reader[4], reader[5] = reason, moment, True, True
+        reader[0], reader[1], reader[2], reader[4] = status, reason, moment, True
         self.report.suppressed += 1
 
     # -- reads ---------------------------------------------------------------------------
     def _load_readers(self, reader_ids: list[int]) -> None:
-        for rid, status, reason, at, bounces in self.raw.fetch(
-                "SELECT id, status, suppressed_reason, suppressed_at, soft_bounces FROM readers WHERE id IN ({ids})",
+        for rid, reason, at, bounces in self.raw.fetch(
+                "SELECT id, suppressed_reason, suppressed_at, soft_bounces FROM readers WHERE id IN ({ids})",
                 (), reader_ids):
-            self.readers[rid] = [status, reason, self.raw.to_time(at) if at is not None else None, bounces, False, False]
+            self.readers[rid] = [None, reason, self.raw.to_time(at) if at is not None else None, bounces, False]
 
     def _load_history(self, pairs: set[tuple[str, int]], batch_ids: set[int]) -> None:
         """Which of these (edition, reader) messages earlier batches and runs saw, and which of their sections were clicked.
@@ -644,8 +642,8 @@ class _BatchWork:
         if self.opt:
             self.connection.execute(_GROUP_CHOICE, [{"reader": r, "topic": t, "out": out, "at": at}
                                                     for (r, t), (out, at) in sorted(self.opt.items())])
-        readers = [{"b_id": rid, "suppresses": s[5], "status": s[0], "suppressed_reason": s[1], "suppressed_at": s[2],
-                    "soft_bounces": s[3]} for rid, s in self.readers.items() if s[4]]
+        readers = [{"b_id": rid, "suppresses": s[0] is not None, "status": s[0], "suppressed_reason": s[1],
+                    "suppressed_at": s[2], "soft_bounces": s[3]} for rid, s in self.readers.items() if s[4]]
         if readers:
             self.connection.execute(_READER_CHANGES, readers)
 
