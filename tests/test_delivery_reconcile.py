@@ -11,7 +11,15 @@ from sqlalchemy import select
 from pipeline.audience.directory import sendable_reader_ids
 from pipeline.audience.importer import import_audience
 from pipeline.delivery.ledger import PlannedBatch, PlannedEntry, SendLedger
-from pipeline.delivery.reconcile import CONFIRMED_BY_BATCH, PUT_BACK, confirmed_by, reconcile_all, reconcile_edition
+from pipeline.delivery.reconcile import (
+    CONFIRMED_BY_BATCH,
+    HELD,
+    PUT_BACK,
+    WITNESS_WINDOW,
+    confirmed_by,
+    reconcile_all,
+    reconcile_edition,
+)
 from pipeline.engagement.sendgrid_events import parse_events
 from pipeline.engagement.store import store_events
 from pipeline.store.models import LedgerState, Reader, SendLedgerEntry, utcnow
@@ -37,11 +45,14 @@ def claim(db, first: int, last: int, batch_id: str, transport: str = "sendgrid")
     return [entry.reader_id for entry in claimed]
 
 
-def post_events(db, reader_ids: list[int], kind: str = "processed", x_message_id: str = "XMSG1", **extra) -> None:
-    """Store SendGrid events of `kind` for these readers of e1 through the webhook's own parser and store."""
+def post_events(db, reader_ids: list[int], kind: str = "processed", x_message_id: str = "XMSG1",
+                at: dt.datetime | None = None, **extra) -> None:
+    """Store SendGrid events of `kind` (at `at`, naive UTC) for these readers of e1 through the webhook's own parser
+    and store."""
     with db.session() as session:
         emails = dict(session.execute(select(Reader.id, Reader.email).where(Reader.id.in_(reader_ids))).all())
-    events = [{"email": emails[r], "timestamp": 1_796_000_000, "event": kind, "sg_event_id": f"ev-{next(_ids)}",
+    timestamp = int(at.replace(tzinfo=dt.UTC).timestamp()) if at else 1_796_000_000
+    events = [{"email": emails[r], "timestamp": timestamp, "event": kind, "sg_event_id": f"ev-{next(_ids)}",
                "sg_message_id": f"{x_message_id}.filterdrecv-1.{r}", "edition_id": EDITION, "reader_id": str(r),
                "variant_id": "v1", "holdout": "0", **extra} for r in reader_ids]
     parsed, quarantined = parse_events(events)
@@ -84,8 +95,12 @@ def test_dropped_or_bounced_reader_counts_as_sent_with_the_event_as_evidence(db,
 
 
 def test_batch_without_events_is_put_back_only_after_the_wait(db, readers):
-    """With no event, a batch waits until `after` seconds past its claim, then goes back to planned for the next run."""
+    """With no event, a batch waits until `after` seconds past its claim, then goes back to planned for the next run
+    (the webhook brought events of another request of the edition, sent after it)."""
     batch = claim(db, readers[0], readers[4], "b1")
+    witness = claim(db, readers[5], readers[6], "b2")
+    SendLedger(db, EDITION).confirm("b2", "XMSG2")
+    post_events(db, witness, "processed", x_message_id="XMSG2", at=utcnow())
     early = reconcile_edition(db, EDITION, after=3600)
     assert (early.waiting, early.batches_waiting, early.put_back) == (5, 1, 0)
     assert {s for s, _, _ in states(db, batch).values()} == {LedgerState.SENDING}
@@ -93,7 +108,7 @@ def test_batch_without_events_is_put_back_only_after_the_wait(db, readers):
     assert (later.put_back, later.batches_put_back) == (5, 1)
     assert set(states(db, batch).values()) == {(LedgerState.PLANNED, None, PUT_BACK)}
     ledger = SendLedger(db, EDITION)
-    assert sum(b.readers for b in ledger.planned_batches(1000)) == len(readers)  # the next run sends them
+    assert sum(b.readers for b in ledger.planned_batches(1000)) == len(readers) - 2  # the next run sends them
 
 
 def test_outbox_batches_are_left_for_an_explicit_resend(db, readers):
@@ -117,8 +132,52 @@ def test_unknown_message_ids_are_filled_from_events(db, readers):
 
 
 def test_events_of_another_edition_prove_nothing(db, readers):
-    """Events for the same readers of another edition never confirm this edition's batch."""
+    """Events for the same readers of another edition neither confirm this edition's batch nor show its webhook
+    working: the batch is held."""
     batch = claim(db, readers[0], readers[2], "b1")
-    post_events(db, batch, "delivered", edition_id="another-edition")
+    post_events(db, batch, "delivered", edition_id="another-edition", at=utcnow())
     report = reconcile_edition(db, EDITION, after=0)
-    assert report.confirmed == 0 and report.put_back == 3
+    assert (report.confirmed, report.put_back, report.held) == (0, 0, 3)
+
+
+def test_silence_without_a_working_webhook_holds_the_batch(db, readers):
+    """No event for the batch and none for any other request of the edition since its claim: the webhook may not
+    be reaching us, so the batch is held (still sending), never put back to be sent twice; a witness's events
+    later put it back, and its own events still confirm it."""
+    batch = claim(db, readers[0], readers[4], "b1")
+    later = utcnow() + dt.timedelta(seconds=3601)
+    for _ in range(2):  # every later reconciliation keeps it
+        report = reconcile_edition(db, EDITION, after=3600, now=later)
+        assert (report.held, report.batches_held, report.put_back, report.waiting) == (5, 1, 0, 0)
+        assert set(states(db, batch).values()) == {(LedgerState.SENDING, None, HELD)}
+        assert report.summary()["reconciled_held"] == 5
+    witness = claim(db, readers[5], readers[6], "b2")
+    SendLedger(db, EDITION).confirm("b2", "XMSG2")
+    post_events(db, witness, "delivered", x_message_id="XMSG2", at=utcnow())
+    report = reconcile_edition(db, EDITION, after=3600, now=later)
+    assert (report.held, report.put_back) == (0, 5)
+    assert set(states(db, batch).values()) == {(LedgerState.PLANNED, None, PUT_BACK)}
+
+
+def test_held_batch_is_confirmed_when_its_own_events_come(db, readers):
+    """A held batch whose events arrive late (the webhook fixed) is sent, with the event as evidence."""
+    batch = claim(db, readers[0], readers[2], "b1")
+    assert reconcile_edition(db, EDITION, after=0).held == 3
+    post_events(db, batch[:1], "delivered", at=utcnow())
+    report = reconcile_edition(db, EDITION, after=0)
+    assert (report.confirmed, report.held) == (3, 0)
+    assert states(db, batch)[batch[1]] == (LedgerState.SENT, "XMSG1", CONFIRMED_BY_BATCH)
+
+
+@pytest.mark.parametrize("offset", [dt.timedelta(seconds=-2), WITNESS_WINDOW + dt.timedelta(seconds=2)])
+def test_events_outside_the_witness_window_do_not_put_a_batch_back(db, readers, offset):
+    """Events SendGrid processed before the claim, or more than a day after it, say nothing of the webhook at the
+    time the batch's own events were due: it stays held."""
+    batch = claim(db, readers[0], readers[2], "b1")
+    since = SendLedger(db, EDITION).unconfirmed()[0].since
+    witness = claim(db, readers[5], readers[6], "b2")
+    SendLedger(db, EDITION).confirm("b2", "XMSG2")
+    post_events(db, witness, "processed", x_message_id="XMSG2", at=since + offset)
+    report = reconcile_edition(db, EDITION, after=0, now=since + 2 * WITNESS_WINDOW)
+    assert (report.held, report.put_back) == (3, 0)
+    assert {s for s, _, _ in states(db, batch).values()} == {LedgerState.SENDING}

@@ -202,6 +202,9 @@ def _print_failed(ledger: SendLedger, total: int) -> None:
 
 def _print_unconfirmed(ledger: SendLedger, edition: Path, reconcile_after: float) -> None:
     """Batches handed to a transport and never confirmed, with what happens to them next."""
+    from pipeline.delivery.reconcile import HELD
+    from pipeline.store.models import LedgerState
+
     unconfirmed = ledger.unconfirmed()
     if not unconfirmed:
         return
@@ -214,7 +217,16 @@ def _print_unconfirmed(ledger: SendLedger, edition: Path, reconcile_after: float
         console.print(f"[yellow]SendGrid batches may or may not have reached readers. The next send of this edition"
                       " (or `readerfirst engagement apply`) reconciles them from SendGrid's delivery events: sent when"
                       f" SendGrid reported any event for the request, put back to be sent again when none came"
-                      f" within {reconcile_after:g} s (READERFIRST_RECONCILE_AFTER).[/]")
+                      f" within {reconcile_after:g} s (READERFIRST_RECONCILE_AFTER) though events came for the"
+                      " edition's other requests.[/]")
+        held = sum(n for (state, reason), n in ledger.reasons().items()
+                   if state == LedgerState.SENDING and reason == HELD)
+        if held:
+            console.print(f"[yellow]{held} readers are held: no SendGrid event came for this edition since their batch"
+                          " was handed over, so the event webhook may not be reaching readerfirst and silence proves"
+                          " nothing. Fix the webhook (their events then settle them), or check SendGrid's Activity"
+                          f" and resend with `readerfirst send {escape(str(edition))} --audience NAME"
+                          " --resend-unconfirmed` if they were not delivered.[/]")
     if transports - {"sendgrid"}:
         names = ", ".join(sorted(t or "unknown" for t in transports - {"sendgrid"}))
         console.print(f"[yellow]batches of the {escape(names)} transport were interrupted (a crash) and may be partly"

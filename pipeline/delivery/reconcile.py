@@ -13,8 +13,16 @@ has no events to be settled by and waits for `--resend-unconfirmed`):
   `reason` (a `dropped` or `bounce` is still `sent`: the send happened, and what became of it
   is the engagement data's to tell; a hard bounce suppresses the reader there);
 - no event at all, `after` seconds past the claim (READERFIRST_RECONCILE_AFTER, 1 h by
-  default, far beyond the minutes SendGrid takes to post `processed`): the request was not
-  accepted, and the batch goes back to `planned`, so the next run sends it;
+  default, far beyond the minutes SendGrid takes to post `processed`), while the webhook did
+  bring events for requests of the same edition that SendGrid processed from the second of the
+  claim to a day after it (WITNESS_WINDOW): the request was not accepted, and the batch goes back
+  to `planned`, so the next run sends it;
+- no event, the wait over, and no such witness: the webhook may not be reaching readerfirst
+  (not configured, down, or not subscribed to delivery events), so silence proves nothing. The
+  batch is held (`sending`, reason HELD): sent when its events come, put back once a witness
+  does, or resent by hand (`send --resend-unconfirmed`) after a look at SendGrid's activity.
+  Putting it back on silence alone mailed every reader of an accepted batch twice whenever the
+  webhook was not set up;
 - otherwise it waits for the next reconciliation.
 
 It also fills in the message id of sent readers whose 202 carried no `X-Message-Id`, from
@@ -23,6 +31,7 @@ the events' `sg_message_id` (which starts with it).
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -36,7 +45,7 @@ from pipeline.store.database import Database
 from pipeline.store.models import EngagementEvent, LedgerState, SendLedgerEntry, utcnow
 
 __all__ = ["ReconcileReport", "reconcile_edition", "reconcile_all", "EVIDENCE", "CONFIRMED_BY_BATCH",
-           "PUT_BACK", "confirmed_by"]
+           "PUT_BACK", "HELD", "WITNESS_WINDOW", "confirmed_by"]
 
 # The events SendGrid posts about a personalization it accepted, whatever became of it after.
 EVIDENCE = (EventType.PROCESSED, EventType.DELIVERED, EventType.DEFERRED, EventType.DROPPED,
@@ -47,6 +56,11 @@ _PREFERENCE = {kind.value: rank for rank, kind in enumerate(
      EventType.PROCESSED))}
 CONFIRMED_BY_BATCH = "reconciled: sent (SendGrid reported events for other readers of the same request)"
 PUT_BACK = "reconciled: no SendGrid event for its request; put back to be sent again"
+HELD = ("held: no SendGrid event for this request, nor for any other request of this edition since it was handed"
+        " over (is the event webhook reaching readerfirst?)")
+# How long after a claim another request's event still shows that the webhook brought SendGrid's
+# events of that time (SendGrid retries a failed webhook post for 24 hours).
+WITNESS_WINDOW = dt.timedelta(days=1)
 
 _SENDGRID = "sendgrid"  # only SendGrid posts events to settle a batch by; the outbox's wait for --resend-unconfirmed
 _T = SendLedgerEntry.__table__
@@ -58,6 +72,9 @@ _SETTLE = (update(_T).where(_T.c.edition_id == bindparam("edition"), _T.c.reader
 _PUT_BACK = (update(_T).where(_T.c.edition_id == bindparam("edition"), _T.c.batch_id == bindparam("batch"),
                               _T.c.state == LedgerState.SENDING)
              .values(state=LedgerState.PLANNED, batch_id=None, sending_at=None, reason=PUT_BACK))
+_HOLD = (update(_T).where(_T.c.edition_id == bindparam("edition"), _T.c.batch_id == bindparam("batch"),
+                          _T.c.state == LedgerState.SENDING)
+         .values(reason=HELD))
 _FILL_ID = (update(_T).where(_T.c.edition_id == bindparam("edition"), _T.c.reader_id == bindparam("rid"),
                              _T.c.state == LedgerState.SENT, _T.c.message_id.is_(None))
             .values(message_id=bindparam("mid")))
@@ -73,12 +90,14 @@ class ReconcileReport:
     """What one reconciliation decided, in readers (and batches)."""
 
     confirmed: int = 0  # marked sent from SendGrid's events
-    put_back: int = 0  # no event within the wait: planned again, the next run sends them
+    put_back: int = 0  # no event within the wait, though other requests' events came: planned again
     waiting: int = 0  # unconfirmed, still within the wait
+    held: int = 0  # no event within the wait, and none for the edition's other requests either: kept unconfirmed
     message_ids: int = 0  # sent readers whose unknown message id was filled in
     batches_confirmed: int = 0
     batches_put_back: int = 0
     batches_waiting: int = 0
+    batches_held: int = 0
 
     def add(self, other: ReconcileReport) -> None:
         """Fold another report into this one."""
@@ -116,10 +135,30 @@ def _evidence(connection, edition_id: str, reader_ids: Iterable[int]) -> dict[in
     return found
 
 
+def _witnesses(connection, edition_id: str, since: dt.datetime) -> list[dt.datetime]:
+    """The distinct times (sorted) of the edition's delivery events from `since` on: when SendGrid processed its requests."""
+    kinds = [kind.value for kind in EVIDENCE]
+    return list(connection.scalars(select(_E.c.occurred_at).distinct()
+                                   .where(_E.c.edition_id == edition_id, _E.c.event_type.in_(kinds),
+                                          _E.c.occurred_at >= since)
+                                   .order_by(_E.c.occurred_at)))
+
+
+def _witnessed(times: list[dt.datetime], since: dt.datetime) -> bool:
+    """Whether any of `times` falls in the witness window of a request handed over at `since`.
+
+    SendGrid's timestamps are whole seconds: an event of the claim's own second counts.
+    """
+    start = since.replace(microsecond=0)
+    at = bisect.bisect_left(times, start)
+    return at < len(times) and times[at] <= since + WITNESS_WINDOW
+
+
 def reconcile_edition(db: Database, edition_id: str, *, after: float, now: dt.datetime | None = None) -> ReconcileReport:
     """Settle the edition's unconfirmed batches from stored SendGrid events (see the module docstring)."""
     now = now or utcnow()
     report = ReconcileReport()
+    times: list[dt.datetime] | None = None  # read once, when a batch's wait is over
     with db.session() as session:
         rows = session.execute(select(_T.c.batch_id, _T.c.reader_id, _T.c.sending_at)
                                .where(_T.c.edition_id == edition_id, _T.c.state == LedgerState.SENDING,
@@ -148,6 +187,14 @@ def reconcile_edition(db: Database, edition_id: str, *, after: float, now: dt.da
                 continue
             since = claimed_at.get(batch_id)
             if since is None or (now - since).total_seconds() >= after:
+                if since is not None:
+                    if times is None:
+                        times = _witnesses(connection, edition_id, min(claimed_at.values()).replace(microsecond=0))
+                    if not _witnessed(times, since):
+                        connection.execute(_HOLD, {"edition": edition_id, "batch": batch_id})
+                        report.held += len(readers)
+                        report.batches_held += 1
+                        continue
                 report.put_back += connection.execute(_PUT_BACK, {"edition": edition_id, "batch": batch_id}).rowcount
                 report.batches_put_back += 1
             else:

@@ -233,6 +233,10 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
         if reconciled.confirmed or reconciled.put_back:
             logger.info("reconciled: %d readers confirmed sent by SendGrid events, %d put back to be sent again",
                         reconciled.confirmed, reconciled.put_back)
+        if reconciled.held:
+            logger.warning("%d readers of unconfirmed batches held: no SendGrid event came for this edition since they"
+                           " were handed over, so the event webhook may not be reaching readerfirst (see `readerfirst"
+                           " status`)", reconciled.held)
     if resend_unconfirmed and not dry_run:
         released = release_unconfirmed(info["id"])
         logger.warning("resending %d readers of unconfirmed batches", released)
@@ -295,6 +299,7 @@ def send_edition(edition: str, audience: str, dry_run: bool = False, limit: int 
         "sent": delivery.sent, "skipped": delivery.skipped, "failed": delivery.failed,
         "sandbox_validated": delivery.validated, "sent_total": counts["sent"], "failed_total": counts["failed"],
         "reconciled_sent": reconciled.confirmed, "reconciled_put_back": reconciled.put_back,
+        "reconciled_held": reconciled.held,
         "unconfirmed_batches": len(unconfirmed),
         "unconfirmed_readers": sum(b.readers for b in unconfirmed), "replanned": delivery.replanned,
         "seconds": round(seconds, 2), "plan_seconds": round(planned_at - started, 2),

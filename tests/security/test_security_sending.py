@@ -23,7 +23,7 @@ from pipeline.audience.importer import import_audience
 from pipeline.audience.sample import write_sample_csv
 from pipeline.delivery.addresses import UnsendableAddress, wire_address
 from pipeline.delivery.ledger import SendLedger
-from pipeline.delivery.reconcile import CONFIRMED_BY_BATCH, PUT_BACK
+from pipeline.delivery.reconcile import CONFIRMED_BY_BATCH, HELD, PUT_BACK
 from pipeline.emulator import FaultPlan, WebhookSigner, load_signing_key, running_emulator
 from pipeline.errors import TransientTransportError
 from pipeline.store.models import LedgerState, Reader
@@ -37,8 +37,9 @@ FAULT_READERS = int(os.environ.get("READERFIRST_TEST_FAULT_READERS", "5000"))
 
 
 @contextmanager
-def wired_services(home: Path, monkeypatch, **emulator_options) -> Iterator:
-    """The web service and the emulator on loopback, the emulator's signed events going to the real webhook."""
+def wired_services(home: Path, monkeypatch, webhook: bool = True, **emulator_options) -> Iterator:
+    """The web service and the emulator on loopback, the emulator's signed events going to the real webhook
+    (or nowhere, with webhook=False: an event webhook never set up)."""
     from pipeline.web import create_app, running_server
 
     key_file = home / "emulator-webhook-key.pem"
@@ -47,7 +48,8 @@ def wired_services(home: Path, monkeypatch, **emulator_options) -> Iterator:
     with running_server(create_app()) as web_url:
         monkeypatch.setenv("READERFIRST_PUBLIC_URL", web_url)
         with running_emulator(store_path=home / "emulator.db", signing_key_path=key_file, event_batch_wait=0.05,
-                              webhook_url=f"{web_url}/webhooks/sendgrid", **emulator_options) as emulator:
+                              webhook_url=f"{web_url}/webhooks/sendgrid" if webhook else None,
+                              **emulator_options) as emulator:
             monkeypatch.setenv("SENDGRID_API_KEY", emulator.api_key)
             monkeypatch.setenv("SENDGRID_API_HOST", emulator.url)
             monkeypatch.setenv("READERFIRST_HOLDOUT_SHARE", "0")
@@ -154,6 +156,29 @@ def test_answer_lost_after_the_request_is_confirmed_by_events_never_resent(prefe
     assert reasons.get((LedgerState.SENT, "reconciled: sent (SendGrid reported delivered)"), 0) + reasons.get(
         (LedgerState.SENT, CONFIRMED_BY_BATCH), 0) == 7
     assert ledger.unconfirmed() == []
+
+
+def test_without_the_event_webhook_a_lost_answer_is_held_never_resent(prefect_harness, home, db, monkeypatch):
+    """With no event webhook, silence proves nothing: a request SendGrid accepted whose answer was lost is held after
+    the wait, never put back and sent twice, and `status` says why and what to do."""
+    from pipeline.flows.send_edition import send_edition
+
+    import_audience(db, SAMPLE_AUDIENCE, "sample", today=TODAY)
+    monkeypatch.setenv("READERFIRST_RECONCILE_AFTER", "0")  # the hour has passed: no event ever came
+    ledger = SendLedger(db, EDITION_ID)
+    with wired_services(home, monkeypatch, webhook=False, faults=FaultPlan(drop_after=1.0)) as emulator:
+        summary = send_edition(edition=str(EDITION), audience="sample", limit=7, today=TODAY)
+        assert summary["unconfirmed_readers"] == 7 and emulator.store.total() == 7
+    with wired_services(home, monkeypatch, webhook=False) as emulator:  # the same mailbox, the network healed
+        summary = send_edition(edition=str(EDITION), audience="sample", today=TODAY)
+        again = send_edition(edition=str(EDITION), audience="sample", today=TODAY)
+        counts = emulator.store.count_by_recipient()
+    assert summary["reconciled_held"] == 7 and summary["reconciled_put_back"] == 0
+    assert again["reconciled_held"] == 7 and again["unconfirmed_readers"] == 7
+    assert set(counts) == _subscribed(db) and set(counts.values()) == {1}  # the 7 got their one copy, once
+    assert ledger.reasons()[(LedgerState.SENDING, HELD)] == 7
+    shown = " ".join(_status(home, {}).split())
+    assert "7 readers are held" in shown and "--resend-unconfirmed" in shown
 
 
 def _add_reader(db, email: str, public_id: str) -> None:
