@@ -103,7 +103,7 @@ def test_valid_signed_batch_is_stored_before_the_answer(url, db, key):
     body = body_of(batch(3, reader_id=str(reader_id)))
     answer = httpx.post(url, content=body, headers=signed(key, body))
     assert answer.status_code == 200
-    assert answer.json() == {"stored": 3, "duplicates": 0, "quarantined": 0, "unattributed": 0}
+    assert answer.json() == {"stored": 3, "duplicates": 0, "quarantined": 0, "unattributed": 0, "refusals": 0}
     with db.session() as session:
         assert set(session.scalars(select(EngagementEvent.reader_id))) == {reader_id}
 
@@ -122,7 +122,7 @@ def test_events_for_unknown_readers_and_editions_are_stored(url, db, key):
     body = body_of(batch(2, reader_id="424242", edition_id="1999-01-01") + [
         sendgrid_event("bounce", sg_event_id="no-args", edition_id=None, reader_id=None, variant_id=None)])
     answer = httpx.post(url, content=body, headers=signed(key, body))
-    assert answer.json() == {"stored": 3, "duplicates": 0, "quarantined": 0, "unattributed": 2}
+    assert answer.json() == {"stored": 3, "duplicates": 0, "quarantined": 0, "unattributed": 2, "refusals": 0}
     with db.session() as session:
         rows = session.execute(select(EngagementEvent.reader_id, EngagementEvent.edition_id)).all()
     assert sorted(rows, key=str) == sorted([(None, "1999-01-01"), (None, "1999-01-01"), (None, None)], key=str)

@@ -83,6 +83,7 @@ from sqlalchemy.exc import OperationalError
 
 from pipeline.bulk import cycle_collection_paused
 from pipeline.engagement.events import SUPPRESSING, EventType
+from pipeline.engagement.suppressions import GROUP_CHOICE, SUPPRESSED_STATUS
 from pipeline.errors import ConfigurationError, PipelineError
 from pipeline.store.chunks import id_chunks
 from pipeline.store.database import Database
@@ -124,8 +125,6 @@ _OPEN_SHARE_STRENGTH = 200.0  # the default is worth this many messages against 
 _REMEMBERED = 1_000_000  # seen pairs and clicks a run keeps in memory (about 100 MB) before forgetting
 _VARIANTS = 50_000  # distinct picks a run keeps parsed
 _LOCK_KEY = 0x52464C4E  # PostgreSQL advisory lock: one applier at a time
-_STATUS = {EventType.UNSUBSCRIBE: "unsubscribed", EventType.SPAM_REPORT: "unsubscribed",
-           EventType.HARD_BOUNCE: "cleaned"}
 _SEEN = (EventType.OPEN.value, EventType.CLICK.value)  # proof a person saw the message
 # Events about one (edition, reader) message: deliveries reset soft bounces, the others expose.
 _MESSAGE = (EventType.DELIVERED.value, EventType.MACHINE_OPEN.value, *_SEEN, EventType.REPLY.value)
@@ -196,7 +195,7 @@ class LearningReport:
     repeat_clicks: int = 0  # clicks on a section already counted for that reader and edition
     machine_opens: int = 0  # Apple Mail Privacy Protection prefetches, never engagement
     replies: int = 0  # replies folded in (each credits REPLY_CREDIT clicks)
-    suppressed: int = 0  # readers suppressed (unsubscribe, spam report, bounces)
+    suppressed: int = 0  # readers this run suppressed (unsubscribe, spam report, bounces; not those the webhook did)
     opt_outs: int = 0
     opt_ins: int = 0
     unmapped_groups: int = 0  # group events whose ASM group maps to no topic
@@ -468,7 +467,7 @@ class _BatchWork:
                 if kind == EventType.CLICK and section:
                     self._click(edition, rid, section, stamp)
         elif kind in SUPPRESSING:
-            self._suppress(reader, _STATUS[EventType(kind)], kind, occurred)
+            self._suppress(reader, SUPPRESSED_STATUS[EventType(kind)], kind, occurred)
         elif kind == EventType.SOFT_BOUNCE:
             reader[3], reader[4] = reader[3] + 1, True
             if reader[3] >= self.run.limit:
@@ -640,23 +639,12 @@ class _BatchWork:
                 "later = position_clicks.later + excluded.later",
                 [(gap, earlier, later) for gap, (earlier, later) in sorted(self.pairs.items())])
         if self.opt:
-            self.connection.execute(_GROUP_CHOICE, [{"reader": r, "topic": t, "out": out, "at": at}
+            self.connection.execute(GROUP_CHOICE, [{"reader": r, "topic": t, "out": out, "at": at}
                                                     for (r, t), (out, at) in sorted(self.opt.items())])
         readers = [{"b_id": rid, "suppresses": s[0] is not None, "status": s[0], "suppressed_reason": s[1],
                     "suppressed_at": s[2], "soft_bounces": s[3]} for rid, s in self.readers.items() if s[4]]
         if readers:
             self.connection.execute(_READER_CHANGES, readers)
-
-
-# A group opt-out or opt-in, unless the reader made a newer choice about the topic (a later group
-# event applied before, or the preference centre): SendGrid does not deliver events in order.
-# An opt-in for a topic the reader has no row for records the choice too.
-_GROUP_CHOICE = text(
-    "INSERT INTO reader_interests (reader_id, topic, opted_out, opted_at, learned_clicks, learned_exposures) "
-    "VALUES (:reader, :topic, :out, :at, 0, 0) "
-    "ON CONFLICT (reader_id, topic) DO UPDATE SET opted_out = excluded.opted_out, opted_at = excluded.opted_at "
-    "WHERE reader_interests.opted_at IS NULL OR reader_interests.opted_at <= excluded.opted_at"
-).bindparams(bindparam("out", type_=Boolean()), bindparam("at", type_=DateTime()))
 
 
 # A batch's changes to its readers, made against the row as it is now, not as the batch read it:

@@ -13,6 +13,10 @@ stays in `raw`): ids of deleted readers can be reused by SQLite, and an event mu
 credited to someone else. Events for editions readerfirst does not know are stored as they
 are; nothing that SendGrid reports is dropped.
 
+With `refusals_now` (the webhook), a reader's unsubscribe, spam report, hard bounce or group
+choice is applied to their row in the same transaction (`pipeline.engagement.suppressions`):
+a send running before the next learning run already honours it.
+
 Rows go in many per statement and never as ORM objects: the webhook has to keep up with
 SendGrid's batches of ~1,500 events. On SQLite they go straight to the driver's executemany
 (SQLAlchemy's per-row handling cost more than the insert itself); on PostgreSQL a batch takes
@@ -27,13 +31,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, DateTime, select
 
 from pipeline.engagement.events import NormalisedEvent
 from pipeline.engagement.event_array import quarantine_text
+from pipeline.engagement.suppressions import apply_refusals
 from pipeline.store.database import Database
 from pipeline.store.models import QuarantinedEvent, Reader, utcnow
 from pipeline.store.upsert import insert_ignore_rows
@@ -76,15 +81,18 @@ class StoreReport:
     quarantined: int = 0
     # Stored without a reader: the claimed reader does not exist or has another address.
     unattributed: int = 0
+    # Unsubscribes, spam reports, hard bounces and group choices applied to readers at once (refusals_now).
+    refusals: int = 0
 
     def __add__(self, other: StoreReport) -> StoreReport:
         return StoreReport(self.stored + other.stored, self.duplicates + other.duplicates,
-                           self.quarantined + other.quarantined, self.unattributed + other.unattributed)
+                           self.quarantined + other.quarantined, self.unattributed + other.unattributed,
+                           self.refusals + other.refusals)
 
     def as_dict(self) -> dict[str, int]:
         """The counts, for a JSON answer or a log line."""
         return {"stored": self.stored, "duplicates": self.duplicates, "quarantined": self.quarantined,
-                "unattributed": self.unattributed}
+                "unattributed": self.unattributed, "refusals": self.refusals}
 
 
 def event_row(event: NormalisedEvent, reader_id: int | None, received_at: dt.datetime) -> dict:
@@ -189,8 +197,12 @@ def _insert_new_ids(connection: Connection, rows: Sequence[dict]) -> set[str]:
 
 
 def store_events(db: Database, events: Sequence[NormalisedEvent], quarantined: Sequence[tuple[dict | str, str]],
-                 *, source: str, received_at: dt.datetime | None = None) -> StoreReport:
+                 *, source: str, received_at: dt.datetime | None = None, refusals_now: bool = False,
+                 topic_groups: Mapping[str, str] | None = None) -> StoreReport:
     """Store `events` once each and quarantine `quarantined`, all in one transaction.
+
+    With `refusals_now`, the refusals among the attributed events are applied to their readers in
+    that transaction too (group events through `topic_groups`, ASM group id -> topic).
 
     Raises the database's error (SQLAlchemyError) when the batch cannot be stored; then
     nothing of it was stored, and the caller must make the sender retry.
@@ -218,6 +230,7 @@ def store_events(db: Database, events: Sequence[NormalisedEvent], quarantined: S
             # Two inserts, so that the count of new unattributed events is exact.
             stored = _insert_new(connection, attributed)
             unattributed = _insert_new(connection, disowned)
+        refusals = apply_refusals(connection, attributed, topic_groups or {}) if refusals_now else 0
         if quarantined:
             # A resent batch brings its malformed events again: kept once (the first reason stays).
             insert_ignore_rows(connection, QuarantinedEvent.__table__,
@@ -225,4 +238,4 @@ def store_events(db: Database, events: Sequence[NormalisedEvent], quarantined: S
                                ["fingerprint"])
     stored += unattributed
     return StoreReport(stored=stored, duplicates=len(events) - stored, quarantined=len(quarantined),
-                       unattributed=unattributed)
+                       unattributed=unattributed, refusals=refusals)

@@ -9,7 +9,9 @@ answer is 503, and SendGrid retries the whole batch, which deduplication makes h
 replay inside the window is harmless for the same reason. Inside a genuine array, an event
 that cannot be read is quarantined and never fails the batch: the answer is still 200 (see
 `sendgrid_events`). The 503's log line names the error's class, never its message, which
-holds readers' addresses and events.
+holds readers' addresses and events. A reader's unsubscribe, spam report, hard bounce or group
+choice is in force in that same transaction, not only once learning runs
+(`pipeline.engagement.suppressions`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import errno
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -157,13 +160,16 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
 _SQLITE_WRITER = threading.Lock()
 
 
-def store_webhook_body(db: Database, body: bytes) -> StoreReport:
-    """Read and store one verified webhook body; raises InvalidEventBody or the database's error."""
+def store_webhook_body(db: Database, body: bytes, topic_groups: Mapping[str, str] | None = None) -> StoreReport:
+    """Read and store one verified webhook body, its readers' refusals in force at once (`topic_groups`: ASM
+    group id -> topic); raises InvalidEventBody or the database's error."""
     events, quarantined = parse_events(body)
     if db.dialect != "sqlite":
-        return store_events(db, events, quarantined, source=WEBHOOK_SOURCE)
+        return store_events(db, events, quarantined, source=WEBHOOK_SOURCE, refusals_now=True,
+                            topic_groups=topic_groups)
     with _SQLITE_WRITER:
-        return store_events(db, events, quarantined, source=WEBHOOK_SOURCE)
+        return store_events(db, events, quarantined, source=WEBHOOK_SOURCE, refusals_now=True,
+                            topic_groups=topic_groups)
 
 
 async def read_signed_body(request: Request, check: SignatureCheck, limit: int, what: str) -> bytes | Response:
@@ -195,7 +201,7 @@ async def receive_sendgrid_events(request: Request) -> Response:
         return body
     try:
         # Parsing and storing run off the event loop, so other requests are read meanwhile.
-        report = await run_in_threadpool(store_webhook_body, state.db, body)
+        report = await run_in_threadpool(store_webhook_body, state.db, body, state.settings.topic_groups)
     except InvalidEventBody as exc:
         return PlainTextResponse(f"{exc}\n", status_code=400)
     except (SQLAlchemyError, OSError) as exc:
@@ -205,5 +211,5 @@ async def receive_sendgrid_events(request: Request) -> Response:
                                  headers={"Retry-After": _RETRY_AFTER})
     log.log(logging.WARNING if report.quarantined else logging.INFO,
             "webhook batch stored: %(stored)d new, %(duplicates)d duplicates, %(quarantined)d quarantined, "
-            "%(unattributed)d unattributed", report.as_dict())
+            "%(unattributed)d unattributed, %(refusals)d refusals applied", report.as_dict())
     return JSONResponse(report.as_dict())

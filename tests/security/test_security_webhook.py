@@ -149,8 +149,10 @@ def test_poisoned_batch_stores_its_good_events_and_quarantines_the_poison_once(u
     answers = [httpx.post(url, content=body, headers=signed(key, body), timeout=30) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 200]
     # The events name reader 102, who does not exist here: stored, unattributed.
-    assert answers[0].json() == {"stored": 7, "duplicates": 0, "quarantined": len(POISON), "unattributed": 7}
-    assert answers[2].json() == {"stored": 0, "duplicates": 7, "quarantined": len(POISON), "unattributed": 0}
+    assert answers[0].json() == {"stored": 7, "duplicates": 0, "quarantined": len(POISON), "unattributed": 7,
+                                  "refusals": 0}
+    assert answers[2].json() == {"stored": 0, "duplicates": 7, "quarantined": len(POISON), "unattributed": 0,
+                                  "refusals": 0}
     assert sorted(stored_ids(db)) == sorted([f"good-{i}" for i in range(6)] + ["unsplittable"])
     assert count(db, QuarantinedEvent) == len(POISON)  # SendGrid's retries add nothing
 
