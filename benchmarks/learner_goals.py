@@ -20,6 +20,13 @@ Models: the shipped ones, `changing.yaml` (wrong declarations, needs, 80% drift 
 the tests' `unseen` one and `--generated N` models from `evaluate_models.generate_model`.
 The selection cost goal (at most 2x the first scoring rule) is `benchmarks/selection_policy.py`.
 
+`--true-audience-rates` is a diagnostic, not a learner: production runs with the audience's
+pooled click rate per topic (`pipeline.content.policy.population_means`, what readers with no
+signal of their own are ranked by) replaced by the model's expected rate, click_rate x the mean
+affinity for the topic over readers drawn from its prior. It shows what unbiased audience rates
+would be worth (a topic's pooled exposures go mostly to readers who like it, so its pooled rate
+overstates it for everyone else); production cannot know them.
+
 Run: `python benchmarks/learner_goals.py` (every model, seeds 1 and 2, 2,000 readers: long; run
 it in the background), or `--models changing.yaml --seeds 1 --readers 1000`. Needs numpy.
 """
@@ -27,13 +34,14 @@ it in the background), or `--models changing.yaml --seeds 1 --readers 1000`. Nee
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import random
 import sys
 import tempfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +64,38 @@ WINDOW = range(5, 9)  # editions 5-8
 
 def _share(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
+
+
+def true_audience_rates(model: ReaderModel, draws: int = 200_000) -> dict[str, float]:
+    """Per topic, click_rate x the mean affinity over `draws` readers from the model's prior (seeded)."""
+    import numpy as np
+
+    topics = list(model.topics)
+    alphas = np.array([model.concentration * len(topics) * share for share in model.topics.values()])
+    tastes = np.random.default_rng(0).gamma(alphas, 1.0, size=(draws, len(topics)))
+    affinity = tastes / tastes.max(axis=1, keepdims=True)
+    return {topic: float(mean) * model.engagement.click_rate for topic, mean in zip(topics, affinity.mean(axis=0))}
+
+
+@contextlib.contextmanager
+def audience_rates_replaced(rates: dict[str, float] | None) -> Iterator[None]:
+    """While open, the policy's audience rates are `rates` for the topics it has figures for (None: unchanged)."""
+    import pipeline.content.policy as policy
+
+    original = policy.population_means
+    if rates is None:
+        yield
+        return
+
+    def replaced(population):
+        means = original(population)
+        return {**means, **{topic: rate for topic, rate in rates.items() if topic in means}}
+
+    policy.population_means = replaced
+    try:
+        yield
+    finally:
+        policy.population_means = original
 
 
 def compare(model: ReaderModel, reference: dict, policy: Evaluation) -> dict[str, Any]:
@@ -150,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reference-cache", type=Path,
                         help="keep the reference learner's figures in this folder and reuse them (they do not depend"
                              " on the production policy)")
+    parser.add_argument("--true-audience-rates", action="store_true",
+                        help="diagnostic: production ranks by the model's true audience rates (see the docstring)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     rows = []
@@ -166,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for model in models:
             for seed in args.seeds:
                 reference = _reference(model, seed, args)
-                policy = run_evaluation(model, editions=args.editions, readers=args.readers, seed=seed)
+                with audience_rates_replaced(true_audience_rates(model) if args.true_audience_rates else None):
+                    policy = run_evaluation(model, editions=args.editions, readers=args.readers, seed=seed)
                 rows.append(compare(model, reference, policy))
                 if not args.json:
                     print_row(rows[-1])
