@@ -203,14 +203,14 @@ def _print_failed(ledger: SendLedger, total: int) -> None:
 def _print_unconfirmed(ledger: SendLedger, edition: Path, reconcile_after: float) -> None:
     """Batches handed to a transport and never confirmed, with what happens to them next."""
     from pipeline.delivery.reconcile import HELD
-    from pipeline.store.models import LedgerState
 
     unconfirmed = ledger.unconfirmed()
     if not unconfirmed:
         return
-    table = Table("unconfirmed batch", "readers", "handed over at", "transport")
+    table = Table("unconfirmed batch", "readers", "handed over at", "transport", "held")
     for batch in unconfirmed:
-        table.add_row(batch.batch_id, str(batch.readers), f"{batch.since:%Y-%m-%d %H:%M:%S}", batch.transport or "")
+        table.add_row(batch.batch_id, str(batch.readers), f"{batch.since:%Y-%m-%d %H:%M:%S}", batch.transport or "",
+                      "yes" if batch.reason == HELD else "")
     console.print(table)
     transports = {batch.transport for batch in unconfirmed}
     if "sendgrid" in transports:
@@ -219,8 +219,7 @@ def _print_unconfirmed(ledger: SendLedger, edition: Path, reconcile_after: float
                       f" SendGrid reported any event for the request, put back to be sent again when none came"
                       f" within {reconcile_after:g} s (READERFIRST_RECONCILE_AFTER) though events came for the"
                       " edition's other requests.[/]")
-        held = sum(n for (state, reason), n in ledger.reasons().items()
-                   if state == LedgerState.SENDING and reason == HELD)
+        held = sum(batch.readers for batch in unconfirmed if batch.reason == HELD)
         if held:
             console.print(f"[yellow]{held} readers are held: no SendGrid event came for this edition since their batch"
                           " was handed over, so the event webhook may not be reaching readerfirst and silence proves"
@@ -411,6 +410,7 @@ def register(app: typer.Typer) -> None:
         """Where the send of an edition stands: counts, readers still to send, refused readers,
         reconciliation, unconfirmed batches."""
         from pipeline.delivery.ledger import SendLedger
+        from pipeline.delivery.reconcile import HELD
         from pipeline.flows.runtime import database
         from pipeline.store.models import LedgerState
 
@@ -424,7 +424,8 @@ def register(app: typer.Typer) -> None:
             print_json({"edition": prepared.edition.id, "counts": counts, "variants": ledger.variants(),
                         "remaining": remaining,
                         "unconfirmed": [{"batch_id": b.batch_id, "readers": b.readers, "since": b.since.isoformat(),
-                                         "transport": b.transport or ""} for b in ledger.unconfirmed()]})
+                                         "transport": b.transport or "", "held": b.reason == HELD}
+                                        for b in ledger.unconfirmed()]})
             return
         console.print(f"edition {escape(prepared.edition.id)}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
                       + f"; {ledger.variants()} variants")

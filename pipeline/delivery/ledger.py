@@ -111,6 +111,7 @@ class UnconfirmedBatch:
     readers: int
     since: dt.datetime
     transport: str | None
+    reason: str | None = None  # what reconciliation said of it so far (held), if anything
 
 
 @dataclass(frozen=True)
@@ -316,7 +317,8 @@ class SendLedger:
         """Batches stuck in `sending`: handed to the transport, never confirmed."""
         with self.db.session() as session:
             rows = session.execute(
-                select(_T.c.batch_id, func.count(), func.min(_T.c.sending_at), func.min(_T.c.transport))
+                select(_T.c.batch_id, func.count(), func.min(_T.c.sending_at), func.min(_T.c.transport),
+                       func.max(_T.c.reason))
                 .where(_T.c.edition_id == self.edition_id, _T.c.state == LedgerState.SENDING)
                 .group_by(_T.c.batch_id).order_by(_T.c.batch_id)).all()
         return [UnconfirmedBatch(*row) for row in rows]

@@ -179,6 +179,8 @@ def test_without_the_event_webhook_a_lost_answer_is_held_never_resent(prefect_ha
     assert ledger.reasons()[(LedgerState.SENDING, HELD)] == 7
     shown = " ".join(_status(home, {}).split())
     assert "7 readers are held" in shown and "--resend-unconfirmed" in shown
+    listed = json.loads(_status(home, {}, "--json"))["unconfirmed"]
+    assert sum(batch["readers"] for batch in listed) == 7 and {batch["held"] for batch in listed} == {True}
 
 
 def _add_reader(db, email: str, public_id: str) -> None:
@@ -187,8 +189,9 @@ def _add_reader(db, email: str, public_id: str) -> None:
                                               last_name="", timezone="", status="subscribed", tags=[]))
 
 
-def _status(home: Path, env: dict[str, str]) -> str:
-    result = subprocess.run(["readerfirst", "status", str(EDITION)], capture_output=True, text=True, timeout=300,
+def _status(home: Path, env: dict[str, str], *options: str) -> str:
+    result = subprocess.run(["readerfirst", "status", str(EDITION), *options], capture_output=True, text=True,
+                            timeout=300,
                             env={**os.environ, "READERFIRST_HOME": str(home), "COLUMNS": "250", **env})
     assert result.returncode == 0, result.stderr
     return result.stdout
