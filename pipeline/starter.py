@@ -61,7 +61,7 @@ _COMMENTS = {
     "READERFIRST_SOFT_BOUNCE_LIMIT": "Soft bounces in a row before a reader is suppressed.",
     "READERFIRST_TOPIC_GROUPS": "JSON object: SendGrid unsubscribe group id -> topic, e.g. {\"1201\": \"climate\"}.",
     "READERFIRST_CONSENT_SPOOL": "Where the web service keeps unsubscribes the database could not take at once; senders apply them first (default: <home>/consent-spool).",
-    "READERFIRST_RECONCILE_AFTER": "Seconds to wait for SendGrid's events about a batch whose answer was lost before sending it again (held instead while no event of the edition shows the webhook working).",
+    "READERFIRST_RECONCILE_AFTER": "Seconds to wait for SendGrid's events about a batch whose answer was lost before sending it again (held instead unless events of the edition from just before and after show the webhook working).",
     "READERFIRST_PREFECT_SERVER": "background: start a Prefect server once and reuse it; ephemeral: a temporary one per command.",
     "READERFIRST_CHUNK_SIZE": "Readers per Prefect task (planning), and per group of batches (sending).",
     "READERFIRST_WORKERS": "Parallel tasks (thread pool).",

@@ -60,6 +60,22 @@ def post_events(db, reader_ids: list[int], kind: str = "processed", x_message_id
     store_events(db, parsed, [], source="test")
 
 
+def witnesses(db, readers: list[int], since: dt.datetime, before: dt.timedelta | None = dt.timedelta(seconds=-1),
+              after: dt.timedelta | None = dt.timedelta(seconds=2)) -> None:
+    """Other requests of e1 (readers 5-6 and 7-8) sent and confirmed, with `processed` events that SendGrid
+    processed at `since` + `before` and + `after` (None: no such request)."""
+    for offset, (first, last), batch in ((before, (5, 6), "w1"), (after, (7, 8), "w2")):
+        if offset is None:
+            continue
+        sent = claim(db, readers[first], readers[last], batch)
+        SendLedger(db, EDITION).confirm(batch, f"X{batch}")
+        post_events(db, sent, "processed", x_message_id=f"X{batch}", at=since + offset)
+
+
+def claimed_at(db, batch_id: str) -> dt.datetime:
+    return next(b.since for b in SendLedger(db, EDITION).unconfirmed() if b.batch_id == batch_id)
+
+
 def states(db, reader_ids: list[int]) -> dict[int, tuple[str, str | None, str | None]]:
     """reader id -> (state, message id, reason) in e1's ledger."""
     with db.session() as session:
@@ -96,11 +112,9 @@ def test_dropped_or_bounced_reader_counts_as_sent_with_the_event_as_evidence(db,
 
 def test_batch_without_events_is_put_back_only_after_the_wait(db, readers):
     """With no event, a batch waits until `after` seconds past its claim, then goes back to planned for the next run
-    (the webhook brought events of another request of the edition, sent after it)."""
+    (the webhook brought events of the edition's requests processed just before and just after it)."""
     batch = claim(db, readers[0], readers[4], "b1")
-    witness = claim(db, readers[5], readers[6], "b2")
-    SendLedger(db, EDITION).confirm("b2", "XMSG2")
-    post_events(db, witness, "processed", x_message_id="XMSG2", at=utcnow())
+    witnesses(db, readers, claimed_at(db, "b1"))
     early = reconcile_edition(db, EDITION, after=3600)
     assert (early.waiting, early.batches_waiting, early.put_back) == (5, 1, 0)
     assert {s for s, _, _ in states(db, batch).values()} == {LedgerState.SENDING}
@@ -108,7 +122,7 @@ def test_batch_without_events_is_put_back_only_after_the_wait(db, readers):
     assert (later.put_back, later.batches_put_back) == (5, 1)
     assert set(states(db, batch).values()) == {(LedgerState.PLANNED, None, PUT_BACK)}
     ledger = SendLedger(db, EDITION)
-    assert sum(b.readers for b in ledger.planned_batches(1000)) == len(readers) - 2  # the next run sends them
+    assert sum(b.readers for b in ledger.planned_batches(1000)) == len(readers) - 4  # the next run sends them
 
 
 def test_outbox_batches_are_left_for_an_explicit_resend(db, readers):
@@ -141,9 +155,8 @@ def test_events_of_another_edition_prove_nothing(db, readers):
 
 
 def test_silence_without_a_working_webhook_holds_the_batch(db, readers):
-    """No event for the batch and none for any other request of the edition since its claim: the webhook may not
-    be reaching us, so the batch is held (still sending), never put back to be sent twice; a witness's events
-    later put it back, and its own events still confirm it."""
+    """No event for the batch and no witnesses: the webhook may not have been working, so the batch is held (still
+    sending), never put back to be sent twice; witnesses on both sides later put it back."""
     batch = claim(db, readers[0], readers[4], "b1")
     later = utcnow() + dt.timedelta(seconds=3601)
     for _ in range(2):  # every later reconciliation keeps it
@@ -151,9 +164,7 @@ def test_silence_without_a_working_webhook_holds_the_batch(db, readers):
         assert (report.held, report.batches_held, report.put_back, report.waiting) == (5, 1, 0, 0)
         assert set(states(db, batch).values()) == {(LedgerState.SENDING, None, HELD)}
         assert report.summary()["reconciled_held"] == 5
-    witness = claim(db, readers[5], readers[6], "b2")
-    SendLedger(db, EDITION).confirm("b2", "XMSG2")
-    post_events(db, witness, "delivered", x_message_id="XMSG2", at=utcnow())
+    witnesses(db, readers, claimed_at(db, "b1"))  # their events came late (SendGrid's retries): ours never did
     report = reconcile_edition(db, EDITION, after=3600, now=later)
     assert (report.held, report.put_back) == (0, 5)
     assert set(states(db, batch).values()) == {(LedgerState.PLANNED, None, PUT_BACK)}
@@ -169,15 +180,50 @@ def test_held_batch_is_confirmed_when_its_own_events_come(db, readers):
     assert states(db, batch)[batch[1]] == (LedgerState.SENT, "XMSG1", CONFIRMED_BY_BATCH)
 
 
-@pytest.mark.parametrize("offset", [dt.timedelta(seconds=-2), WITNESS_WINDOW + dt.timedelta(seconds=2)])
-def test_events_outside_the_witness_window_do_not_put_a_batch_back(db, readers, offset):
-    """Events SendGrid processed before the claim, or more than a day after it, say nothing of the webhook at the
-    time the batch's own events were due: it stays held."""
+def test_a_webhook_set_up_after_the_request_proves_nothing(db, readers):
+    """Requests sent once the webhook was fixed have events after the claim, and none from before it: SendGrid never
+    posts events to a webhook that was not set up, so the batch stays held (put back, it was mailed twice)."""
     batch = claim(db, readers[0], readers[2], "b1")
-    since = SendLedger(db, EDITION).unconfirmed()[0].since
-    witness = claim(db, readers[5], readers[6], "b2")
-    SendLedger(db, EDITION).confirm("b2", "XMSG2")
-    post_events(db, witness, "processed", x_message_id="XMSG2", at=since + offset)
-    report = reconcile_edition(db, EDITION, after=0, now=since + 2 * WITNESS_WINDOW)
+    witnesses(db, readers, claimed_at(db, "b1"), before=None, after=dt.timedelta(seconds=30))
+    report = reconcile_edition(db, EDITION, after=0)
     assert (report.held, report.put_back) == (3, 0)
     assert {s for s, _, _ in states(db, batch).values()} == {LedgerState.SENDING}
+
+
+@pytest.mark.parametrize("before, after", [(dt.timedelta(seconds=-1), None), (dt.timedelta(0), dt.timedelta(seconds=2))])
+def test_a_webhook_down_after_the_request_proves_nothing(db, readers, before, after):
+    """Events from before the claim only: the webhook may have gone down before this request's events were posted
+    (SendGrid retries them for a day), so the batch stays held; one from the claim's own second may be from after
+    the claim and shows nothing of the time before it."""
+    batch = claim(db, readers[0], readers[2], "b1")
+    witnesses(db, readers, claimed_at(db, "b1"), before=before, after=after)
+    report = reconcile_edition(db, EDITION, after=0)
+    assert (report.held, report.put_back) == (3, 0)
+
+
+@pytest.mark.parametrize("before, after", [
+    (-(WITNESS_WINDOW + dt.timedelta(seconds=2)), dt.timedelta(seconds=2)),
+    (dt.timedelta(seconds=-1), WITNESS_WINDOW + dt.timedelta(seconds=2)),
+    (dt.timedelta(seconds=-1), dt.timedelta(seconds=-1) + dt.timedelta(microseconds=500_000))])
+def test_witnesses_outside_the_window_prove_nothing(db, readers, before, after):
+    """A witness too long before or after the claim, or none after its second, does not show the webhook working when
+    this request's events were due: held."""
+    batch = claim(db, readers[0], readers[2], "b1")
+    witnesses(db, readers, claimed_at(db, "b1"), before=before, after=after)
+    report = reconcile_edition(db, EDITION, after=0, now=claimed_at(db, "b1") + 2 * WITNESS_WINDOW)
+    assert (report.held, report.put_back) == (3, 0)
+    assert {s for s, _, _ in states(db, batch).values()} == {LedgerState.SENDING}
+
+
+def test_a_released_or_reclaimed_batch_is_no_longer_held(db, readers):
+    """HELD is said of one claim: `--resend-unconfirmed` releases it and the new claim is not held; sent, its
+    readers carry no HELD reason."""
+    claim(db, readers[0], readers[2], "b1")
+    assert reconcile_edition(db, EDITION, after=0).held == 3
+    ledger = SendLedger(db, EDITION)
+    assert [b.reason for b in ledger.unconfirmed()] == [HELD]
+    assert ledger.release("b1") == 3
+    batch = claim(db, readers[0], readers[2], "b2")
+    assert [(b.batch_id, b.reason) for b in ledger.unconfirmed()] == [("b2", None)]
+    ledger.confirm("b2", "XMSG2")
+    assert set(states(db, batch).values()) == {(LedgerState.SENT, "XMSG2", None)}

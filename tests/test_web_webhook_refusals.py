@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from pipeline.audience.directory import opted_out_readers, sendable_reader_ids
+from pipeline.engagement import learning
 from pipeline.engagement.learning import apply_events
 from pipeline.engagement.sendgrid_events import parse_events
 from pipeline.engagement.store import store_events
@@ -128,3 +131,72 @@ def test_without_refusals_now_the_store_leaves_readers_to_learning(db):
     assert reader_row(db, ann) == ("subscribed", None, None)
     assert learn(db).suppressed == 1
     assert reader_row(db, ann)[:2] == ("unsubscribed", "unsubscribe")
+
+
+class _PausingAfterGroupChoice:
+    """A learning batch's connection that, once its group-choice upsert holds a reader_interests row, waits for the
+    webhook's transaction to start and gives it time to take what it can before going on to the readers rows."""
+
+    def __init__(self, connection, locked, started):
+        self._connection, self._locked, self._started = connection, locked, started
+
+    def __getattr__(self, name):
+        return getattr(self._connection, name)
+
+    def execute(self, statement, *args, **kwargs):
+        result = self._connection.execute(statement, *args, **kwargs)
+        if statement is learning.GROUP_CHOICE:
+            self._locked.set()
+            self._started.wait(10)
+            time.sleep(0.7)
+        return result
+
+
+def test_the_webhook_and_learning_lock_in_the_same_order_on_postgresql(monkeypatch):
+    """A learning batch (a group choice, then a soft bounce's reader change) and a webhook batch (a spam report and a
+    group opt-out) of the same reader, interleaved: both take reader_interests before readers, so neither is chosen
+    as a deadlock's victim (the webhook took readers first once, and PostgreSQL aborted it)."""
+    locked, started = threading.Event(), threading.Event()
+    start_batch = learning._BatchWork.__init__
+
+    def pausing(self, run, connection, raw, events):
+        start_batch(self, run, connection, raw, events)
+        self.connection = _PausingAfterGroupChoice(self.connection, locked, started)
+
+    monkeypatch.setattr(learning._BatchWork, "__init__", pausing)
+    errors: dict[str, BaseException] = {}
+    with postgres_database() as pg:
+        ann = add_reader(pg)
+        with pg.session() as session:
+            session.add(ReaderInterest(reader_id=ann, topic="climate", declared_weight=1.0))
+        stored, _ = parse_events([
+            sendgrid_event("group_resubscribe", sg_event_id="old-g", reader_id=str(ann), asm_group_id=1201),
+            sendgrid_event("bounce", sg_event_id="old-b", reader_id=str(ann), type="blocked")])
+        store_events(pg, stored, [], source="test")
+        arriving, _ = parse_events([
+            sendgrid_event("spamreport", sg_event_id="new-s", reader_id=str(ann), timestamp=TIMESTAMP + 60),
+            sendgrid_event("group_unsubscribe", sg_event_id="new-g", reader_id=str(ann), asm_group_id=1201,
+                           timestamp=TIMESTAMP + 60)])
+
+        def learn():
+            try:
+                learning.apply_events(pg, half_life_days=60.0, soft_bounce_limit=3, topic_groups=GROUPS)
+            except Exception as error:  # noqa: BLE001 - the assertion below reports it
+                errors["learning"] = error
+
+        def webhook():
+            locked.wait(10)
+            started.set()
+            try:
+                store_events(pg, arriving, [], source="webhook", refusals_now=True, topic_groups=GROUPS)
+            except Exception as error:  # noqa: BLE001 - the assertion below reports it
+                errors["webhook"] = error
+
+        threads = [threading.Thread(target=learn), threading.Thread(target=webhook)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert locked.is_set() and not errors, errors
+        assert reader_row(pg, ann)[:2] == ("unsubscribed", "spam_report")
+        assert opted_out(pg, ann, "climate") is True  # the newer choice, whichever transaction went first

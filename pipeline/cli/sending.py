@@ -218,14 +218,15 @@ def _print_unconfirmed(ledger: SendLedger, edition: Path, reconcile_after: float
                       " (or `readerfirst engagement apply`) reconciles them from SendGrid's delivery events: sent when"
                       f" SendGrid reported any event for the request, put back to be sent again when none came"
                       f" within {reconcile_after:g} s (READERFIRST_RECONCILE_AFTER) though events came for the"
-                      " edition's other requests.[/]")
+                      " edition's requests just before and after it.[/]")
         held = sum(batch.readers for batch in unconfirmed if batch.reason == HELD)
         if held:
-            console.print(f"[yellow]{held} readers are held: no SendGrid event came for this edition since their batch"
-                          " was handed over, so the event webhook may not be reaching readerfirst and silence proves"
-                          " nothing. Fix the webhook (their events then settle them), or check SendGrid's Activity"
-                          f" and resend with `readerfirst send {escape(str(edition))} --audience NAME"
-                          " --resend-unconfirmed` if they were not delivered.[/]")
+            console.print(f"[yellow]{held} readers are held: no SendGrid event came for their request, and no event"
+                          " of the edition's requests just before and after it shows that the event webhook was"
+                          " working then, so silence proves nothing. If the webhook was down, SendGrid retries for a"
+                          " day and their events settle them. Otherwise check SendGrid's Activity and, if they were"
+                          f" not delivered, resend with `readerfirst send {escape(str(edition))} --audience NAME"
+                          " --resend-unconfirmed`.[/]")
     if transports - {"sendgrid"}:
         names = ", ".join(sorted(t or "unknown" for t in transports - {"sendgrid"}))
         console.print(f"[yellow]batches of the {escape(names)} transport were interrupted (a crash) and may be partly"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import orjson
-from sqlalchemy import Connection, Text, and_, bindparam, cast, func, select, text, update
+from sqlalchemy import Connection, Text, and_, bindparam, case, cast, func, select, text, update
 from sqlalchemy.dialects.postgresql.base import PGDialect
 
 from pipeline.audience.directory import sendable
@@ -26,7 +26,7 @@ from pipeline.content.edition import Edition
 from pipeline.store.models import EditionSection, LedgerState, Reader, SendLedgerEntry, utcnow
 from pipeline.store.upsert import upsert_rows
 
-__all__ = ["SendLedger", "PlannedEntry", "PlannedBatch", "ClaimedEntry", "UnconfirmedBatch", "FailedReader"]
+__all__ = ["SendLedger", "PlannedEntry", "PlannedBatch", "ClaimedEntry", "UnconfirmedBatch", "FailedReader", "HELD"]
 
 # The statements of claim and confirm, built once: a send runs them for every batch, and
 # building an IN list of literal values per call cost more than SQLite's own work.
@@ -43,10 +43,15 @@ _GONE = (select(_T.c.reader_id).join(Reader, Reader.id == _T.c.reader_id)
          .where(_IN_BATCH, _T.c.state == LedgerState.PLANNED, ~sendable()))
 _SKIP = (update(_T).where(_OF_EDITION, _T.c.reader_id.in_(_IDS), _T.c.state == LedgerState.PLANNED)
          .values(state=LedgerState.SKIPPED))
+# What reconciliation says of a batch it holds (`pipeline.delivery.reconcile`): true of that batch
+# only, so a release or a new claim of its readers drops it.
+HELD = ("held: no SendGrid event for this request, and none that shows the event webhook working just before and"
+        " just after it was handed over")
+_NOT_HELD = case((_T.c.reason == HELD, None), else_=_T.c.reason)
 _CLAIM = (update(_T).where(_OF_EDITION, _T.c.reader_id.in_(_PLANNED_IN_BATCH.scalar_subquery()),
                            _T.c.state == LedgerState.PLANNED)
           .values(state=LedgerState.SENDING, batch_id=bindparam("batch"), transport=bindparam("transport"),
-                  sending_at=bindparam("now")))
+                  sending_at=bindparam("now"), reason=_NOT_HELD))
 # picks as their stored text: readers of one batch often share theirs, and each text is parsed once.
 _CLAIMED = (select(Reader.id, Reader.public_id, Reader.email, Reader.first_name, Reader.last_name,
                    cast(_T.c.picks, Text), _T.c.holdout, Reader.timezone)
@@ -56,7 +61,8 @@ _CLAIMED = (select(Reader.id, Reader.public_id, Reader.email, Reader.first_name,
 _OF_BATCH = and_(_OF_EDITION, _T.c.batch_id == bindparam("batch"), _T.c.state == LedgerState.SENDING)
 _CONFIRM = update(_T).where(_OF_BATCH).values(state=LedgerState.SENT, message_id=bindparam("message"),
                                                sent_at=bindparam("now"))
-_RELEASE = update(_T).where(_OF_BATCH).values(state=LedgerState.PLANNED, batch_id=None, sending_at=None)
+_RELEASE = update(_T).where(_OF_BATCH).values(state=LedgerState.PLANNED, batch_id=None, sending_at=None,
+                                               reason=_NOT_HELD)
 _RELEASE_READER = _RELEASE.where(_T.c.reader_id == bindparam("rid"))
 _CONFIRM_READER = (update(_T).where(_OF_BATCH, _T.c.reader_id == bindparam("rid"))
                    .values(state=LedgerState.SENT, message_id=bindparam("mid"), sent_at=bindparam("now")))

@@ -14,15 +14,20 @@ has no events to be settled by and waits for `--resend-unconfirmed`):
   is the engagement data's to tell; a hard bounce suppresses the reader there);
 - no event at all, `after` seconds past the claim (READERFIRST_RECONCILE_AFTER, 1 h by
   default, far beyond the minutes SendGrid takes to post `processed`), while the webhook did
-  bring events for requests of the same edition that SendGrid processed from the second of the
-  claim to a day after it (WITNESS_WINDOW): the request was not accepted, and the batch goes back
-  to `planned`, so the next run sends it;
-- no event, the wait over, and no such witness: the webhook may not be reaching readerfirst
-  (not configured, down, or not subscribed to delivery events), so silence proves nothing. The
-  batch is held (`sending`, reason HELD): sent when its events come, put back once a witness
-  does, or resent by hand (`send --resend-unconfirmed`) after a look at SendGrid's activity.
-  Putting it back on silence alone mailed every reader of an accepted batch twice whenever the
-  webhook was not set up;
+  bring events for the edition's other requests that SendGrid processed on both sides of this
+  one: one within WITNESS_WINDOW (10 minutes) before the claim's second and one within
+  WITNESS_WINDOW after it (SendGrid's times are whole seconds: the claim's own is neither side). The first shows that the webhook was set up
+  and working when this request's events were due, the second that it kept working after them:
+  the request was not accepted, and the batch goes back to `planned`, so the next run sends it;
+- no event, the wait over, and no such pair of witnesses: silence proves nothing. The webhook
+  may not have been set up then (SendGrid never posts those events later), may have been down
+  (SendGrid retries a failed post for a day), or may not be subscribed to delivery events. The
+  batch is held (`sending`, reason HELD): sent when its events come, put back once witnesses
+  do, or resent by hand (`send --resend-unconfirmed`) after a look at SendGrid's activity.
+  Putting it back on silence alone mailed every reader of an accepted request twice whenever the
+  webhook was not working; taking any later event as the witness did the same once the webhook
+  was fixed and the rest of the edition sent. A lost answer in the middle of a send has
+  neighbours on both sides; a crash before the first request, or on the last one, is held;
 - otherwise it waits for the next reconciliation.
 
 It also fills in the message id of sent readers whose 202 carried no `X-Message-Id`, from
@@ -39,6 +44,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, or_, select, update
 
+from pipeline.delivery.ledger import HELD
 from pipeline.engagement.events import EventType
 from pipeline.store.chunks import id_chunks
 from pipeline.store.database import Database
@@ -56,11 +62,9 @@ _PREFERENCE = {kind.value: rank for rank, kind in enumerate(
      EventType.PROCESSED))}
 CONFIRMED_BY_BATCH = "reconciled: sent (SendGrid reported events for other readers of the same request)"
 PUT_BACK = "reconciled: no SendGrid event for its request; put back to be sent again"
-HELD = ("held: no SendGrid event for this request, nor for any other request of this edition since it was handed"
-        " over (is the event webhook reaching readerfirst?)")
-# How long after a claim another request's event still shows that the webhook brought SendGrid's
-# events of that time (SendGrid retries a failed webhook post for 24 hours).
-WITNESS_WINDOW = dt.timedelta(days=1)
+# How far from a claim another request's delivery event still shows that the webhook was working
+# when this one's were due: a send hands its batches over seconds apart.
+WITNESS_WINDOW = dt.timedelta(minutes=10)
 
 _SENDGRID = "sendgrid"  # only SendGrid posts events to settle a batch by; the outbox's wait for --resend-unconfirmed
 _T = SendLedgerEntry.__table__
@@ -92,7 +96,7 @@ class ReconcileReport:
     confirmed: int = 0  # marked sent from SendGrid's events
     put_back: int = 0  # no event within the wait, though other requests' events came: planned again
     waiting: int = 0  # unconfirmed, still within the wait
-    held: int = 0  # no event within the wait, and none for the edition's other requests either: kept unconfirmed
+    held: int = 0  # no event within the wait, and no witnesses on both sides of it: kept unconfirmed
     message_ids: int = 0  # sent readers whose unknown message id was filled in
     batches_confirmed: int = 0
     batches_put_back: int = 0
@@ -135,23 +139,28 @@ def _evidence(connection, edition_id: str, reader_ids: Iterable[int]) -> dict[in
     return found
 
 
-def _witnesses(connection, edition_id: str, since: dt.datetime) -> list[dt.datetime]:
-    """The distinct times (sorted) of the edition's delivery events from `since` on: when SendGrid processed its requests."""
+def _witnesses(connection, edition_id: str, first: dt.datetime, last: dt.datetime) -> list[dt.datetime]:
+    """The distinct times (sorted) of the edition's delivery events from `first` to `last`: when SendGrid processed
+    its requests."""
     kinds = [kind.value for kind in EVIDENCE]
     return list(connection.scalars(select(_E.c.occurred_at).distinct()
                                    .where(_E.c.edition_id == edition_id, _E.c.event_type.in_(kinds),
-                                          _E.c.occurred_at >= since)
+                                          _E.c.occurred_at >= first, _E.c.occurred_at <= last)
                                    .order_by(_E.c.occurred_at)))
 
 
 def _witnessed(times: list[dt.datetime], since: dt.datetime) -> bool:
-    """Whether any of `times` falls in the witness window of a request handed over at `since`.
+    """Whether `times` hold a witness on each side of a request handed over at `since` (see the module docstring).
 
-    SendGrid's timestamps are whole seconds: an event of the claim's own second counts.
+    SendGrid's timestamps are whole seconds, so an event of the claim's own second may be from
+    either side of it: it counts as neither. Before is up to the second before the claim's, after
+    from the second after it.
     """
-    start = since.replace(microsecond=0)
-    at = bisect.bisect_left(times, start)
-    return at < len(times) and times[at] <= since + WITNESS_WINDOW
+    second = since.replace(microsecond=0)
+    before = bisect.bisect_left(times, second - WITNESS_WINDOW)
+    after = bisect.bisect_right(times, second)
+    return (before < len(times) and times[before] < second
+            and after < len(times) and times[after] <= second + WITNESS_WINDOW)
 
 
 def reconcile_edition(db: Database, edition_id: str, *, after: float, now: dt.datetime | None = None) -> ReconcileReport:
@@ -189,10 +198,11 @@ def reconcile_edition(db: Database, edition_id: str, *, after: float, now: dt.da
             if since is None or (now - since).total_seconds() >= after:
                 if since is not None:
                     if times is None:
-                        times = _witnesses(connection, edition_id, min(claimed_at.values()).replace(microsecond=0))
+                        times = _witnesses(connection, edition_id,
+                                           min(claimed_at.values()).replace(microsecond=0) - WITNESS_WINDOW,
+                                           max(claimed_at.values()) + WITNESS_WINDOW)
                     if not _witnessed(times, since):
-                        connection.execute(_HOLD, {"edition": edition_id, "batch": batch_id})
-                        report.held += len(readers)
+                        report.held += connection.execute(_HOLD, {"edition": edition_id, "batch": batch_id}).rowcount
                         report.batches_held += 1
                         continue
                 report.put_back += connection.execute(_PUT_BACK, {"edition": edition_id, "batch": batch_id}).rowcount

@@ -81,7 +81,8 @@ class StoreReport:
     quarantined: int = 0
     # Stored without a reader: the claimed reader does not exist or has another address.
     unattributed: int = 0
-    # Unsubscribes, spam reports, hard bounces and group choices applied to readers at once (refusals_now).
+    # Refusal events (unsubscribes, spam reports, hard bounces, group choices) applied at once (refusals_now);
+    # each is checked against its row, so a retried batch counts them again and changes nothing.
     refusals: int = 0
 
     def __add__(self, other: StoreReport) -> StoreReport:

@@ -55,8 +55,12 @@ _KINDS = frozenset(kind.value for kind in (*SUPPRESSING, *_GROUP))
 def apply_refusals(connection: Connection, rows: Sequence[Mapping], topic_groups: Mapping[str, str]) -> int:
     """Apply the refusals (and group choices) among event `rows` (engagement_events rows); returns how many.
 
-    Only events attributed to a reader count. Readers are updated in id order, so that two
-    batches touching the same readers take their row locks in the same order.
+    Only events attributed to a reader count. Locks are taken in learning's order, so that the
+    webhook and a learning batch touching the same readers cannot wait for each other in a
+    circle on PostgreSQL: reader_interests rows first (by reader and topic; the statement keeps
+    the newest choice whatever the order), then readers rows (by reader, a reader's earliest
+    event first, so that the first suppression stands). The count is of refusal events, each
+    checked against the row: a retried batch counts again and changes nothing.
     """
     refusals = sorted((row for row in rows if row["event_type"] in _KINDS and row["reader_id"] is not None),
                       key=lambda row: (row["reader_id"], row["occurred_at"]))
@@ -72,9 +76,9 @@ def apply_refusals(connection: Connection, rows: Sequence[Mapping], topic_groups
         else:
             suppressions.append({"reader": row["reader_id"], "status": SUPPRESSED_STATUS[kind],
                                  "reason": kind.value, "at": row["occurred_at"]})
+    if choices:
+        connection.execute(GROUP_CHOICE, sorted(choices, key=lambda choice: (choice["reader"], choice["topic"])))
     if suppressions:
         connection.execute(_SUPPRESS, suppressions)
-    if choices:
-        connection.execute(GROUP_CHOICE, choices)
     return len(suppressions) + len(choices)
 

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +27,7 @@ from pipeline.delivery.ledger import SendLedger
 from pipeline.delivery.reconcile import CONFIRMED_BY_BATCH, HELD, PUT_BACK
 from pipeline.emulator import FaultPlan, WebhookSigner, load_signing_key, running_emulator
 from pipeline.errors import TransientTransportError
-from pipeline.store.models import LedgerState, Reader
+from pipeline.store.models import LedgerState, Reader, SendLedgerEntry
 from tests.conftest import EDITION, SAMPLE_AUDIENCE
 
 TODAY = dt.date(2026, 12, 1)
@@ -66,9 +67,10 @@ def _send_until_settled(emulator, db, audience: str, runs: int = 12) -> int:
     from pipeline.flows.send_edition import send_edition
 
     ledger = SendLedger(db, EDITION_ID)
+    resend = False
     for run in range(1, runs + 1):
         try:
-            send_edition(edition=str(EDITION), audience=audience, today=TODAY)
+            send_edition(edition=str(EDITION), audience=audience, today=TODAY, resend_unconfirmed=resend)
         except TransientTransportError:
             pass  # every attempt of a batch met 429/500: it went back to planned for the next run
         # What SendGrid would have posted by the time the next run starts (minutes later).
@@ -76,7 +78,20 @@ def _send_until_settled(emulator, db, audience: str, runs: int = 12) -> int:
         counts = ledger.counts()
         if counts[LedgerState.PLANNED] == 0 and counts[LedgerState.SENDING] == 0:
             return run
+        # A request lost in the send's first second has no witness before it and is held: the operator
+        # looks at SendGrid's activity and, finding none of its readers there, resends it.
+        unconfirmed = ledger.unconfirmed()
+        resend = (counts[LedgerState.PLANNED] == 0 and bool(unconfirmed)
+                  and all(batch.reason == HELD for batch in unconfirmed)
+                  and not _sending_emails(db) & set(emulator.store.count_by_recipient()))
     raise AssertionError(f"still not settled after {runs} runs: {ledger.counts()}")
+
+
+def _sending_emails(db) -> set[str]:
+    with db.session() as session:
+        return set(session.scalars(select(Reader.email).join(SendLedgerEntry, SendLedgerEntry.reader_id == Reader.id)
+                                   .where(SendLedgerEntry.edition_id == EDITION_ID,
+                                          SendLedgerEntry.state == LedgerState.SENDING)))
 
 
 def test_exactly_once_under_faults_of_every_kind(prefect_harness, home, db, monkeypatch, tmp_path):
@@ -105,8 +120,9 @@ def test_exactly_once_under_faults_of_every_kind(prefect_harness, home, db, monk
 
 
 def test_crash_before_the_request_waits_then_is_put_back_and_resent(prefect_harness, home, db, monkeypatch):
-    """A batch claimed and never sent (the process died) is left alone within the wait, then put back and sent
-    once: its readers end with exactly one copy."""
+    """A batch claimed in the middle of a send and never sent (the process died) is left alone within the wait, then,
+    the edition's requests before and after it confirmed by their events, put back and sent once: its readers end
+    with exactly one copy."""
     from pipeline.delivery.planning import plan_readers
     from pipeline.delivery.preparation import prepare_edition
     from pipeline.flows.send_edition import send_edition
@@ -115,6 +131,9 @@ def test_crash_before_the_request_waits_then_is_put_back_and_resent(prefect_harn
     import_audience(db, SAMPLE_AUDIENCE, "sample", today=TODAY)
     with wired_services(home, monkeypatch) as emulator:
         ledger = SendLedger(db, EDITION_ID)
+        send_edition(edition=str(EDITION), audience="sample", limit=5, today=TODAY)  # the send so far
+        assert emulator.wait_idle(30)
+        time.sleep(1.1)  # SendGrid's event times are whole seconds: the claim's own second counts for neither side
         prepared = prepare_edition(EDITION, TEMPLATES)
         plan_readers(prepared, ledger, 1, ledger.readers_to_plan(1), today=TODAY)
         claimed, _ = ledger.claim(ledger.planned_batches(1000)[0], "crashed-batch", "sendgrid")  # then: SIGKILL
@@ -133,6 +152,31 @@ def test_crash_before_the_request_waits_then_is_put_back_and_resent(prefect_harn
     assert ledger.unconfirmed() == [] and ledger.reasons()[(LedgerState.SENT, PUT_BACK)] == len(crashed)
     decided = _status(home, {})
     assert "no SendGrid event for its request; put back to be sent again" in decided and "crashed-batch" not in decided
+
+
+def test_crash_before_the_first_request_is_held_then_resent_by_hand(prefect_harness, home, db, monkeypatch):
+    """A crash before the edition's first request leaves nothing before it to show the webhook working: its batch is
+    held, and `--resend-unconfirmed` (after a look at SendGrid's activity) sends it once."""
+    from pipeline.delivery.planning import plan_readers
+    from pipeline.delivery.preparation import prepare_edition
+    from pipeline.flows.send_edition import send_edition
+    from tests.conftest import TEMPLATES
+
+    import_audience(db, SAMPLE_AUDIENCE, "sample", today=TODAY)
+    monkeypatch.setenv("READERFIRST_RECONCILE_AFTER", "0")
+    with wired_services(home, monkeypatch) as emulator:
+        ledger = SendLedger(db, EDITION_ID)
+        plan_readers(prepare_edition(EDITION, TEMPLATES), ledger, 1, ledger.readers_to_plan(1), today=TODAY)
+        claimed, _ = ledger.claim(ledger.planned_batches(1000)[0], "crashed-batch", "sendgrid")  # then: SIGKILL
+        first = send_edition(edition=str(EDITION), audience="sample", today=TODAY)
+        assert emulator.wait_idle(30)
+        held = send_edition(edition=str(EDITION), audience="sample", today=TODAY)
+        resent = send_edition(edition=str(EDITION), audience="sample", today=TODAY, resend_unconfirmed=True)
+        counts = emulator.store.count_by_recipient()
+    assert (first["reconciled_held"], held["reconciled_held"], held["sent"]) == (len(claimed), len(claimed), 0)
+    assert resent["sent"] == len(claimed) and ledger.unconfirmed() == []
+    assert set(counts) == _subscribed(db) and set(counts.values()) == {1}
+    assert (LedgerState.SENT, HELD) not in ledger.reasons()
 
 
 def test_answer_lost_after_the_request_is_confirmed_by_events_never_resent(prefect_harness, home, db, monkeypatch):
@@ -160,7 +204,8 @@ def test_answer_lost_after_the_request_is_confirmed_by_events_never_resent(prefe
 
 def test_without_the_event_webhook_a_lost_answer_is_held_never_resent(prefect_harness, home, db, monkeypatch):
     """With no event webhook, silence proves nothing: a request SendGrid accepted whose answer was lost is held after
-    the wait, never put back and sent twice, and `status` says why and what to do."""
+    the wait, never put back and sent twice, also once the webhook is fixed and the rest of the edition is sent
+    (their events come after the claim, none from before it), and `status` says why and what to do."""
     from pipeline.flows.send_edition import send_edition
 
     import_audience(db, SAMPLE_AUDIENCE, "sample", today=TODAY)
@@ -170,11 +215,16 @@ def test_without_the_event_webhook_a_lost_answer_is_held_never_resent(prefect_ha
         summary = send_edition(edition=str(EDITION), audience="sample", limit=7, today=TODAY)
         assert summary["unconfirmed_readers"] == 7 and emulator.store.total() == 7
     with wired_services(home, monkeypatch, webhook=False) as emulator:  # the same mailbox, the network healed
-        summary = send_edition(edition=str(EDITION), audience="sample", today=TODAY)
-        again = send_edition(edition=str(EDITION), audience="sample", today=TODAY)
-        counts = emulator.store.count_by_recipient()
+        summary = send_edition(edition=str(EDITION), audience="sample", limit=20, today=TODAY)
+        again = send_edition(edition=str(EDITION), audience="sample", limit=20, today=TODAY)
     assert summary["reconciled_held"] == 7 and summary["reconciled_put_back"] == 0
     assert again["reconciled_held"] == 7 and again["unconfirmed_readers"] == 7
+    with wired_services(home, monkeypatch) as emulator:  # the webhook set up now, as status advises
+        fixed = send_edition(edition=str(EDITION), audience="sample", today=TODAY)
+        assert emulator.wait_idle(30)  # the rest's events are in
+        last = send_edition(edition=str(EDITION), audience="sample", today=TODAY)  # or apply-engagement's
+        counts = emulator.store.count_by_recipient()
+    assert (fixed["reconciled_held"], last["reconciled_held"], last["reconciled_put_back"]) == (7, 7, 0)
     assert set(counts) == _subscribed(db) and set(counts.values()) == {1}  # the 7 got their one copy, once
     assert ledger.reasons()[(LedgerState.SENDING, HELD)] == 7
     shown = " ".join(_status(home, {}).split())
