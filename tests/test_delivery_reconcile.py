@@ -199,6 +199,7 @@ def test_a_webhook_down_after_the_request_proves_nothing(db, readers, before, af
     witnesses(db, readers, claimed_at(db, "b1"), before=before, after=after)
     report = reconcile_edition(db, EDITION, after=0)
     assert (report.held, report.put_back) == (3, 0)
+    assert set(states(db, batch).values()) == {(LedgerState.SENDING, None, HELD)}
 
 
 @pytest.mark.parametrize("before, after", [

@@ -14,8 +14,8 @@ from pipeline.store.chunks import id_chunks
 from pipeline.store.database import Database
 from pipeline.store.models import Audience, Reader, ReaderInterest, ReaderNeed
 
-__all__ = ["UnknownAudience", "audience_id", "opted_out_readers", "sendable_reader_ids", "load_profiles", "find_reader_id", "sendable",
-           "population_prior", "declaration_record"]
+__all__ = ["UnknownAudience", "audience_id", "opted_out_readers", "sendable_reader_ids", "load_profiles",
+           "find_reader_id", "sendable", "population_prior", "declaration_record"]
 
 
 class UnknownAudience(PipelineError, LookupError):

@@ -202,15 +202,13 @@ def _print_failed(ledger: SendLedger, total: int) -> None:
 
 def _print_unconfirmed(ledger: SendLedger, edition: Path, reconcile_after: float) -> None:
     """Batches handed to a transport and never confirmed, with what happens to them next."""
-    from pipeline.delivery.reconcile import HELD
-
     unconfirmed = ledger.unconfirmed()
     if not unconfirmed:
         return
     table = Table("unconfirmed batch", "readers", "handed over at", "transport", "held")
     for batch in unconfirmed:
         table.add_row(batch.batch_id, str(batch.readers), f"{batch.since:%Y-%m-%d %H:%M:%S}", batch.transport or "",
-                      "yes" if batch.reason == HELD else "")
+                      "yes" if batch.held else "")
     console.print(table)
     transports = {batch.transport for batch in unconfirmed}
     if "sendgrid" in transports:
@@ -219,7 +217,7 @@ def _print_unconfirmed(ledger: SendLedger, edition: Path, reconcile_after: float
                       f" SendGrid reported any event for the request, put back to be sent again when none came"
                       f" within {reconcile_after:g} s (READERFIRST_RECONCILE_AFTER) though events came for the"
                       " edition's requests just before and after it.[/]")
-        held = sum(batch.readers for batch in unconfirmed if batch.reason == HELD)
+        held = sum(batch.readers for batch in unconfirmed if batch.held)
         if held:
             console.print(f"[yellow]{held} readers are held: no SendGrid event came for their request, and no event"
                           " of the edition's requests just before and after it shows that the event webhook was"
@@ -411,7 +409,6 @@ def register(app: typer.Typer) -> None:
         """Where the send of an edition stands: counts, readers still to send, refused readers,
         reconciliation, unconfirmed batches."""
         from pipeline.delivery.ledger import SendLedger
-        from pipeline.delivery.reconcile import HELD
         from pipeline.flows.runtime import database
         from pipeline.store.models import LedgerState
 
@@ -425,7 +422,7 @@ def register(app: typer.Typer) -> None:
             print_json({"edition": prepared.edition.id, "counts": counts, "variants": ledger.variants(),
                         "remaining": remaining,
                         "unconfirmed": [{"batch_id": b.batch_id, "readers": b.readers, "since": b.since.isoformat(),
-                                         "transport": b.transport or "", "held": b.reason == HELD}
+                                         "transport": b.transport or "", "held": b.held}
                                         for b in ledger.unconfirmed()]})
             return
         console.print(f"edition {escape(prepared.edition.id)}: " + ", ".join(f"{k} {v}" for k, v in counts.items())

@@ -119,6 +119,11 @@ class UnconfirmedBatch:
     transport: str | None
     reason: str | None = None  # what reconciliation said of it so far (held), if anything
 
+    @property
+    def held(self) -> bool:
+        """Whether reconciliation holds it: no event of its own, and none showing the webhook working then."""
+        return self.reason == HELD
+
 
 @dataclass(frozen=True)
 class FailedReader:

@@ -16,9 +16,10 @@ has no events to be settled by and waits for `--resend-unconfirmed`):
   default, far beyond the minutes SendGrid takes to post `processed`), while the webhook did
   bring events for the edition's other requests that SendGrid processed on both sides of this
   one: one within WITNESS_WINDOW (10 minutes) before the claim's second and one within
-  WITNESS_WINDOW after it (SendGrid's times are whole seconds: the claim's own is neither side). The first shows that the webhook was set up
-  and working when this request's events were due, the second that it kept working after them:
-  the request was not accepted, and the batch goes back to `planned`, so the next run sends it;
+  WITNESS_WINDOW after it (SendGrid's times are whole seconds: the claim's own is neither side).
+  The first shows that the webhook was set up and working when this request's events were due,
+  the second that it kept working after them: the request was not accepted, and the batch goes
+  back to `planned`, so the next run sends it;
 - no event, the wait over, and no such pair of witnesses: silence proves nothing. The webhook
   may not have been set up then (SendGrid never posts those events later), may have been down
   (SendGrid retries a failed post for a day), or may not be subscribed to delivery events. The
@@ -73,12 +74,10 @@ _SETTLE = (update(_T).where(_T.c.edition_id == bindparam("edition"), _T.c.reader
                             _T.c.state == LedgerState.SENDING, _T.c.batch_id == bindparam("batch"))
            .values(state=LedgerState.SENT, message_id=bindparam("mid"), sent_at=bindparam("now"),
                    reason=bindparam("why")))
-_PUT_BACK = (update(_T).where(_T.c.edition_id == bindparam("edition"), _T.c.batch_id == bindparam("batch"),
-                              _T.c.state == LedgerState.SENDING)
-             .values(state=LedgerState.PLANNED, batch_id=None, sending_at=None, reason=PUT_BACK))
-_HOLD = (update(_T).where(_T.c.edition_id == bindparam("edition"), _T.c.batch_id == bindparam("batch"),
-                          _T.c.state == LedgerState.SENDING)
-         .values(reason=HELD))
+_OF_SENDING_BATCH = update(_T).where(_T.c.edition_id == bindparam("edition"), _T.c.batch_id == bindparam("batch"),
+                                     _T.c.state == LedgerState.SENDING)
+_PUT_BACK = _OF_SENDING_BATCH.values(state=LedgerState.PLANNED, batch_id=None, sending_at=None, reason=PUT_BACK)
+_HOLD = _OF_SENDING_BATCH.values(reason=HELD)
 _FILL_ID = (update(_T).where(_T.c.edition_id == bindparam("edition"), _T.c.reader_id == bindparam("rid"),
                              _T.c.state == LedgerState.SENT, _T.c.message_id.is_(None))
             .values(message_id=bindparam("mid")))

@@ -78,12 +78,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Boolean, Connection, DateTime, String, bindparam, func, select, text
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from pipeline.bulk import cycle_collection_paused
 from pipeline.engagement.events import SUPPRESSING, EventType
-from pipeline.engagement.suppressions import GROUP_CHOICE, SUPPRESSED_STATUS
+from pipeline.engagement.suppressions import GROUP_CHOICE, READER_CHANGES, SUPPRESSED_STATUS
 from pipeline.errors import ConfigurationError, PipelineError
 from pipeline.store.chunks import id_chunks
 from pipeline.store.database import Database
@@ -419,7 +419,7 @@ class _BatchWork:
         # (id, event_type, reader_id, edition_id, section_id, occurred_at), as the batch query reads them
         self.events = [(*event[:5], raw.to_time(event[5])) for event in events]
         # id -> [status this batch suppresses them to (None: it does not), suppressed_reason, suppressed_at,
-        # soft_bounces, dirty]: the status itself is decided against the row when written (_READER_CHANGES)
+        # soft_bounces, dirty]: the status itself is decided against the row when written (READER_CHANGES)
         self.readers: dict[int, list[Any]] = {}
         self.learned: list[tuple] = []  # (reader, topic, clicks, exposures, time): the database folds them
         self.opt: dict[tuple[int, str], tuple[bool, dt.datetime]] = {}  # -> (opted out, when), the newest choice
@@ -644,24 +644,7 @@ class _BatchWork:
         readers = [{"b_id": rid, "suppresses": s[0] is not None, "status": s[0], "suppressed_reason": s[1],
                     "suppressed_at": s[2], "soft_bounces": s[3]} for rid, s in self.readers.items() if s[4]]
         if readers:
-            self.connection.execute(_READER_CHANGES, readers)
-
-
-# A batch's changes to its readers, made against the row as it is now, not as the batch read it:
-# the readers are read without a lock, and a reader who unsubscribed on the web (or was suppressed
-# by anything else) since then stays so. Only a batch that suppressed the reader sets the reason
-# and time, and only where none is set (the first suppression stands), and the status only from
-# subscribed. SQL's SET expressions all see the row before the update.
-_READER_CHANGES = text(
-    "UPDATE readers SET soft_bounces = :soft_bounces, "
-    "status = CASE WHEN :suppresses AND suppressed_reason IS NULL AND status = 'subscribed' "
-    "THEN :status ELSE status END, "
-    "suppressed_at = CASE WHEN :suppresses AND suppressed_reason IS NULL THEN :suppressed_at ELSE suppressed_at END, "
-    "suppressed_reason = CASE WHEN :suppresses AND suppressed_reason IS NULL THEN :suppressed_reason "
-    "ELSE suppressed_reason END "
-    "WHERE id = :b_id").bindparams(bindparam("suppresses", type_=Boolean()), bindparam("status", type_=String()),
-                                   bindparam("suppressed_at", type_=DateTime()),
-                                   bindparam("suppressed_reason", type_=String()))
+            self.connection.execute(READER_CHANGES, readers)
 
 
 def position_decay(connection: Connection) -> float:

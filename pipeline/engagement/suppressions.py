@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import Boolean, Connection, DateTime, String, bindparam, text
+from sqlalchemy import Boolean, Connection, DateTime, Integer, String, bindparam, text
 
 from pipeline.engagement.events import SUPPRESSING, EventType
 
-__all__ = ["SUPPRESSED_STATUS", "GROUP_CHOICE", "apply_refusals"]
+__all__ = ["SUPPRESSED_STATUS", "GROUP_CHOICE", "READER_CHANGES", "apply_refusals"]
 
 SUPPRESSED_STATUS = {EventType.UNSUBSCRIBE: "unsubscribed", EventType.SPAM_REPORT: "unsubscribed",
                      EventType.HARD_BOUNCE: "cleaned"}
@@ -39,14 +39,22 @@ GROUP_CHOICE = text(
     "WHERE reader_interests.opted_at IS NULL OR reader_interests.opted_at <= excluded.opted_at"
 ).bindparams(bindparam("out", type_=Boolean()), bindparam("at", type_=DateTime()))
 
-# One suppression, against the row as it is: learning's rule without its soft-bounce count.
-_SUPPRESS = text(
-    "UPDATE readers SET "
-    "status = CASE WHEN suppressed_reason IS NULL AND status = 'subscribed' THEN :status ELSE status END, "
-    "suppressed_at = CASE WHEN suppressed_reason IS NULL THEN :at ELSE suppressed_at END, "
-    "suppressed_reason = CASE WHEN suppressed_reason IS NULL THEN :reason ELSE suppressed_reason END "
-    "WHERE id = :reader").bindparams(bindparam("status", type_=String()), bindparam("at", type_=DateTime()),
-                                     bindparam("reason", type_=String()))
+# A reader's changes, made against the row as it is now, not as the writer read it: learning reads
+# its readers without a lock, and a reader who unsubscribed on the web (or was suppressed by
+# anything else) since then stays so. Only a writer that suppresses the reader sets the reason and
+# time, and only where none is set (the first suppression stands), and the status only from
+# subscribed. soft_bounces is learning's count (NULL: left as it is, the webhook's case). SQL's SET
+# expressions all see the row before the update.
+READER_CHANGES = text(
+    "UPDATE readers SET soft_bounces = COALESCE(:soft_bounces, soft_bounces), "
+    "status = CASE WHEN :suppresses AND suppressed_reason IS NULL AND status = 'subscribed' "
+    "THEN :status ELSE status END, "
+    "suppressed_at = CASE WHEN :suppresses AND suppressed_reason IS NULL THEN :suppressed_at ELSE suppressed_at END, "
+    "suppressed_reason = CASE WHEN :suppresses AND suppressed_reason IS NULL THEN :suppressed_reason "
+    "ELSE suppressed_reason END "
+    "WHERE id = :b_id").bindparams(bindparam("soft_bounces", type_=Integer()), bindparam("suppresses", type_=Boolean()),
+                                   bindparam("status", type_=String()), bindparam("suppressed_at", type_=DateTime()),
+                                   bindparam("suppressed_reason", type_=String()))
 
 _GROUP = (EventType.GROUP_UNSUBSCRIBE, EventType.GROUP_RESUBSCRIBE)
 _KINDS = frozenset(kind.value for kind in (*SUPPRESSING, *_GROUP))
@@ -74,11 +82,12 @@ def apply_refusals(connection: Connection, rows: Sequence[Mapping], topic_groups
                 choices.append({"reader": row["reader_id"], "topic": topic, "out": kind is EventType.GROUP_UNSUBSCRIBE,
                                 "at": row["occurred_at"]})
         else:
-            suppressions.append({"reader": row["reader_id"], "status": SUPPRESSED_STATUS[kind],
-                                 "reason": kind.value, "at": row["occurred_at"]})
+            suppressions.append({"b_id": row["reader_id"], "suppresses": True, "status": SUPPRESSED_STATUS[kind],
+                                 "suppressed_reason": kind.value, "suppressed_at": row["occurred_at"],
+                                 "soft_bounces": None})
     if choices:
         connection.execute(GROUP_CHOICE, sorted(choices, key=lambda choice: (choice["reader"], choice["topic"])))
     if suppressions:
-        connection.execute(_SUPPRESS, suppressions)
+        connection.execute(READER_CHANGES, suppressions)
     return len(suppressions) + len(choices)
 

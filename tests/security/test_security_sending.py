@@ -82,7 +82,7 @@ def _send_until_settled(emulator, db, audience: str, runs: int = 12) -> int:
         # looks at SendGrid's activity and, finding none of its readers there, resends it.
         unconfirmed = ledger.unconfirmed()
         resend = (counts[LedgerState.PLANNED] == 0 and bool(unconfirmed)
-                  and all(batch.reason == HELD for batch in unconfirmed)
+                  and all(batch.held for batch in unconfirmed)
                   and not _sending_emails(db) & set(emulator.store.count_by_recipient()))
     raise AssertionError(f"still not settled after {runs} runs: {ledger.counts()}")
 
